@@ -1,0 +1,93 @@
+"""Where things live on disk: one place that every notebook, command and test asks.
+
+Layout (see data/README.md):
+    data/raw/<corpus>/                videos (+ manifest.csv for the demo corpus)
+    data/interim/<corpus>/extracted/  one .npz per clip + manifest.csv (notebook 01)
+    data/interim/<corpus>/audio/      PCM wav per clip (16 kHz mono + original rate)
+    data/interim/<corpus>/frames/     optional frame images (keep_frames=True)
+    data/processed/<corpus>/          features/, split.csv, normalisation stats (02, 03)
+    data/models/<corpus>/<model>/     checkpoints (04)
+    reports/runs/<timestamp>-<name>/  executed notebooks, HTML, metrics, figures, videos
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The checkout root: $WAV2KP_ROOT, else the nearest parent holding wav2kp's pyproject."""
+    env = os.environ.get("WAV2KP_ROOT")
+    if env:
+        return Path(env).resolve()
+    for start in (Path.cwd(), Path(__file__).resolve()):
+        for folder in (start, *start.parents):
+            marker = folder / "pyproject.toml"
+            if marker.is_file() and 'name = "wav2kp"' in marker.read_text(errors="ignore"):
+                return folder
+    return Path.cwd().resolve()
+
+
+def data_root() -> Path:
+    """$WAV2KP_DATA, else <project>/data."""
+    env = os.environ.get("WAV2KP_DATA")
+    return Path(env).resolve() if env else project_root() / "data"
+
+
+def reports_root() -> Path:
+    return project_root() / "reports"
+
+
+def shared_realclips() -> Path:
+    """The optional real-clip folder beside the checkout (absent for most users)."""
+    return project_root().parent / "shared" / "realclips"
+
+
+@dataclass(frozen=True)
+class CorpusPaths:
+    """All derived locations for one named corpus (e.g. 'demo', 'demo-tiny', 'myvideos')."""
+
+    corpus: str
+    root: Path | None = None
+
+    @property
+    def base(self) -> Path:
+        return self.root if self.root is not None else data_root()
+
+    @property
+    def raw(self) -> Path:
+        return self.base / "raw" / self.corpus
+
+    @property
+    def interim(self) -> Path:
+        return self.base / "interim" / self.corpus
+
+    @property
+    def extracted(self) -> Path:
+        return self.interim / "extracted"
+
+    @property
+    def audio(self) -> Path:
+        return self.interim / "audio"
+
+    @property
+    def frames(self) -> Path:
+        return self.interim / "frames"
+
+    @property
+    def processed(self) -> Path:
+        return self.base / "processed" / self.corpus
+
+    @property
+    def features(self) -> Path:
+        return self.processed / "features"
+
+    @property
+    def split_file(self) -> Path:
+        return self.processed / "split.csv"
+
+    @property
+    def models(self) -> Path:
+        return self.base / "models" / self.corpus
