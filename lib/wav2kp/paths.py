@@ -91,3 +91,13 @@ class CorpusPaths:
     @property
     def models(self) -> Path:
         return self.base / "models" / self.corpus
+
+
+def resolve_output_dir(output_dir: str | os.PathLike) -> Path:
+    """A notebook's ``output_dir`` parameter: relative paths are taken from the project
+    root (papermill may run a notebook from any working directory); created if missing."""
+    path = Path(output_dir)
+    if not path.is_absolute():
+        path = project_root() / path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
