@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import time
 
 BENCHMARKS = {
@@ -30,7 +29,9 @@ def run_cli(args: argparse.Namespace) -> int:
     names = list(BENCHMARKS) if "all" in args.names else args.names
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
-        raise SystemExit(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+        raise SystemExit(
+            f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}"
+        )
     results = {}
     for name in names:
         print(f"\n== benchmark: {name}", flush=True)
