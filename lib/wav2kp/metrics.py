@@ -1,0 +1,343 @@
+"""How good predicted keypoints are, measured on keypoint sequences (pure numpy).
+
+Every function takes ``pred`` and ``true`` as (T, 68, 2) pixel arrays in the same frame
+(iBUG/dlib order). Only frames whose ground truth is complete and finite count (a missing
+detection is NaN in ``true``); a frame where the prediction is not finite is skipped too
+and shows up as ``n_frames_scored < n_frames_valid``.
+
+Units
+-----
+- ``*_iod``: distances divided by the inter-ocular distance (outer eye corners 36-45) of
+  the ground-truth frame, so numbers compare across resolutions and face sizes.
+- ``*_px256``: pixels of a 256x256 face crop, the scale the original project trained at.
+  Convention: the vid2vid face crop (a square of side 2.5 x the width of the 68-point
+  box, see docs/reference vid2vid-face-format), fixed per clip like vid2vid and the
+  original project do, using the clip's median ground-truth face-box width, resized to
+  256 px. So ``px256 = pixels * 256 / (2.5 * median_face_width)``.
+
+Sign of the A/V offset: positive means the predicted mouth moves *later* than the real
+one (the prediction lags the audio), negative means it anticipates it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_POINTS = 68
+MOUTH = np.arange(48, 68)  # outer lip 48-59 + inner lip 60-67
+FACE = np.arange(N_POINTS)
+EYE_OUTER_RIGHT, EYE_OUTER_LEFT = 36, 45
+INNER_LIP_TOP, INNER_LIP_BOTTOM = 62, 66
+CROP_SIDE_PER_FACE_WIDTH = 2.5  # vid2vid's crop: 2.5 x the keypoint box width
+CROP_PIXELS = 256
+DEFAULT_MAX_LAG_FRAMES = 10
+
+
+def _check_pair(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred = np.asarray(pred, dtype=np.float64)
+    true = np.asarray(true, dtype=np.float64)
+    if true.ndim != 3 or true.shape[1:] != (N_POINTS, 2):
+        raise ValueError(f"ground truth must be (T, 68, 2), got {true.shape}")
+    if pred.shape != true.shape:
+        raise ValueError(f"prediction shape {pred.shape} != ground truth shape {true.shape}")
+    return pred, true
+
+
+def inter_ocular_distance(landmarks: np.ndarray) -> np.ndarray:
+    """(T,) distance between the outer eye corners 36 and 45; NaN where missing."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    return np.linalg.norm(lm[:, EYE_OUTER_LEFT] - lm[:, EYE_OUTER_RIGHT], axis=-1)
+
+
+def valid_frames(true: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """(T,) frames whose ground truth is usable: all 68 points finite, IOD > 0, and
+    ``valid`` (e.g. ``ClipData.valid``) where given."""
+    true = np.asarray(true, dtype=np.float64)
+    ok = np.isfinite(true).all(axis=(1, 2))
+    with np.errstate(invalid="ignore"):
+        ok &= inter_ocular_distance(true) > 0
+    if valid is not None:
+        valid = np.asarray(valid, dtype=bool)
+        if valid.shape != ok.shape:
+            raise ValueError(f"valid mask shape {valid.shape} != frames {ok.shape}")
+        ok &= valid
+    return ok
+
+
+def scored_frames(pred: np.ndarray, true: np.ndarray, valid: np.ndarray | None = None):
+    """(T,) frames that count: valid ground truth and a finite prediction."""
+    pred, true = _check_pair(pred, true)
+    return valid_frames(true, valid) & np.isfinite(pred).all(axis=(1, 2))
+
+
+def crop_scale_px256(true: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """Factor from frame pixels to pixels of the 256 px vid2vid-style face crop (see module
+    docstring); NaN when no frame is valid."""
+    true = np.asarray(true, dtype=np.float64)
+    ok = valid_frames(true, valid)
+    if not ok.any():
+        return float("nan")
+    widths = np.ptp(true[ok, :, 0], axis=1)
+    return CROP_PIXELS / (CROP_SIDE_PER_FACE_WIDTH * float(np.median(widths)))
+
+
+def _per_frame_centred_distance(pred, true, points) -> np.ndarray:
+    """(T, P) L2 distance per point after centring each frame's point set on its mean."""
+    p = pred[:, points]
+    g = true[:, points]
+    p = p - p.mean(axis=1, keepdims=True)
+    g = g - g.mean(axis=1, keepdims=True)
+    return np.linalg.norm(p - g, axis=-1)
+
+
+def landmark_distance(
+    pred: np.ndarray,
+    true: np.ndarray,
+    points: np.ndarray = MOUTH,
+    unit: str = "iod",
+    valid: np.ndarray | None = None,
+) -> float:
+    """LMD (RAD-NeRF's LMDMeter): centre each point set on its own mean, mean L2 per
+    point, averaged over frames. ``unit`` is ``"iod"``, ``"px256"`` or ``"px"``."""
+    pred, true = _check_pair(pred, true)
+    ok = scored_frames(pred, true, valid)
+    if not ok.any():
+        return float("nan")
+    dist = _per_frame_centred_distance(pred[ok], true[ok], points).mean(axis=1)
+    return float(np.mean(dist * _unit_factor(true, ok, unit, per_frame=True)))
+
+
+def _unit_factor(true: np.ndarray, ok: np.ndarray, unit: str, per_frame: bool):
+    if unit == "iod":
+        iod = inter_ocular_distance(true[ok])
+        return 1.0 / iod if per_frame else 1.0 / float(np.median(iod))
+    if unit == "px256":
+        return crop_scale_px256(true, ok)
+    if unit == "px":
+        return 1.0
+    raise ValueError(f"unknown unit {unit!r}; use 'iod', 'px256' or 'px'")
+
+
+def mouth_lmd(pred, true, unit: str = "iod", valid=None) -> float:
+    return landmark_distance(pred, true, MOUTH, unit, valid)
+
+
+def face_lmd(pred, true, unit: str = "iod", valid=None) -> float:
+    return landmark_distance(pred, true, FACE, unit, valid)
+
+
+def landmark_velocity_difference(
+    pred: np.ndarray,
+    true: np.ndarray,
+    points: np.ndarray = MOUTH,
+    unit: str = "iod",
+    valid: np.ndarray | None = None,
+) -> float:
+    """LVD: mean over frame pairs and points of ||(p[t+1]-p[t]) - (g[t+1]-g[t])||.
+    Only pairs of consecutive frames that both count are used; IOD of frame t."""
+    pred, true = _check_pair(pred, true)
+    ok = scored_frames(pred, true, valid)
+    pair = ok[:-1] & ok[1:]
+    if not pair.any():
+        return float("nan")
+    dp = np.diff(pred[:, points], axis=0)[pair]
+    dg = np.diff(true[:, points], axis=0)[pair]
+    dist = np.linalg.norm(dp - dg, axis=-1).mean(axis=1)
+    if unit == "iod":
+        dist = dist / inter_ocular_distance(true[:-1][pair])
+    elif unit == "px256":
+        dist = dist * crop_scale_px256(true, ok)
+    elif unit != "px":
+        raise ValueError(f"unknown unit {unit!r}; use 'iod', 'px256' or 'px'")
+    return float(dist.mean())
+
+
+def lip_vertex_error(pred: np.ndarray, true: np.ndarray, valid: np.ndarray | None = None):
+    """2D LVE (FaceFormer/CodeTalker on 2D points): per frame the maximum over lip points
+    48-67 of the squared L2 error, averaged over frames; positions are not centred (the
+    pose is shared), distances in IOD units before squaring."""
+    pred, true = _check_pair(pred, true)
+    ok = scored_frames(pred, true, valid)
+    if not ok.any():
+        return float("nan")
+    err = np.linalg.norm(pred[ok][:, MOUTH] - true[ok][:, MOUTH], axis=-1)
+    err = err / inter_ocular_distance(true[ok])[:, None]
+    return float(np.mean(np.max(err**2, axis=1)))
+
+
+def mouth_opening(landmarks: np.ndarray, iod: np.ndarray | None = None) -> np.ndarray:
+    """(T,) inner-lip gap |y66 - y62| divided by the IOD (the landmarks' own unless
+    ``iod`` is given, e.g. the ground truth's for a prediction)."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    gap = np.abs(lm[:, INNER_LIP_BOTTOM, 1] - lm[:, INNER_LIP_TOP, 1])
+    if iod is None:
+        iod = inter_ocular_distance(lm)
+    return gap / np.asarray(iod, dtype=np.float64)
+
+
+def _openings(pred, true, valid):
+    pred, true = _check_pair(pred, true)
+    ok = scored_frames(pred, true, valid)
+    iod = inter_ocular_distance(true)
+    pred_open = np.where(ok, mouth_opening(pred, iod), np.nan)
+    true_open = np.where(ok, mouth_opening(true, iod), np.nan)
+    return pred_open, true_open
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r over pairs where both are finite; NaN when fewer than 3 pairs or either
+    side is constant (a frozen mouth has no defined correlation)."""
+    both = np.isfinite(a) & np.isfinite(b)
+    if both.sum() < 3:
+        return float("nan")
+    a, b = a[both], b[both]
+    if _is_constant(a) or _is_constant(b):
+        return float("nan")
+    return float(np.clip(np.corrcoef(a, b)[0, 1], -1.0, 1.0))
+
+
+def _is_constant(x: np.ndarray) -> bool:
+    return bool(np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())))
+
+
+def mouth_opening_correlation(pred, true, valid=None) -> float:
+    """Pearson r over time of predicted vs true inner-lip gap (both / GT IOD)."""
+    return _pearson(*_openings(pred, true, valid))
+
+
+def variance_ratio(pred, true, valid=None) -> float:
+    """std over time of predicted mouth opening / std of true opening (1.0 ideal, 0 for a
+    frozen mouth)."""
+    pred_open, true_open = _openings(pred, true, valid)
+    if np.isfinite(true_open).sum() < 2:
+        return float("nan")
+    true_std = np.nanstd(true_open)
+    return float(np.nanstd(pred_open) / true_std) if true_std > 0 else float("nan")
+
+
+def _mean_abs_acceleration(lm: np.ndarray, ok: np.ndarray) -> float:
+    triple = ok[:-2] & ok[1:-1] & ok[2:]
+    accel = np.diff(lm, n=2, axis=0)[triple]
+    return float(np.linalg.norm(accel, axis=-1).mean()) if len(accel) else float("nan")
+
+
+def jitter(landmarks: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """Mean |second difference| (acceleration, pixels/frame^2) over points and frame
+    triples that are all valid."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    ok = np.isfinite(lm).all(axis=(1, 2))
+    if valid is not None:
+        ok &= np.asarray(valid, dtype=bool)
+    return _mean_abs_acceleration(lm, ok)
+
+
+def jitter_ratio(pred, true, valid=None) -> float:
+    """Jitter of the prediction / jitter of the ground truth on the same frames
+    (> 1: shakier than real)."""
+    pred, true = _check_pair(pred, true)
+    ok = scored_frames(pred, true, valid)
+    true_jitter = _mean_abs_acceleration(true, ok)
+    if not np.isfinite(true_jitter) or true_jitter <= 0:
+        return float("nan")
+    return _mean_abs_acceleration(pred, ok) / true_jitter
+
+
+def frame_period(frame_times: np.ndarray) -> float:
+    """Seconds per frame from real timestamps (median step, robust to VFR and gaps)."""
+    times = np.asarray(frame_times, dtype=np.float64)
+    steps = np.diff(times)
+    steps = steps[np.isfinite(steps) & (steps > 0)]
+    if len(steps) == 0:
+        raise ValueError("frame_times need at least two increasing timestamps")
+    return float(np.median(steps))
+
+
+def lagged_correlations(
+    pred_signal: np.ndarray, true_signal: np.ndarray, max_lag: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson r of ``pred[t + lag]`` with ``true[t]`` for lag in -max_lag..max_lag, over
+    the overlapping finite samples. Returns (lags, r)."""
+    pred_signal = np.asarray(pred_signal, dtype=np.float64)
+    true_signal = np.asarray(true_signal, dtype=np.float64)
+    n = len(true_signal)
+    lags = np.arange(-max_lag, max_lag + 1)
+    r = np.full(len(lags), np.nan)
+    for i, lag in enumerate(lags):
+        if abs(lag) >= n:
+            continue
+        if lag >= 0:
+            r[i] = _pearson(pred_signal[lag:], true_signal[: n - lag])
+        else:
+            r[i] = _pearson(pred_signal[: n + lag], true_signal[-lag:])
+    return lags, r
+
+
+def av_offset_frames(pred, true, valid=None, max_lag_frames: int = DEFAULT_MAX_LAG_FRAMES) -> float:
+    """Lag (frames) maximising the correlation of predicted with true mouth opening within
+    +-max_lag_frames; positive = prediction late. NaN when no lag has a defined r. Ties
+    go to the smallest |lag|."""
+    pred_open, true_open = _openings(pred, true, valid)
+    lags, r = lagged_correlations(pred_open, true_open, max_lag_frames)
+    if not np.isfinite(r).any():
+        return float("nan")
+    best = np.nanmax(r)
+    candidates = lags[np.isclose(r, best, rtol=0, atol=1e-9)]
+    return float(candidates[np.argmin(np.abs(candidates))])
+
+
+def av_offset_ms(
+    pred, true, frame_times, valid=None, max_lag_frames: int = DEFAULT_MAX_LAG_FRAMES
+) -> float:
+    """A/V offset in milliseconds, the frame period taken from the timestamps."""
+    return av_offset_frames(pred, true, valid, max_lag_frames) * frame_period(frame_times) * 1e3
+
+
+# Names of the numbers evaluate_sequence returns, in display order, with a lower/higher/
+# "closer to 1"/"closer to 0" reading for plots and checks.
+METRIC_DIRECTIONS: dict[str, str] = {
+    "mouth_lmd_iod": "lower",
+    "mouth_lmd_px256": "lower",
+    "face_lmd_iod": "lower",
+    "face_lmd_px256": "lower",
+    "lvd_mouth_iod": "lower",
+    "lve_iod2": "lower",
+    "mouth_open_r": "higher",
+    "variance_ratio": "one",
+    "jitter_ratio": "one",
+    "av_offset_ms": "zero",
+}
+
+
+def evaluate_sequence(
+    pred: np.ndarray,
+    true: np.ndarray,
+    frame_times: np.ndarray,
+    valid: np.ndarray | None = None,
+    max_lag_frames: int = DEFAULT_MAX_LAG_FRAMES,
+) -> dict[str, float]:
+    """All metrics for one clip (see METRIC_DIRECTIONS for the keys) plus bookkeeping:
+    ``n_frames``, ``n_frames_valid`` (usable ground truth), ``n_frames_scored``,
+    ``frame_period_ms``, ``av_offset_frames``."""
+    pred, true = _check_pair(pred, true)
+    times = np.asarray(frame_times, dtype=np.float64)
+    if times.shape != (len(true),):
+        raise ValueError(f"frame_times shape {times.shape} != ({len(true)},) frames")
+    period = frame_period(times)
+    offset_frames = av_offset_frames(pred, true, valid, max_lag_frames)
+    return {
+        "mouth_lmd_iod": mouth_lmd(pred, true, "iod", valid),
+        "mouth_lmd_px256": mouth_lmd(pred, true, "px256", valid),
+        "face_lmd_iod": face_lmd(pred, true, "iod", valid),
+        "face_lmd_px256": face_lmd(pred, true, "px256", valid),
+        "lvd_mouth_iod": landmark_velocity_difference(pred, true, MOUTH, "iod", valid),
+        "lve_iod2": lip_vertex_error(pred, true, valid),
+        "mouth_open_r": mouth_opening_correlation(pred, true, valid),
+        "variance_ratio": variance_ratio(pred, true, valid),
+        "jitter_ratio": jitter_ratio(pred, true, valid),
+        "av_offset_ms": offset_frames * period * 1e3,
+        "av_offset_frames": offset_frames,
+        "frame_period_ms": period * 1e3,
+        "n_frames": int(len(true)),
+        "n_frames_valid": int(valid_frames(true, valid).sum()),
+        "n_frames_scored": int(scored_frames(pred, true, valid).sum()),
+    }

@@ -1,0 +1,191 @@
+"""Metrics on hand-made talking-face sequences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from wav2kp import metrics
+
+
+def template_face(iod: float = 100.0, centre=(200.0, 220.0)) -> np.ndarray:
+    """A rough 68-point frontal face: jaw arc, brows, nose, eyes, outer and inner lips,
+    outer eye corners 36/45 exactly ``iod`` apart."""
+    s = iod / 100.0
+    pts = np.zeros((68, 2))
+    jaw_angle = np.linspace(np.pi * 0.95, np.pi * 0.05, 17)
+    pts[0:17] = np.c_[75 * np.cos(jaw_angle), 20 + 80 * np.sin(jaw_angle)]
+    pts[17:22] = np.c_[np.linspace(-60, -15, 5), np.full(5, -35.0)]
+    pts[22:27] = np.c_[np.linspace(15, 60, 5), np.full(5, -35.0)]
+    pts[27:31] = np.c_[np.zeros(4), np.linspace(-15, 20, 4)]
+    pts[31:36] = np.c_[np.linspace(-15, 15, 5), np.full(5, 28.0)]
+    eye = np.array([[-15, 0], [-8, -5], [8, -5], [15, 0], [8, 5], [-8, 5]], float)
+    pts[36:42] = eye + [-35, -15]
+    pts[42:48] = eye + [35, -15]
+    outer = np.linspace(np.pi, -np.pi, 13)[:12]
+    pts[48:60] = np.c_[30 * np.cos(outer), 55 - 10 * np.sin(outer)]
+    inner = np.array(
+        [np.pi, np.pi / 2, np.pi / 2, np.pi / 2, 0, -np.pi / 2, -np.pi / 2, -np.pi / 2]
+    )
+    pts[60:68] = np.c_[20 * np.cos(inner), 55 - 3 * np.sin(inner)]
+    pts[[61, 67], 0] = -8
+    pts[[63, 65], 0] = 8
+    pts[[62, 66], 0] = 0
+    return pts * s + np.asarray(centre)
+
+
+LOWER_LIP = np.r_[55:60, 65:68, 6:11]  # lower lip + chin move down when the mouth opens
+
+
+def talking_face(opening: np.ndarray, iod: float = 100.0, seed: int = 0) -> np.ndarray:
+    """(T, 68, 2) faces whose mouth opens by ``opening`` (IOD units) over time, with a
+    small smooth head drift."""
+    base = template_face(iod)
+    rng = np.random.default_rng(seed)
+    frames = np.repeat(base[None], len(opening), axis=0)
+    frames[:, LOWER_LIP, 1] += (np.asarray(opening) * iod)[:, None]
+    drift = np.cumsum(rng.normal(0, 0.05, size=(len(opening), 2)), axis=0)
+    return frames + drift[:, None, :]
+
+
+def speech_opening(n: int = 150, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    syllables = 0.5 + 0.5 * np.sin(2 * np.pi * t / 9.0 + rng.uniform(0, 6))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * t / 47.0)
+    return 0.25 * syllables * envelope
+
+
+def times(n: int, fps: float = 30000 / 1001) -> np.ndarray:
+    return np.arange(n) / fps
+
+
+def test_perfect_prediction_is_zero_error_r_one_offset_zero():
+    true = talking_face(speech_opening())
+    result = metrics.evaluate_sequence(true.copy(), true, times(len(true)))
+    for key in ("mouth_lmd_iod", "mouth_lmd_px256", "face_lmd_iod", "lvd_mouth_iod", "lve_iod2"):
+        assert result[key] == pytest.approx(0.0, abs=1e-12), key
+    assert result["mouth_open_r"] == pytest.approx(1.0)
+    assert result["variance_ratio"] == pytest.approx(1.0)
+    assert result["jitter_ratio"] == pytest.approx(1.0)
+    assert result["av_offset_ms"] == 0.0
+    assert result["n_frames_scored"] == len(true)
+    assert set(metrics.METRIC_DIRECTIONS) <= set(result)
+
+
+def test_frozen_mouth_has_zero_variance_ratio_and_undefined_r():
+    true = talking_face(speech_opening())
+    frozen = talking_face(np.full(len(true), 0.1))
+    assert metrics.variance_ratio(frozen, true) == pytest.approx(0.0, abs=1e-9)
+    assert np.isnan(metrics.mouth_opening_correlation(frozen, true))
+    assert metrics.mouth_lmd(frozen, true) > 0
+
+
+@pytest.mark.parametrize("shift", [-3, 2, 5])
+def test_prediction_shifted_by_k_frames_gives_offset_k_frames_in_ms(shift):
+    opening = speech_opening(200)
+    true = talking_face(opening)
+    # pred[t] = true[t - shift]: the predicted mouth moves `shift` frames late
+    shifted = np.roll(opening, shift)
+    if shift > 0:
+        shifted[:shift] = opening[0]
+    else:
+        shifted[shift:] = opening[-1]
+    pred = talking_face(shifted)
+    fps = 25.0
+    result = metrics.evaluate_sequence(pred, true, times(len(true), fps))
+    assert result["av_offset_frames"] == shift
+    assert result["av_offset_ms"] == pytest.approx(shift * 1000.0 / fps)
+    assert result["frame_period_ms"] == pytest.approx(40.0)
+
+
+def test_lmd_is_invariant_to_translating_the_whole_prediction():
+    true = talking_face(speech_opening())
+    pred = talking_face(speech_opening() * 0.5, seed=3)
+    moved = pred + np.array([37.0, -12.5])
+    for fn in (metrics.mouth_lmd, metrics.face_lmd):
+        assert fn(moved, true) == pytest.approx(fn(pred, true))
+    # LVE is not centred: a translation must show up there
+    assert metrics.lip_vertex_error(moved, true) > metrics.lip_vertex_error(pred, true)
+
+
+def test_iod_normalisation_makes_lmd_scale_free():
+    opening = speech_opening()
+    small_true, small_pred = talking_face(opening, iod=50), talking_face(opening * 0.3, iod=50)
+    big_true, big_pred = talking_face(opening, iod=200), talking_face(opening * 0.3, iod=200)
+    px_small = metrics.mouth_lmd(small_pred, small_true, unit="px")
+    px_big = metrics.mouth_lmd(big_pred, big_true, unit="px")
+    assert px_big == pytest.approx(4 * px_small, rel=0.02)
+    for unit in ("iod", "px256"):
+        assert metrics.mouth_lmd(big_pred, big_true, unit=unit) == pytest.approx(
+            metrics.mouth_lmd(small_pred, small_true, unit=unit), rel=0.02
+        )
+    # IOD units: pixel distance divided by the ground-truth inter-ocular distance
+    assert metrics.mouth_lmd(big_pred, big_true) == pytest.approx(px_big / 200.0, rel=0.02)
+
+
+def test_px256_follows_the_vid2vid_crop_convention():
+    true = talking_face(speech_opening())
+    pred = true + np.array([0.0, 0.0])
+    pred[:, 48:68, 0] += 3.0 * (np.arange(20) % 2)[None]  # alternate points moved 3 px
+    width = np.median(np.ptp(true[:, :, 0], axis=1))
+    expected = metrics.mouth_lmd(pred, true, unit="px") * 256 / (2.5 * width)
+    assert metrics.mouth_lmd(pred, true, unit="px256") == pytest.approx(expected)
+
+
+def test_nan_frames_in_ground_truth_are_ignored():
+    opening = speech_opening()
+    true = talking_face(opening)
+    pred = talking_face(opening * 0.5, seed=1)
+    garbage_pred = pred.copy()
+    missing = np.zeros(len(true), bool)
+    missing[[5, 6, 7, 40, 90]] = True
+    true_with_gaps = true.copy()
+    true_with_gaps[missing] = np.nan
+    garbage_pred[missing] = 1e6  # wildly wrong where there is no ground truth
+    clean = metrics.evaluate_sequence(pred[~missing], true[~missing], times(len(true))[~missing])
+    gappy = metrics.evaluate_sequence(garbage_pred, true_with_gaps, times(len(true)))
+    assert gappy["n_frames_valid"] == len(true) - missing.sum()
+    for key in ("mouth_lmd_iod", "face_lmd_iod", "lve_iod2", "mouth_open_r", "variance_ratio"):
+        assert np.isfinite(gappy[key]), key
+        assert gappy[key] == pytest.approx(clean[key]), key
+    # the valid mask from ClipData excludes frames the same way
+    masked = metrics.evaluate_sequence(garbage_pred, true, times(len(true)), valid=~missing)
+    assert masked["mouth_lmd_iod"] == pytest.approx(clean["mouth_lmd_iod"])
+
+
+def test_jitter_ratio_above_one_for_added_noise():
+    true = talking_face(speech_opening())
+    noisy = true + np.random.default_rng(0).normal(0, 1.0, size=true.shape)
+    assert metrics.jitter_ratio(noisy, true) > 1.5
+    assert metrics.jitter_ratio(true, true) == pytest.approx(1.0)
+
+
+def test_lvd_punishes_wrong_motion_not_a_constant_offset():
+    true = talking_face(speech_opening())
+    assert metrics.landmark_velocity_difference(true + 5.0, true) == pytest.approx(0.0, abs=1e-12)
+    reversed_motion = talking_face(speech_opening()[::-1])
+    assert metrics.landmark_velocity_difference(reversed_motion, true) > 0.005
+
+
+def test_mouth_opening_reads_inner_lip_gap_over_iod():
+    opening = speech_opening()
+    face = talking_face(opening, iod=80)
+    base_gap = 6 * 0.8 / 80  # template inner lip gap (6 units at scale 0.8) in IOD units
+    assert metrics.mouth_opening(face) == pytest.approx(opening + base_gap)
+
+
+def test_bad_shapes_are_refused_with_a_clear_message():
+    true = talking_face(speech_opening(20))
+    with pytest.raises(ValueError, match="prediction shape"):
+        metrics.mouth_lmd(true[:10], true)
+    with pytest.raises(ValueError, match="68, 2"):
+        metrics.mouth_lmd(true[:, :20], true[:, :20])
+    with pytest.raises(ValueError, match="frame_times"):
+        metrics.evaluate_sequence(true, true, times(5))
+
+
+def test_all_frames_missing_gives_nan_not_an_error():
+    true = np.full((30, 68, 2), np.nan)
+    result = metrics.evaluate_sequence(np.zeros((30, 68, 2)), true, times(30))
+    assert result["n_frames_scored"] == 0
+    assert np.isnan(result["mouth_lmd_iod"]) and np.isnan(result["mouth_open_r"])
