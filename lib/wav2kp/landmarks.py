@@ -1,0 +1,74 @@
+"""MediaPipe face mesh (478 points) to the iBUG/dlib 68-point layout.
+
+The table follows PeizhiYan/Mediapipe_2_Dlib_Landmarks (MIT): each 68-point index is
+one MediaPipe index or the mean of two. Jaw points 0/16 use 127/356 (the cheek line at
+eye height); the widely copied 162/389 variant puts them at the temples, which shifts
+vid2vid's synthesised forehead. Order is dlib's: 36-41 is the subject's right eye.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# One entry per 68-point index: a MediaPipe index, or a pair whose mean is taken.
+MEDIAPIPE_68: tuple[int | tuple[int, int], ...] = (
+    # jaw 0-16
+    127, 234, 93, (132, 58), (58, 172), 136, 150, 176, 152, 400, 379, 365, (397, 288), 361,
+    323, 454, 356,
+    # right brow 17-21, left brow 22-26
+    70, 63, 105, 66, 107,
+    336, 296, 334, 293, 300,
+    # nose bridge 27-30, nostrils 31-35
+    (168, 6), (197, 195), 5, 4,
+    75, 97, 2, 326, 305,
+    # right eye 36-41, left eye 42-47
+    33, 160, 158, 133, 153, 144,
+    362, 385, 387, 263, 373, 380,
+    # outer lip 48-59, inner lip 60-67
+    61, 39, 37, 0, 267, 269, 291, 321, 314, 17, 84, 91,
+    78, 82, 13, 312, 308, 317, 14, 87,
+)  # fmt: skip
+
+# (68, 2) index pairs; a single index appears twice so the mean is the point itself.
+PAIR_INDEX = np.array([(i, i) if isinstance(i, int) else i for i in MEDIAPIPE_68], dtype=np.intp)
+
+# Named ranges of the 68-point layout (python slices, end exclusive).
+GROUPS: dict[str, slice] = {
+    "jaw": slice(0, 17),
+    "right_brow": slice(17, 22),
+    "left_brow": slice(22, 27),
+    "nose_bridge": slice(27, 31),
+    "nostrils": slice(31, 36),
+    "right_eye": slice(36, 42),
+    "left_eye": slice(42, 48),
+    "outer_lip": slice(48, 60),
+    "inner_lip": slice(60, 68),
+}
+
+N_MESH = 478
+N_68 = 68
+
+
+def mediapipe_to_68(lm478: np.ndarray) -> np.ndarray:
+    """(..., 478, >=2) MediaPipe points -> (..., 68, 2) in the same units.
+
+    Works for one frame (478, 3) or a clip (T, 478, 3); NaN (missing frames) stays NaN.
+    """
+    lm = np.asarray(lm478)
+    if lm.ndim < 2 or lm.shape[-2] < 468 or lm.shape[-1] < 2:
+        raise ValueError(f"expected (..., 478, 2|3) MediaPipe landmarks, got shape {lm.shape}")
+    xy = lm[..., :2]
+    out = 0.5 * (xy[..., PAIR_INDEX[:, 0], :] + xy[..., PAIR_INDEX[:, 1], :])
+    return out.astype(np.float32 if lm.dtype != np.float64 else np.float64)
+
+
+def inter_ocular(lm68: np.ndarray) -> np.ndarray:
+    """Outer-eye-corner distance (36 to 45) per frame: the usual normaliser for errors."""
+    lm = np.asarray(lm68)
+    return np.linalg.norm(lm[..., 45, :] - lm[..., 36, :], axis=-1)
+
+
+def mouth_opening(lm68: np.ndarray) -> np.ndarray:
+    """Inner-lip gap (62 to 66) per frame, in the landmarks' units."""
+    lm = np.asarray(lm68)
+    return np.linalg.norm(lm[..., 66, :] - lm[..., 62, :], axis=-1)
