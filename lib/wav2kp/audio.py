@@ -1,0 +1,95 @@
+"""Read any audio (or the audio track of any video) as float32 samples.
+
+wav/flac/ogg go through soundfile; anything else (mp3, m4a, mp4, mkv, ...) is decoded
+to PCM by the ffmpeg binary. Resampling uses torchaudio, so a 16 kHz signal is the same
+whether it came from extraction or from a user's file at prediction time.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from wav2kp.atomic import atomic_path
+from wav2kp.media.probe import MediaError, ffmpeg_exe, probe
+
+SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au"}
+
+
+class AudioError(MediaError):
+    """Audio that cannot be read; the message names the file and the cause."""
+
+
+def load_audio(
+    path: str | os.PathLike, sample_rate: int | None = 16000, mono: bool = True
+) -> tuple[np.ndarray, int]:
+    """Samples as float32 in [-1, 1] and their rate.
+
+    ``mono=True`` gives shape (N,) (channels averaged), else (N, C).
+    ``sample_rate=None`` keeps the file's own rate.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+    samples = rate = None
+    if path.suffix.lower() in SOUNDFILE_SUFFIXES:
+        try:
+            samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError):
+            samples = None  # e.g. a wav with an unusual codec: let ffmpeg try
+    if samples is None:
+        samples, rate = _decode_with_ffmpeg(path)
+    if samples.shape[0] == 0:
+        raise AudioError(f"{path}: audio stream holds no samples")
+    if mono:
+        samples = samples.mean(axis=1)
+    if sample_rate is not None and int(sample_rate) != int(rate):
+        samples = resample(samples, int(rate), int(sample_rate))
+        rate = int(sample_rate)
+    return np.ascontiguousarray(samples, dtype=np.float32), int(rate)
+
+
+def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """torchaudio's band-limited sinc resampling along the first axis."""
+    import torch
+    import torchaudio.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+    y = F.resample(x.T if x.ndim == 2 else x, orig_rate, new_rate)
+    y = y.T if x.ndim == 2 else y
+    return y.numpy()
+
+
+def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+    info = probe(path)
+    if not info.has_audio:
+        raise AudioError(f"{path}: no audio stream")
+    rate = info.audio_sample_rate or 48000
+    channels = info.audio_channels or 2
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
+        "-map", "0:a:0", "-vn", "-ac", str(channels), "-ar", str(rate),
+        "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, timeout=600)
+    if proc.returncode != 0 or not proc.stdout:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        cause = err[-1] if err else "no samples decoded"
+        raise AudioError(f"{path}: cannot decode audio ({cause})")
+    samples = np.frombuffer(proc.stdout, dtype="<f4")
+    samples = samples[: len(samples) // channels * channels].reshape(-1, channels)
+    return samples, rate
+
+
+def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> Path:
+    """PCM16 wav, written atomically."""
+    data = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    with atomic_path(path, suffix=".wav") as tmp:
+        sf.write(str(tmp), data, int(sample_rate), subtype="PCM_16", format="WAV")
+    return Path(path)
