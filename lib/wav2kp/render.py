@@ -1,0 +1,247 @@
+"""What people would rather look at than a table: metric plots, mouth-opening traces over
+the waveform, and side-by-side videos (real frame | true keypoints | predicted keypoints,
+drawn as vid2vid edge maps) with the clip's audio, like the original project's results.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import cv2
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from wav2kp import metrics
+from wav2kp.dataset import ClipData
+
+log = logging.getLogger(__name__)
+
+METRIC_LABELS = {
+    "mouth_lmd_iod": "mouth LMD (IOD)",
+    "mouth_lmd_px256": "mouth LMD (px @256)",
+    "face_lmd_iod": "face LMD (IOD)",
+    "face_lmd_px256": "face LMD (px @256)",
+    "lvd_mouth_iod": "mouth LVD (IOD/frame)",
+    "lve_iod2": "lip vertex error (IOD²)",
+    "mouth_open_r": "mouth-opening r",
+    "variance_ratio": "variance ratio",
+    "jitter_ratio": "jitter ratio",
+    "av_offset_ms": "A/V offset (ms)",
+}
+# Where the ideal value lies, drawn as a dashed reference line.
+IDEAL = {"mouth_open_r": 1.0, "variance_ratio": 1.0, "jitter_ratio": 1.0, "av_offset_ms": 0.0}
+PANEL = 256
+
+
+def plot_metrics(
+    df: pd.DataFrame,
+    metric_names: Sequence[str] | None = None,
+    order: Sequence[str] | None = None,
+    columns: int = 3,
+):
+    """One box plot per metric (a point per clip) across models; dashed line = ideal."""
+    metric_names = [m for m in (metric_names or METRIC_LABELS) if m in df.columns]
+    order = list(order) if order else list(dict.fromkeys(df["model"]))
+    rows = -(-len(metric_names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    palette = dict(zip(order, sns.color_palette("deep", len(order)), strict=True))
+    for ax, metric in zip(axes.flat, metric_names, strict=False):
+        data = df[df["model"].isin(order)]
+        sns.boxplot(
+            data=data, x="model", y=metric, hue="model", order=order, palette=palette,
+            ax=ax, showfliers=False, legend=False,
+        )  # fmt: skip
+        sns.stripplot(data=data, x="model", y=metric, order=order, color="0.2", size=3, ax=ax)
+        if metric in IDEAL:
+            ax.axhline(IDEAL[metric], color="0.4", linestyle="--", linewidth=1)
+        ax.set_title(METRIC_LABELS.get(metric, metric))
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.tick_params(axis="x", rotation=30)
+    for ax in axes.flat[len(metric_names) :]:
+        ax.remove()
+    fig.tight_layout()
+    return fig
+
+
+def plot_summary_bars(summary: pd.DataFrame, metric_names: Sequence[str] | None = None):
+    """Bar chart of per-model means (``summarise(df)["model"]``), one panel per metric."""
+    metric_names = [m for m in (metric_names or METRIC_LABELS) if m in summary.columns]
+    long = summary[metric_names].reset_index().melt(id_vars="model", var_name="metric")
+    long["metric"] = long["metric"].map(lambda m: METRIC_LABELS.get(m, m))
+    grid = sns.catplot(
+        data=long, x="model", y="value", col="metric", col_wrap=min(5, len(metric_names)),
+        kind="bar", sharey=False, height=2.8, aspect=1.0, hue="model", legend=False,
+    )  # fmt: skip
+    grid.set_titles("{col_name}")
+    grid.set_xticklabels(rotation=30)
+    grid.set_axis_labels("", "")
+    grid.figure.tight_layout()
+    return grid.figure
+
+
+def load_waveform(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Mono float waveform and its rate (soundfile; torchaudio does no file I/O here)."""
+    import soundfile as sf
+
+    try:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:
+        raise ValueError(f"{path}: cannot read audio: {err}") from err
+    return audio.mean(axis=1), int(rate)
+
+
+def plot_mouth_traces(
+    clip: ClipData,
+    predictions: Mapping[str, np.ndarray],
+    audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
+):
+    """Mouth opening (inner-lip gap / GT IOD) over time for the truth and each model,
+    with the waveform underneath on the same time axis. Missing GT frames are gaps."""
+    if audio is None and clip.audio_path is not None and Path(clip.audio_path).exists():
+        audio, sample_rate = load_waveform(clip.audio_path)
+    has_audio = audio is not None and sample_rate
+    fig, axes = plt.subplots(
+        2 if has_audio else 1, 1, figsize=(11, 4.5 if has_audio else 3), sharex=True,
+        squeeze=False, gridspec_kw={"height_ratios": [3, 1]} if has_audio else None,
+    )  # fmt: skip
+    ax = axes[0, 0]
+    iod = metrics.inter_ocular_distance(clip.landmarks)
+    valid = metrics.valid_frames(clip.landmarks, clip.valid)
+    times = clip.frame_times
+    ax.plot(times, np.where(valid, metrics.mouth_opening(clip.landmarks, iod), np.nan),
+            color="black", linewidth=2, label="true")  # fmt: skip
+    for name, pred in predictions.items():
+        opening = np.where(valid, metrics.mouth_opening(pred, iod), np.nan)
+        r = metrics.mouth_opening_correlation(pred, clip.landmarks, clip.valid)
+        ax.plot(times, opening, linewidth=1.2, label=f"{name} (r={r:.2f})")
+    ax.set_ylabel("mouth opening (IOD)")
+    ax.set_title(f"{clip.clip_id}  ({clip.speaker}, {clip.emotion}, {clip.split})")
+    ax.legend(loc="upper right", fontsize=8, ncol=2)
+    if has_audio:
+        wave_ax = axes[1, 0]
+        audio = np.asarray(audio, dtype=np.float32)
+        step = max(1, len(audio) // 20000)  # plotting every sample of long audio is slow
+        wave_ax.plot(np.arange(0, len(audio), step) / sample_rate, audio[::step],
+                     color="0.35", linewidth=0.5)  # fmt: skip
+        wave_ax.set_ylabel("audio")
+        wave_ax.set_yticks([])
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[-1, 0].set_xlim(times[0], times[-1])
+    fig.tight_layout()
+    return fig
+
+
+def _edge_image(points: np.ndarray, size) -> np.ndarray:
+    """vid2vid's edge map (wav2kp.edgemap); plain polylines of the same face parts if the
+    curve fit fails on a degenerate piece, so one odd frame cannot stop a video."""
+    from wav2kp.edgemap import FACE_PARTS, draw_edge_map, with_forehead
+
+    try:
+        return draw_edge_map(points, size)
+    except (RuntimeError, ValueError, np.linalg.LinAlgError) as err:
+        log.warning("edge map fit failed on one frame (%s); drawing polylines instead", err)
+    width, height = size
+    image = np.zeros((height, width), np.uint8)
+    full = with_forehead(points)
+    for _, _, edges in FACE_PARTS:
+        for edge in edges:
+            cv2.polylines(image, [full[list(edge)].astype(np.int32)], False, 255, 2)
+    return image
+
+
+def _edge_panel(points: np.ndarray, size, box, color) -> np.ndarray:
+    from wav2kp.edgemap import crop_and_resize
+
+    if not np.isfinite(points).all():
+        panel = np.zeros((PANEL, PANEL, 3), np.uint8)
+        cv2.putText(panel, "missing", (80, 135), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (90, 90, 90), 2)
+        return panel
+    edges = crop_and_resize(_edge_image(points, size), box, PANEL)
+    return (edges[..., None].astype(np.float32) / 255.0 * np.asarray(color)).astype(np.uint8)
+
+
+def _label(panel: np.ndarray, text: str) -> np.ndarray:
+    bar = np.full((32, panel.shape[1], 3), 30, np.uint8)
+    cv2.putText(bar, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (235, 235, 235), 1, cv2.LINE_AA)
+    return np.vstack([bar, panel])
+
+
+def side_by_side_frames(
+    clip: ClipData,
+    pred: np.ndarray,
+    video_frames: Sequence[np.ndarray] | None = None,
+    model_name: str = "predicted",
+):
+    """Yield (32 + 256, 768, 3) RGB frames: real frame | true | predicted edge maps, all
+    cropped with vid2vid's face box (set on the first complete true frame) and resized
+    to 256 px. ``video_frames``: RGB frames aligned with ``clip.frame_times`` (None gives
+    a blank first panel)."""
+    from wav2kp.edgemap import crop_and_resize, crop_box, first_complete_frame
+
+    pred = np.asarray(pred, dtype=np.float64)
+    if pred.shape != clip.landmarks.shape:
+        raise ValueError(
+            f"clip {clip.clip_id}: prediction shape {pred.shape} != {clip.landmarks.shape}"
+        )
+    if video_frames is not None and len(video_frames) != clip.n_frames:
+        raise ValueError(
+            f"clip {clip.clip_id}: {len(video_frames)} video frames for {clip.n_frames} "
+            "keypoint frames"
+        )
+    size = tuple(int(v) for v in clip.frame_size)
+    box = crop_box(clip.landmarks[first_complete_frame(clip.landmarks)], size)
+    true = np.where(np.asarray(clip.valid)[:, None, None], clip.landmarks, np.nan)
+    for i in range(clip.n_frames):
+        if video_frames is not None:
+            real = crop_and_resize(np.asarray(video_frames[i], np.uint8), box, PANEL)
+        else:
+            real = np.full((PANEL, PANEL, 3), 60, np.uint8)
+        panels = [
+            _label(real, "video"),
+            _label(_edge_panel(true[i], size, box, (255, 255, 255)), "true keypoints"),
+            _label(_edge_panel(pred[i], size, box, (120, 230, 255)), model_name),
+        ]
+        yield np.hstack(panels)
+
+
+def write_side_by_side(
+    path: str | os.PathLike,
+    clip: ClipData,
+    pred: np.ndarray,
+    video_frames: Sequence[np.ndarray] | None = None,
+    model_name: str = "predicted",
+    audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
+) -> Path:
+    """mp4 (H.264 + AAC) of :func:`side_by_side_frames` at the clip's frame rate, with the
+    clip's audio (from ``clip.audio_path`` unless given) starting at the first frame."""
+    from wav2kp.media.encode import write_video
+
+    if audio is None and clip.audio_path is not None:
+        audio, sample_rate = load_waveform(clip.audio_path)
+    if audio is not None:
+        start = max(0, int(round(float(clip.frame_times[0]) * sample_rate)))
+        audio = np.asarray(audio, np.float32)[start:]
+        if len(audio) == 0:
+            audio = None
+    fps = 1.0 / metrics.frame_period(clip.frame_times)  # write_video snaps 29.97 to 30000/1001
+    frames = side_by_side_frames(clip, pred, video_frames, model_name)
+    return write_video(path, frames, fps=fps, audio=audio, sample_rate=sample_rate)
+
+
+def video_html(path: str | os.PathLike, width: int = 768) -> str:
+    """An HTML5 video tag with the mp4 embedded (base64), so it plays in the HTML report."""
+    import base64
+
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return (
+        f'<video controls width="{width}" src="data:video/mp4;base64,{data}"></video>'
+        f"<br><small>{Path(path).name}</small>"
+    )

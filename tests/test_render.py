@@ -1,0 +1,94 @@
+"""Plots and the side-by-side video on synthetic clips."""
+
+from __future__ import annotations
+
+import subprocess
+
+import imageio_ffmpeg
+import matplotlib
+import numpy as np
+import pytest
+import soundfile as sf
+from test_baselines import synthetic_corpus
+from wav2kp import evaluate, render
+from wav2kp.baselines import fit_baselines
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    normalizer, clips = synthetic_corpus()
+    return fit_baselines(normalizer, clips), [c for c in clips if c.split == "test"]
+
+
+def with_audio(clip, folder, seconds_extra=0.2, rate=16000):
+    duration = clip.frame_times[-1] + seconds_extra
+    t = np.arange(int(duration * rate)) / rate
+    path = folder / f"{clip.clip_id}.wav"
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), rate)
+    clip.audio_path = path
+    return clip
+
+
+def streams(path) -> str:
+    result = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    return result.stderr
+
+
+def test_side_by_side_video_has_every_frame_and_an_audio_stream(fitted, tmp_path):
+    (_, ridge), clips = fitted
+    clip = with_audio(clips[0], tmp_path)
+    frames = [np.full((*clip.frame_size[::-1], 3), 128, np.uint8)] * clip.n_frames
+    out = render.write_side_by_side(
+        tmp_path / "clip.mp4", clip, ridge.predict_landmarks(clip), frames, model_name="ridge"
+    )
+    n_frames, _ = imageio_ffmpeg.count_frames_and_secs(str(out))
+    assert n_frames == clip.n_frames
+    info = streams(out)
+    assert "Audio: aac" in info and "Video: h264" in info
+    assert "768x288" in info
+    assert render.video_html(out).startswith("<video")
+
+
+def test_side_by_side_frames_show_the_keypoints(fitted):
+    (mean_face, _), clips = fitted
+    clip = clips[0]
+    frames = list(render.side_by_side_frames(clip, mean_face.predict_landmarks(clip)))
+    assert len(frames) == clip.n_frames
+    first = frames[0]
+    thirds = np.split(first[32:], 3, axis=1)
+    assert thirds[1].max() == 255 and thirds[2].any()  # edge maps are drawn
+    # a missing ground-truth frame is shown as missing, not as a stale face
+    missing = np.flatnonzero(~clip.valid)
+    if missing.size:
+        assert np.split(frames[missing[0]][32:], 3, axis=1)[1].max() < 255
+
+
+def test_side_by_side_refuses_mismatched_inputs(fitted):
+    (mean_face, _), clips = fitted
+    clip = clips[0]
+    with pytest.raises(ValueError, match=clip.clip_id):
+        next(render.side_by_side_frames(clip, mean_face.predict_landmarks(clip)[:5]))
+    with pytest.raises(ValueError, match="video frames"):
+        next(render.side_by_side_frames(clip, mean_face.predict_landmarks(clip), [None] * 3))
+
+
+def test_plots_have_a_panel_per_metric_and_a_trace_per_model(fitted, tmp_path):
+    baselines, clips = fitted
+    df = evaluate.evaluate_models(baselines, clips, progress=False)
+    fig = render.plot_metrics(df)
+    assert len(fig.axes) == len(render.METRIC_LABELS)
+    bars = render.plot_summary_bars(evaluate.summarise(df)["model"])
+    assert len(bars.axes) == len(render.METRIC_LABELS)
+    clip = with_audio(clips[0], tmp_path)
+    traces = render.plot_mouth_traces(clip, {m.name: m.predict_landmarks(clip) for m in baselines})
+    top, wave = traces.axes
+    assert len(top.lines) == 1 + len(baselines)
+    assert wave.get_xlim() == top.get_xlim()
+    fig.savefig(tmp_path / "metrics.png")
+    assert (tmp_path / "metrics.png").stat().st_size > 1000
