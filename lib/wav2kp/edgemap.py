@@ -68,7 +68,7 @@ def with_forehead(lm68: np.ndarray) -> np.ndarray:
     return np.vstack([points, upper[::-1]])
 
 
-def _solve_quadratic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _solve_quadratic(x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     if len(np.unique(x)) == len(x):
         return np.linalg.solve(np.vander(x, len(x)), y)
     # Repeated x: no exact curve. vid2vid's scipy curve_fit (from p0 = 1) lands on a
@@ -80,7 +80,10 @@ def _solve_quadratic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        coef, _ = curve_fit(model, x, y, p0=np.ones(len(x)))
+        try:
+            coef, _ = curve_fit(model, x, y, p0=np.ones(len(x)))
+        except RuntimeError:  # no convergence: vid2vid would crash; we drop the piece
+            return None
     return coef
 
 
@@ -94,7 +97,7 @@ def fit_piece(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | N
         swapped = fit_piece(y, x)
         return None if swapped is None else (swapped[1], swapped[0])
     coef = _solve_quadratic(x, y) if len(x) >= 3 else _solve_quadratic(x[:2], y[:2])
-    if len(x) >= 3 and abs(coef[0]) > 1:
+    if coef is None or (len(x) >= 3 and abs(coef[0]) > 1):
         return None
     if x[0] > x[-1]:
         x, y = x[::-1], y[::-1]
