@@ -92,3 +92,15 @@ def test_plots_have_a_panel_per_metric_and_a_trace_per_model(fitted, tmp_path):
     assert wave.get_xlim() == top.get_xlim()
     fig.savefig(tmp_path / "metrics.png")
     assert (tmp_path / "metrics.png").stat().st_size > 1000
+
+
+def test_frames_at_times_picks_the_nearest_decoded_frame(tmp_path):
+    from wav2kp.media.encode import write_video
+
+    fps = 25.0
+    # frame k is a flat grey of level 10 * k, easy to read back after H.264
+    frames = [np.full((32, 32, 3), 10 * k, np.uint8) for k in range(20)]
+    path = write_video(tmp_path / "ramp.mp4", frames, fps=fps)
+    wanted = np.array([0.0, 0.039, 0.21, 0.49, 0.76, 10.0])  # the last is past the end
+    picked = [int(round(f.mean() / 10)) for f in render.frames_at_times(path, wanted)]
+    assert picked == [0, 1, 5, 12, 19, 19]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -173,16 +173,38 @@ def _label(panel: np.ndarray, text: str) -> np.ndarray:
     return np.vstack([bar, panel])
 
 
+def frames_at_times(video_path: str | os.PathLike, frame_times: np.ndarray):
+    """Yield, for each of ``frame_times``, the decoded video frame nearest in time (RGB).
+
+    Streams the video (memory stays at two frames), so the keypoint frames are matched to
+    the pictures by their real timestamps, not by an assumed frame rate."""
+    from wav2kp.media.decode import iter_frames
+
+    wanted = np.asarray(frame_times, dtype=np.float64)
+    decoded = iter_frames(video_path)
+    try:
+        prev_time, prev_frame = next(decoded)
+    except StopIteration:
+        raise ValueError(f"{video_path}: no video frame could be decoded") from None
+    next_item = next(decoded, None)
+    for target in wanted:
+        while next_item is not None and abs(next_item[0] - target) <= abs(prev_time - target):
+            prev_time, prev_frame = next_item
+            next_item = next(decoded, None)
+        yield prev_frame
+    decoded.close()
+
+
 def side_by_side_frames(
     clip: ClipData,
     pred: np.ndarray,
-    video_frames: Sequence[np.ndarray] | None = None,
+    video_frames: Iterable[np.ndarray] | None = None,
     model_name: str = "predicted",
 ):
     """Yield (32 + 256, 768, 3) RGB frames: real frame | true | predicted edge maps, all
     cropped with vid2vid's face box (set on the first complete true frame) and resized
-    to 256 px. ``video_frames``: RGB frames aligned with ``clip.frame_times`` (None gives
-    a blank first panel)."""
+    to 256 px. ``video_frames``: RGB frames, one per keypoint frame (e.g.
+    :func:`frames_at_times`); None gives a blank first panel."""
     from wav2kp.edgemap import crop_and_resize, crop_box, first_complete_frame
 
     pred = np.asarray(pred, dtype=np.float64)
@@ -190,7 +212,7 @@ def side_by_side_frames(
         raise ValueError(
             f"clip {clip.clip_id}: prediction shape {pred.shape} != {clip.landmarks.shape}"
         )
-    if video_frames is not None and len(video_frames) != clip.n_frames:
+    if isinstance(video_frames, Sequence) and len(video_frames) != clip.n_frames:
         raise ValueError(
             f"clip {clip.clip_id}: {len(video_frames)} video frames for {clip.n_frames} "
             "keypoint frames"
@@ -198,9 +220,11 @@ def side_by_side_frames(
     size = tuple(int(v) for v in clip.frame_size)
     box = crop_box(clip.landmarks[first_complete_frame(clip.landmarks)], size)
     true = np.where(np.asarray(clip.valid)[:, None, None], clip.landmarks, np.nan)
+    pictures = iter(video_frames) if video_frames is not None else None
     for i in range(clip.n_frames):
-        if video_frames is not None:
-            real = crop_and_resize(np.asarray(video_frames[i], np.uint8), box, PANEL)
+        picture = next(pictures, None) if pictures is not None else None
+        if picture is not None:
+            real = crop_and_resize(np.asarray(picture, np.uint8), box, PANEL)
         else:
             real = np.full((PANEL, PANEL, 3), 60, np.uint8)
         panels = [
@@ -215,13 +239,18 @@ def write_side_by_side(
     path: str | os.PathLike,
     clip: ClipData,
     pred: np.ndarray,
-    video_frames: Sequence[np.ndarray] | None = None,
+    video_frames: Iterable[np.ndarray] | None = None,
     model_name: str = "predicted",
     audio: np.ndarray | None = None,
     sample_rate: int | None = None,
+    video_path: str | os.PathLike | None = None,
 ) -> Path:
     """mp4 (H.264 + AAC) of :func:`side_by_side_frames` at the clip's frame rate, with the
-    clip's audio (from ``clip.audio_path`` unless given) starting at the first frame."""
+    clip's audio (from ``clip.audio_path`` unless given) starting at the first frame.
+    ``video_path``: the source video, its frames matched to the keypoint frames by time
+    (instead of passing ``video_frames``)."""
+    if video_path is not None and video_frames is None:
+        video_frames = frames_at_times(video_path, clip.frame_times)
     from wav2kp.media.encode import write_video
 
     if audio is None and clip.audio_path is not None:
