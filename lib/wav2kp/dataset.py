@@ -1,17 +1,43 @@
 """The per-clip data every model, baseline and evaluation works on.
 
 ``ClipData`` is the contract between windowing/targets (notebook 03) and training,
-evaluation and hand-off (04-06). ``load_clips`` (implemented with the windowing stage)
-builds them from the extraction, feature and split files.
+evaluation and hand-off (04-06). ``load_clips`` builds them from the extraction, feature
+and split files; ``clip_from_audio`` builds one from a new speech signal (prediction).
+
+Fitted on the train split only and saved beside the features:
+``processed/<corpus>/feature_stats.json`` (``wav2kp.features.FeatureStats``) and
+``processed/<corpus>/target_normalizer.json`` (``wav2kp.targets.TargetNormalizer``).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import pandas as pd
+
+from wav2kp.atomic import write_json
+from wav2kp.features import (
+    FeatureConfig,
+    FeatureStats,
+    compute_corpus_features,
+    compute_features,
+    feature_stats_path,
+    fit_feature_stats,
+    read_features,
+)
+from wav2kp.paths import CorpusPaths
+from wav2kp.splits import ensure_split, ok_clips
+from wav2kp.targets import TargetNormalizer, fill_pose, valid_frames
+from wav2kp.windowing import WindowConfig, build_windows
+
+MISSING = 2  # extraction frame_status: 0 detected, 1 interpolated, 2 missing
 
 
 @dataclass
@@ -46,3 +72,324 @@ class KeypointPredictor(Protocol):
     def predict_landmarks(self, clip: ClipData) -> np.ndarray:
         """(T, 68, 2) predicted pixels in the clip's frame, one row per keypoint frame."""
         ...
+
+
+# ---------- extraction files ----------
+
+
+@dataclass
+class Extraction:
+    """The parts of ``extracted/<clip_id>.npz`` the dataset needs."""
+
+    times: np.ndarray  # (T,) float64
+    lm68: np.ndarray  # (T, 68, 2) float32, NaN where missing
+    frame_status: np.ndarray  # (T,) int8
+    width: int
+    height: int
+
+    @property
+    def valid(self) -> np.ndarray:
+        return (self.frame_status != MISSING) & valid_frames(self.lm68)
+
+
+def read_extraction(path: str | os.PathLike) -> Extraction:
+    """Read one extraction file; a clear error names the file if it is unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: extraction file missing")
+    with np.load(path, allow_pickle=False) as data:
+        missing = {"times", "lm68"} - set(data.files)
+        if missing:
+            raise ValueError(f"{path}: extraction file lacks {sorted(missing)}")
+        times = data["times"].astype(np.float64)
+        lm68 = data["lm68"].astype(np.float32)
+        if "frame_status" in data.files:
+            status = data["frame_status"].astype(np.int8)
+        else:
+            status = np.where(valid_frames(lm68), 0, MISSING).astype(np.int8)
+        width = int(data["width"]) if "width" in data.files else 0
+        height = int(data["height"]) if "height" in data.files else 0
+    if lm68.shape != (len(times), 68, 2) or status.shape != times.shape:
+        raise ValueError(
+            f"{path}: times {times.shape}, lm68 {lm68.shape}, status {status.shape} disagree"
+        )
+    return Extraction(times, lm68, status, width, height)
+
+
+# ---------- fitted state: feature stats + target normaliser ----------
+
+
+def normalizer_path(corpus: str, root=None) -> Path:
+    return CorpusPaths(corpus, root).processed / "target_normalizer.json"
+
+
+def save_normalizer(normalizer: TargetNormalizer, path: str | os.PathLike) -> Path:
+    return write_json(path, normalizer.state_dict())
+
+
+def load_normalizer(corpus: str, root=None) -> TargetNormalizer:
+    path = normalizer_path(corpus, root)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no target normaliser; run notebook 03 or fit_normalizer_and_stats"
+        )
+    return TargetNormalizer.from_state_dict(json.loads(path.read_text()))
+
+
+def fit_normalizer_and_stats(
+    corpus: str,
+    pca_components: int | None = None,
+    neutral: str = "closed",
+    feature_config: FeatureConfig | None = None,
+    split_by: str = "sentence",
+    seed: int = 0,
+    root=None,
+) -> tuple[TargetNormalizer, FeatureStats]:
+    """Fit the target normaliser and the feature stats on the train split only and save
+    both under ``processed/<corpus>/``. Makes the split and features if missing."""
+    split = ensure_split(corpus, by=split_by, seed=seed, root=root)
+    if feature_config is None and feature_stats_path(corpus, root).is_file():
+        feature_config = FeatureStats.load(feature_stats_path(corpus, root)).feature_config
+    compute_corpus_features(corpus, feature_config, root=root)
+    stats = fit_feature_stats(corpus, split, feature_config, root=root)
+    paths = CorpusPaths(corpus, root)
+    manifest = ok_clips(corpus, root).set_index("clip_id")
+    train_ids = split.loc[split["split"] == "train", "clip_id"].astype(str)
+    pairs = []
+    for cid in train_ids:
+        try:
+            extraction = read_extraction(paths.extracted / f"{cid}.npz")
+        except (OSError, ValueError) as exc:
+            warnings.warn(str(exc), stacklevel=2)
+            continue
+        lm = np.where(extraction.valid[:, None, None], extraction.lm68, np.nan)
+        pairs.append((_speaker(manifest, cid), lm))
+    normalizer = TargetNormalizer(pca_components=pca_components, neutral=neutral).fit(pairs)
+    save_normalizer(normalizer, normalizer_path(corpus, root))
+    return normalizer, stats
+
+
+def _speaker(manifest: pd.DataFrame, clip_id: str) -> str:
+    value = manifest["speaker"].get(clip_id) if "speaker" in manifest.columns else None
+    return "unknown" if value is None or pd.isna(value) or str(value) == "" else str(value)
+
+
+def _text(manifest: pd.DataFrame, clip_id: str, column: str, default: str = "") -> str:
+    if column not in manifest.columns:
+        return default
+    value = manifest[column].get(clip_id)
+    return default if value is None or pd.isna(value) else str(value)
+
+
+# ---------- building ClipData ----------
+
+
+def make_clip(
+    clip_id: str,
+    frame_times: np.ndarray,
+    landmarks: np.ndarray,
+    valid: np.ndarray,
+    raw_features: np.ndarray,
+    feature_times: np.ndarray,
+    feature_stats: FeatureStats,
+    window_config: WindowConfig,
+    normalizer: TargetNormalizer | None,
+    speaker: str = "",
+    emotion: str = "",
+    sentence_id: str = "",
+    split: str = "",
+    frame_size: tuple[int, int] = (0, 0),
+    audio_path: Path | None = None,
+    pose: np.ndarray | None = None,
+    extra: dict | None = None,
+) -> ClipData:
+    """One ``ClipData`` from arrays: normalises features, builds windows, targets and pose.
+
+    Targets are NaN on frames that are not valid. The pose comes from the landmarks when
+    there are any (interpolated over frames without a detection, flagged in
+    ``extra["pose_filled"]``), else from ``pose``.
+    """
+    frame_times = np.asarray(frame_times, dtype=np.float64)
+    landmarks = np.asarray(landmarks, dtype=np.float32)
+    valid = np.asarray(valid, dtype=bool) & valid_frames(landmarks)
+    features = feature_stats.apply(raw_features)
+    windows = build_windows(features, feature_times, frame_times, window_config)
+    n_targets = normalizer.n_targets if normalizer is not None else 136
+    targets = np.full((len(frame_times), n_targets), np.nan, dtype=np.float32)
+    if normalizer is not None and valid.any():
+        lm = np.where(valid[:, None, None], landmarks, np.nan)
+        t, fitted_pose = normalizer.transform(lm, speaker)
+        targets[valid] = t[valid]
+        filled_pose, pose_filled = fill_pose(fitted_pose)
+    else:
+        filled_pose = (
+            default_pose(len(frame_times), frame_size)
+            if pose is None
+            else _as_pose(pose, len(frame_times))
+        )
+        pose_filled = np.ones(len(frame_times), dtype=bool)
+    return ClipData(
+        clip_id=clip_id,
+        speaker=speaker,
+        emotion=emotion,
+        sentence_id=sentence_id,
+        split=split,
+        frame_times=frame_times,
+        landmarks=landmarks,
+        valid=valid,
+        frame_size=(int(frame_size[0]), int(frame_size[1])),
+        audio_path=audio_path,
+        features=features,
+        feature_times=np.asarray(feature_times, dtype=np.float64),
+        windows=windows,
+        targets=targets,
+        pose=filled_pose.astype(np.float32),
+        extra={
+            "pose_filled": pose_filled,
+            "window_config": window_config.to_dict(),
+            "feature_config": dict(feature_stats.config),
+            **(extra or {}),
+        },
+    )
+
+
+def default_pose(n_frames: int, frame_size: tuple[int, int] = (256, 256)) -> np.ndarray:
+    """A frontal, upright face centred in the frame (inter-ocular distance 35 % of the
+    frame width), for clips with no landmarks and no pose given."""
+    width, height = (int(frame_size[0]) or 256), (int(frame_size[1]) or 256)
+    return np.tile([0.35 * width, 0.0, width / 2, 0.45 * height], (n_frames, 1)).astype(np.float64)
+
+
+def _as_pose(pose: np.ndarray, n_frames: int) -> np.ndarray:
+    pose = np.asarray(pose, dtype=np.float64)
+    if pose.shape == (4,):
+        pose = np.tile(pose, (n_frames, 1))
+    if pose.shape != (n_frames, 4):
+        raise ValueError(f"pose must be (4,) or ({n_frames}, 4), got {pose.shape}")
+    return pose
+
+
+def load_clips(
+    corpus: str,
+    splits: Sequence[str] | str | None = ("train",),
+    window_config: WindowConfig | None = None,
+    normalizer: TargetNormalizer | None = None,
+    feature_stats: FeatureStats | None = None,
+    root=None,
+    progress: bool = True,
+) -> list[ClipData]:
+    """``ClipData`` of every ``ok`` clip in ``splits`` (``None``: all splits).
+
+    Features are normalised with the train stats and targets with the train normaliser:
+    the saved ones (``processed/<corpus>/``) unless given, fitted on train and saved if
+    missing. A clip whose files are missing or broken is skipped with a warning naming it.
+    """
+    from tqdm.auto import tqdm
+
+    window_config = window_config or WindowConfig()
+    if isinstance(splits, str):
+        splits = (splits,)
+    paths = CorpusPaths(corpus, root)
+    if normalizer is None or feature_stats is None:
+        have_files = (
+            normalizer_path(corpus, root).is_file() and feature_stats_path(corpus, root).is_file()
+        )
+        if have_files:
+            fitted_normalizer, fitted_stats = (
+                load_normalizer(corpus, root),
+                FeatureStats.load(feature_stats_path(corpus, root)),
+            )
+        else:
+            fitted_normalizer, fitted_stats = fit_normalizer_and_stats(corpus, root=root)
+        normalizer = normalizer or fitted_normalizer
+        feature_stats = feature_stats or fitted_stats
+    split = ensure_split(corpus, root=root)
+    if splits is not None:
+        split = split[split["split"].isin(list(splits))]
+    manifest = ok_clips(corpus, root).set_index("clip_id")
+    split = split[split["clip_id"].isin(manifest.index)]
+    config = feature_stats.feature_config
+    missing_features = [c for c in split["clip_id"] if not (paths.features / f"{c}.npz").is_file()]
+    if missing_features:
+        compute_corpus_features(corpus, config, root=root)
+    clips = []
+    for cid, split_name in tqdm(
+        list(zip(split["clip_id"].astype(str), split["split"], strict=True)),
+        desc=f"clips {corpus}",
+        unit="clip",
+        disable=not progress,
+    ):
+        try:
+            extraction = read_extraction(paths.extracted / f"{cid}.npz")
+            feature_file = paths.features / f"{cid}.npz"
+            raw, feature_times, file_config, _ = read_features(feature_file)
+            if file_config != config:
+                raise ValueError(
+                    f"{feature_file}: features made with {file_config}, stats with {config}"
+                )
+            clip = make_clip(
+                cid,
+                extraction.times,
+                extraction.lm68,
+                extraction.valid,
+                raw,
+                feature_times,
+                feature_stats,
+                window_config,
+                normalizer,
+                speaker=_speaker(manifest, cid),
+                emotion=_text(manifest, cid, "emotion"),
+                sentence_id=_text(manifest, cid, "sentence_id", cid),
+                split=str(split_name),
+                frame_size=(extraction.width, extraction.height),
+                audio_path=paths.audio / f"{cid}.wav",
+                extra={
+                    "text": _text(manifest, cid, "text"),
+                    "frame_status": extraction.frame_status,
+                },
+            )
+        except (OSError, ValueError, KeyError) as exc:
+            warnings.warn(f"clip {cid} skipped: {exc}", stacklevel=2)
+            continue
+        clips.append(clip)
+    return clips
+
+
+def clip_from_audio(
+    samples: np.ndarray,
+    sr: int,
+    frame_times: np.ndarray,
+    feature_config: FeatureConfig | None,
+    feature_stats: FeatureStats,
+    window_config: WindowConfig | None = None,
+    speaker: str = "",
+    pose: np.ndarray | None = None,
+    frame_size: tuple[int, int] = (256, 256),
+    clip_id: str = "speech",
+    audio_path: Path | None = None,
+) -> ClipData:
+    """A ``ClipData`` for a new speech signal (prediction): landmarks NaN, ``valid``
+    False, targets NaN; windows at ``frame_times``; ``pose`` (4,) or (T, 4) if given,
+    else a frontal face centred in ``frame_size``. ``feature_config`` defaults to the
+    one the stats were fitted with (they must agree)."""
+    config = feature_config or feature_stats.feature_config
+    if feature_stats.config and FeatureConfig.from_dict(feature_stats.config) != config:
+        raise ValueError(f"feature config {config} differs from the stats' {feature_stats.config}")
+    raw, feature_times = compute_features(samples, sr, config)
+    frame_times = np.asarray(frame_times, dtype=np.float64)
+    n = len(frame_times)
+    return make_clip(
+        clip_id,
+        frame_times,
+        np.full((n, 68, 2), np.nan, dtype=np.float32),
+        np.zeros(n, dtype=bool),
+        raw,
+        feature_times,
+        feature_stats,
+        window_config or WindowConfig(),
+        None,
+        speaker=speaker,
+        frame_size=frame_size,
+        audio_path=audio_path,
+        pose=pose,
+    )
