@@ -45,7 +45,7 @@ def test_side_by_side_video_has_every_frame_and_an_audio_stream(fitted, tmp_path
     clip = with_audio(clips[0], tmp_path)
     frames = [np.full((*clip.frame_size[::-1], 3), 128, np.uint8)] * clip.n_frames
     out = render.write_side_by_side(
-        tmp_path / "clip.mp4", clip, ridge.predict_landmarks(clip), frames, model_name="ridge"
+        tmp_path / "clip.mp4", clip, {"ridge": ridge.predict_landmarks(clip)}, frames
     )
     n_frames, _ = imageio_ffmpeg.count_frames_and_secs(str(out))
     assert n_frames == clip.n_frames
@@ -61,6 +61,7 @@ def test_side_by_side_frames_show_the_keypoints(fitted):
     frames = list(render.side_by_side_frames(clip, mean_face.predict_landmarks(clip)))
     assert len(frames) == clip.n_frames
     first = frames[0]
+    assert first.shape == (32 + 256, 3 * 256, 3)
     thirds = np.split(first[32:], 3, axis=1)
     assert thirds[1].max() == 255 and thirds[2].any()  # edge maps are drawn
     # a missing ground-truth frame is shown as missing, not as a stale face
@@ -76,6 +77,14 @@ def test_side_by_side_refuses_mismatched_inputs(fitted):
         next(render.side_by_side_frames(clip, mean_face.predict_landmarks(clip)[:5]))
     with pytest.raises(ValueError, match="video frames"):
         next(render.side_by_side_frames(clip, mean_face.predict_landmarks(clip), [None] * 3))
+
+
+def test_side_by_side_draws_one_panel_per_model(fitted):
+    (mean_face, ridge), clips = fitted
+    clip = clips[0]
+    predictions = {m.name: m.predict_landmarks(clip) for m in (mean_face, ridge)}
+    frame = next(render.side_by_side_frames(clip, predictions))
+    assert frame.shape == (32 + 256, 4 * 256, 3)
 
 
 def test_plots_have_a_panel_per_metric_and_a_trace_per_model(fitted, tmp_path):

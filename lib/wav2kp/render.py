@@ -195,23 +195,41 @@ def frames_at_times(video_path: str | os.PathLike, frame_times: np.ndarray):
     decoded.close()
 
 
+PREDICTION_COLOURS = ((120, 230, 255), (255, 200, 90), (150, 255, 150), (255, 140, 200))
+
+
+def _as_predictions(clip: ClipData, predictions) -> dict[str, np.ndarray]:
+    if not isinstance(predictions, Mapping):
+        predictions = {"predicted": predictions}
+    out = {}
+    for name, pred in predictions.items():
+        pred = np.asarray(pred, dtype=np.float64)
+        if pred.shape != clip.landmarks.shape:
+            raise ValueError(
+                f"clip {clip.clip_id}: {name} prediction shape {pred.shape} != "
+                f"{clip.landmarks.shape}"
+            )
+        out[str(name)] = pred
+    if not out:
+        raise ValueError(f"clip {clip.clip_id}: no prediction to draw")
+    return out
+
+
 def side_by_side_frames(
     clip: ClipData,
-    pred: np.ndarray,
+    predictions: Mapping[str, np.ndarray] | np.ndarray,
     video_frames: Iterable[np.ndarray] | None = None,
-    model_name: str = "predicted",
 ):
-    """Yield (32 + 256, 768, 3) RGB frames: real frame | true | predicted edge maps, all
-    cropped with vid2vid's face box (set on the first complete true frame) and resized
-    to 256 px. ``video_frames``: RGB frames, one per keypoint frame (e.g.
-    :func:`frames_at_times`); None gives a blank first panel."""
+    """Yield (32 + 256, 256 * (2 + n), 3) RGB frames: real frame | true keypoints | each
+    model's predicted keypoints, drawn as vid2vid edge maps, all cropped with vid2vid's
+    face box (set on the first complete true frame) and resized to 256 px.
+
+    ``predictions``: {model name: (T, 68, 2)} (or one array). ``video_frames``: RGB
+    frames, one per keypoint frame (e.g. :func:`frames_at_times`); None gives a blank
+    first panel."""
     from wav2kp.edgemap import crop_and_resize, crop_box, first_complete_frame
 
-    pred = np.asarray(pred, dtype=np.float64)
-    if pred.shape != clip.landmarks.shape:
-        raise ValueError(
-            f"clip {clip.clip_id}: prediction shape {pred.shape} != {clip.landmarks.shape}"
-        )
+    predictions = _as_predictions(clip, predictions)
     if isinstance(video_frames, Sequence) and len(video_frames) != clip.n_frames:
         raise ValueError(
             f"clip {clip.clip_id}: {len(video_frames)} video frames for {clip.n_frames} "
@@ -230,30 +248,31 @@ def side_by_side_frames(
         panels = [
             _label(real, "video"),
             _label(_edge_panel(true[i], size, box, (255, 255, 255)), "true keypoints"),
-            _label(_edge_panel(pred[i], size, box, (120, 230, 255)), model_name),
         ]
+        for k, (name, pred) in enumerate(predictions.items()):
+            colour = PREDICTION_COLOURS[k % len(PREDICTION_COLOURS)]
+            panels.append(_label(_edge_panel(pred[i], size, box, colour), name))
         yield np.hstack(panels)
 
 
 def write_side_by_side(
     path: str | os.PathLike,
     clip: ClipData,
-    pred: np.ndarray,
+    predictions: Mapping[str, np.ndarray] | np.ndarray,
     video_frames: Iterable[np.ndarray] | None = None,
-    model_name: str = "predicted",
+    video_path: str | os.PathLike | None = None,
     audio: np.ndarray | None = None,
     sample_rate: int | None = None,
-    video_path: str | os.PathLike | None = None,
 ) -> Path:
     """mp4 (H.264 + AAC) of :func:`side_by_side_frames` at the clip's frame rate, with the
     clip's audio (from ``clip.audio_path`` unless given) starting at the first frame.
     ``video_path``: the source video, its frames matched to the keypoint frames by time
     (instead of passing ``video_frames``)."""
-    if video_path is not None and video_frames is None:
-        video_frames = frames_at_times(video_path, clip.frame_times)
     from wav2kp.media.encode import write_video
 
-    if audio is None and clip.audio_path is not None:
+    if video_path is not None and video_frames is None:
+        video_frames = frames_at_times(video_path, clip.frame_times)
+    if audio is None and clip.audio_path is not None and Path(clip.audio_path).is_file():
         audio, sample_rate = load_waveform(clip.audio_path)
     if audio is not None:
         start = max(0, int(round(float(clip.frame_times[0]) * sample_rate)))
@@ -261,7 +280,7 @@ def write_side_by_side(
         if len(audio) == 0:
             audio = None
     fps = 1.0 / metrics.frame_period(clip.frame_times)  # write_video snaps 29.97 to 30000/1001
-    frames = side_by_side_frames(clip, pred, video_frames, model_name)
+    frames = side_by_side_frames(clip, predictions, video_frames)
     return write_video(path, frames, fps=fps, audio=audio, sample_rate=sample_rate)
 
 
