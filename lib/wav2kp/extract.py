@@ -336,6 +336,12 @@ def _extract_clip(job: ClipJob) -> dict[str, Any]:
         raise MediaError(f"{source}: video decoding failed after {len(times)} frames ({cause})")
     if not times:
         raise MediaError(f"{source}: no decodable video frames (zero-length or corrupt)")
+    covered = times[-1] - times[0] + (1.0 / info.fps if info.fps else 0.0)
+    if log.errors() and info.duration and covered < 0.9 * info.duration:
+        raise MediaError(
+            f"{source}: truncated or corrupt video: frames decode for {covered:.2f} s of "
+            f"{info.duration:.2f} s ({log.errors()[-1]})"
+        )
 
     n_mesh = 478 if params.refine_landmarks else 468
     lm = np.full((len(times), n_mesh, 3), np.nan, dtype=np.float32)

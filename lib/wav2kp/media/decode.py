@@ -32,12 +32,17 @@ class DecodeLog:
     lines: list[str] = field(default_factory=list)
     returncode: int | None = None
 
+    def errors(self) -> list[str]:
+        """ffmpeg's complaints (decoding errors, invalid data), without the prefixes."""
+        found = []
+        for line in self.lines:
+            if re.search(r"error|invalid|corrupt|truncat|missing|partial", line, re.IGNORECASE):
+                found.append(re.sub(r"^(\[[^\]]*\]\s*)+", "", line.strip())[:200])
+        return found
+
     def last_error(self) -> str:
-        for line in reversed(self.lines):
-            text = re.sub(r"^\[[^\]]*\]\s*", "", line.strip())
-            if text and not text.startswith(("Input #", "Output #", "Stream", "frame=")):
-                return text[:200]
-        return ""
+        errors = self.errors()
+        return errors[-1] if errors else ""
 
 
 def iter_frames(

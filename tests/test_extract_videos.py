@@ -1,0 +1,93 @@
+"""Small generated inputs for the extraction tests (imported by the test_extract*,
+test_media_read*, test_audio* modules; holds a sanity test of its own)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import skimage.data
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def face_frames(n: int, size: int = 256, blank: set[int] | frozenset = frozenset()) -> np.ndarray:
+    """(n, size, size, 3) uint8: the astronaut portrait drifting and zooming slightly;
+    frames listed in ``blank`` are a flat grey (no face)."""
+    face = skimage.data.astronaut()
+    frames = np.empty((n, size, size, 3), dtype=np.uint8)
+    for i in range(n):
+        if i in blank:
+            frames[i] = 128
+            continue
+        angle = 4.0 * np.sin(i / 5.0)
+        zoom = (size / 512) * (1.0 + 0.05 * np.sin(i / 7.0))
+        matrix = cv2.getRotationMatrix2D((256.0, 200.0), angle, zoom)
+        matrix[:, 2] += (size / 2 - 256 * zoom + 3.0 * np.sin(i / 3.0), 2.0 * np.cos(i / 4.0))
+        frames[i] = cv2.warpAffine(face, matrix, (size, size), borderMode=cv2.BORDER_REFLECT)
+    return frames
+
+
+def write_video(
+    path: Path,
+    frames: np.ndarray,
+    fps: float = 25.0,
+    audio: bool = True,
+    audio_rate: int = 44100,
+    audio_channels: int = 2,
+    times: np.ndarray | None = None,
+    extra: list[str] | None = None,
+) -> Path:
+    """Encode frames (RGB uint8) as H.264 mp4, with a 440 Hz tone as AAC when ``audio``.
+    ``times`` (seconds per frame) makes a variable-frame-rate file with exactly those
+    presentation times."""
+    path = Path(path)
+    n, h, w, _ = frames.shape
+    duration = (times[-1] + 1.0 / fps) if times is not None else n / fps
+    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
+           "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "pipe:0"]  # fmt: skip
+    if audio:
+        cmd += [
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:sample_rate={audio_rate}:duration={duration}",
+        ]
+    vf = []
+    if times is not None:
+        expr = "+".join(f"eq(N,{i})*{t:.6f}" for i, t in enumerate(times))
+        vf = [
+            "-vf",
+            f"settb=1/1000,setpts='({expr})/TB'",
+            "-fps_mode",
+            "passthrough",
+            "-enc_time_base",
+            "1/1000",
+        ]
+    cmd += [*vf, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    if audio:
+        cmd += ["-c:a", "aac", "-ac", str(audio_channels), "-shortest"]
+    cmd += [*(extra or []), str(path)]
+    subprocess.run(
+        cmd, input=np.ascontiguousarray(frames).tobytes(), check=True, capture_output=True
+    )
+    return path
+
+
+def write_audio_only_mp4(path: Path, seconds: float = 1.0) -> Path:
+    subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+         f"sine=frequency=300:sample_rate=16000:duration={seconds}", "-c:a", "aac", str(path)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return path
+
+
+def test_generated_face_video_has_the_requested_frames(tmp_path):
+    path = write_video(tmp_path / "a.mp4", face_frames(5, 128), fps=10)
+    assert path.stat().st_size > 0
+    count, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+    assert count == 5
