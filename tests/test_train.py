@@ -1,0 +1,199 @@
+"""Training loop: learning, masking, determinism, exact resume, checkpoints, predictors."""
+
+import numpy as np
+import pytest
+import torch
+from wav2kp.benchmarks.training import synthetic_clips
+from wav2kp.models import ModelConfig, build_model
+from wav2kp.train import (
+    TrainConfig,
+    _Sequences,
+    clip_windows,
+    load_predictor,
+    masked_loss,
+    train_model,
+    training_arrays,
+)
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return synthetic_clips(n_clips=5, seconds=2.0, feature_dim=8, seed=3)
+
+
+def small_config(**overrides):
+    base = dict(
+        epochs=4,
+        batch_size=4,
+        crop_frames=20,
+        target_space="frame",
+        window={"past_ms": 50.0, "future_ms": 100.0},
+        model_overrides={"hidden": 16, "frame_bottleneck": 4, "dropout": 0.2},
+    )
+    base.update(overrides)
+    return TrainConfig.preset("default", **base)
+
+
+def weights(path):
+    return torch.load(path, weights_only=True)["model_state"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_masked_loss_ignores_invalid_frames():
+    pred = torch.zeros(1, 4, 2)
+    target = torch.tensor([[[1.0, 1.0], [0.0, 0.0], [100.0, 100.0], [0.0, 0.0]]])
+    mask = torch.tensor([[True, True, False, True]])
+    assert float(masked_loss(pred, target, mask)) == pytest.approx(1 / 3)
+    # velocity term: only pairs of valid neighbours (0-1); pair 1-2 and 2-3 touch frame 2
+    assert float(masked_loss(pred, target, mask, velocity_weight=1.0)) == pytest.approx(1 / 3 + 1.0)
+
+
+def test_a_model_overfits_one_batch(clips):
+    config = small_config()
+    data = _Sequences(clips[:1], config)
+    windows, targets, mask = data.batch([(0, 0, 40)])
+    torch.manual_seed(0)
+    model = build_model(
+        ModelConfig.preset(
+            "default",
+            context=windows.shape[2],
+            feature_dim=8,
+            output_dim=136,
+            hidden=32,
+            dropout=0.0,
+        )
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(300):
+        loss = masked_loss(model(windows), targets, mask)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0] / 10
+
+
+def test_training_reduces_validation_loss(clips, tmp_path):
+    result = train_model(
+        clips[:-1], clips[-1:], small_config(epochs=15, lr=1e-2), tmp_path, progress=False
+    )
+    history = result.history
+    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "lr", "seconds"]
+    assert len(history) == 15 and result.finished
+    assert history["val_loss"].iloc[-1] < history["val_loss"].iloc[0] / 2
+    assert result.best_checkpoint.is_file() and result.last_checkpoint.is_file()
+    assert history["lr"].nunique() > 1  # the one-cycle schedule really steps
+
+
+def test_same_seed_gives_identical_weights(clips, tmp_path):
+    a = train_model(clips[:-1], clips[-1:], small_config(epochs=2), tmp_path / "a", progress=False)
+    b = train_model(clips[:-1], clips[-1:], small_config(epochs=2), tmp_path / "b", progress=False)
+    c = train_model(
+        clips[:-1], clips[-1:], small_config(epochs=2, seed=1), tmp_path / "c", progress=False
+    )
+    assert_same_weights(weights(a.last_checkpoint), weights(b.last_checkpoint))
+    assert not torch.equal(
+        weights(a.last_checkpoint)["head.weight"], weights(c.last_checkpoint)["head.weight"]
+    )
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "plateau"])
+def test_resume_gives_the_same_result_as_uninterrupted(clips, tmp_path, scheduler):
+    config = small_config(epochs=4, scheduler=scheduler)
+    whole = train_model(clips[:-1], clips[-1:], config, tmp_path / "whole", progress=False)
+    part = train_model(
+        clips[:-1], clips[-1:], config, tmp_path / "part", progress=False, max_epochs_this_run=2
+    )
+    assert part.epochs_run == 2 and not part.finished
+    resumed = train_model(clips[:-1], clips[-1:], config, tmp_path / "part", progress=False)
+    assert resumed.epochs_run == 4 and resumed.finished
+    assert_same_weights(weights(whole.last_checkpoint), weights(resumed.last_checkpoint))
+    cols = ["epoch", "train_loss", "val_loss", "lr"]
+    assert whole.history[cols].equals(resumed.history[cols])
+    # a finished run returns at once without training further
+    again = train_model(clips[:-1], clips[-1:], config, tmp_path / "part", progress=False)
+    assert again.epochs_run == 4
+    assert_same_weights(weights(again.last_checkpoint), weights(resumed.last_checkpoint))
+
+
+def test_a_changed_config_trains_afresh(clips, tmp_path):
+    train_model(clips[:-1], clips[-1:], small_config(epochs=2), tmp_path, progress=False)
+    result = train_model(
+        clips[:-1], clips[-1:], small_config(epochs=1, lr=1e-3), tmp_path, progress=False
+    )
+    assert result.epochs_run == 1
+
+
+def test_early_stopping_on_a_stalled_validation_loss(clips, tmp_path):
+    config = small_config(epochs=30, lr=1e-9, scheduler="none", patience=2)
+    result = train_model(clips[:-1], clips[-1:], config, tmp_path, progress=False)
+    assert result.stopped_early and result.epochs_run < 30
+
+
+def test_predictor_round_trip_through_a_checkpoint(clips, tmp_path):
+    result = train_model(clips[:-1], clips[-1:], small_config(epochs=3), tmp_path, progress=False)
+    predictor = load_predictor(tmp_path)  # the folder -> best.pt
+    clip = clips[-1]
+    landmarks = predictor.predict_landmarks(clip)
+    assert landmarks.shape == (clip.n_frames, 68, 2) and np.isfinite(landmarks).all()
+    # the model restored from the checkpoint computes what the trained weights compute
+    state = torch.load(result.best_checkpoint, weights_only=True)
+    model = build_model(ModelConfig.from_dict(state["model_config"]))
+    model.load_state_dict(state["model_state"])
+    model.eval()
+    windows = torch.from_numpy(np.asarray(clip_windows(clip, predictor.window_config)))
+    with torch.no_grad():
+        direct = model(windows[None])[0].numpy()
+    np.testing.assert_allclose(predictor.predict_targets(clip), direct, atol=1e-5)
+    np.testing.assert_allclose(landmarks, direct.reshape(-1, 68, 2) * 256, atol=1e-3)
+
+
+def test_predictions_are_repeatable_in_eval_mode(clips, tmp_path):
+    config = small_config(
+        epochs=1, model_overrides={"hidden": 16, "frame_bottleneck": 4, "dropout": 0.5}
+    )
+    train_model(clips[:-1], clips[-1:], config, tmp_path, progress=False)
+    predictor = load_predictor(tmp_path / "last.pt")
+    np.testing.assert_array_equal(
+        predictor.predict_landmarks(clips[0]), predictor.predict_landmarks(clips[0])
+    )
+
+
+def test_seed_replica_trains_on_upsampled_keypoints_and_takes_every_third_output(clips, tmp_path):
+    config = TrainConfig.preset("seed", epochs=1, model_overrides={"hidden": 8})
+    windows, targets = training_arrays(clips[0], config)
+    assert windows.shape[1:] == (40, 8)  # 40 forward feature frames
+    assert len(windows) == len(targets) == 3 * clips[0].n_frames - 1
+    train_model(clips[:-1], clips[-1:], config, tmp_path, progress=False)
+    predictor = load_predictor(tmp_path)
+    full = np.asarray(clip_windows(clips[-1], predictor.window_config, upsample=3))
+    with torch.no_grad():
+        every_step = predictor.model(torch.from_numpy(full)[None])[0].numpy()
+    np.testing.assert_allclose(predictor.predict_targets(clips[-1]), every_step[::3], atol=1e-5)
+    assert not predictor.model.training
+
+
+def test_bad_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "best.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="best.pt"):
+        load_predictor(path)
+    with pytest.raises(FileNotFoundError):
+        load_predictor(tmp_path / "missing.pt")
+
+
+def test_normalized_targets_need_a_normalizer(clips, tmp_path):
+    with pytest.raises(ValueError, match="normalizer"):
+        train_model(
+            clips[:-1],
+            clips[-1:],
+            small_config(target_space="normalized"),
+            tmp_path,
+            progress=False,
+        )
