@@ -8,8 +8,10 @@ Summaries are plain means over clips (each clip counts once, whatever its length
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +259,192 @@ def write_results(
     if checks is not None:
         paths["checks"] = write_csv(output_dir / "target_checks.csv", checks)
     return paths
+
+
+# ---------- the whole evaluation of a corpus (notebook 05 and the CLI) ----------
+
+DEFAULT_MODELS = ("seed", "default")
+
+
+def checkpoint_path(corpus: str, model: str) -> Path:
+    """A model name (``data/models/<corpus>/<name>/best.pt``) or a checkpoint path."""
+    path = Path(model)
+    if path.suffix == ".pt" or path.is_dir():
+        return path / "best.pt" if path.is_dir() else path
+    from wav2kp.paths import CorpusPaths
+
+    return CorpusPaths(corpus).models / model / "best.pt"
+
+
+def load_trained(
+    corpus: str, models: Sequence[str], device: str = "auto"
+) -> tuple[list[KeypointPredictor], list[str]]:
+    """Trained predictors for ``models`` (names or checkpoint paths), and one message per
+    model that could not be loaded (missing or unreadable checkpoint) - the rest go on."""
+    from wav2kp.train import load_predictor
+
+    predictors, problems = [], []
+    for model in models:
+        path = checkpoint_path(corpus, model)
+        name = path.parent.name if path.name in ("best.pt", "last.pt") else path.stem
+        if not path.is_file():
+            problems.append(f"model {name!r}: no checkpoint at {path} (train it in notebook 04)")
+            continue
+        try:
+            predictors.append(load_predictor(path, name=name, device=device))
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            problems.append(f"model {name!r}: cannot load {path}: {err}")
+    return predictors, problems
+
+
+def source_video(corpus: str, clip: ClipData) -> Path | None:
+    """The clip's original video (extraction manifest ``file``, else ``raw/<clip_id>.*``)."""
+    from wav2kp.paths import CorpusPaths
+
+    paths = CorpusPaths(corpus)
+    candidates = []
+    manifest = paths.extracted / "manifest.csv"
+    if manifest.is_file():
+        table = pd.read_csv(manifest, dtype=str)
+        rows = table[table["clip_id"] == clip.clip_id] if "clip_id" in table else table[:0]
+        if len(rows) and "file" in rows and isinstance(rows["file"].iloc[0], str):
+            file = Path(rows["file"].iloc[0])
+            candidates += [file] if file.is_absolute() else [paths.raw / file, file]
+    candidates += sorted(paths.raw.glob(f"{clip.clip_id}.*"))
+    videos = [
+        c
+        for c in candidates
+        if c.is_file() and c.suffix.lower() in {".mp4", ".mov", ".mkv", ".avi", ".webm"}
+    ]
+    return videos[0] if videos else None
+
+
+def choose_video_clips(clips: Sequence[ClipData], count: int, seed: int = 0) -> list[ClipData]:
+    """``count`` clips for videos, spread over emotions, reproducible for a seed."""
+    if count <= 0 or not clips:
+        return []
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(clips))
+    chosen, emotions = [], set()
+    for index in order:  # first one clip per emotion, then fill up
+        if clips[index].emotion not in emotions:
+            chosen.append(clips[index])
+            emotions.add(clips[index].emotion)
+    chosen += [clips[i] for i in order if clips[i] not in chosen]
+    return chosen[:count]
+
+
+@dataclass
+class EvaluationRun:
+    """Everything one evaluation produced (see :func:`run_evaluation`)."""
+
+    clips: list[ClipData]
+    predictors: list[KeypointPredictor]
+    table: pd.DataFrame
+    summary: dict[str, pd.DataFrame]
+    checks: pd.DataFrame
+    problems: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def predictor(self, name: str) -> KeypointPredictor | None:
+        return next((p for p in self.predictors if p.name == name), None)
+
+
+def run_evaluation(
+    corpus: str,
+    models: Sequence[str] = DEFAULT_MODELS,
+    output_dir: str | Path | None = None,
+    split: str = "test",
+    max_lag_frames: int = metrics.DEFAULT_MAX_LAG_FRAMES,
+    device: str = "auto",
+    progress: bool = True,
+) -> EvaluationRun:
+    """Load the corpus, fit the baselines on train (ridge alpha on val), load the trained
+    models, score all of them on the same frames of the ``split`` clips, summarise, check
+    the targets and (with ``output_dir``) write metrics.csv / metrics.json."""
+    from wav2kp.baselines import fit_baselines
+    from wav2kp.dataset import load_clips, load_normalizer
+
+    clips = load_clips(corpus, splits=None, progress=progress)
+    held_out = [c for c in clips if c.split == split]
+    if not held_out:
+        raise ValueError(f"corpus {corpus!r}: no clip in the {split!r} split to evaluate on")
+    problems: list[str] = []
+    try:
+        baselines = fit_baselines(load_normalizer(corpus), clips)
+    except (ValueError, FileNotFoundError) as err:
+        baselines = []
+        problems.append(f"baselines not fitted: {err}")
+    trained, load_problems = load_trained(corpus, models, device)
+    problems += load_problems
+    for problem in problems:
+        log.warning(problem)
+    predictors = [*baselines, *trained]
+    table = evaluate_models(predictors, held_out, max_lag_frames, progress)
+    summary = summarise(table)
+    checks = target_checks(summary)
+    run = EvaluationRun(held_out, predictors, table, summary, checks, problems)
+    if output_dir is not None:
+        run.files = write_results(table, output_dir, summary, checks)
+    return run
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", default="demo", help="corpus name (data/processed/<corpus>)")
+    parser.add_argument(
+        "--checkpoints", nargs="*", default=list(DEFAULT_MODELS),
+        help="model names under data/models/<corpus>/ or checkpoint paths (default: seed default)",
+    )  # fmt: skip
+    parser.add_argument("--out", default="reports/scratch/evaluation", help="output folder")
+    parser.add_argument("--split", default="test", help="split to evaluate on (default test)")
+    parser.add_argument("--max-lag", type=int, default=metrics.DEFAULT_MAX_LAG_FRAMES,
+                        help="A/V offset search range in frames")  # fmt: skip
+    parser.add_argument("--videos", type=int, default=0, help="side-by-side videos to write")
+    parser.add_argument("--seed", type=int, default=0, help="which clips get videos")
+    parser.add_argument("--device", default="auto")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from wav2kp.paths import resolve_output_dir
+
+    out = resolve_output_dir(args.out)
+    run = run_evaluation(args.corpus, args.checkpoints, out, args.split, args.max_lag, args.device)
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(run.summary["model"].round(4).to_string())
+        print()
+        print(run.checks.to_string(index=False))
+    for problem in run.problems:
+        print(f"warning: {problem}")
+    if args.videos:
+        write_videos(run, args.corpus, out / "videos", args.videos, args.seed)
+    print(f"results: {', '.join(str(p) for p in run.files.values())}")
+    return 0
+
+
+def write_videos(
+    run: EvaluationRun,
+    corpus: str,
+    folder: str | Path,
+    count: int,
+    seed: int = 0,
+    models: Sequence[str] = ("seed", "default"),
+) -> list[Path]:
+    """Side-by-side mp4s (video | true | each of ``models`` present) for ``count`` clips;
+    a clip that fails is reported and skipped. Existing videos are kept (re-run skips)."""
+    from wav2kp.render import write_side_by_side
+
+    chosen_models = [p for p in run.predictors if p.name in models] or run.predictors[-1:]
+    written = []
+    for clip in tqdm(choose_video_clips(run.clips, count, seed), desc="videos", unit="clip"):
+        path = Path(folder) / f"{clip.clip_id}.mp4"
+        if path.is_file():
+            written.append(path)
+            continue
+        try:
+            predictions = {p.name: p.predict_landmarks(clip) for p in chosen_models}
+            write_side_by_side(path, clip, predictions, video_path=source_video(corpus, clip))
+            written.append(path)
+        except Exception as err:  # a video is a nicety: report and carry on
+            run.problems.append(f"video for {clip.clip_id} failed: {type(err).__name__}: {err}")
+            log.warning(run.problems[-1])
+    return written
