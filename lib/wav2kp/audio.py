@@ -67,7 +67,10 @@ def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
 
 
 def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
-    info = probe(path)
+    try:
+        info = probe(path)
+    except MediaError as error:
+        raise AudioError(str(error)) from error
     if not info.has_audio:
         raise AudioError(f"{path}: no audio stream")
     rate = info.audio_sample_rate or 48000
