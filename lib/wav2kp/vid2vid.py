@@ -368,21 +368,32 @@ class Composition:
 def compose_on_reference(
     predicted: np.ndarray,
     reference: ReferenceTrack,
+    normalizer=None,
+    speaker: str | None = None,
     out_times: np.ndarray | None = None,
     fps: float = 30000 / 1001,
     predicted_rest: np.ndarray | None = None,
 ) -> Composition:
     """Predicted mouth and jaw motion on the reference speaker's moving head.
 
-    ``predicted`` (T, 68, 2) landmarks in any pixel frame (e.g. ``predict_landmarks``).
-    Both sequences are aligned by the similarity of their stable points (eye corners,
-    nose) onto the reference's median face. In that aligned space the output keeps the
+    ``predicted``: (T, 68, 2) landmarks in any frame (e.g. ``predict_landmarks``), or
+    (T, K) normalised targets together with their ``normalizer``
+    (``wav2kp.targets.TargetNormalizer``; ``speaker`` picks the neutral face). Both
+    sequences are aligned by the similarity of their stable points (eye corners, nose)
+    onto the reference's median face. In that aligned space the output keeps the
     reference frame's brows, eyes (blinks), nose and upper jaw, and replaces the mouth
     and lower jaw by the reference's mouth-closed shape plus the prediction's deformation
-    from its own mouth-closed shape (``predicted_rest``, default estimated from the
-    prediction). The result is mapped back with the reference frame's head pose.
+    from its own mouth-closed shape (``predicted_rest``; default the normaliser's neutral
+    face, else estimated from the prediction). The result is mapped back with the
+    reference frame's head pose; the reference is ping-ponged when the speech is longer.
     """
     predicted = np.asarray(predicted, dtype=np.float64)
+    if predicted.ndim == 2:
+        if normalizer is None:
+            raise ValueError("predicted targets (T, K) need the normalizer that made them")
+        predicted = normalizer.to_aligned(predicted, speaker)
+    if predicted_rest is None and normalizer is not None:
+        predicted_rest = normalizer.neutral_for(speaker)
     if predicted.ndim != 3 or predicted.shape[1:] != (68, 2) or len(predicted) == 0:
         raise ValueError(f"predicted landmarks must be (T>0, 68, 2), got {predicted.shape}")
     n_out = len(predicted)

@@ -1,0 +1,241 @@
+"""Benchmark: ``wav2kp predict`` real-time factor on this machine's CPU or GPU.
+
+Real-time factor = seconds of speech per second of compute, for a 60 s speech file
+(10 s with ``quick``), without and with the preview mp4. The model is the demo corpus'
+trained default model when it exists, else a tiny model trained here on synthetic data
+(which costs the same per frame as the architecture is the same; only the weights
+differ). The reference is the one ``predict_file`` picks (printed).
+
+Also home of the synthetic speaker used by the hand-off tests (a 68-point face whose
+mouth follows the speech loudness), so tests and benchmark share one definition.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SENTENCES = (
+    "Eu vou ao mercado amanhã de manhã.",
+    "O gato dorme no sofá da sala.",
+    "Hoje o céu está muito azul e bonito.",
+    "Ela comprou pão, queijo e frutas frescas.",
+    "Nós vamos viajar para a praia no verão.",
+    "Meu irmão toca violão todas as noites.",
+)
+
+
+# --------------------------------------------------------------------------- synthetic data
+
+
+def synthetic_face(
+    center=(256.0, 256.0),
+    width: float = 200.0,
+    mouth_open: float = 0.0,
+    eye_open: float = 1.0,
+    angle: float = 0.0,
+) -> np.ndarray:
+    """(68, 2) float32 face in iBUG/dlib order and image coordinates: ``width`` pixels
+    from jaw point 0 to 16, ``mouth_open`` in face widths (lower lip and chin drop),
+    ``eye_open`` 0 (closed) .. 1, rotated by ``angle`` radians about the centre."""
+    p = np.zeros((68, 2))
+    t = np.linspace(0, np.pi, 17)
+    p[:17] = np.c_[0.5 - 0.5 * np.cos(t), 0.2 + 0.8 * np.sin(t)]
+    p[8, 1] += mouth_open * 0.6
+    p[5:12, 1] += mouth_open * 0.4 * np.sin(t[5:12])
+    bx = np.linspace(0.1, 0.42, 5)
+    p[17:22] = np.c_[bx, 0.1 - 0.04 * np.sin(np.linspace(0, np.pi, 5))]
+    p[22:27] = np.c_[1 - bx[::-1], p[17:22, 1][::-1]]
+    p[27:31] = np.c_[np.full(4, 0.5), np.linspace(0.22, 0.55, 4)]
+    p[31:36] = np.c_[np.linspace(0.4, 0.6, 5), [0.6, 0.62, 0.63, 0.62, 0.6]]
+    h = 0.035 * eye_open
+    for start, cx in ((36, 0.3), (42, 0.7)):
+        xs = cx + np.array([-0.08, -0.03, 0.03, 0.08, 0.03, -0.03])
+        ys = 0.25 + np.array([0, -h, -h, 0, h, h])
+        p[start : start + 6] = np.c_[xs, ys]
+    outer_x = 0.5 + np.array([-0.16, -0.1, -0.04, 0, 0.04, 0.1, 0.16, 0.1, 0.04, 0, -0.04, -0.1])
+    outer_y = 0.78 + np.array(
+        [0, -0.03, -0.045, -0.04, -0.045, -0.03, 0, 0.04, 0.055, 0.06, 0.055, 0.04]
+    )
+    outer_y[7:12] += mouth_open
+    p[48:60] = np.c_[outer_x, outer_y]
+    inner_x = 0.5 + np.array([-0.12, -0.05, 0, 0.05, 0.12, 0.05, 0, -0.05])
+    inner_y = 0.78 + np.array([0, -0.01, -0.012, -0.01, 0, 0.01, 0.012, 0.01])
+    inner_y[5:8] += mouth_open
+    p[60:68] = np.c_[inner_x, inner_y]
+    p = (p - 0.5) * width
+    c, s = np.cos(angle), np.sin(angle)
+    p = p @ np.array([[c, s], [-s, c]])
+    return (p + np.asarray(center)).astype(np.float32)
+
+
+def speech_sample(seconds: float, seed: int = 0, sample_rate: int = 16000) -> np.ndarray:
+    """About ``seconds`` of speech: espeak-ng sentences (``wav2kp.demo.tts``) when present,
+    else syllable-like voiced bursts; mono float32 at ``sample_rate``."""
+    rng = np.random.default_rng(seed)
+    pieces: list[np.ndarray] = []
+    total = 0
+    try:
+        from wav2kp.audio import resample
+        from wav2kp.demo.tts import synthesize
+
+        while total < seconds * sample_rate:
+            speech = synthesize(SENTENCES[int(rng.integers(len(SENTENCES)))])
+            audio = resample(speech.audio, speech.sample_rate, sample_rate)
+            pieces += [audio, np.zeros(int(0.25 * sample_rate), np.float32)]
+            total += len(audio) + int(0.25 * sample_rate)
+    except (ImportError, OSError, RuntimeError):
+        pieces, total = [], 0
+        while total < seconds * sample_rate:
+            n = int(rng.uniform(0.12, 0.3) * sample_rate)
+            t = np.arange(n) / sample_rate
+            f0 = rng.uniform(100, 180)
+            voiced = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 8))
+            burst = (0.3 * np.sin(np.pi * t / t[-1]) * voiced).astype(np.float32)
+            gap = np.zeros(int(rng.uniform(0.03, 0.15) * sample_rate), np.float32)
+            pieces += [burst, gap]
+            total += n + len(gap)
+    return np.concatenate(pieces)[: int(seconds * sample_rate)].astype(np.float32)
+
+
+def loudness_track(samples: np.ndarray, sample_rate: int, times: np.ndarray) -> np.ndarray:
+    """Smoothed RMS loudness (0..1) at ``times``: how far the synthetic mouth opens."""
+    step = int(0.01 * sample_rate)
+    n = len(samples) // step
+    rms = np.sqrt((samples[: n * step].reshape(n, step) ** 2).mean(axis=1))
+    rms = np.convolve(rms, np.ones(5) / 5, mode="same")
+    rms = rms / max(rms.max(), 1e-9)
+    return np.interp(times, (np.arange(n) + 0.5) * step / sample_rate, rms)
+
+
+def synthetic_speaker_clip(seconds: float, seed: int, fps: float = 30000 / 1001):
+    """(samples, sample_rate, frame_times, landmarks (T, 68, 2)): a speaker whose mouth
+    opening follows the speech loudness, with a slowly moving head."""
+    sample_rate = 16000
+    samples = speech_sample(seconds, seed, sample_rate)
+    times = np.arange(int(len(samples) / sample_rate * fps)) / fps
+    opening = 0.1 * loudness_track(samples, sample_rate, times)
+    landmarks = np.stack(
+        [
+            synthetic_face(
+                center=(256 + 10 * np.sin(t + seed), 256 + 5 * np.cos(0.7 * t)),
+                mouth_open=m,
+                angle=0.05 * np.sin(0.5 * t + seed),
+            )
+            for t, m in zip(times, opening, strict=True)
+        ]
+    )
+    return samples, sample_rate, times, landmarks
+
+
+def tiny_checkpoint(out_dir: str | Path, epochs: int = 4, seconds: float = 4.0, seed: int = 0):
+    """Train the default architecture (small) on synthetic speakers; returns best.pt.
+
+    Uses the real training path (``wav2kp.train.train_model``) with the inference context
+    a checkpoint must carry (normaliser, feature config and stats)."""
+    from wav2kp.dataset import make_clip
+    from wav2kp.features import FeatureConfig, FeatureStats, compute_features
+    from wav2kp.targets import TargetNormalizer
+    from wav2kp.train import TrainConfig, train_model
+
+    out_dir = Path(out_dir)
+    best = out_dir / "best.pt"
+    if best.is_file():
+        return best
+    feature_config = FeatureConfig()
+    raw = [synthetic_speaker_clip(seconds, seed + k) for k in range(4)]
+    features = [compute_features(s, sr, feature_config) for s, sr, _, _ in raw]
+    stats = FeatureStats.fit([f for f, _ in features], feature_config)
+    normalizer = TargetNormalizer().fit([("synth", lm) for *_, lm in raw])
+    clips = [
+        make_clip(
+            f"synth_{k}",
+            times,
+            lm,
+            np.ones(len(times), bool),
+            feats,
+            feat_times,
+            stats,
+            TrainConfig().window_config,
+            normalizer,
+            speaker="synth",
+            split="train",
+            frame_size=(512, 512),
+        )  # fmt: skip
+        for k, ((_, _, times, lm), (feats, feat_times)) in enumerate(
+            zip(raw, features, strict=True)
+        )
+    ]
+    config = TrainConfig.preset(
+        "default", epochs=epochs, batch_size=4, crop_frames=40, seed=seed, device="cpu",
+        patience=0, model_overrides={"hidden": 32},
+    )  # fmt: skip
+    context = {
+        "normalizer": normalizer.state_dict(),
+        "feature_config": feature_config.to_dict(),
+        "feature_stats": stats.to_dict(),
+    }
+    result = train_model(clips[:3], clips[3:], config, out_dir, progress=False, context=context)
+    return result.best_checkpoint
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+def _default_checkpoint() -> Path | None:
+    from wav2kp.paths import CorpusPaths
+
+    path = CorpusPaths("demo").models / "default" / "best.pt"
+    return path if path.is_file() else None
+
+
+def run(quick: bool = False) -> dict:
+    import soundfile as sf
+
+    from wav2kp.predict import predict_file
+
+    seconds = 10.0 if quick else 60.0
+    with tempfile.TemporaryDirectory(prefix="wav2kp-bench-predict-") as tmp:
+        tmp = Path(tmp)
+        checkpoint = _default_checkpoint()
+        model_source = "demo default model"
+        if checkpoint is None:
+            checkpoint = tiny_checkpoint(tmp / "model", epochs=1)
+            model_source = "tiny synthetic model (no demo checkpoint)"
+        speech = tmp / "speech.wav"
+        sf.write(speech, speech_sample(seconds, seed=7), 16000)
+        results = {}
+        for preview in (False, True):
+            start = time.perf_counter()
+            summary = predict_file(
+                speech, checkpoint, tmp / f"out_{preview}", preview=preview, progress=False
+            )
+            wall = time.perf_counter() - start
+            key = "with_preview" if preview else "without_preview"
+            results[key] = {
+                "realtime_factor": summary["audio_seconds"] / wall,
+                "realtime_factor_model_and_compose": summary["realtime_factor_predict"],
+                "wall_seconds": wall,
+            }
+        import torch
+
+        out = {
+            "audio_seconds": summary["audio_seconds"],
+            "frames": summary["frames"],
+            "model": model_source,
+            "reference": summary["reference"],
+            "device": "cuda" if torch.cuda.is_available() else "cpu",
+            **{f"{k}_{m}": v for k, d in results.items() for m, v in d.items()},
+        }
+    ratio = out["without_preview_realtime_factor"] / out["with_preview_realtime_factor"]
+    print(f"predict on {out['audio_seconds']:.0f} s of speech ({out['frames']} frames), "
+          f"{out['model']}, reference: {out['reference']}")  # fmt: skip
+    print(f"  real-time factor without preview: {out['without_preview_realtime_factor']:.1f}x "
+          f"(model + composition alone {out['without_preview_realtime_factor_model_and_compose']:.1f}x)")  # fmt: skip
+    print(f"  real-time factor with preview:    {out['with_preview_realtime_factor']:.1f}x "
+          f"(preview costs {ratio:.1f}x the time)")  # fmt: skip
+    out["preview_cost_ratio"] = ratio
+    return out
