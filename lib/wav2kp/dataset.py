@@ -97,7 +97,11 @@ def read_extraction(path: str | os.PathLike) -> Extraction:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: extraction file missing")
-    with np.load(path, allow_pickle=False) as data:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable extraction file ({exc})") from exc
+    with data:
         missing = {"times", "lm68"} - set(data.files)
         if missing:
             raise ValueError(f"{path}: extraction file lacks {sorted(missing)}")

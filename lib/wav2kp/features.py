@@ -145,7 +145,11 @@ def _fingerprint(audio_path: Path, config: FeatureConfig) -> str:
 
 def read_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, FeatureConfig, dict]:
     """(features, times, config, npz extras) of one features file."""
-    with np.load(path, allow_pickle=False) as data:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable features file ({exc})") from exc
+    with data:
         features = data["features"].astype(np.float32)
         times = data["times"].astype(np.float64)
         config = FeatureConfig.from_dict(json.loads(str(data["config"])))

@@ -1,0 +1,148 @@
+"""Audio features: torchaudio's frame count and times, corpus files, train-only stats, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from wav2kp.features import (
+    FeatureConfig,
+    FeatureStats,
+    compute_corpus_features,
+    compute_features,
+    fit_feature_stats,
+    read_features,
+)
+from wav2kp.paths import CorpusPaths
+
+
+def noise(n: int, seed: int = 0) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n_samples=st.integers(400, 40_000))
+def test_frame_count_and_centre_times(n_samples):
+    features, times = compute_features(noise(n_samples), 16000)
+    assert features.shape == (1 + n_samples // 200, 40)
+    assert features.dtype == np.float32 and times.dtype == np.float64
+    np.testing.assert_allclose(times, np.arange(len(features)) * 200 / 16000)
+
+
+def test_default_config_is_the_original_mfcc():
+    signal = noise(16000)
+    original = torchaudio.transforms.MFCC(sample_rate=16000, melkwargs={"n_mels": 40})
+    expected = original(torch.from_numpy(signal)).T.numpy()
+    features, _ = compute_features(signal, 16000)
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-4)
+    assert FeatureConfig().frame_rate == 80
+
+
+def test_options_change_dims_and_resampling():
+    signal = noise(44100)
+    features, times = compute_features(signal, 44100)  # resampled to 16 kHz
+    assert len(features) == 1 + 16000 // 200
+    deltas, _ = compute_features(signal, 44100, FeatureConfig(deltas=True))
+    assert deltas.shape == (len(features), 120)
+    np.testing.assert_allclose(deltas[:, :40], features, atol=1e-4)
+    logmel, _ = compute_features(signal, 44100, FeatureConfig(kind="logmel", n_mels=64))
+    assert logmel.shape == (len(features), 64) and np.isfinite(logmel).all()
+    assert FeatureConfig(kind="logmel", n_mels=64, deltas=True).dim == 192
+    with pytest.raises(ValueError, match="kind"):
+        FeatureConfig(kind="wav2vec")
+    with pytest.raises(ValueError, match="mono"):
+        compute_features(np.zeros(0), 16000)
+
+
+def test_stats_normalise_and_serialise():
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(3, 2, size=(n, 4)) for n in (10, 50, 7)]
+    stats = FeatureStats.fit(arrays, FeatureConfig(), ["a", "b", "c"])
+    stacked = np.concatenate(arrays)
+    np.testing.assert_allclose(stats.mean, stacked.mean(axis=0))
+    np.testing.assert_allclose(stats.std, stacked.std(axis=0))
+    normalised = stats.apply(stacked)
+    np.testing.assert_allclose(normalised.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(normalised.std(axis=0), 1, atol=1e-5)
+    again = FeatureStats.from_dict(json.loads(json.dumps(stats.to_dict())))
+    np.testing.assert_array_equal(again.apply(stacked), normalised)
+    assert again.feature_config == FeatureConfig() and again.clip_ids == ["a", "b", "c"]
+
+
+def fake_audio_corpus(root, n=4):
+    paths = CorpusPaths("c", root)
+    paths.audio.mkdir(parents=True)
+    paths.extracted.mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        sf.write(paths.audio / f"clip{i}.wav", noise(8000 + 1000 * i, seed=i) * (i + 1), 16000)
+        rows.append({"clip_id": f"clip{i}", "status": "ok", "sentence_id": f"s{i}"})
+    rows.append({"clip_id": "gone", "status": "ok", "sentence_id": "s9"})  # no audio file
+    rows.append({"clip_id": "rejected", "status": "rejected", "sentence_id": "s8"})
+    pd.DataFrame(rows).to_csv(paths.extracted / "manifest.csv", index=False)
+    return paths
+
+
+def test_corpus_features_skip_up_to_date_and_name_errors(tmp_path):
+    paths = fake_audio_corpus(tmp_path)
+    with pytest.warns(UserWarning, match="gone.wav"):
+        first = compute_corpus_features("c", root=tmp_path)
+    status = first.set_index("clip_id")["status"]
+    assert (status.drop("gone") == "computed").all() and status["gone"] == "error"
+    assert "rejected" not in status.index
+    features, times, config, _ = read_features(paths.features / "clip2.npz")
+    assert features.shape == (1 + 10000 // 200, 40) and config == FeatureConfig()
+    with pytest.warns(UserWarning):
+        second = compute_corpus_features("c", root=tmp_path)
+    assert (second.set_index("clip_id")["status"].drop("gone") == "skipped").all()
+    # A changed config or changed audio recomputes.
+    with pytest.warns(UserWarning):
+        third = compute_corpus_features("c", FeatureConfig(deltas=True), root=tmp_path)
+    assert (third.set_index("clip_id")["status"].drop("gone") == "computed").all()
+    sf.write(paths.audio / "clip0.wav", noise(8000, seed=42), 16000)
+    with pytest.warns(UserWarning):
+        fourth = compute_corpus_features("c", FeatureConfig(deltas=True), root=tmp_path)
+    assert fourth.set_index("clip_id")["status"].to_dict()["clip0"] == "computed"
+    assert fourth.set_index("clip_id")["status"].to_dict()["clip1"] == "skipped"
+
+
+def test_stats_use_the_train_split_only(tmp_path):
+    paths = fake_audio_corpus(tmp_path)
+    with pytest.warns(UserWarning):
+        compute_corpus_features("c", root=tmp_path)
+    split = pd.DataFrame(
+        {
+            "clip_id": ["clip0", "clip1", "clip2", "clip3"],
+            "split": ["train", "val", "train", "test"],
+        }
+    )
+    stats = fit_feature_stats("c", split, root=tmp_path)
+    assert stats.clip_ids == ["clip0", "clip2"]
+    train = [read_features(paths.features / f"clip{i}.npz")[0] for i in (0, 2)]
+    np.testing.assert_allclose(
+        stats.mean, np.concatenate(train).astype(np.float64).mean(axis=0), rtol=1e-9
+    )
+    everything = [read_features(paths.features / f"clip{i}.npz")[0] for i in range(4)]
+    assert not np.allclose(stats.std, np.concatenate(everything).std(axis=0), rtol=1e-3)
+    assert (paths.processed / "feature_stats.json").is_file()
+
+
+def test_cli_makes_split_features_and_stats(tmp_path, monkeypatch):
+    from wav2kp.cli import main
+
+    fake_audio_corpus(tmp_path / "data", n=6)
+    monkeypatch.setenv("WAV2KP_DATA", str(tmp_path / "data"))
+    with pytest.warns(UserWarning):
+        code = main(["features", "--corpus", "c", "--kind", "logmel", "--n-mels", "32"])
+    assert code == 1  # one clip has no audio: reported, the rest done
+    paths = CorpusPaths("c", tmp_path / "data")
+    assert paths.split_file.is_file()
+    stats = json.loads((paths.processed / "feature_stats.json").read_text())
+    assert len(stats["mean"]) == 32 and stats["config"]["kind"] == "logmel"
