@@ -117,3 +117,37 @@ def test_duplicate_model_names_are_refused():
     _, clips = synthetic_corpus(n_train=1, n_val=0, n_test=1)
     with pytest.raises(ValueError, match="unique"):
         evaluate.evaluate_models([Oracle("a"), Oracle("a")], clips, progress=False)
+
+
+def test_run_evaluation_on_a_corpus_reports_a_missing_checkpoint(tmp_path, monkeypatch):
+    from test_dataset import write_fake_corpus
+    from wav2kp import cli, dataset, train
+
+    monkeypatch.setenv("WAV2KP_DATA", str(tmp_path))
+    paths = write_fake_corpus(tmp_path)
+    clips = dataset.load_clips("fake", splits=None, progress=False)
+    config = train.TrainConfig.preset("default", epochs=1, device="cpu")
+    context = {"normalizer": dataset.load_normalizer("fake").state_dict()}
+    train.train_model(
+        [c for c in clips if c.split == "train"],
+        [c for c in clips if c.split == "val"],
+        config,
+        paths.models / "default",
+        context=context,
+        progress=False,
+    )
+    run = evaluate.run_evaluation("fake", output_dir=tmp_path / "out", progress=False)
+    assert {p.name for p in run.predictors} == {"mean_face", "ridge", "default"}
+    assert any("'seed'" in p and "no checkpoint" in p for p in run.problems)
+    assert set(run.table["split"]) == {"test"}
+    assert set(run.table["clip_id"]) == {c.clip_id for c in clips if c.split == "test"}
+    data = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert {"mean_face", "ridge", "default", "details"} <= set(data)
+    checks = run.checks.set_index("target")
+    assert not checks.loc["mouth LMD vs seed replica", "pass"]  # no seed replica to compare
+
+    # the command line does the same and writes a side-by-side video
+    out = tmp_path / "cli"
+    code = cli.main(["evaluate", "--corpus", "fake", "--out", str(out), "--videos", "1"])
+    assert code == 0
+    assert (out / "metrics.csv").is_file() and len(list((out / "videos").glob("*.mp4"))) == 1

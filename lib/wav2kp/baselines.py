@@ -96,16 +96,18 @@ class RidgeBaseline:
         val_rows = _training_rows(val_clips) if val_clips else None
         if val_rows is not None and len(val_rows[0]):
             x_val, y_val = val_rows
-            self.val_scores = {}
+            self.val_scores, fitted = {}, {}
             for alpha in self.alphas:
-                model = Ridge(alpha=alpha).fit(x_train, y_train)
-                self.val_scores[alpha] = float(np.mean((model.predict(x_val) - y_val) ** 2))
+                fitted[alpha] = Ridge(alpha=alpha).fit(x_train, y_train)
+                residual = fitted[alpha].predict(x_val) - y_val
+                self.val_scores[alpha] = float(np.mean(residual**2))
             self.alpha = min(self.val_scores, key=self.val_scores.get)
+            self.model = fitted[self.alpha]
         else:
             from sklearn.linear_model import RidgeCV
 
             self.alpha = float(RidgeCV(alphas=self.alphas).fit(x_train, y_train).alpha_)
-        self.model = Ridge(alpha=self.alpha).fit(x_train, y_train)
+            self.model = Ridge(alpha=self.alpha).fit(x_train, y_train)
         return self
 
     def predict_targets(self, clip: ClipData) -> np.ndarray:
