@@ -146,7 +146,7 @@ def synthesize_clip(spec: ClipSpec, seed: int) -> dict:
         rate=int(round(prosody.rate * rate_factor * rng.uniform(0.96, 1.04))),
         pitch=int(np.clip(prosody.pitch + pitch_offset + rng.integers(-3, 4), 0, 100)),
     )
-    speech = synthesize(spec.text, prosody, voice=voice)
+    speech = synthesize(spec.text, prosody, voice=voice, seed=int(rng.integers(2**31)))
     if speech.duration <= 0 or not speech.phonemes:
         raise RuntimeError(f"{spec.clip_id}: espeak-ng produced no speech for {spec.text!r}")
     segments = visemes.segments_from_events(
@@ -262,8 +262,11 @@ def build_corpus(
     seed: int = 0,
     workers: int = 2,
     progress: bool = True,
+    clip_ids: list[str] | None = None,
 ) -> pd.DataFrame:
     """Generate the demo corpus into ``out_dir`` and return its manifest.
+
+    ``clip_ids`` restricts generation to those clips of the size (a partial corpus).
 
     A re-run skips clips already complete (same seed and generator version); a clip that
     fails is reported by name and the others carry on (then a RuntimeError lists them).
@@ -273,6 +276,11 @@ def build_corpus(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     specs = clip_specs(size)
+    if clip_ids is not None:
+        unknown = set(clip_ids) - {s.clip_id for s in specs}
+        if unknown:
+            raise ValueError(f"not clips of size {size!r}: {', '.join(sorted(unknown))}")
+        specs = [s for s in specs if s.clip_id in set(clip_ids)]
     info = {"generator": "wav2kp.demo", "version": CORPUS_VERSION, "seed": int(seed)}
     info_file = out_dir / "corpus.json"
     previous = json.loads(info_file.read_text()) if info_file.is_file() else None

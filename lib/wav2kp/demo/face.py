@@ -269,7 +269,7 @@ class FaceRenderer:
         dy[roi] += (0.10 * iod * state.smile - 0.08 * iod * state.frown) * self.field_corner_y
         # eyes: the upper lid slides down over the eye
         if state.blink > 1e-3:
-            for eroi, top, bot, weight, y0 in self._eyes:
+            for eroi, top, bot, weight, _y0 in self._eyes:
                 gy_e = self.grid_y[eroi]
                 margin = 0.3 * iod
                 new_lid = top + state.blink * (bot - top) * 0.95

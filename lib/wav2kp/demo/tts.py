@@ -70,7 +70,11 @@ class Speech:
 
 
 class _Engine:
-    """One espeak-ng instance per process (the library keeps global state)."""
+    """A freshly loaded espeak-ng. The library keeps state in static variables (pitch
+    flutter phase, wave generator) that even espeak_Terminate + espeak_Initialize do not
+    reset, so the same text would come out a few samples different depending on what was
+    said before. Loading the library afresh for each utterance (~4 ms) makes synthesis a
+    pure function of its arguments."""
 
     def __init__(self) -> None:
         import espeakng_loader
@@ -95,6 +99,7 @@ class _Engine:
         ]
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         data = espeakng_loader.get_data_path().encode()
         self.sample_rate = self.lib.espeak_Initialize(
             AUDIO_OUTPUT_SYNCHRONOUS, 0, data, INITIALIZE_PHONEME_EVENTS
@@ -105,7 +110,12 @@ class _Engine:
         self._events: list[tuple[int, int, str, int, int]] = []
         self._callback = _CALLBACK(self._on_synth)  # keep a reference: C holds the pointer
         self.lib.espeak_SetSynthCallback(self._callback)
-        self.lock = threading.Lock()
+
+    def close(self) -> None:
+        import _ctypes
+
+        self.lib.espeak_Terminate()
+        _ctypes.dlclose(self.lib._handle)  # unload: the next load starts from clean statics
 
     def _on_synth(self, wav, numsamples, events) -> int:
         if numsamples > 0:
@@ -123,25 +133,27 @@ class _Engine:
             i += 1
         return 0
 
-    def synthesize(self, text: str, voice: str, prosody: Prosody) -> Speech:
-        with self.lock:
-            if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise ValueError(f"espeak-ng has no voice named {voice!r}")
-            for param, value in (
-                (PARAM_RATE, prosody.rate),
-                (PARAM_PITCH, prosody.pitch),
-                (PARAM_RANGE, prosody.pitch_range),
-                (PARAM_VOLUME, prosody.volume),
-            ):
-                self.lib.espeak_SetParameter(param, int(value), 0)
-            self._chunks, self._events = [], []
-            raw = text.encode("utf-8") + b"\0"
-            buf = ctypes.create_string_buffer(raw)
-            code = self.lib.espeak_Synth(buf, len(raw), 0, 0, 0, CHARS_UTF8 | ENDPAUSE, None, None)
-            if code != 0:
-                raise RuntimeError(f"espeak-ng failed on {text!r} (error {code})")
-            samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-            events = self._events
+    def synthesize(self, text: str, voice: str, prosody: Prosody, seed: int = 0) -> Speech:
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ValueError(f"espeak-ng has no voice named {voice!r}")
+        for param, value in (
+            (PARAM_RATE, prosody.rate),
+            (PARAM_PITCH, prosody.pitch),
+            (PARAM_RANGE, prosody.pitch_range),
+            (PARAM_VOLUME, prosody.volume),
+        ):
+            self.lib.espeak_SetParameter(param, int(value), 0)
+        # espeak-ng draws random noise (fricatives, jitter): seed it so that the same
+        # call gives the same audio whatever was synthesised before in this process
+        self.lib.espeak_ng_SetRandSeed(int(seed))
+        self._chunks, self._events = [], []
+        raw = text.encode("utf-8") + b"\0"
+        buf = ctypes.create_string_buffer(raw)
+        code = self.lib.espeak_Synth(buf, len(raw), 0, 0, 0, CHARS_UTF8 | ENDPAUSE, None, None)
+        if code != 0:
+            raise RuntimeError(f"espeak-ng failed on {text!r} (error {code})")
+        samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        events = self._events
         phonemes = [
             (pos / 1000.0, name) for kind, pos, name, _, _ in events if kind == EVENT_PHONEME
         ]
@@ -149,14 +161,19 @@ class _Engine:
         return Speech(samples.astype(np.float32) / 32768.0, self.sample_rate, phonemes, words)
 
 
-_engine: _Engine | None = None
+_lock = threading.Lock()  # espeak-ng is not reentrant
 
 
-def synthesize(text: str, prosody: Prosody | None = None, voice: str = "pt-br") -> Speech:
-    """Speak ``text`` with espeak-ng; audio at espeak's native rate (22050 Hz)."""
-    global _engine
+def synthesize(
+    text: str, prosody: Prosody | None = None, voice: str = "pt-br", seed: int = 0
+) -> Speech:
+    """Speak ``text`` with espeak-ng; audio at espeak's native rate (22050 Hz).
+    The same arguments (``seed`` seeds espeak's noise) give the same samples."""
     if not text.strip():
         raise ValueError("cannot synthesize empty text")
-    if _engine is None:
-        _engine = _Engine()
-    return _engine.synthesize(text, voice, prosody or Prosody())
+    with _lock:
+        engine = _Engine()
+        try:
+            return engine.synthesize(text, voice, prosody or Prosody(), seed)
+        finally:
+            engine.close()

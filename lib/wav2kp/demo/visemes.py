@@ -178,7 +178,8 @@ def articulation(
         for k, tgt in enumerate(targets):
             a, b = bounds[k], bounds[k + 1]
             # the dominance is flat over the central part of the (sub)segment
-            core_a, core_b = a + 0.25 * (b - a), b - 0.25 * (b - a)
+            trim = min(0.25 * (b - a), 0.03)
+            core_a, core_b = a + trim, b - trim
             before = np.clip(core_a - grid, 0.0, None)
             after = np.clip(grid - core_b, 0.0, None)
             values = (tgt.jaw * jaw_scale, tgt.spread, tgt.round)
