@@ -14,20 +14,31 @@ import skimage.data
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def face_transform(i: int, size: int) -> np.ndarray:
+    """2x3 affine matrix from the 512x512 astronaut to frame ``i`` (drift, tilt, zoom)."""
+    angle = 4.0 * np.sin(i / 5.0)
+    zoom = 1.6 * (size / 512) * (1.0 + 0.05 * np.sin(i / 7.0))
+    matrix = cv2.getRotationMatrix2D((225.0, 150.0), angle, zoom)
+    # the centre (225, 150) of the portrait's face lands near the frame centre, jittered
+    matrix[:, 2] += (
+        size / 2 - 225 + 3.0 * np.sin(i / 3.0),
+        0.45 * size - 150 + 2.0 * np.cos(i / 4.0),
+    )
+    return matrix
+
+
 def face_frames(n: int, size: int = 256, blank: set[int] | frozenset = frozenset()) -> np.ndarray:
-    """(n, size, size, 3) uint8: the astronaut portrait drifting and zooming slightly;
+    """(n, size, size, 3) uint8: the astronaut portrait moved by ``face_transform``;
     frames listed in ``blank`` are a flat grey (no face)."""
     face = skimage.data.astronaut()
     frames = np.empty((n, size, size, 3), dtype=np.uint8)
     for i in range(n):
         if i in blank:
             frames[i] = 128
-            continue
-        angle = 4.0 * np.sin(i / 5.0)
-        zoom = (size / 512) * (1.0 + 0.05 * np.sin(i / 7.0))
-        matrix = cv2.getRotationMatrix2D((256.0, 200.0), angle, zoom)
-        matrix[:, 2] += (size / 2 - 256 * zoom + 3.0 * np.sin(i / 3.0), 2.0 * np.cos(i / 4.0))
-        frames[i] = cv2.warpAffine(face, matrix, (size, size), borderMode=cv2.BORDER_REFLECT)
+        else:
+            frames[i] = cv2.warpAffine(
+                face, face_transform(i, size), (size, size), borderMode=cv2.BORDER_REFLECT
+            )
     return frames
 
 

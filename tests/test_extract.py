@@ -1,0 +1,263 @@
+"""extract_corpus end to end: good clips, every kind of bad input, re-runs and resume."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skimage.data
+import soundfile as sf
+from test_extract_videos import face_frames, face_transform, write_audio_only_mp4, write_video
+from wav2kp.extract import (
+    ExtractParams,
+    extract_corpus,
+    load_extracted,
+    load_manifest,
+    safe_clip_id,
+)
+from wav2kp.gaps import DETECTED, INTERPOLATED, MISSING, GapParams
+from wav2kp.paths import CorpusPaths
+
+SIZE = 160
+
+
+def test_safe_clip_ids():
+    assert safe_clip_id("Olá mundo 1") == "Ola_mundo_1"
+    assert safe_clip_id("a/b:c*d") == "a_b_c_d"
+    assert safe_clip_id("日本語").startswith("clip_")
+    assert safe_clip_id("日本語") != safe_clip_id("中文")
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """One extraction over a folder holding a good clip and every kind of bad input."""
+    src = tmp_path_factory.mktemp("videos")
+    write_video(src / "Olá mundo 1.mp4", face_frames(25, SIZE), fps=25)
+    blank = {8, 9} | set(range(15, 23))  # a 2-frame gap and an 8-frame gap
+    (src / "sub").mkdir()
+    write_video(src / "sub" / "gappy.mp4", face_frames(30, SIZE, blank), fps=25)
+    write_video(src / "solid.mp4", np.full((20, 64, 64, 3), 90, np.uint8), fps=20)
+    write_video(src / "mute.mp4", face_frames(5, 64), fps=10, audio=False)
+    write_audio_only_mp4(src / "voice.mp4")
+    (src / "empty.mp4").touch()
+    full = write_video(
+        src / "whole.mp4", face_frames(30, 64), fps=20, extra=["-movflags", "+faststart"]
+    )
+    (src / "cut.mp4").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    full.unlink()
+    (src / "notes.txt").write_text("not a video, ignored")
+    pd.DataFrame(
+        [
+            {
+                "file": "sub/gappy.mp4",
+                "speaker": "astro",
+                "emotion": "joy",
+                "sentence_id": "s01",
+                "text": "olá",
+            }
+        ]
+    ).to_csv(src / "manifest.csv", index=False)
+    paths = CorpusPaths("t", root=tmp_path_factory.mktemp("data"))
+    params = ExtractParams(
+        gaps=GapParams(max_gap_frames=5, max_gap_seconds=0.25, min_detection_rate=0.5)
+    )
+    table = extract_corpus(src, paths, workers=2, params=params, progress=False)
+    return src, paths, params, table
+
+
+def row(table: pd.DataFrame, clip_id: str) -> pd.Series:
+    return table.set_index("clip_id").loc[clip_id]
+
+
+def test_every_input_gets_a_row_and_bad_ones_a_reason(batch):
+    src, paths, _, table = batch
+    assert sorted(table["clip_id"]) == sorted(
+        ["Ola_mundo_1", "gappy", "solid", "mute", "voice", "empty", "cut"]
+    )
+    status = dict(zip(table["clip_id"], table["status"], strict=True))
+    assert status["Ola_mundo_1"] == "ok" and status["gappy"] == "ok"
+    assert status["solid"] == "rejected"
+    for clip in ("mute", "voice", "empty", "cut"):
+        assert status[clip] == "error"
+    errors = dict(zip(table["clip_id"], table["error"], strict=True))
+    assert "solid.mp4" in errors["solid"] and "0%" in errors["solid"]
+    assert "mute.mp4" in errors["mute"] and "no audio stream" in errors["mute"]
+    assert "voice.mp4" in errors["voice"] and "no video stream" in errors["voice"]
+    assert "empty.mp4" in errors["empty"] and "empty file" in errors["empty"]
+    assert "cut.mp4" in errors["cut"] and "truncated" in errors["cut"]
+    assert all("\n" not in e for e in table["error"])
+    for clip in ("mute", "voice", "empty", "cut"):  # nothing half-written for errors
+        assert not (paths.extracted / f"{clip}.npz").exists()
+        assert not (paths.audio / f"{clip}.wav").exists()
+    # the manifest on disk is the returned table; metadata from the input manifest
+    on_disk = load_manifest(paths)
+    assert list(on_disk["clip_id"]) == list(table["clip_id"])
+    gappy = row(on_disk, "gappy")
+    assert (gappy["speaker"], gappy["emotion"], gappy["sentence_id"]) == ("astro", "joy", "s01")
+    good = row(on_disk, "Ola_mundo_1")
+    assert good["speaker"] == "unknown" and good["sentence_id"] == "Ola_mundo_1"
+    assert good["file"] == "Olá mundo 1.mp4"
+
+
+def test_good_clip_files_follow_the_contract(batch):
+    _, paths, _, table = batch
+    data = load_extracted(paths, "Ola_mundo_1")
+    n = 25
+    assert data["times"].dtype == np.float64 and data["times"].shape == (n,)
+    np.testing.assert_allclose(data["times"], np.arange(n) / 25, atol=1e-3)
+    assert data["lm478"].shape == (n, 478, 3) and data["lm478"].dtype == np.float32
+    assert data["lm68"].shape == (n, 68, 2) and data["lm68"].dtype == np.float32
+    assert data["frame_status"].dtype == np.int8 and (data["frame_status"] == DETECTED).all()
+    assert data["pose_rotation"].shape == (n, 3, 3) and np.isfinite(data["pose_rotation"]).all()
+    assert data["pose_translation"].shape == (n, 3) and data["pose_scale"].shape == (n,)
+    assert (data["width"], data["height"], data["audio_sample_rate"]) == (SIZE, SIZE, 44100)
+    assert data["fps"] == pytest.approx(25.0, rel=1e-3)
+    assert (data["lm68"] >= 0).all() and (data["lm68"] <= SIZE).all()
+    r = row(table, "Ola_mundo_1")
+    assert (r["frames"], r["width"], r["height"], r["detection_rate"]) == (n, SIZE, SIZE, 1.0)
+    assert (r["audio_sample_rate"], r["audio_channels"]) == (44100, 2)
+    wav, rate = sf.read(paths.audio / "Ola_mundo_1.wav")
+    assert rate == 16000 and wav.ndim == 1 and abs(len(wav) / rate - 1.0) < 0.05
+    orig = sf.info(paths.audio / "Ola_mundo_1.orig.wav")
+    assert (orig.samplerate, orig.channels, orig.subtype) == (44100, 2, "PCM_16")
+
+
+def test_keypoints_follow_the_moving_face_in_pixels(batch):
+    """The astronaut is moved by a known affine per frame: the extracted 68 points must
+    be the still portrait's points carried by that same transform."""
+    from wav2kp.facemesh import FaceMeshTracker
+    from wav2kp.landmarks import inter_ocular, mediapipe_to_68
+
+    _, paths, _, _ = batch
+    with FaceMeshTracker(static=True) as tracker:
+        still = mediapipe_to_68(tracker.process(skimage.data.astronaut()))
+    lm68 = load_extracted(paths, "Ola_mundo_1")["lm68"]
+    expected = np.stack(
+        [
+            still @ face_transform(i, SIZE)[:, :2].T + face_transform(i, SIZE)[:, 2]
+            for i in range(len(lm68))
+        ]
+    )
+    error = np.linalg.norm(lm68 - expected, axis=-1).mean(axis=1) / inter_ocular(expected)
+    assert error.max() < 0.08  # mean point error under 8% of the inter-ocular distance
+
+
+def test_short_gap_interpolated_long_gap_missing(batch):
+    _, paths, _, table = batch
+    data = load_extracted(paths, "gappy")
+    status = data["frame_status"]
+    assert (status[[8, 9]] == INTERPOLATED).all()
+    assert (status[15:23] == MISSING).all() and np.isnan(data["lm68"][15:23]).all()
+    assert np.isnan(data["pose_scale"][15:23]).all()
+    assert np.isfinite(data["lm68"][8:10]).all()
+    r = row(table, "gappy")
+    assert (r["interpolated_frames"], r["missing_frames"]) == (2, 8)
+    assert r["detection_rate"] == pytest.approx(20 / 30, abs=1e-3)
+
+
+def test_rerun_skips_finished_and_redoes_changed_sources_and_parameters(batch, tmp_path):
+    src, paths, params, table = batch
+    npz = paths.extracted / "Ola_mundo_1.npz"
+    before = npz.stat().st_mtime_ns
+    again = extract_corpus(src, paths, workers=1, params=params, progress=False)
+    assert npz.stat().st_mtime_ns == before
+    keep = ["clip_id", "status", "fingerprint", "seconds"]
+    ok = again["status"] != "error"  # errors are retried (they are cheap)
+    pd.testing.assert_frame_equal(
+        again.loc[ok, keep].reset_index(drop=True),
+        table.loc[table["status"] != "error", keep].reset_index(drop=True),
+    )
+    # a changed source file is redone (its fingerprint changes)
+    write_video(src / "solid.mp4", np.full((10, 64, 64, 3), 30, np.uint8), fps=20)
+    third = extract_corpus(
+        src, paths, workers=1, params=params, clip_filter="solid", progress=False
+    )
+    assert row(third, "solid")["fingerprint"] != row(table, "solid")["fingerprint"]
+    assert row(third, "solid")["frames"] == 10
+    assert npz.stat().st_mtime_ns == before  # filtered out: untouched, row kept
+    assert row(third, "Ola_mundo_1")["fingerprint"] == row(table, "Ola_mundo_1")["fingerprint"]
+
+
+def test_keep_frames_writes_one_jpeg_per_row(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    write_video(src / "a.mp4", face_frames(6, 96), fps=10)
+    paths = CorpusPaths("k", root=tmp_path / "data")
+    table = extract_corpus(src, paths, workers=1, keep_frames=True, progress=False)
+    assert table["status"].tolist() == ["ok"]
+    jpgs = sorted((paths.frames / "a").glob("*.jpg"))
+    assert [p.name for p in jpgs] == [f"{i:05d}.jpg" for i in range(6)]
+    import cv2
+
+    assert cv2.imread(str(jpgs[0])).shape == (96, 96, 3)
+    assert not list(paths.frames.glob(".*partial"))
+
+
+def _extract_script(src: Path, root: Path) -> list[str]:
+    code = (
+        "from wav2kp.extract import extract_corpus\n"
+        "from wav2kp.paths import CorpusPaths\n"
+        f"extract_corpus({str(src)!r}, CorpusPaths('r', root=__import__('pathlib').Path({str(root)!r})),"
+        " workers=1, progress=False)\n"
+    )
+    return [sys.executable, "-c", code]
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        write_video(src / f"clip{i}.mp4", face_frames(40, 128 + 16 * i), fps=25)
+    killed_root, clean_root = tmp_path / "killed", tmp_path / "clean"
+    manifest = killed_root / "interim" / "r" / "extracted" / "manifest.csv"
+    proc = subprocess.Popen(
+        _extract_script(src, killed_root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if manifest.exists() and len(pd.read_csv(manifest)) >= 1:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "extraction finished before it could be killed"
+        proc.kill()
+    finally:
+        proc.wait()
+    done_before = pd.read_csv(manifest)
+    assert 1 <= len(done_before) < 3
+    first = killed_root / "interim" / "r" / "extracted" / f"{done_before['clip_id'][0]}.npz"
+    first_mtime = first.stat().st_mtime_ns
+
+    resumed = extract_corpus(src, CorpusPaths("r", root=killed_root), workers=1, progress=False)
+    clean = extract_corpus(src, CorpusPaths("r", root=clean_root), workers=2, progress=False)
+    assert first.stat().st_mtime_ns == first_mtime  # finished clip not redone
+    cols = [c for c in clean.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(resumed[cols], clean[cols])
+    for clip_id in clean["clip_id"]:
+        a = load_extracted(CorpusPaths("r", root=killed_root), clip_id)
+        b = load_extracted(CorpusPaths("r", root=clean_root), clip_id)
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{clip_id}:{key}")
+    leftovers = [p for p in (killed_root / "interim").rglob("*") if p.name.startswith(".")]
+    assert leftovers == [] or all(p.suffix in {".npz", ".wav"} for p in leftovers)
+
+
+def test_cli_extracts_into_the_named_corpus(tmp_path, monkeypatch):
+    from wav2kp.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    write_video(src / "a b.mp4", face_frames(5, 96), fps=10)
+    monkeypatch.setenv("WAV2KP_DATA", str(tmp_path / "data"))
+    assert main(["extract", str(src), "--corpus", "cli", "--workers", "1"]) == 0
+    table = load_manifest("cli")
+    assert table["clip_id"].tolist() == ["a_b"] and table["status"].tolist() == ["ok"]
+    assert (tmp_path / "data" / "interim" / "cli" / "extracted" / "a_b.npz").is_file()
+    assert os.environ["WAV2KP_DATA"] == str(tmp_path / "data")
