@@ -132,14 +132,16 @@ def predict_track(
     starts = range(0, n_frames, per_chunk)
     for start in tqdm(starts, desc="predict", unit="chunk", disable=not progress):
         stop = min(start + per_chunk, n_frames)
+        # warm-up frames on both sides: models look at neighbouring frames too
         first = int(np.searchsorted(times, times[start] - margin_seconds))
+        last = int(np.searchsorted(times, times[stop - 1] + margin_seconds, side="right"))
         # audio start on the feature hop grid, so feature frames match a one-pass run
         begin = int(np.floor(max(0.0, times[first] - margin_seconds) * sample_rate / hop) * hop)
-        end = min(len(samples), int(np.ceil((times[stop - 1] + margin_seconds) * sample_rate)))
+        end = min(len(samples), int(np.ceil((times[last - 1] + margin_seconds) * sample_rate)))
         clip = clip_from_audio(
             samples[begin:end],
             sample_rate,
-            times[first:stop] - begin / sample_rate,
+            times[first:last] - begin / sample_rate,
             feature_config,
             stats,
             predictor.window_config,
@@ -147,7 +149,7 @@ def predict_track(
             clip_id=f"speech[{start}:{stop}]",
         )
         predicted = np.asarray(predictor.predict_landmarks(clip), dtype=np.float32)
-        out[start:stop] = predicted[start - first :]
+        out[start:stop] = predicted[start - first : stop - first]
     return times, out
 
 

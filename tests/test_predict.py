@@ -1,0 +1,144 @@
+"""wav2kp predict on generated and real speech, odd formats and bad inputs.
+
+The checkpoint is a real one: the default architecture (small) trained for a few epochs
+with ``wav2kp.train`` on a synthetic speaker whose mouth follows the speech loudness.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from wav2kp import predict, vid2vid
+from wav2kp.benchmarks.predict import speech_sample, tiny_checkpoint
+from wav2kp.media.probe import ffmpeg_exe, probe
+from wav2kp.train import load_predictor
+
+FPS = 30000 / 1001
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory.mktemp("model"), epochs=2, seconds=3.0)
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    sf.write(path, speech_sample(3.0, seed=5), 16000)
+    return path
+
+
+def _ffmpeg(src, dst, *args):
+    subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(src), *args, str(dst)],
+                   check=True)  # fmt: skip
+    return dst
+
+
+def test_predict_writes_keypoints_vid2vid_tree_and_preview(tmp_path, checkpoint, speech):
+    out = tmp_path / "out"
+    summary = predict.predict_file(speech, checkpoint, out, corpus="no-such-corpus", progress=False)
+    n = int(np.floor(3.0 * FPS))
+    assert summary["frames"] == n and summary["vid2vid_problems"] == []
+    assert "neutral face" in summary["reference"]
+    with np.load(out / "keypoints.npz") as data:
+        assert data["landmarks"].shape == (n, 68, 2) and np.isfinite(data["landmarks"]).all()
+        assert np.allclose(data["times"], np.arange(n) / FPS)
+        landmarks = data["landmarks"]
+    table = pd.read_csv(out / "keypoints.csv")
+    assert len(table) == n and list(table.columns[:4]) == ["frame", "time", "x0", "y0"]
+    assert np.allclose(table["x33"], landmarks[:, 33, 0], atol=1e-3)
+    seq_files = vid2vid.sequence_frames(out / "vid2vid", "speech")
+    assert len(seq_files) == n
+    assert np.array_equal(vid2vid.read_keypoint_file(seq_files[10]), np.rint(landmarks[10]))
+    info = probe(out / "preview.mp4")
+    assert info.has_audio and info.has_video and info.width == 2 * predict.PREVIEW_PANEL
+    assert info.duration == pytest.approx(3.0, abs=0.2)
+    assert summary["realtime_factor_predict"] > 0
+    assert f"--how_many {n}" in summary["vid2vid_command"]
+    # a re-run with the same inputs is skipped
+    assert predict.predict_file(
+        speech, checkpoint, out, corpus="no-such-corpus", progress=False
+    ).get("skipped")
+
+
+def test_chunked_prediction_matches_one_pass(checkpoint):
+    predictor = load_predictor(checkpoint)
+    samples = speech_sample(6.0, seed=2)
+    times, whole = predict.predict_track(predictor, samples, 16000, chunk_seconds=100)
+    times_c, chunked = predict.predict_track(predictor, samples, 16000, chunk_seconds=1.0)
+    assert np.array_equal(times, times_c) and len(times) == int(6.0 * FPS)
+    assert np.abs(whole - chunked).max() < 1e-3  # pixels: chunk seams do not show
+
+
+@pytest.mark.parametrize(
+    ("suffix", "args"),
+    [
+        (".mp3", ["-ar", "44100", "-ac", "2"]),
+        (".m4a", ["-ar", "22050", "-ac", "1"]),
+        (".flac", ["-ar", "44100", "-ac", "2"]),
+    ],
+)
+def test_predict_accepts_formats_rates_and_channels(tmp_path, checkpoint, speech, suffix, args):
+    source = _ffmpeg(speech, tmp_path / f"speech{suffix}", *args)
+    summary = predict.predict_file(
+        source, checkpoint, tmp_path / "out", preview=False, corpus="none", progress=False
+    )
+    assert summary["frames"] == pytest.approx(3.0 * FPS, abs=2)
+    assert summary["vid2vid_problems"] == []
+
+
+def test_clear_errors_for_bad_input(tmp_path, checkpoint, speech, capsys):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.mp3"
+    garbage.write_bytes(b"this is not audio at all" * 50)
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(32000, np.float32), 16000)
+    for path, cause in ((empty, "empty"), (garbage, ""), (silent, "silent")):
+        with pytest.raises(predict.PredictError, match=path.name) as error:
+            predict.predict_file(path, checkpoint, tmp_path / "out", progress=False)
+        assert cause in str(error.value)
+    from wav2kp.cli import main
+
+    assert main(["predict", str(silent), "--checkpoint", str(checkpoint), "--out",
+                 str(tmp_path / "cli")]) == 2  # fmt: skip
+    assert "silent.wav" in capsys.readouterr().out
+    with pytest.raises(predict.PredictError, match="checkpoint not found"):
+        predict.predict_file(speech, tmp_path / "missing.pt", tmp_path / "o")
+
+
+def test_composition_follows_the_reference_head(tmp_path, checkpoint, speech):
+    from wav2kp.benchmarks.predict import synthetic_face
+
+    n_ref = 40
+    ref = np.stack([synthetic_face(center=(300 + 2 * t, 250)) for t in range(n_ref)])
+    track = vid2vid.ReferenceTrack("ref", np.arange(n_ref) / 30.0, ref.astype(float), (640, 480))
+    summary = predict.predict_file(
+        speech, checkpoint, tmp_path / "out", reference=track, preview=False, progress=False
+    )
+    with np.load(tmp_path / "out" / "keypoints.npz") as data:
+        nose = data["landmarks"][:, 30, 0]
+        index = data["reference_index"]
+    assert summary["frame_size"] == [640, 480]
+    assert index.max() == n_ref - 1 and index[n_ref] == n_ref - 2  # ping-pong
+    assert np.abs(nose - ref[index, 30, 0]).max() < 2.0  # the head moves with the reference
+
+
+@pytest.mark.realclips
+def test_predict_real_speech_with_real_reference_video(tmp_path, checkpoint, realclips):
+    wavs = sorted(realclips.glob("*.wav"))
+    video = realclips / "pcavs_vox2_Pose_Source_731200067.mp4"
+    if not wavs or not video.is_file():
+        pytest.skip("no real speech or reference video in the real clips folder")
+    summary = predict.predict_file(
+        wavs[0], checkpoint, tmp_path / "out", reference=video, progress=False
+    )
+    assert summary["vid2vid_problems"] == [] and summary["frame_size"] == [224, 224]
+    assert "pcavs" in summary["reference"]
+    assert summary["frames"] == int(np.floor(sf.info(wavs[0]).duration * FPS))
+    images = sorted((tmp_path / "out" / "vid2vid" / "test_img").rglob("*.jpg"))
+    assert len(images) == summary["frames"]
