@@ -21,7 +21,7 @@ import numpy as np
 FRAME_SIZE = 512
 INTEROCULAR_PX = 100.0  # iris-to-iris distance in the framed portrait
 EYES_CENTRE = (256.0, 205.0)
-MAX_GAP_IOD = 0.32  # full jaw opening (jaw = 1) as a fraction of the inter-ocular distance
+MAX_GAP_IOD = 0.36  # full jaw opening (jaw = 1) as a fraction of the inter-ocular distance
 
 UPPER_INNER_LIP = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
 LOWER_INNER_LIP = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
@@ -194,7 +194,12 @@ class FaceRenderer:
             self._eye_geometry(lm[RIGHT_UPPER_LID], lm[RIGHT_LOWER_LID]),
         ]
         self._brows = self._brow_geometry(lm[LEFT_BROW], lm[RIGHT_BROW])
-        self.base = face.image.astype(np.float32)
+        # the box holding every non-zero displacement (mouth, jaw, eyes, brows)
+        rois = [self.mouth_roi, self._brows[0]] + [e[0] for e in self._eyes]
+        self.face_box = (
+            slice(min(r[0].start for r in rois), max(r[0].stop for r in rois)),
+            slice(min(r[1].start for r in rois), max(r[1].stop for r in rois)),
+        )
 
     # --- geometry ---------------------------------------------------------------
     def _eye_geometry(self, upper: np.ndarray, lower: np.ndarray):
@@ -244,8 +249,9 @@ class FaceRenderer:
         """Commanded inner-lip gap at the mouth centre, pixels (before head scale)."""
         return float(np.clip(state.jaw, 0, 1.2) * self.gap_max)
 
-    def backward_map(self, state: FaceState) -> tuple[np.ndarray, np.ndarray, dict]:
-        """(map_x, map_y) for cv2.remap, and the deformed lip contours for the cavity."""
+    def displacement(self, state: FaceState) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Backward displacement (dx, dy) of the face (before head motion): output pixel
+        p shows the portrait at p + d(p); and the deformed lip contours for the cavity."""
         iod = self.iod
         dx = np.zeros_like(self.grid_x)
         dy = np.zeros_like(self.grid_y)
@@ -284,8 +290,6 @@ class FaceRenderer:
         dy[broi] += lift * whole + 0.09 * iod * state.brow_inner * inner
         dy[broi] -= 0.07 * iod * state.brow_lower * whole
         dx[broi] -= 0.05 * iod * state.brow_lower * towards_mid
-        map_x = self.grid_x + dx
-        map_y = self.grid_y + dy
         # lip contours after the deformation (for the cavity), in un-moved head coords
         xs = np.linspace(self.corner_l[0], self.corner_r[0], 24)
         up_y = np.interp(xs, *self.up_curve)
@@ -302,24 +306,49 @@ class FaceRenderer:
             "upper": np.stack([xs_new, up_y - lift_corners], axis=1),
             "lower": np.stack([xs_new, low_y - lift_corners], axis=1),
         }
-        return map_x, map_y, lips
+        return dx, dy, lips
 
     def render(self, state: FaceState) -> np.ndarray:
-        map_x, map_y, lips = self.backward_map(state)
-        head = self._head_matrix(state)
+        """One RGB frame: deformation and head motion in a single resampling."""
+        map_x, map_y, lips = self.maps(state)
         frame = cv2.remap(
             self.face.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
         )
-        frame = self._paint_cavity(frame, lips)
-        if head is not None:
-            frame = cv2.warpAffine(
-                frame,
-                head,
-                frame.shape[1::-1],
-                flags=cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_REFLECT_101,
-            )
-        return frame
+        return self._paint_cavity(frame, lips, scale=state.head_scale)
+
+    def maps(self, state: FaceState) -> tuple[np.ndarray, np.ndarray, dict]:
+        """cv2.remap maps of the whole frame and the lip contours in frame pixels."""
+        dx, dy, lips = self.displacement(state)
+        head = self._head_matrix(state)
+        if head is None:
+            return self.grid_x + dx, self.grid_y + dy, lips
+        # output pixel p shows the deformed face at q = A^-1 p: resample the displacement
+        # at q and add it to q itself. The displacement is zero outside the face box, so
+        # only the box (moved by the head) is resampled.
+        h, w = dx.shape
+        inv = cv2.invertAffineTransform(head)
+        map_x = inv[0, 0] * self.grid_x + inv[0, 1] * self.grid_y + inv[0, 2]
+        map_y = inv[1, 0] * self.grid_x + inv[1, 1] * self.grid_y + inv[1, 2]
+        rows, cols = self.face_box
+        corners = np.array(
+            [[cols.start, rows.start], [cols.stop, rows.start], [cols.start, rows.stop],
+             [cols.stop, rows.stop]], dtype=np.float64,
+        )  # fmt: skip
+        moved = corners @ head[:, :2].T + head[:, 2]
+        ox0, oy0 = np.maximum(np.floor(moved.min(axis=0)).astype(int) - 2, 0)
+        ox1, oy1 = np.minimum(np.ceil(moved.max(axis=0)).astype(int) + 2, (w, h))
+        field = np.dstack([dx[rows, cols], dy[rows, cols]])
+        # box-local: field coords = A^-1 (x + out origin) - box origin
+        m = inv.copy()
+        m[:, 2] = inv[:, :2] @ (ox0, oy0) + inv[:, 2] - (cols.start, rows.start)
+        local = cv2.warpAffine(
+            field, m, (int(ox1 - ox0), int(oy1 - oy0)),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+        )  # fmt: skip
+        map_x[oy0:oy1, ox0:ox1] += local[..., 0]
+        map_y[oy0:oy1, ox0:ox1] += local[..., 1]
+        lips = {k: v @ head[:, :2].T + head[:, 2] for k, v in lips.items()}
+        return map_x, map_y, lips
 
     def _head_matrix(self, state: FaceState):
         if (
@@ -335,7 +364,7 @@ class FaceRenderer:
         m[:, 2] += (state.head_tx, state.head_ty)
         return m
 
-    def _paint_cavity(self, frame: np.ndarray, lips: dict) -> np.ndarray:
+    def _paint_cavity(self, frame: np.ndarray, lips: dict, scale: float = 1.0) -> np.ndarray:
         upper, lower = lips["upper"], lips["lower"]
         gap = float((lower[:, 1] - upper[:, 1]).max())
         if gap < 0.6:
@@ -362,7 +391,7 @@ class FaceRenderer:
         deep = np.array([22.0, 6.0, 8.0], np.float32)
         cavity[:] = base + (deep - base) * depth[..., None]
         # upper teeth: a light band under the upper lip in the middle of the mouth
-        teeth_h = min(0.09 * self.iod, 0.4 * gap)
+        teeth_h = min(0.09 * self.iod * scale, 0.4 * gap)
         half_w = 0.62 * (upper[-1, 0] - upper[0, 0]) / 2
         mid_x = (upper[-1, 0] + upper[0, 0]) / 2
         in_teeth = (yy >= up_line) & (yy <= up_line + teeth_h) & (np.abs(xx - mid_x) <= half_w)

@@ -49,7 +49,7 @@ class Target:
     bilabial: bool = False
 
 
-_REST = Target(0.03, 0.0, 0.0, (0.6, 0.5, 0.5))
+_REST = Target(0.0, 0.0, 0.0, (0.6, 0.5, 0.5))  # lips lightly closed
 # Consonant classes: (jaw, spread, round, dominance). Labials dominate the lips; lingual
 # consonants leave the lips to their vowel neighbours (low dominance on spread/round).
 CONSONANTS: dict[str, Target] = {
