@@ -141,7 +141,9 @@ def test_ridge_beats_mean_face_on_a_learnable_mapping():
         }
         assert scores["ridge"]["mouth_lmd_iod"] < 0.5 * scores["mean_face"]["mouth_lmd_iod"]
         assert scores["ridge"]["mouth_open_r"] > 0.8
-        assert scores["mean_face"]["variance_ratio"] < 0.05
+        # a posed static face is a frozen mouth: no variance, no defined correlation
+        assert scores["mean_face"]["variance_ratio"] < 1e-3
+        assert np.isnan(scores["mean_face"]["mouth_open_r"])
 
 
 def test_ridge_uses_only_valid_train_frames_and_is_deterministic():

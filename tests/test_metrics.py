@@ -174,6 +174,23 @@ def test_mouth_opening_reads_inner_lip_gap_over_iod():
     assert metrics.mouth_opening(face) == pytest.approx(opening + base_gap)
 
 
+def test_mouth_opening_ignores_head_roll_and_scale():
+    opening = speech_opening()
+    face = talking_face(opening)
+    angle = np.deg2rad(np.linspace(-20, 20, len(face)))[:, None]
+    scale = np.linspace(0.7, 1.3, len(face))[:, None]
+    x, y = face[..., 0] - 200, face[..., 1] - 220
+    rolled = np.stack(
+        [
+            scale * (np.cos(angle) * x - np.sin(angle) * y),
+            scale * (np.sin(angle) * x + np.cos(angle) * y),
+        ],
+        axis=-1,
+    )
+    assert metrics.mouth_opening(rolled) == pytest.approx(metrics.mouth_opening(face))
+    assert metrics.mouth_opening_correlation(rolled, face) == pytest.approx(1.0)
+
+
 def test_bad_shapes_are_refused_with_a_clear_message():
     true = talking_face(speech_opening(20))
     with pytest.raises(ValueError, match="prediction shape"):

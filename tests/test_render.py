@@ -94,6 +94,9 @@ def test_plots_have_a_panel_per_metric_and_a_trace_per_model(fitted, tmp_path):
     assert len(fig.axes) == len(render.METRIC_LABELS)
     bars = render.plot_summary_bars(evaluate.summarise(df)["model"])
     assert len(bars.axes) == len(render.METRIC_LABELS)
+    by_emotion = render.plot_by_group(df, by="emotion")
+    assert len(by_emotion.axes) == 3
+    assert {t.get_text() for t in by_emotion.axes[0].get_xticklabels()} == set(df["emotion"])
     clip = with_audio(clips[0], tmp_path)
     traces = render.plot_mouth_traces(clip, {m.name: m.predict_landmarks(clip) for m in baselines})
     top, wave = traces.axes

@@ -85,6 +85,38 @@ def plot_summary_bars(summary: pd.DataFrame, metric_names: Sequence[str] | None 
     return grid.figure
 
 
+def plot_by_group(
+    df: pd.DataFrame,
+    metric_names: Sequence[str] = ("mouth_open_r", "mouth_lmd_iod", "variance_ratio"),
+    by: str = "emotion",
+    order: Sequence[str] | None = None,
+):
+    """Per-``by`` (emotion or speaker) means with 95 % intervals over clips, one bar per
+    model, one panel per metric."""
+    metric_names = [m for m in metric_names if m in df.columns]
+    order = list(order) if order else list(dict.fromkeys(df["model"]))
+    groups = sorted(df[by].dropna().unique())
+    fig, axes = plt.subplots(
+        1, len(metric_names), figsize=(max(5, 0.9 * len(groups) + 2.5) * len(metric_names) / 1.6, 3.6),
+        squeeze=False,
+    )  # fmt: skip
+    for k, (ax, metric) in enumerate(zip(axes[0], metric_names, strict=True)):
+        sns.barplot(
+            data=df[df["model"].isin(order)], x=by, y=metric, hue="model", hue_order=order,
+            order=groups, errorbar=("ci", 95), ax=ax, legend=k == len(metric_names) - 1,
+        )  # fmt: skip
+        if metric in IDEAL:
+            ax.axhline(IDEAL[metric], color="0.4", linestyle="--", linewidth=1)
+        ax.set_title(f"{METRIC_LABELS.get(metric, metric)} by {by}")
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.tick_params(axis="x", rotation=30)
+    if axes[0, -1].get_legend() is not None:
+        sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1, 1), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def load_waveform(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Mono float waveform and its rate (soundfile; torchaudio does no file I/O here)."""
     import soundfile as sf
@@ -102,7 +134,7 @@ def plot_mouth_traces(
     audio: np.ndarray | None = None,
     sample_rate: int | None = None,
 ):
-    """Mouth opening (inner-lip gap / GT IOD) over time for the truth and each model,
+    """Mouth opening (inner-lip gap / IOD) over time for the truth and each model,
     with the waveform underneath on the same time axis. Missing GT frames are gaps."""
     if audio is None and clip.audio_path is not None and Path(clip.audio_path).exists():
         audio, sample_rate = load_waveform(clip.audio_path)
@@ -112,13 +144,12 @@ def plot_mouth_traces(
         squeeze=False, gridspec_kw={"height_ratios": [3, 1]} if has_audio else None,
     )  # fmt: skip
     ax = axes[0, 0]
-    iod = metrics.inter_ocular_distance(clip.landmarks)
     valid = metrics.valid_frames(clip.landmarks, clip.valid)
     times = clip.frame_times
-    ax.plot(times, np.where(valid, metrics.mouth_opening(clip.landmarks, iod), np.nan),
+    ax.plot(times, np.where(valid, metrics.mouth_opening(clip.landmarks), np.nan),
             color="black", linewidth=2, label="true")  # fmt: skip
     for name, pred in predictions.items():
-        opening = np.where(valid, metrics.mouth_opening(pred, iod), np.nan)
+        opening = np.where(valid, metrics.mouth_opening(pred), np.nan)
         r = metrics.mouth_opening_correlation(pred, clip.landmarks, clip.valid)
         ax.plot(times, opening, linewidth=1.2, label=f"{name} (r={r:.2f})")
     ax.set_ylabel("mouth opening (IOD)")
