@@ -507,6 +507,7 @@ def extract_corpus(
             bar.update(1)
     bar.close()
     table = save()
+    table.attrs["extracted_now"] = [job.clip_id for job in todo]  # for frames/s of this run
     skipped = len(jobs) - len(todo)
     bad = table[table["file"].isin(selected) & (table["status"] != "ok")]
     if progress:
@@ -517,6 +518,56 @@ def extract_corpus(
         for _, r in bad.iterrows():
             print(f"  {r['status']}: {r['error']}")
     return table
+
+
+def clip_signals(data: dict[str, Any]) -> pd.DataFrame:
+    """Per-frame signals of one extracted clip for plots: time, status, inner-lip gap and
+    jaw (chin) height in inter-ocular distances, head angles in degrees."""
+    from wav2kp.landmarks import inter_ocular, mouth_opening
+    from wav2kp.pose import rotation_to_euler
+
+    lm = data["lm68"].astype(np.float64)
+    iod = inter_ocular(lm)
+    eyes_y = lm[:, [36, 45], 1].mean(axis=1)
+    angles = rotation_to_euler(data["pose_rotation"])
+    return pd.DataFrame(
+        {
+            "time": data["times"],
+            "status": data["frame_status"],
+            "mouth_opening": mouth_opening(lm) / iod,
+            "jaw_drop": (lm[:, 8, 1] - eyes_y) / iod,
+            "pitch": angles[:, 0],
+            "yaw": angles[:, 1],
+            "roll": angles[:, 2],
+            "scale": data["pose_scale"],
+        }
+    )
+
+
+def summarise(table: pd.DataFrame, wall_seconds: float | None = None) -> dict[str, Any]:
+    """Key numbers of an extraction manifest (for ``metrics_extraction.json``)."""
+    good = table[table["status"] == "ok"]
+    decoded = table[table["frames"].notna() & (table["status"] != "error")]
+    frames = float(decoded["frames"].sum())
+    detected = float((decoded["frames"] * decoded["detection_rate"]).sum())
+    out: dict[str, Any] = {
+        "clips_total": int(len(table)),
+        "clips_ok": int(len(good)),
+        "clips_rejected": int((table["status"] == "rejected").sum()),
+        "clips_error": int((table["status"] == "error").sum()),
+        "frames": int(frames),
+        "detection_rate": detected / frames if frames else float("nan"),
+        "interpolated_frames": int(decoded["interpolated_frames"].sum()),
+        "missing_frames": int(decoded["missing_frames"].sum()),
+        "video_seconds_ok": float(good["duration"].sum()),
+        "clip_seconds": float(pd.to_numeric(decoded["seconds"], errors="coerce").sum()),
+    }
+    out["frames_per_second_per_worker"] = (
+        frames / out["clip_seconds"] if out["clip_seconds"] else float("nan")
+    )
+    if wall_seconds:
+        out["wall_seconds"] = float(wall_seconds)
+    return out
 
 
 # ---------------------------------------------------------------- command line

@@ -72,3 +72,44 @@ def mouth_opening(lm68: np.ndarray) -> np.ndarray:
     """Inner-lip gap (62 to 66) per frame, in the landmarks' units."""
     lm = np.asarray(lm68)
     return np.linalg.norm(lm[..., 66, :] - lm[..., 62, :], axis=-1)
+
+
+# Open/closed polylines of the 68-point layout, for drawing.
+CONTOURS: tuple[tuple[slice, bool], ...] = (
+    (GROUPS["jaw"], False),
+    (GROUPS["right_brow"], False),
+    (GROUPS["left_brow"], False),
+    (GROUPS["nose_bridge"], False),
+    (GROUPS["nostrils"], False),
+    (GROUPS["right_eye"], True),
+    (GROUPS["left_eye"], True),
+    (GROUPS["outer_lip"], True),
+    (GROUPS["inner_lip"], True),
+)
+
+
+def draw_keypoints(
+    rgb: np.ndarray,
+    lm478: np.ndarray | None = None,
+    lm68: np.ndarray | None = None,
+    mesh_colour: tuple[int, int, int] = (80, 200, 255),
+    colour68: tuple[int, int, int] = (255, 60, 60),
+) -> np.ndarray:
+    """A copy of the frame with the mesh points (small dots) and the 68 points (dots
+    joined along the face contours) drawn; NaN points are skipped."""
+    import cv2
+
+    image = np.ascontiguousarray(rgb).copy()
+    scale = max(1, round(max(image.shape[:2]) / 400))
+    if lm478 is not None and np.isfinite(lm478[:, :2]).all():
+        for x, y in np.round(lm478[:, :2]).astype(int):
+            cv2.circle(image, (int(x), int(y)), max(1, scale // 2), mesh_colour, -1, cv2.LINE_AA)
+    if lm68 is not None and np.isfinite(lm68).all():
+        pts = np.round(lm68).astype(np.int32)
+        for part, closed in CONTOURS:
+            cv2.polylines(
+                image, [pts[part].reshape(-1, 1, 2)], closed, colour68, scale, cv2.LINE_AA
+            )
+        for x, y in pts:
+            cv2.circle(image, (int(x), int(y)), scale + 1, colour68, -1, cv2.LINE_AA)
+    return image

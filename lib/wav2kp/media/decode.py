@@ -151,3 +151,18 @@ def extract_audio_pcm(path: str | os.PathLike, out_wav: str | os.PathLike) -> tu
         if sf_info.frames == 0:
             raise MediaError(f"{path}: audio stream holds no samples")
     return int(sf_info.samplerate), int(sf_info.channels)
+
+
+def read_frames_at(path: str | os.PathLike, indices: list[int]) -> dict[int, np.ndarray]:
+    """The frames with the given decode indices (0-based), as ``{index: rgb}``; stops
+    decoding after the last one wanted."""
+    wanted = set(int(i) for i in indices)
+    found: dict[int, np.ndarray] = {}
+    if not wanted:
+        return found
+    for index, (_, rgb) in enumerate(iter_frames(path)):
+        if index in wanted:
+            found[index] = rgb.copy()
+        if index >= max(wanted):
+            break
+    return found
