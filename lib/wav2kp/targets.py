@@ -160,7 +160,7 @@ class TargetNormalizer:
         }
         residuals = np.concatenate(
             [
-                self._residuals(np.concatenate(arrays), self.neutrals[speaker])
+                self.residuals(np.concatenate(arrays), neutral=self.neutrals[speaker])
                 for speaker, arrays in per_speaker.items()
             ]
         )
@@ -227,9 +227,12 @@ class TargetNormalizer:
             return self.neutrals[str(speaker)]
         return self.mean_neutral
 
-    def _residuals(self, landmarks: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    def residuals(
+        self, landmarks: np.ndarray, speaker: str | None = None, neutral: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(T, 136) aligned shape minus the neutral face, before PCA and scaling."""
         aligned, _ = self.align(landmarks)
-        return (aligned - neutral).reshape(len(aligned), 136)
+        return (aligned - self.neutral_for(speaker, neutral)).reshape(len(aligned), 136)
 
     # ----- forward / inverse -----
     def transform(
