@@ -77,6 +77,11 @@ def test_frozen_mouth_has_zero_variance_ratio_and_undefined_r():
     frozen = talking_face(np.full(len(true), 0.1))
     assert metrics.variance_ratio(frozen, true) == pytest.approx(0.0, abs=1e-9)
     assert np.isnan(metrics.mouth_opening_correlation(frozen, true))
+    assert np.isnan(metrics.av_offset_frames(frozen, true))
+    # float32 rounding on a still mouth is not motion to correlate with
+    rounded = frozen.astype(np.float32)
+    assert metrics.variance_ratio(rounded, true) < 1e-3
+    assert np.isnan(metrics.mouth_opening_correlation(rounded, true))
     assert metrics.mouth_lmd(frozen, true) > 0
 
 

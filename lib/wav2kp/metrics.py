@@ -31,6 +31,7 @@ INNER_LIP_TOP, INNER_LIP_BOTTOM = 62, 66
 CROP_SIDE_PER_FACE_WIDTH = 2.5  # vid2vid's crop: 2.5 x the keypoint box width
 CROP_PIXELS = 256
 DEFAULT_MAX_LAG_FRAMES = 10
+FROZEN_RATIO = 1e-3  # predicted opening std below this x the true std counts as frozen
 
 
 def _check_pair(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -205,9 +206,19 @@ def _is_constant(x: np.ndarray) -> bool:
     return bool(np.ptp(x) <= 1e-4 * max(1e-12, float(np.abs(x).max())))
 
 
+def _frozen(pred_open: np.ndarray, true_open: np.ndarray) -> bool:
+    """The predicted mouth moves less than FROZEN_RATIO of the true one: any correlation
+    would only be with float rounding noise."""
+    true_std = np.nanstd(true_open) if np.isfinite(true_open).any() else 0.0
+    pred_std = np.nanstd(pred_open) if np.isfinite(pred_open).any() else 0.0
+    return bool(pred_std <= FROZEN_RATIO * true_std)
+
+
 def mouth_opening_correlation(pred, true, valid=None) -> float:
-    """Pearson r over time of predicted vs true mouth opening (gap / IOD)."""
-    return _pearson(*_openings(pred, true, valid))
+    """Pearson r over time of predicted vs true mouth opening (gap / IOD); NaN for a
+    frozen predicted mouth."""
+    pred_open, true_open = _openings(pred, true, valid)
+    return float("nan") if _frozen(pred_open, true_open) else _pearson(pred_open, true_open)
 
 
 def variance_ratio(pred, true, valid=None) -> float:
@@ -282,6 +293,8 @@ def av_offset_frames(pred, true, valid=None, max_lag_frames: int = DEFAULT_MAX_L
     +-max_lag_frames; positive = prediction late. NaN when no lag has a defined r. Ties
     go to the smallest |lag|."""
     pred_open, true_open = _openings(pred, true, valid)
+    if _frozen(pred_open, true_open):
+        return float("nan")
     lags, r = lagged_correlations(pred_open, true_open, max_lag_frames)
     if not np.isfinite(r).any():
         return float("nan")
