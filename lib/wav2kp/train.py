@@ -602,10 +602,19 @@ class Predictor:
 
     @property
     def feature_config(self):
+        """``wav2kp.features.FeatureConfig`` the model was trained with (None if unknown)."""
         from wav2kp.features import FeatureConfig
 
         state = self.context.get("feature_config")
         return None if state is None else FeatureConfig.from_dict(state)
+
+    @property
+    def feature_stats(self):
+        """``wav2kp.features.FeatureStats`` (train split) to normalise new audio features."""
+        from wav2kp.features import FeatureStats
+
+        state = self.context.get("feature_stats")
+        return None if state is None else FeatureStats.from_dict(state)
 
     def check_clip(self, clip: ClipData) -> None:
         d = clip.features.shape[1] if np.ndim(clip.features) == 2 else None
@@ -712,17 +721,24 @@ class CorpusData:
     context: dict
 
 
-def load_corpus_for_training(corpus: str, **load_kwargs) -> CorpusData:
-    """Clips of a processed corpus split by ``split.csv``, with the inference context
-    (normaliser, feature config and stats) a checkpoint must carry."""
+def load_corpus_for_training(corpus: str, progress: bool = True, root=None) -> CorpusData:
+    """Clips of a processed corpus split by ``split.csv`` (features normalised with the
+    train stats, targets with the train normaliser, both fitted if missing), with the
+    inference context a checkpoint must carry."""
     from wav2kp import dataset
+    from wav2kp.features import FeatureStats, feature_stats_path
 
-    loaded = dataset.load_clips(corpus, **load_kwargs)
-    clips = loaded if isinstance(loaded, list) else list(loaded)
+    clips = dataset.load_clips(corpus, splits=None, root=root, progress=progress)
     by_split = {s: [c for c in clips if c.split == s] for s in ("train", "val", "test")}
     if not by_split["train"]:
         raise ValueError(
             f"corpus {corpus!r}: no clip in the train split (run notebooks 01-03 first)"
         )
-    context = dataset.inference_context(corpus) if hasattr(dataset, "inference_context") else {}
+    stats = FeatureStats.load(feature_stats_path(corpus, root))
+    context = {
+        "normalizer": dataset.load_normalizer(corpus, root),
+        "feature_stats": stats,
+        "feature_config": stats.feature_config,
+        "corpus": corpus,
+    }
     return CorpusData(by_split["train"], by_split["val"], by_split["test"], context)
