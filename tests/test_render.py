@@ -116,3 +116,18 @@ def test_frames_at_times_picks_the_nearest_decoded_frame(tmp_path):
     wanted = np.array([0.0, 0.039, 0.21, 0.49, 0.76, 10.0])  # the last is past the end
     picked = [int(round(f.mean() / 10)) for f in render.frames_at_times(path, wanted)]
     assert picked == [0, 1, 5, 12, 19, 19]
+
+
+def test_a_wild_model_does_not_flatten_the_traces(fitted):
+    (mean_face, _), clips = fitted
+    clip = clips[0]
+    wild = clip.landmarks.astype(np.float64).copy()
+    wild[:, 66, 1] += 500.0  # an absurd mouth opening
+    fig = render.plot_mouth_traces(
+        clip, {"wild": wild, "mean_face": mean_face.predict_landmarks(clip)}
+    )
+    top = fig.axes[0].get_ylim()[1]
+    true_open = np.nanmax(
+        np.where(clip.valid, render.metrics.mouth_opening(clip.landmarks), np.nan)
+    )
+    assert top == pytest.approx(2 * true_open)

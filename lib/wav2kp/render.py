@@ -146,12 +146,20 @@ def plot_mouth_traces(
     ax = axes[0, 0]
     valid = metrics.valid_frames(clip.landmarks, clip.valid)
     times = clip.frame_times
-    ax.plot(times, np.where(valid, metrics.mouth_opening(clip.landmarks), np.nan),
-            color="black", linewidth=2, label="true")  # fmt: skip
+    true_open = np.where(valid, metrics.mouth_opening(clip.landmarks), np.nan)
+    ax.plot(times, true_open, color="black", linewidth=2, label="true")
+    top = 2.0 * np.nanmax(true_open) if np.isfinite(true_open).any() else None
+    clipped = []
     for name, pred in predictions.items():
         opening = np.where(valid, metrics.mouth_opening(pred), np.nan)
         r = metrics.mouth_opening_correlation(pred, clip.landmarks, clip.valid)
         ax.plot(times, opening, linewidth=1.2, label=f"{name} (r={r:.2f})")
+        if top is not None and np.nanmax(opening, initial=0.0) > top:
+            clipped.append(name)
+    if clipped:  # one wild model must not flatten everyone else's trace
+        ax.set_ylim(0, top)
+        ax.text(0.01, 0.97, f"clipped at 2x the true maximum: {', '.join(clipped)}",
+                transform=ax.transAxes, va="top", fontsize=8, color="0.3")  # fmt: skip
     ax.set_ylabel("mouth opening (IOD)")
     ax.set_title(f"{clip.clip_id}  ({clip.speaker}, {clip.emotion}, {clip.split})")
     ax.legend(loc="upper right", fontsize=8, ncol=2)
