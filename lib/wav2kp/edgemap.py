@@ -152,12 +152,21 @@ def part_labels(lm68: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return labels
 
 
-def background_edges(frame: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Canny edges of the real frame outside the face (vid2vid adds them to the edge map)."""
+def canny_edges(frame: np.ndarray) -> np.ndarray:
+    """(H, W) bool: scikit-image Canny (default sigma and thresholds) of the grey frame,
+    as vid2vid computes it. Depends on the frame only, so callers may cache it."""
     from skimage import feature
 
     gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    edges = feature.canny(gray)
+    return feature.canny(gray)
+
+
+def background_edges(
+    frame: np.ndarray, labels: np.ndarray, edges: np.ndarray | None = None
+) -> np.ndarray:
+    """Canny edges of the real frame outside the face (vid2vid adds them to the edge map);
+    ``edges``: the frame's :func:`canny_edges` if already known."""
+    edges = canny_edges(frame) if edges is None else edges
     return ((edges & (labels == 0)) * 255).astype(np.uint8)
 
 
@@ -173,11 +182,13 @@ def render_edge_map(
     size: tuple[int, int],
     frame: np.ndarray | None = None,
     distance_maps: bool = False,
+    frame_edges: np.ndarray | None = None,
 ) -> EdgeMap:
     """Everything vid2vid derives from one keypoint frame, at full frame resolution.
 
     ``frame`` (RGB or gray, same size) adds its Canny edges outside the face, as vid2vid
-    does at test time with the reference image.
+    does at test time with the reference image (``frame_edges``: its cached
+    :func:`canny_edges`).
     """
     width, height = int(size[0]), int(size[1])
     if width <= 0 or height <= 0:
@@ -200,15 +211,19 @@ def render_edge_map(
                 f"reference frame is {frame.shape[1]}x{frame.shape[0]}, keypoint canvas is "
                 f"{width}x{height}"
             )
-        edges = np.maximum(edges, background_edges(frame, labels))
+        edges = np.maximum(edges, background_edges(frame, labels, frame_edges))
     return EdgeMap(edges=edges, distance_maps=dists, labels=labels)
 
 
 def draw_edge_map(
-    lm68: np.ndarray, size: tuple[int, int], frame: np.ndarray | None = None
+    lm68: np.ndarray,
+    size: tuple[int, int],
+    frame: np.ndarray | None = None,
+    frame_edges: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(H, W) uint8 edge map of one keypoint frame (255 on edges), full frame resolution."""
-    return render_edge_map(lm68, size, frame=frame).edges
+    """(H, W) uint8 edge map of one keypoint frame (255 on edges), full frame resolution;
+    with ``frame``, plus its Canny edges outside the face."""
+    return render_edge_map(lm68, size, frame=frame, frame_edges=frame_edges).edges
 
 
 def distance_maps(lm68: np.ndarray, size: tuple[int, int]) -> np.ndarray:

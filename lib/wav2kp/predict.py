@@ -315,7 +315,93 @@ def _raw_video_for(npz: Path, corpus_paths) -> Path | None:
     return None
 
 
+@dataclass
+class HandoffClips:
+    """Which held-out clip's audio drives the hand-off and whose head it is drawn on."""
+
+    speech_clip: str
+    reference_clip: str
+    speaker: str
+    speech_audio: Path  # 16 kHz mono wav of the speech clip
+    reference_npz: Path  # extraction result of the reference clip
+    speech_npz: Path  # extraction result of the speech clip (its true keypoints)
+
+
+def choose_handoff_clips(
+    corpus: str,
+    speech_clip: str | None = None,
+    reference_clip: str | None = None,
+    seed: int = 0,
+    split_name: str = "test",
+) -> HandoffClips:
+    """Pick the speech clip (a ``test``-split clip: never training audio) and a reference
+    clip of the same speaker (another test clip when there is one). Given names are
+    checked: a speech clip outside the test split is refused."""
+    import pandas as pd
+
+    from wav2kp.paths import CorpusPaths
+
+    paths = CorpusPaths(corpus)
+    if not paths.split_file.is_file():
+        raise FileNotFoundError(f"{paths.split_file}: no split; run notebooks 01-03 first")
+    split = pd.read_csv(paths.split_file, dtype=str, keep_default_na=False)
+    extracted = {p.stem for p in paths.extracted.glob("*.npz")}
+    split = split[split["clip_id"].isin(extracted)]
+    if "speaker" not in split.columns:
+        split = split.assign(speaker="")
+    held_out = split[split["split"] == split_name].sort_values("clip_id")
+    if speech_clip is None:
+        if held_out.empty:
+            raise ValueError(f"corpus {corpus!r}: no extracted clip in the {split_name} split")
+        rng = np.random.default_rng(seed)
+        speech_clip = str(held_out["clip_id"].iloc[int(rng.integers(len(held_out)))])
+    row = split[split["clip_id"] == speech_clip]
+    if row.empty:
+        raise ValueError(f"corpus {corpus!r}: speech clip {speech_clip!r} is not extracted/split")
+    if row["split"].iloc[0] != split_name:
+        raise ValueError(
+            f"speech clip {speech_clip!r} is in the {row['split'].iloc[0]!r} split; the "
+            f"hand-off must use held-out ({split_name}) audio, never training audio"
+        )
+    speaker = str(row["speaker"].iloc[0])
+    if reference_clip is None:
+        same = held_out[(held_out["speaker"] == speaker) & (held_out["clip_id"] != speech_clip)]
+        reference_clip = str(same["clip_id"].iloc[0]) if len(same) else speech_clip
+    if reference_clip not in extracted:
+        raise ValueError(f"corpus {corpus!r}: reference clip {reference_clip!r} is not extracted")
+    audio = paths.audio / f"{speech_clip}.wav"
+    if not audio.is_file():
+        raise FileNotFoundError(f"{audio}: the speech clip's audio is missing (run notebook 01)")
+    return HandoffClips(
+        speech_clip, reference_clip, speaker, audio,
+        paths.extracted / f"{reference_clip}.npz", paths.extracted / f"{speech_clip}.npz",
+    )  # fmt: skip
+
+
 # --------------------------------------------------------------------------- preview
+
+
+class _CannyCache:
+    """Canny edges per reference frame, bit-packed, within a memory budget: a ping-ponged
+    reference revisits its frames, and Canny is most of a preview frame's cost."""
+
+    def __init__(self, budget_bytes: int = 256 << 20) -> None:
+        self.budget = budget_bytes
+        self.used = 0
+        self.packed: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
+
+    def get(self, index: int, frame: np.ndarray) -> np.ndarray:
+        from wav2kp.edgemap import canny_edges
+
+        if index in self.packed:
+            bits, shape = self.packed[index]
+            return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+        edges = canny_edges(frame)
+        bits = np.packbits(edges)
+        if self.used + bits.nbytes <= self.budget:
+            self.packed[index] = (bits, edges.shape)
+            self.used += bits.nbytes
+        return edges
 
 
 def preview_frames(composition, reference, panel: int = PREVIEW_PANEL, with_reference=True):
@@ -326,9 +412,13 @@ def preview_frames(composition, reference, panel: int = PREVIEW_PANEL, with_refe
 
     landmarks = composition.landmarks
     box = edgemap.crop_box(landmarks[0], reference.size)
+    cache = _CannyCache()
     for i, points in enumerate(landmarks):
-        frame = reference.image(int(composition.reference_index[i]))
-        edges = edgemap.draw_edge_map(points, reference.size, frame=frame)
+        ref_index = int(composition.reference_index[i])
+        frame = reference.image(ref_index)
+        edges = edgemap.draw_edge_map(
+            points, reference.size, frame=frame, frame_edges=cache.get(ref_index, frame)
+        )
         edge_panel = np.repeat(edgemap.crop_and_resize(edges, box, panel)[..., None], 3, axis=2)
         if not with_reference:
             yield edge_panel

@@ -445,6 +445,46 @@ def export_composition(
     )
 
 
+def plot_vid2vid_inputs(
+    root: str | os.PathLike, seq: str, n_frames: int = 4, phase: str = PHASE, panel: int = 256
+):
+    """A figure read back from the exported files, as vid2vid will read them: for
+    ``n_frames`` frames spread over the sequence, the reference image (cropped with
+    vid2vid's face box, set on the first frame) above the edge map vid2vid draws from
+    the keypoint file (Canny background of the image included)."""
+    import matplotlib.pyplot as plt
+
+    from wav2kp import edgemap
+
+    kp_dir, img_dir = (d / seq for d in keypoint_dirs(root, phase))
+    files = sorted(kp_dir.glob("*.txt"))
+    if not files:
+        raise FileNotFoundError(f"{kp_dir}: no keypoint files")
+    picks = np.unique(np.linspace(0, len(files) - 1, n_frames).round().astype(int))
+    first_image = cv2.imread(str(img_dir / f"{files[0].stem}.jpg"))
+    if first_image is None:
+        raise FileNotFoundError(f"{img_dir}: no readable image for {files[0].name}")
+    size = (first_image.shape[1], first_image.shape[0])
+    box = edgemap.crop_box(read_keypoint_file(files[0]), size)
+    fig, axes = plt.subplots(2, len(picks), figsize=(2.6 * len(picks), 5.4), squeeze=False)
+    for column, index in enumerate(picks):
+        points = read_keypoint_file(files[index])
+        image = cv2.imread(str(img_dir / f"{files[index].stem}.jpg"))
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        edges = edgemap.draw_edge_map(points, size, frame=rgb)
+        axes[0, column].imshow(edgemap.crop_and_resize(rgb, box, panel))
+        axes[1, column].imshow(edgemap.crop_and_resize(edges, box, panel), cmap="gray")
+        axes[0, column].set_title(f"frame {files[index].stem}", fontsize=9)
+        for ax in axes[:, column]:
+            ax.set_axis_off()
+    axes[0, 0].text(-0.05, 0.5, "test_img", rotation=90, transform=axes[0, 0].transAxes,
+                    ha="right", va="center")  # fmt: skip
+    axes[1, 0].text(-0.05, 0.5, "edge map", rotation=90, transform=axes[1, 0].transAxes,
+                    ha="right", va="center")  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
 def sequence_frames(root: str | os.PathLike, seq: str, phase: str = PHASE) -> Sequence[Path]:
     """The exported keypoint files of one sequence, sorted."""
     return sorted((keypoint_dirs(root, phase)[0] / seq).glob("*.txt"))

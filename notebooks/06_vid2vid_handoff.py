@@ -1,0 +1,209 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 - Hand-off to NVIDIA vid2vid
+#
+# The keypoints exist to drive vid2vid's face model (`edge2face`), which turns a
+# sequence of 68-point faces into video. The original project fell short here in three
+# ways: its "test" outputs were made from **training audio**, it copied **placeholder
+# images** into vid2vid's image folder, and its keypoints carried **no head motion or
+# blinks**, so the synthesized faces looked frozen.
+#
+# This notebook does the hand-off properly:
+#
+# 1. The speech comes from a **held-out test clip** (its sentence never appears in
+#    training).
+# 2. The model predicts mouth and jaw motion from that audio; the motion is **composed
+#    onto a real head track** of the same speaker (head pose, blinks and brows of another
+#    test clip), in that clip's frame coordinates (`wav2kp.vid2vid.compose_on_reference`).
+# 3. The folder is written in vid2vid's layout - `test_keypoints/<seq>/%05d.txt` (68
+#    integer `x,y` rows) beside `test_img/<seq>/%05d.jpg` (the **real frames** of the
+#    reference clip) - then **checked** the way vid2vid would trip over it.
+# 4. We show what vid2vid's generator will see: its edge maps (synthesized forehead,
+#    quadratic pieces, 2 px lines, face crop), reproduced by `wav2kp.edgemap`, and a
+#    preview video with the speech.
+#
+# The same runs from the command line on any speech file:
+# `wav2kp predict speech.mp3 --checkpoint data/models/demo/default/best.pt --reference
+# me.mp4 --out out/`.
+
+# %% tags=["parameters"]
+corpus = "demo"
+output_dir = "reports/scratch"
+seed = 0
+model = "default"
+checkpoint = None  # default: data/models/<corpus>/<model>/best.pt
+reference_clip = None  # a test-split clip of the audio's speaker (default: picked here)
+speech_clip = None  # a held-out test clip whose audio is used (default: picked by seed)
+preview_frames = 4  # edge-map preview images
+explorer_clips = 4  # test clips offered in the explorer
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from IPython.display import HTML, Markdown, display
+from wav2kp import metrics, predict, render, vid2vid
+from wav2kp.atomic import write_json
+from wav2kp.paths import CorpusPaths, resolve_output_dir
+
+sns.set_theme(style="whitegrid", context="notebook")
+out = resolve_output_dir(output_dir)
+paths = CorpusPaths(corpus)
+checkpoint = Path(checkpoint) if checkpoint else paths.models / model / "best.pt"
+if not checkpoint.is_file():
+    raise FileNotFoundError(f"{checkpoint}: no trained model; run notebook 04 first")
+
+
+def save(fig, name):
+    fig.savefig(out / name, dpi=110, bbox_inches="tight")
+    display(fig)
+    plt.close(fig)
+
+
+# %% [markdown]
+# ## Which audio, which head
+# The speech clip must come from the test split; the reference head is another test
+# clip of the same speaker when there is one.
+
+# %%
+clips = predict.choose_handoff_clips(corpus, speech_clip, reference_clip, seed=seed)
+display(pd.Series({
+    "speech clip (audio)": clips.speech_clip,
+    "reference clip (head, blinks, frames)": clips.reference_clip,
+    "speaker": clips.speaker,
+    "checkpoint": str(checkpoint),
+}, name="hand-off").to_frame())  # fmt: skip
+
+# %% [markdown]
+# ## Predict, compose on the reference head, export the vid2vid folder
+# `predict_file` is what `wav2kp predict` runs: keypoints (`keypoints.npz`,
+# `keypoints.csv`), the vid2vid tree, a preview mp4 with the speech, and a summary.
+
+# %%
+handoff_dir = out / "vid2vid_handoff"
+summary = predict.predict_file(
+    clips.speech_audio, checkpoint, handoff_dir, reference=clips.reference_npz,
+    corpus=corpus, speaker=clips.speaker, sequence=clips.speech_clip, progress=False,
+)  # fmt: skip
+display(pd.Series({k: summary[k] for k in (
+    "reference", "frames", "audio_seconds", "fps", "frame_size",
+    "reference_frames_interpolated", "realtime_factor_predict", "realtime_factor_total",
+)}, name="predict").to_frame())  # fmt: skip
+
+# %% [markdown]
+# ## What vid2vid will see
+# Read back from the exported files: the reference frame (`test_img`) and the edge map
+# vid2vid draws from the keypoint file, both cropped with vid2vid's face box (set on the
+# first frame and kept). Background edges outside the face come from the real frame.
+
+# %%
+vid2vid_root = handoff_dir / "vid2vid"
+fig = vid2vid.plot_vid2vid_inputs(vid2vid_root, clips.speech_clip, n_frames=preview_frames)
+save(fig, "handoff_edge_maps.png")
+
+# %% [markdown]
+# ## Preview with the speech
+# Left: the reference frame with the composed keypoints; right: vid2vid's edge map.
+
+# %%
+display(HTML(render.video_html(handoff_dir / "preview.mp4", width=512)))
+
+# %% [markdown]
+# ## Does the mouth still follow the speech after composition?
+# Mouth opening (inner-lip gap / inter-ocular distance) of the exported keypoints
+# against the true opening of the speech clip (its real video), on the same timeline.
+# The head, eyes and brows come from the other clip; only the mouth and jaw should
+# follow this audio.
+
+# %%
+with np.load(handoff_dir / "keypoints.npz") as data:
+    exported_times, exported = data["times"], data["landmarks"]
+with np.load(clips.speech_npz) as data:
+    true_times, true_lm = data["times"], data["lm68"]
+exported_open = metrics.mouth_opening(exported)
+true_open = np.interp(exported_times, true_times, metrics.mouth_opening(true_lm))
+r = float(pd.Series(exported_open).corr(pd.Series(true_open)))
+fig, ax = plt.subplots(figsize=(9, 3))
+ax.plot(
+    true_times, metrics.mouth_opening(true_lm), label=f"true ({clips.speech_clip})", color="0.3"
+)
+ax.plot(exported_times, exported_open, label="exported (composed on reference)", color="tab:red")
+ax.set_xlabel("time (s)")
+ax.set_ylabel("mouth opening (IOD)")
+ax.set_title(f"exported vs true mouth opening, r = {r:.2f}")
+ax.legend(loc="upper right")
+save(fig, "handoff_mouth_opening.png")
+
+# %% [markdown]
+# ## Self-check of the folder, and the vid2vid command
+# Same number of sequences and files in both trees, matching sorted names, 68 integer
+# rows per keypoint file, readable images of one size. vid2vid stops after 300 frames
+# unless `--how_many` says otherwise, so the command covers every frame.
+# (vid2vid's own environment is PyTorch 0.4-era; its keypoint reader passes a float to
+# `np.linspace`, which needs NumPy < 1.18 there.)
+
+# %%
+problems = vid2vid.check_vid2vid_tree(vid2vid_root)
+display(Markdown("**vid2vid folder check: OK**" if not problems else
+                 "**vid2vid folder problems:**\n\n" + "\n".join(f"- {p}" for p in problems)))  # fmt: skip
+command = vid2vid.vid2vid_test_command(vid2vid_root, summary["frames"])
+
+# %% [markdown]
+# ## Explorer
+# Pick a test clip, scrub its frames, and compare the true keypoints (green) with the
+# model's prediction from the clip's audio, on the video frame or as vid2vid edge maps.
+# The audio player plays the clip.
+
+# %%
+from wav2kp import dataset, explorer
+from wav2kp.train import load_predictor
+
+predictor = load_predictor(checkpoint)
+test_clips = dataset.load_clips(corpus, splits=("test",), window_config=predictor.window_config,
+                                progress=False)[:explorer_clips]  # fmt: skip
+predictions = {predictor.name: {c.clip_id: predictor.predict_landmarks(c) for c in test_clips}}
+raw_videos = {c.clip_id: paths.raw / f"{c.clip_id}.mp4" for c in test_clips}
+kept = explorer.frames_folder_source(paths.frames)
+from_video = explorer.video_file_source(lambda c: raw_videos.get(c.clip_id))
+
+
+def frame_source(clip, index):
+    frame = kept(clip, index)
+    return frame if frame is not None else from_video(clip, index)
+
+
+explore = explorer.KeypointExplorer(test_clips, predictions, frame_source=frame_source)
+explore.select(clips.speech_clip if clips.speech_clip in explore.clips else test_clips[0].clip_id)
+display(explore.widget)
+save(plt.figure(figsize=(4, 4)).figimage(explore.last_view).figure, "explorer_frame.png")
+
+# %%
+metrics_handoff = {
+    "speech_clip": clips.speech_clip,
+    "reference_clip": clips.reference_clip,
+    "frames_exported": summary["frames"],
+    "audio_seconds": summary["audio_seconds"],
+    "vid2vid_check_ok": not problems,
+    "vid2vid_problems": len(problems),
+    "reference_frames_interpolated": summary["reference_frames_interpolated"],
+    "mouth_open_r_vs_true": r,
+    "realtime_factor_predict": summary["realtime_factor_predict"],
+    "realtime_factor_total": summary["realtime_factor_total"],
+}
+write_json(out / "metrics_handoff.json", metrics_handoff)
+pd.Series(metrics_handoff, name="hand-off").to_frame()
