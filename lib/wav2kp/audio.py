@@ -7,6 +7,7 @@ whether it came from extraction or from a user's file at prediction time.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from pathlib import Path
@@ -58,12 +59,19 @@ def load_audio(
 def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     """torchaudio's band-limited sinc resampling along the first axis."""
     import torch
-    import torchaudio.functional as F
 
     x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-    y = F.resample(x.T if x.ndim == 2 else x, orig_rate, new_rate)
-    y = y.T if x.ndim == 2 else y
-    return y.numpy()
+    with torch.no_grad():
+        y = _resampler(int(orig_rate), int(new_rate))(x.T if x.ndim == 2 else x)
+    return (y.T if x.ndim == 2 else y).numpy()
+
+
+@functools.lru_cache(maxsize=8)
+def _resampler(orig_rate: int, new_rate: int):
+    # building the sinc kernel costs more than applying it to a short clip: keep it
+    import torchaudio.transforms as T
+
+    return T.Resample(orig_rate, new_rate)
 
 
 def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:

@@ -26,7 +26,7 @@ import re
 import shutil
 import traceback
 import unicodedata
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -276,6 +276,7 @@ def _remove_outputs(paths: CorpusPaths, clip_id: str) -> None:
     files = output_files(paths, clip_id)
     for key in ("npz", "wav", "orig_wav"):
         files[key].unlink(missing_ok=True)
+    shutil.rmtree(paths.frames / f".{clip_id}.partial", ignore_errors=True)
 
 
 def _extract_clip(job: ClipJob) -> dict[str, Any]:
@@ -297,40 +298,51 @@ def _extract_clip(job: ClipJob) -> dict[str, Any]:
     if not info.has_audio:
         raise MediaError(f"{source}: no audio stream (a speech model needs the voice)")
 
-    sample_rate, channels = extract_audio_pcm(source, files["orig_wav"])
-    samples, _ = load_audio(files["orig_wav"], sample_rate=params.audio_sample_rate, mono=True)
-    write_wav(files["wav"], samples, params.audio_sample_rate)
+    def audio_job() -> tuple[int, int]:
+        rate, n_channels = extract_audio_pcm(source, files["orig_wav"], info=info)
+        samples, _ = load_audio(files["orig_wav"], sample_rate=params.audio_sample_rate)
+        write_wav(files["wav"], samples, params.audio_sample_rate)
+        return rate, n_channels
 
-    frames_tmp = None
-    if params.keep_frames:
-        import cv2
+    # the audio is decoded while the frames are tracked (ffmpeg and torch release the GIL)
+    audio_pool = ThreadPoolExecutor(max_workers=1)
+    audio_future = audio_pool.submit(audio_job)
 
-        frames_tmp = paths.frames / f".{job.clip_id}.partial"
-        shutil.rmtree(frames_tmp, ignore_errors=True)
-        frames_tmp.mkdir(parents=True)
+    try:
+        frames_tmp = None
+        if params.keep_frames:
+            import cv2
 
-    times: list[float] = []
-    points: list[np.ndarray | None] = []
-    log = DecodeLog()
-    size = (info.width or 0, info.height or 0)
-    with FaceMeshTracker(
-        max_faces=params.max_faces,
-        refine=params.refine_landmarks,
-        static=False,
-        min_detection_confidence=params.min_detection_confidence,
-        min_tracking_confidence=params.min_tracking_confidence,
-    ) as tracker:
-        for index, (time_s, rgb) in enumerate(iter_frames(source, log)):
-            size = (rgb.shape[1], rgb.shape[0])
-            times.append(time_s)
-            points.append(tracker.process(rgb))
-            if frames_tmp is not None:
-                jpg = frames_tmp / f"{index:05d}.jpg"
-                cv2.imwrite(
-                    str(jpg),
-                    cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality],
-                )
+            frames_tmp = paths.frames / f".{job.clip_id}.partial"
+            shutil.rmtree(frames_tmp, ignore_errors=True)
+            frames_tmp.mkdir(parents=True)
+
+        times: list[float] = []
+        points: list[np.ndarray | None] = []
+        log = DecodeLog()
+        size = (info.width or 0, info.height or 0)
+        with FaceMeshTracker(
+            max_faces=params.max_faces,
+            refine=params.refine_landmarks,
+            static=False,
+            min_detection_confidence=params.min_detection_confidence,
+            min_tracking_confidence=params.min_tracking_confidence,
+        ) as tracker:
+            for index, (time_s, rgb) in enumerate(iter_frames(source, log, info=info)):
+                size = (rgb.shape[1], rgb.shape[0])
+                times.append(time_s)
+                points.append(tracker.process(rgb))
+                if frames_tmp is not None:
+                    jpg = frames_tmp / f"{index:05d}.jpg"
+                    cv2.imwrite(
+                        str(jpg),
+                        cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                        [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality],
+                    )
+    finally:
+        # always wait: the audio thread must not write after a failure cleaned up
+        audio_pool.shutdown(wait=True)
+    sample_rate, channels = audio_future.result()
     if log.returncode not in (0, None):
         cause = log.last_error() or f"ffmpeg exit code {log.returncode}"
         raise MediaError(f"{source}: video decoding failed after {len(times)} frames ({cause})")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from wav2kp.atomic import atomic_path
-from wav2kp.media.probe import MediaError, ffmpeg_exe, probe
+from wav2kp.media.probe import MediaError, MediaInfo, ffmpeg_exe, probe
 
 _SHOWINFO = re.compile(r"Parsed_showinfo.*?\bn:\s*(\d+).*?pts_time:(\S+).*?\bs:(\d+)x(\d+)")
 
@@ -46,17 +46,20 @@ class DecodeLog:
 
 
 def iter_frames(
-    path: str | os.PathLike, log: DecodeLog | None = None, threads: int = 0
+    path: str | os.PathLike,
+    log: DecodeLog | None = None,
+    threads: int = 0,
+    info: MediaInfo | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(time_seconds, rgb_uint8 (H, W, 3))`` for every frame of the first video stream.
 
     Rotation metadata is applied (as players do). A truncated file yields the frames that
     could be decoded; ``log`` then holds ffmpeg's complaint. Raises ``MediaError`` if the
-    file cannot be opened or has no video stream.
+    file cannot be opened or has no video stream. ``info``: the file's probe, if known.
     """
     path = Path(path)
     log = log if log is not None else DecodeLog()
-    info = probe(path)
+    info = info or probe(path)
     if not info.has_video:
         raise MediaError(f"{path}: no video stream")
     cmd = [
@@ -122,7 +125,9 @@ def read_frame_times(path: str | os.PathLike) -> np.ndarray:
     return np.array([t for t, _ in iter_frames(path)], dtype=np.float64)
 
 
-def extract_audio_pcm(path: str | os.PathLike, out_wav: str | os.PathLike) -> tuple[int, int]:
+def extract_audio_pcm(
+    path: str | os.PathLike, out_wav: str | os.PathLike, info: MediaInfo | None = None
+) -> tuple[int, int]:
     """Write the first audio stream as PCM16 wav at its own rate and channel count.
 
     The audio is placed on the container timeline (silence padded if the stream starts
@@ -130,7 +135,7 @@ def extract_audio_pcm(path: str | os.PathLike, out_wav: str | os.PathLike) -> tu
     Returns ``(sample_rate, channels)``; raises ``MediaError`` naming the file.
     """
     path = Path(path)
-    info = probe(path)
+    info = info or probe(path)
     if not info.has_audio:
         raise MediaError(f"{path}: no audio stream")
     with atomic_path(out_wav, suffix=".wav") as tmp:
