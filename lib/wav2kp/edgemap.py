@@ -17,6 +17,7 @@ so a missing frame gives an empty map rather than garbage.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 
@@ -68,20 +69,29 @@ def with_forehead(lm68: np.ndarray) -> np.ndarray:
     return np.vstack([points, upper[::-1]])
 
 
+def _quadratic(t, a, b, c):
+    return a * t**2 + b * t + c
+
+
+def _linear(t, a, b):
+    return a * t + b
+
+
 def _solve_quadratic(x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
-    if len(np.unique(x)) == len(x):
-        return np.linalg.solve(np.vander(x, len(x)), y)
-    # Repeated x: no exact curve. vid2vid's scipy curve_fit (from p0 = 1) lands on a
-    # steep least-squares solution that its |a| > 1 rule then drops; reproduce that.
-    from scipy.optimize import curve_fit
+    """Coefficients (highest power first) through 3 points, or of the line through 2.
 
-    def model(t, *coef):
-        return np.polyval(coef, t)
+    Solved with scipy's ``curve_fit`` exactly as vid2vid does: the curve passes through
+    integer keypoints, and vid2vid truncates curve pixels to int, so the last bit of the
+    solver's rounding decides between neighbouring pixels. Same solver, same pixels.
+    """
+    from scipy.optimize import OptimizeWarning, curve_fit
 
+    model = _quadratic if len(x) >= 3 else _linear
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", OptimizeWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
         try:
-            coef, _ = curve_fit(model, x, y, p0=np.ones(len(x)))
+            coef, _ = curve_fit(model, x, y)
         except RuntimeError:  # no convergence: vid2vid would crash; we drop the piece
             return None
     return coef
@@ -89,22 +99,36 @@ def _solve_quadratic(x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
 
 def fit_piece(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """One 2- or 3-point piece as vid2vid's ``interpPoints`` draws it: integer curve pixels
-    ``(xs, ys)``, or None when the piece is dropped (quadratic with |a| > 1)."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    ``(xs, ys)`` (read-only arrays), or None when the piece is dropped (quadratic with
+    |a| > 1)."""
+    return _fit_piece(
+        tuple(float(v) for v in np.asarray(x).ravel()),
+        tuple(float(v) for v in np.asarray(y).ravel()),
+    )
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _fit_piece(x_key: tuple[float, ...], y_key: tuple[float, ...]):
+    # Cached on the exact integer coordinates: pieces repeat across frames (still parts of
+    # the face, a looped reference), and the curve fit is most of the drawing cost.
+    x = np.array(x_key)
+    y = np.array(y_key)
     if np.abs(np.diff(x)).max() < np.abs(np.diff(y)).max():
         # Taller than wide: fit x as a function of y.
-        swapped = fit_piece(y, x)
+        swapped = _fit_piece(y_key, x_key)
         return None if swapped is None else (swapped[1], swapped[0])
-    coef = _solve_quadratic(x, y) if len(x) >= 3 else _solve_quadratic(x[:2], y[:2])
+    coef = _solve_quadratic(x, y)
     if coef is None or (len(x) >= 3 and abs(coef[0]) > 1):
         return None
     if x[0] > x[-1]:
         x, y = x[::-1], y[::-1]
     # vid2vid samples (x1 - x0) points from x0 to x1: spacing just above 1 px.
     xs = np.linspace(x[0], x[-1], int(x[-1] - x[0]))
-    ys = np.polyval(coef, xs)
-    return xs.astype(int), ys.astype(int)
+    ys = _quadratic(xs, *coef) if len(coef) == 3 else _linear(xs, *coef)
+    curve = (xs.astype(int), ys.astype(int))
+    for array in curve:
+        array.setflags(write=False)
+    return curve
 
 
 def edge_pieces(edge: tuple[int, ...]) -> list[tuple[int, ...]]:
