@@ -31,8 +31,9 @@ KEY_METRICS = (
     "mouth_open_r",
     "variance_ratio",
     "mouth_lmd_iod",
-    "lmd_iod",
-    "lvd_iod",
+    "face_lmd_iod",
+    "lvd_mouth_iod",
+    "jitter_ratio",
     "av_offset_ms",
 )
 
