@@ -91,3 +91,14 @@ def test_rest_state_keeps_the_portrait_outside_the_mouth(renderer):
 def test_unknown_speaker_is_refused():
     with pytest.raises(ValueError, match="unknown demo speaker"):
         load_photo("nobody")
+
+
+def test_head_turn_moves_the_nose_more_than_the_outline(renderer):
+    lm = renderer.face.landmarks
+    straight = detect_landmarks(renderer.render(FaceState()))
+    turned = detect_landmarks(renderer.render(FaceState(head_yaw=6.0)))
+    nose_shift = turned[1, 0] - straight[1, 0]
+    outline_shift = np.mean(turned[[234, 454], 0] - straight[[234, 454], 0])
+    assert nose_shift > 4 and nose_shift > outline_shift + 3
+    assert abs(turned[1, 1] - straight[1, 1]) < 3  # a turn, not a nod
+    assert renderer.depth_shift[int(lm[1, 1]), int(lm[1, 0])] > renderer.depth_shift[5, 5]

@@ -27,7 +27,7 @@ from wav2kp.demo.tts import Prosody
 
 FPS = Fraction(30000, 1001)
 SAMPLE_RATE = 44100
-CORPUS_VERSION = 1  # bump when the generator changes what a seed produces
+CORPUS_VERSION = 2  # bump when the generator changes what a seed produces
 
 # Phonetically varied Brazilian Portuguese: bilabials (p b m), open /a/, rounded o/u,
 # spread i/e, fricatives (f v s z S Z), nasal vowels, taps and trills. s01-s06 are short.
@@ -198,7 +198,7 @@ def _frame_energy(audio: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 TRACK_STATE_FIELDS = (
     "jaw", "spread", "round", "blink", "smile", "frown", "brow_raise", "brow_inner",
-    "brow_lower", "head_roll", "head_tx", "head_ty", "head_scale",
+    "brow_lower", "head_yaw", "head_pitch", "head_roll", "head_tx", "head_ty", "head_scale",
 )  # fmt: skip
 
 
@@ -252,7 +252,10 @@ def _duration_from_tracks(out_dir: Path, spec: ClipSpec) -> float:
 
 
 def _worker(spec: ClipSpec, out_dir: str, seed: int) -> dict:
-    # each worker encodes single-threaded; parallelism comes from the pool
+    # one thread per worker (OpenCV, ffmpeg): parallelism comes from the pool
+    import cv2
+
+    cv2.setNumThreads(1)
     return make_clip(spec, out_dir, seed)
 
 

@@ -33,6 +33,11 @@ RIGHT_LOWER_LID = [362, 382, 381, 380, 374, 373, 390, 249, 263]
 LEFT_BROW = [70, 63, 105, 66, 107, 46, 53, 52, 65, 55]
 RIGHT_BROW = [300, 293, 334, 296, 336, 276, 283, 282, 295, 285]
 
+FACE_OVAL = [
+    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
+]  # fmt: skip
+
 SPEAKERS = ("astronaut", "hopper")
 
 
@@ -51,8 +56,11 @@ def load_photo(speaker: str) -> np.ndarray:
     raise ValueError(f"unknown demo speaker {speaker!r}; known: {', '.join(SPEAKERS)}")
 
 
-def detect_landmarks(image: np.ndarray, source: str = "image") -> np.ndarray:
-    """(478, 2) MediaPipe face mesh points (pixels) of the single face in ``image``."""
+def detect_landmarks(
+    image: np.ndarray, source: str = "image", with_depth: bool = False
+) -> np.ndarray:
+    """(478, 2) MediaPipe face mesh points (pixels) of the single face in ``image``;
+    (478, 3) with ``with_depth`` (z in x's pixel scale, smaller = nearer the camera)."""
     import mediapipe as mp
 
     with mp.solutions.face_mesh.FaceMesh(
@@ -63,7 +71,8 @@ def detect_landmarks(image: np.ndarray, source: str = "image") -> np.ndarray:
         raise RuntimeError(f"{source}: MediaPipe face mesh found no face")
     h, w = image.shape[:2]
     pts = result.multi_face_landmarks[0].landmark
-    return np.array([[p.x * w, p.y * h] for p in pts], dtype=np.float64)
+    out = np.array([[p.x * w, p.y * h, p.z * w] for p in pts], dtype=np.float64)
+    return out if with_depth else out[:, :2]
 
 
 @dataclass
@@ -71,6 +80,7 @@ class Portrait:
     speaker: str
     image: np.ndarray  # (512, 512, 3) uint8, framed
     landmarks: np.ndarray  # (478, 2) in the framed image
+    depth: np.ndarray  # (478,) mesh z, pixels (smaller = nearer the camera)
 
     @property
     def iod(self) -> float:
@@ -96,7 +106,8 @@ def portrait(speaker: str) -> Portrait:
         borderMode=cv2.BORDER_REFLECT_101,
     )
     # detect again on the framed image: the warp fields are placed on these points
-    return Portrait(speaker, framed, detect_landmarks(framed, f"framed portrait {speaker!r}"))
+    pts = detect_landmarks(framed, f"framed portrait {speaker!r}", with_depth=True)
+    return Portrait(speaker, framed, pts[:, :2], pts[:, 2])
 
 
 @dataclass
@@ -112,6 +123,8 @@ class FaceState:
     brow_raise: float = 0.0  # 0..1 (whole brows up)
     brow_inner: float = 0.0  # 0..1 (inner brows up: distress, fear)
     brow_lower: float = 0.0  # 0..1 (brows down and together: anger)
+    head_yaw: float = 0.0  # degrees (out-of-plane turn, from the mesh depth)
+    head_pitch: float = 0.0  # degrees (nod)
     head_roll: float = 0.0  # degrees
     head_tx: float = 0.0  # pixels
     head_ty: float = 0.0  # pixels
@@ -182,6 +195,9 @@ class FaceRenderer:
         out = np.clip((dx - self.mouth_hw) / (0.25 * iod), 0, 1)
         self.stretch_len = (self.lower_lip_h + out * 0.3 * iod)[None, :]
         self.inside = (inside > 0)[None, :]
+        for name in ("lateral", "chin_fade", "y_low", "y_up", "rest_gap", "profile",
+                     "stretch_len"):  # fmt: skip
+            setattr(self, name, getattr(self, name).astype(np.float32))
         # horizontal / corner fields (spread, round, smile) around the mouth
         u = (gx - self.mouth_cx) / self.mouth_hw
         env = np.exp(-(((gy - self.mouth_cy) / (0.45 * iod)) ** 2)) * np.exp(
@@ -194,6 +210,7 @@ class FaceRenderer:
             self._eye_geometry(lm[RIGHT_UPPER_LID], lm[RIGHT_LOWER_LID]),
         ]
         self._brows = self._brow_geometry(lm[LEFT_BROW], lm[RIGHT_BROW])
+        self.depth_shift = self._depth_field(face)
         # the box holding every non-zero displacement (mouth, jaw, eyes, brows)
         rois = [self.mouth_roi, self._brows[0]] + [e[0] for e in self._eyes]
         self.face_box = (
@@ -202,6 +219,22 @@ class FaceRenderer:
         )
 
     # --- geometry ---------------------------------------------------------------
+    def _depth_field(self, face: Portrait) -> np.ndarray:
+        """Per pixel: how far a small head turn moves it (pixels per radian), from the
+        mesh depth relative to the face outline: the nose moves most, the outline and
+        the background stay (a turn about the head's own axis, seen from the front)."""
+        from scipy.interpolate import griddata
+
+        h, w = face.image.shape[:2]
+        step = 4
+        gy, gx = np.mgrid[0:h:step, 0:w:step].astype(np.float64)
+        rel = np.median(face.depth[FACE_OVAL]) - face.depth  # > 0: nearer than the outline
+        pts = face.landmarks
+        inside = griddata(pts, rel, (gx, gy), method="linear")
+        coarse = np.clip(np.nan_to_num(inside, nan=0.0), 0, None)
+        coarse = cv2.GaussianBlur(coarse, (0, 0), 0.08 * self.iod / step)
+        return cv2.resize(coarse.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+
     def _eye_geometry(self, upper: np.ndarray, lower: np.ndarray):
         iod = self.iod
         x0 = int(upper[:, 0].min() - 0.12 * iod)
@@ -317,38 +350,56 @@ class FaceRenderer:
         return self._paint_cavity(frame, lips, scale=state.head_scale)
 
     def maps(self, state: FaceState) -> tuple[np.ndarray, np.ndarray, dict]:
-        """cv2.remap maps of the whole frame and the lip contours in frame pixels."""
+        """cv2.remap maps of the whole frame and the lip contours in frame pixels.
+
+        Output pixel p shows: q = A^-1 p (in-plane head motion A), then q' = q minus the
+        depth-scaled turn (yaw/pitch), then the face deformation d(q'). Only the face
+        box, where d is non-zero, is resampled.
+        """
         dx, dy, lips = self.displacement(state)
         head = self._head_matrix(state)
-        if head is None:
+        yaw, pitch = np.radians(state.head_yaw), np.radians(state.head_pitch)
+        turn = abs(yaw) + abs(pitch) > 1e-6
+        if head is None and not turn:
             return self.grid_x + dx, self.grid_y + dy, lips
-        # output pixel p shows the deformed face at q = A^-1 p: resample the displacement
-        # at q and add it to q itself. The displacement is zero outside the face box, so
-        # only the box (moved by the head) is resampled.
         h, w = dx.shape
+        if head is None:
+            head = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
         inv = cv2.invertAffineTransform(head)
-        map_x = inv[0, 0] * self.grid_x + inv[0, 1] * self.grid_y + inv[0, 2]
-        map_y = inv[1, 0] * self.grid_x + inv[1, 1] * self.grid_y + inv[1, 2]
+        qx = inv[0, 0] * self.grid_x + inv[0, 1] * self.grid_y + inv[0, 2]
+        qy = inv[1, 0] * self.grid_x + inv[1, 1] * self.grid_y + inv[1, 2]
+        if turn:
+            # the depth field is smooth and A is near identity: sampling it at p, not q,
+            # is off by well under a pixel
+            qx -= np.float32(yaw) * self.depth_shift
+            qy -= np.float32(pitch) * self.depth_shift
         rows, cols = self.face_box
         corners = np.array(
             [[cols.start, rows.start], [cols.stop, rows.start], [cols.start, rows.stop],
              [cols.stop, rows.stop]], dtype=np.float64,
         )  # fmt: skip
         moved = corners @ head[:, :2].T + head[:, 2]
-        ox0, oy0 = np.maximum(np.floor(moved.min(axis=0)).astype(int) - 2, 0)
-        ox1, oy1 = np.minimum(np.ceil(moved.max(axis=0)).astype(int) + 2, (w, h))
+        margin = 2 + float(self.depth_shift.max()) * max(abs(yaw), abs(pitch))
+        ox0, oy0 = np.maximum(np.floor(moved.min(axis=0) - margin).astype(int), 0)
+        ox1, oy1 = np.minimum(np.ceil(moved.max(axis=0) + margin).astype(int), (w, h))
+        out = (slice(oy0, oy1), slice(ox0, ox1))
         field = np.dstack([dx[rows, cols], dy[rows, cols]])
-        # box-local: field coords = A^-1 (x + out origin) - box origin
-        m = inv.copy()
-        m[:, 2] = inv[:, :2] @ (ox0, oy0) + inv[:, 2] - (cols.start, rows.start)
-        local = cv2.warpAffine(
-            field, m, (int(ox1 - ox0), int(oy1 - oy0)),
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+        local = cv2.remap(
+            field, qx[out] - cols.start, qy[out] - rows.start, cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
         )  # fmt: skip
-        map_x[oy0:oy1, ox0:ox1] += local[..., 0]
-        map_y[oy0:oy1, ox0:ox1] += local[..., 1]
-        lips = {k: v @ head[:, :2].T + head[:, 2] for k, v in lips.items()}
-        return map_x, map_y, lips
+        map_x, map_y = qx, qy
+        map_x[out] += local[..., 0]
+        map_y[out] += local[..., 1]
+        moved_lips = {}
+        for k, v in lips.items():
+            if turn:
+                ix = np.clip(np.round(v[:, 0]).astype(int), 0, w - 1)
+                iy = np.clip(np.round(v[:, 1]).astype(int), 0, h - 1)
+                shift = self.depth_shift[iy, ix][:, None] * np.array([yaw, pitch])[None, :]
+                v = v + shift
+            moved_lips[k] = v @ head[:, :2].T + head[:, 2]
+        return map_x, map_y, moved_lips
 
     def _head_matrix(self, state: FaceState):
         if (

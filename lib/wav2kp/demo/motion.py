@@ -58,12 +58,15 @@ def smooth_noise(
 def head_tracks(
     times: np.ndarray, rng: np.random.Generator, amount: float, speech_energy: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Small head motion: slow drift plus nods that follow the speech energy a little."""
+    """Small head motion: slow turns and drift, plus nods that follow the speech energy a
+    little (angles in degrees, shifts in pixels)."""
     nod = np.convolve(speech_energy, np.hanning(9) / np.hanning(9).sum(), mode="same")
     return {
-        "head_roll": smooth_noise(times, rng, 1.6 * amount),
+        "head_yaw": smooth_noise(times, rng, 3.0 * amount),
+        "head_pitch": smooth_noise(times, rng, 1.5 * amount) + 1.8 * amount * nod,
+        "head_roll": smooth_noise(times, rng, 1.4 * amount),
         "head_tx": smooth_noise(times, rng, 3.0 * amount),
-        "head_ty": smooth_noise(times, rng, 2.0 * amount) + 2.5 * amount * nod,
+        "head_ty": smooth_noise(times, rng, 2.0 * amount),
         "head_scale": 1.0 + smooth_noise(times, rng, 0.012 * amount, max_hz=0.3),
     }
 
