@@ -197,6 +197,11 @@ def test_keep_frames_writes_one_jpeg_per_row(tmp_path):
 
     assert cv2.imread(str(jpgs[0])).shape == (96, 96, 3)
     assert not list(paths.frames.glob(".*partial"))
+    # a source deleted since the last run leaves the manifest
+    write_video(src / "b.mp4", face_frames(4, 96), fps=10)
+    assert extract_corpus(src, paths, workers=1, progress=False)["clip_id"].tolist() == ["a", "b"]
+    (src / "a.mp4").unlink()
+    assert extract_corpus(src, paths, workers=1, progress=False)["clip_id"].tolist() == ["b"]
 
 
 def _extract_script(src: Path, root: Path) -> list[str]:
@@ -261,3 +266,29 @@ def test_cli_extracts_into_the_named_corpus(tmp_path, monkeypatch):
     assert table["clip_id"].tolist() == ["a_b"] and table["status"].tolist() == ["ok"]
     assert (tmp_path / "data" / "interim" / "cli" / "extracted" / "a_b.npz").is_file()
     assert os.environ["WAV2KP_DATA"] == str(tmp_path / "data")
+
+
+@pytest.mark.realclips
+def test_real_clips_extract_with_faces_and_stream_timing(realclips, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("retalking_face_1.mp4", "pcavs_vox2_Pose_Source_731200067.mp4"):
+        os.symlink(realclips / name, src / name)
+    paths = CorpusPaths("real", root=tmp_path / "data")
+    table = extract_corpus(src, paths, workers=2, progress=False).set_index("clip_id")
+    assert (table["status"] == "ok").all() and (table["detection_rate"] > 0.95).all()
+    vfr = table.loc["retalking_face_1"]
+    assert (vfr["frames"], vfr["width"], vfr["audio_sample_rate"], vfr["audio_channels"]) == (
+        135,
+        700,
+        44100,
+        2,
+    )
+    assert vfr["fps"] == pytest.approx(22.1, abs=0.3)
+    data = load_extracted(paths, "pcavs_vox2_Pose_Source_731200067")
+    assert data["width"] == 224 and (data["lm68"][data["frame_status"] == 0] <= 224).all()
+    # the head turns in this clip: the pose sees several degrees of yaw
+    from wav2kp.pose import rotation_to_euler
+
+    yaw = rotation_to_euler(data["pose_rotation"])[:, 1]
+    assert np.nanmax(yaw) - np.nanmin(yaw) > 5

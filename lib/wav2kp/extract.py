@@ -481,9 +481,12 @@ def extract_corpus(
     previous = load_manifest(paths)
     jobs = plan_jobs(input_dir, paths, params, previous, clip_filter, limit)
     old_rows = {str(r["file"]): r for r in previous.to_dict("records")}
-    # rows of files not in this run's selection are kept as they were
+    # rows of files left out by clip_filter/limit are kept; rows of deleted files dropped
+    present = {p.relative_to(input_dir).as_posix() for p in find_videos(input_dir)}
     selected = {j.relative for j in jobs}
-    rows: dict[str, dict] = {f: r for f, r in old_rows.items() if f not in selected}
+    rows: dict[str, dict] = {
+        f: r for f, r in old_rows.items() if f not in selected and f in present
+    }
     todo = []
     for job in jobs:
         old = old_rows.get(job.relative)
