@@ -142,3 +142,74 @@ def test_predict_real_speech_with_real_reference_video(tmp_path, checkpoint, rea
     assert summary["frames"] == int(np.floor(sf.info(wavs[0]).duration * FPS))
     images = sorted((tmp_path / "out" / "vid2vid" / "test_img").rglob("*.jpg"))
     assert len(images) == summary["frames"]
+
+
+def _fake_corpus(root, monkeypatch):
+    """A processed corpus on disk: split.csv, extraction npz, audio, kept frames."""
+    import cv2
+    from wav2kp.benchmarks.predict import synthetic_face
+    from wav2kp.paths import CorpusPaths
+
+    monkeypatch.setenv("WAV2KP_DATA", str(root))
+    paths = CorpusPaths("fake")
+    rows = [("a_joy_s1", "train", "a"), ("a_joy_s2", "test", "a"), ("a_neu_s2", "test", "a"),
+            ("b_joy_s2", "test", "b")]  # fmt: skip
+    for folder in (paths.extracted, paths.audio, paths.processed):
+        folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=["clip_id", "split", "speaker"]).to_csv(
+        paths.split_file, index=False
+    )
+    for k, (clip_id, _, _) in enumerate(rows):
+        n = 12 + 2 * k
+        lm = np.stack([synthetic_face(mouth_open=0.02 * (t % 3)) for t in range(n)])
+        lm[: k % 2] = np.nan  # a_joy_s2 misses its first frame
+        np.savez(paths.extracted / f"{clip_id}.npz", times=np.arange(n) / 30.0, lm68=lm,
+                 frame_status=np.isnan(lm[:, 0, 0]).astype(np.int8) * 2, width=512, height=512)  # fmt: skip
+        sf.write(paths.audio / f"{clip_id}.wav", speech_sample(1.0, seed=k), 16000)
+        frames = paths.frames / clip_id
+        frames.mkdir(parents=True)
+        for t in range(n):
+            cv2.imwrite(str(frames / f"{t:05d}.jpg"), np.full((512, 512, 3), 90, np.uint8))
+    return paths
+
+
+def test_choose_handoff_clips_uses_held_out_audio_only(tmp_path, monkeypatch):
+    paths = _fake_corpus(tmp_path, monkeypatch)
+    chosen = predict.choose_handoff_clips("fake", speech_clip="a_joy_s2")
+    assert chosen.reference_clip == "a_neu_s2" and chosen.speaker == "a"
+    assert chosen.speech_audio == paths.audio / "a_joy_s2.wav"
+    lone = predict.choose_handoff_clips("fake", speech_clip="b_joy_s2")
+    assert lone.reference_clip == "b_joy_s2"  # no other test clip of speaker b
+    with pytest.raises(ValueError, match="never training audio"):
+        predict.choose_handoff_clips("fake", speech_clip="a_joy_s1")
+    picks = {predict.choose_handoff_clips("fake", seed=s).speech_clip for s in range(12)}
+    assert picks <= {"a_joy_s2", "a_neu_s2", "b_joy_s2"} and len(picks) > 1
+    with pytest.raises(FileNotFoundError, match="split"):
+        predict.choose_handoff_clips("other")
+
+
+def test_demo_reference_prefers_test_clips_with_most_detections(tmp_path, monkeypatch):
+    _fake_corpus(tmp_path, monkeypatch)
+    assert predict.demo_reference("fake").stem == "b_joy_s2"  # longest fully detected test clip
+    assert predict.demo_reference("fake", speaker="a").stem == "a_neu_s2"
+    assert predict.demo_reference("absent") is None
+    track, description = predict.resolve_reference(None, None, "a", tmp_path / "w", "fake")
+    assert "a_neu_s2" in description and len(track.frame_paths) == track.n_frames == 16
+
+
+def test_preview_cache_gives_the_same_frames(tmp_path, monkeypatch):
+    from wav2kp import edgemap
+
+    paths = _fake_corpus(tmp_path, monkeypatch)
+    track = vid2vid.load_reference_track(
+        paths.extracted / "a_neu_s2.npz", paths.frames / "a_neu_s2"
+    )
+    predicted = np.stack([track.landmarks[t % 16] for t in range(40)])
+    composition = vid2vid.compose_on_reference(predicted, track, fps=30)
+    frames = list(predict.preview_frames(composition, track, panel=128))
+    assert len(frames) == 40 and frames[0].shape == (128, 256, 3)
+    box = edgemap.crop_box(composition.landmarks[0], track.size)
+    i = 30  # a ping-pong revisit, served from the cache
+    direct = edgemap.draw_edge_map(composition.landmarks[i], track.size,
+                                   frame=track.image(int(composition.reference_index[i])))  # fmt: skip
+    assert np.array_equal(frames[i][:, 128:, 0], edgemap.crop_and_resize(direct, box, 128))

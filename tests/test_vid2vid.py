@@ -197,3 +197,38 @@ def test_reference_track_from_extraction_npz(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"junk")
     with pytest.raises(ValueError, match="bad.npz"):
         vid2vid.load_reference_track(tmp_path / "bad.npz")
+
+
+def test_composition_from_normalised_targets():
+    from wav2kp.targets import TargetNormalizer
+
+    track, _, _ = _reference_track(30)
+    training = np.stack(
+        [synthetic_face(center=(200, 220), mouth_open=0.1 * (t % 4) / 3) for t in range(24)]
+    )
+    normalizer = TargetNormalizer().fit([("spk", training)])
+    mouth = 0.09 * (0.5 + 0.5 * np.sin(np.arange(30) * 0.5))
+    wanted = np.stack([synthetic_face(center=(200, 220), mouth_open=m) for m in mouth])
+    targets, _ = normalizer.transform(wanted, "spk")
+    from_targets = vid2vid.compose_on_reference(targets, track, normalizer, "spk",
+                                                out_times=track.times)  # fmt: skip
+    from_pixels = vid2vid.compose_on_reference(wanted, track, out_times=track.times)
+    gap = _inner_gap(from_targets.landmarks)
+    assert np.corrcoef(gap, mouth)[0, 1] > 0.95
+    # same motion whether given as targets (+ neutral face) or as pixels (rest estimated)
+    assert np.abs(from_targets.landmarks - from_pixels.landmarks).max() < 3.0
+    with pytest.raises(ValueError, match="normalizer"):
+        vid2vid.compose_on_reference(targets, track)
+
+
+def test_plot_reads_back_the_exported_files(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    _export(tmp_path, n=5)
+    fig = vid2vid.plot_vid2vid_inputs(tmp_path, "clip", n_frames=3)
+    assert len(fig.axes) == 6
+    edge_panel = fig.axes[3].images[0].get_array()  # second row, first column
+    assert np.asarray(edge_panel).max() == 255  # the edge map row holds drawn edges
+    with pytest.raises(FileNotFoundError):
+        vid2vid.plot_vid2vid_inputs(tmp_path, "nothing")
