@@ -146,3 +146,15 @@ def test_cli_makes_split_features_and_stats(tmp_path, monkeypatch):
     assert paths.split_file.is_file()
     stats = json.loads((paths.processed / "feature_stats.json").read_text())
     assert len(stats["mean"]) == 32 and stats["config"]["kind"] == "logmel"
+
+
+def test_parallel_workers_give_the_same_files(tmp_path):
+    paths = fake_audio_corpus(tmp_path)
+    with pytest.warns(UserWarning):
+        compute_corpus_features("c", root=tmp_path, workers=1)
+    serial = {i: read_features(paths.features / f"clip{i}.npz")[0] for i in range(4)}
+    with pytest.warns(UserWarning):
+        result = compute_corpus_features("c", root=tmp_path, workers=2, force=True)
+    assert result["clip_id"].tolist() == ["clip0", "clip1", "clip2", "clip3", "gone"]
+    for i in range(4):
+        np.testing.assert_array_equal(read_features(paths.features / f"clip{i}.npz")[0], serial[i])

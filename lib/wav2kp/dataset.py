@@ -313,9 +313,9 @@ def load_clips(
     manifest = ok_clips(corpus, root).set_index("clip_id")
     split = split[split["clip_id"].isin(manifest.index)]
     config = feature_stats.feature_config
-    missing_features = [c for c in split["clip_id"] if not (paths.features / f"{c}.npz").is_file()]
-    if missing_features:
-        compute_corpus_features(corpus, config, root=root)
+    # Missing feature files, or files made with other settings than the stats, are
+    # (re)computed; up-to-date ones are skipped.
+    compute_corpus_features(corpus, config, root=root, progress=progress)
     clips = []
     for cid, split_name in tqdm(
         list(zip(split["clip_id"].astype(str), split["split"], strict=True)),

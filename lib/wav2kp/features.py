@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -194,18 +194,13 @@ def features_for_clip(
         }
 
 
-def _worker_init() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def compute_corpus_features(
     corpus: str,
     config: FeatureConfig | None = None,
     workers: int = 1,
     force: bool = False,
     root=None,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Features for every ``ok`` clip of the extraction manifest (see module doc).
 
@@ -224,17 +219,19 @@ def compute_corpus_features(
         for cid in manifest["clip_id"]
     ]
     rows = []
-    progress = tqdm(total=len(jobs), desc=f"features {corpus}", unit="clip")
+    bar = tqdm(total=len(jobs), desc=f"features {corpus}", unit="clip", disable=not progress)
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
-            for row in pool.map(features_for_clip, *zip(*jobs, strict=True)):
+        # Threads, not processes: torch, libsndfile and hashing release the GIL, and a
+        # process pool would pay seconds of torch import per worker for ms of work per clip.
+        with ThreadPoolExecutor(workers) as pool:
+            for row in pool.map(lambda job: features_for_clip(*job), jobs):
                 rows.append(row)
-                progress.update()
+                bar.update()
     else:
         for job in jobs:
             rows.append(features_for_clip(*job))
-            progress.update()
-    progress.close()
+            bar.update()
+    bar.close()
     result = pd.DataFrame(rows, columns=["clip_id", "status", "frames", "path", "error"])
     for message in result.loc[result["status"] == "error", "error"]:
         warnings.warn(f"features: {message}", stacklevel=2)
