@@ -22,7 +22,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from skimage.transform import SimilarityTransform
 
 from wav2kp.atomic import atomic_path, write_text
 
@@ -298,37 +297,16 @@ def reference_indices(out_times: np.ndarray, ref_times: np.ndarray) -> np.ndarra
 # --------------------------------------------------------------------------- composition
 
 
-def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """3x3 similarity matrix mapping ``src`` points onto ``dst`` (least squares)."""
-    if hasattr(SimilarityTransform, "from_estimate"):  # scikit-image >= 0.26
-        tform = SimilarityTransform.from_estimate(src, dst)
-        fitted = bool(tform)
-    else:
-        tform = SimilarityTransform()
-        fitted = tform.estimate(src, dst)
-    if not fitted:
-        raise ValueError("could not fit a head pose (degenerate keypoints)")
-    return tform.params
+def align_to_template(landmarks: np.ndarray, template: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame moved onto ``template`` by the least-squares similarity of its stable
+    points (``wav2kp.targets.fit_similarity``); returns the aligned frames and the pose
+    (T, 4) ``[scale, angle, tx, ty]`` back to pixels, NaN where a frame is incomplete."""
+    from wav2kp.targets import fit_similarity, remove_pose
 
-
-def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return points @ matrix[:2, :2].T + matrix[:2, 2]
-
-
-def align_to_template(landmarks: np.ndarray, template: np.ndarray) -> tuple[np.ndarray, list]:
-    """Each frame moved onto ``template`` by the similarity of its stable points; returns
-    the aligned frames and per-frame matrices back to pixels (None where missing)."""
-    aligned = np.full(landmarks.shape, np.nan)
-    to_pixels: list[np.ndarray | None] = []
-    for t, frame in enumerate(landmarks):
-        stable = frame[STABLE_POINTS]
-        if not np.isfinite(frame).all():
-            to_pixels.append(None)
-            continue
-        forward = _similarity(stable, template[STABLE_POINTS])
-        aligned[t] = _apply(forward, frame)
-        to_pixels.append(np.linalg.inv(forward))
-    return aligned, to_pixels
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    pose = fit_similarity(template, landmarks, STABLE_POINTS)
+    pose[~np.isfinite(landmarks).all(axis=(1, 2))] = np.nan
+    return remove_pose(landmarks, pose), pose
 
 
 def _rest_shape(aligned: np.ndarray) -> np.ndarray:
@@ -341,18 +319,17 @@ def _rest_shape(aligned: np.ndarray) -> np.ndarray:
     return np.median(frames[closest], axis=0)
 
 
-def _fill_missing(aligned: np.ndarray, matrices: list) -> tuple[np.ndarray, np.ndarray]:
-    """Interpolate missing frames' aligned shapes and pose matrices linearly in time
-    (nearest valid frame at the ends)."""
-    ok = np.array([m is not None for m in matrices])
+def _fill_missing(aligned: np.ndarray, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolate missing frames' aligned shapes and head poses linearly in time (nearest
+    valid frame at the ends; ``wav2kp.targets.fill_pose`` for the pose)."""
+    from wav2kp.targets import fill_pose
+
+    ok = np.isfinite(pose).all(axis=1) & np.isfinite(aligned).all(axis=(1, 2))
     if not ok.any():
         raise ValueError("the reference track has no frame with a detected face")
-    idx = np.arange(len(matrices))
-    stacked = np.stack([m if m is not None else np.full((3, 3), np.nan) for m in matrices])
-    filled_pose = np.empty_like(stacked)
-    for r in range(3):
-        for c in range(3):
-            filled_pose[:, r, c] = np.interp(idx, idx[ok], stacked[ok, r, c])
+    pose = np.where(ok[:, None], pose, np.nan)
+    filled_pose, _ = fill_pose(pose)
+    idx = np.arange(len(aligned))
     flat = aligned.reshape(len(aligned), -1)
     filled = np.stack([np.interp(idx, idx[ok], flat[ok, k]) for k in range(flat.shape[1])], 1)
     return filled.reshape(aligned.shape), filled_pose
@@ -387,6 +364,8 @@ def compose_on_reference(
     face, else estimated from the prediction). The result is mapped back with the
     reference frame's head pose; the reference is ping-ponged when the speech is longer.
     """
+    from wav2kp.targets import apply_pose
+
     predicted = np.asarray(predicted, dtype=np.float64)
     if predicted.ndim == 2:
         if normalizer is None:
@@ -407,7 +386,7 @@ def compose_on_reference(
 
     ref_aligned, ref_pose = align_to_template(ref_lm, template)
     ref_rest = _rest_shape(ref_aligned)
-    ref_aligned, ref_matrices = _fill_missing(ref_aligned, ref_pose)
+    ref_aligned, ref_pose = _fill_missing(ref_aligned, ref_pose)
 
     pred_aligned, _ = align_to_template(predicted, template)
     pred_ok = np.isfinite(pred_aligned).all(axis=(1, 2))
@@ -428,8 +407,7 @@ def compose_on_reference(
     head = ref_aligned[ref_index]
     speaking = ref_rest[None] + deformation
     composed = head + weights[None, :, None] * (speaking - head)
-    matrices = ref_matrices[ref_index]
-    pixels = np.einsum("tij,tkj->tki", matrices[:, :2, :2], composed) + matrices[:, None, :2, 2]
+    pixels = apply_pose(composed, ref_pose[ref_index])
     return Composition(pixels, ref_index, ~ref_ok[ref_index])
 
 
