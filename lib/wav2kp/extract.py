@@ -504,7 +504,9 @@ def extract_corpus(
     bar = tqdm(total=len(todo), desc=f"extract {paths.corpus}", unit="clip", disable=not progress)
     if todo and workers > 1 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=int(workers), mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(extract_clip, job): job for job in todo}
+            # largest files first, so that no long clip is left running alone at the end
+            by_size = sorted(todo, key=lambda job: -job.source_size)
+            futures = {pool.submit(extract_clip, job): job for job in by_size}
             for future in as_completed(futures):
                 job = futures[future]
                 try:
