@@ -52,11 +52,12 @@ explorer_clips = 4  # test clips offered in the explorer
 # %%
 from pathlib import Path
 
+import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from IPython.display import HTML, Markdown, display
+from IPython.display import HTML, Image, Markdown, display
 from wav2kp import metrics, predict, render, vid2vid
 from wav2kp.atomic import write_json
 from wav2kp.paths import CorpusPaths, resolve_output_dir
@@ -190,7 +191,10 @@ def frame_source(clip, index):
 explore = explorer.KeypointExplorer(test_clips, predictions, frame_source=frame_source)
 explore.select(clips.speech_clip if clips.speech_clip in explore.clips else test_clips[0].clip_id)
 display(explore.widget)
-save(plt.figure(figsize=(4, 4)).figimage(explore.last_view).figure, "explorer_frame.png")
+# a still of the current view, for the static HTML report (widgets need a live kernel)
+explorer_png = out / "explorer_frame.png"
+cv2.imwrite(str(explorer_png), cv2.cvtColor(explore.last_view, cv2.COLOR_RGB2BGR))
+display(Image(filename=str(explorer_png)))
 
 # %%
 metrics_handoff = {

@@ -19,7 +19,7 @@ import numpy as np
 from wav2kp.dataset import ClipData
 
 TRUE_COLOR = (60, 220, 90)
-MODEL_COLORS = ((255, 90, 70), (80, 170, 255), (255, 200, 40), (220, 90, 255), (40, 230, 230))
+MODEL_COLORS = ((255, 50, 50), (80, 170, 255), (255, 200, 40), (220, 90, 255), (40, 230, 230))
 VIEW_SIZE = 384
 
 # point index ranges drawn as polylines (closed where the part is a loop)
@@ -119,12 +119,15 @@ def render_overlay(
     width, height = clip.frame_size
     canvas = frame if frame is not None else np.full((height, width, 3), 40, np.uint8)
     canvas = np.ascontiguousarray(canvas, dtype=np.uint8).copy()
-    thickness = max(1, int(round(max(width, height) / 500)))
+    # line width in source pixels so that lines stay visible after the crop is resized
+    box = _view_box(clip)
+    thickness = max(1, int(round(1.2 * (box[2] - box[0]) / size)))
     if clip.valid[index]:
-        draw_keypoints(canvas, clip.landmarks[index], TRUE_COLOR, thickness + 1, thickness)
+        # truth wide underneath, predictions thin on top: both stay visible where they agree
+        draw_keypoints(canvas, clip.landmarks[index], TRUE_COLOR, thickness + 1, 2 * thickness)
     for color, points in zip(MODEL_COLORS, predictions.values(), strict=False):
         draw_keypoints(canvas, points[index], color, thickness + 1, thickness)
-    view = crop_and_resize(canvas, _view_box(clip), size)
+    view = crop_and_resize(canvas, box, size)
     labels = [("true" if clip.valid[index] else "true: missing", TRUE_COLOR)]
     labels += list(zip(predictions, MODEL_COLORS, strict=False))
     for row, (text, color) in enumerate(labels):
