@@ -45,20 +45,30 @@ def vfr_frame_times(draw):
     past_ms=st.floats(0, 300),
     future_ms=st.floats(0, 300),
     pad=st.sampled_from(["edge", "zeros"]),
+    audio_extra=st.floats(-0.5, 0.2),
 )
-def test_aligned_window_centres_on_the_real_timestamp(frame_times, past_ms, future_ms, pad):
-    features, times = features_for(frame_times[-1] + 0.05)
+def test_aligned_window_centres_on_the_real_timestamp(
+    frame_times, past_ms, future_ms, pad, audio_extra
+):
+    # audio_extra < 0: the video runs on after the audio ends (happens with real files).
+    features, times = features_for(max(frame_times[-1] + audio_extra, 0.05))
+    features += 1  # so that zero padding is recognisable
     config = WindowConfig(past_ms=past_ms, future_ms=future_ms, pad=pad)
     windows = build_windows(features, times, frame_times, config)
     past, future = config.context_frames(HOP)
     assert past == round(past_ms / 1000 / HOP) and future == round(future_ms / 1000 / HOP)
     assert windows.shape == (len(frame_times), past + 1 + future, 3)
-    centre_index = windows[:, past, 0]  # the feature index held at the window centre
-    assert np.all(np.abs(times[centre_index.astype(int)] - frame_times) <= HOP / 2 + 1e-9)
+    # Every window is centred on the frame's timestamp, inside the audio or not.
     assert np.all(np.abs(aligned_offsets(frame_times, times, config)) <= HOP / 2 + 1e-9)
-    # The window holds consecutive frames (or padding) around the centre.
     wt = window_times(times, frame_times, config)
     np.testing.assert_allclose(np.diff(wt, axis=1), HOP)
+    inside = frame_times <= times[-1] + HOP / 2
+    centre_index = windows[inside, past, 0] - 1  # the feature index held at the window centre
+    assert np.all(np.abs(times[centre_index.astype(int)] - frame_times[inside]) <= HOP / 2 + 1e-9)
+    # Frames after the audio: padding only (the last frame repeated, or zeros).
+    late = frame_times > times[-1] + (future + 0.5) * HOP
+    padding = len(times) if pad == "edge" else 0
+    assert np.all(windows[late, past:, 0] == padding)
 
 
 def test_edge_and_zero_padding():

@@ -5,7 +5,8 @@ nearest in time to the frame's *real timestamp* (from the video stream, so varia
 rates are handled) and spans ``past_ms`` before to ``future_ms`` after it. Published work
 lets the model hear 100-200 ms of future audio (ObamaNet: 200 ms delay; Eskimez et al.:
 0-80 ms), because lips move ahead of the sound they make; we default to 200 ms each way.
-Context frames beyond the clip's audio are padded by repeating the edge frame
+Context frames beyond the clip's audio (also whole windows of video frames after the audio
+ends: the window keeps its place in time) are padded by repeating the edge frame
 (``pad="edge"``) or with zeros (``pad="zeros"``: with normalised features, zero is the
 training mean, i.e. "average sound").
 
@@ -87,6 +88,26 @@ def nearest_feature_index(feature_times: np.ndarray, frame_times: np.ndarray) ->
     return np.where(take_left, left, right).astype(np.int64)
 
 
+def centre_feature_index(feature_times: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
+    """Like ``nearest_feature_index``, but frames before the first / after the last feature
+    frame (video longer than its audio) get the index the feature grid would have there
+    (negative, or >= F), so their windows stay time-aligned and are padded instead of
+    sliding onto the edge audio."""
+    feature_times = np.asarray(feature_times, dtype=np.float64)
+    frame_times = np.asarray(frame_times, dtype=np.float64)
+    hop = feature_hop(feature_times)
+    index = nearest_feature_index(feature_times, frame_times)
+    before = frame_times < feature_times[0]
+    after = frame_times > feature_times[-1]
+    index[before] = np.round((frame_times[before] - feature_times[0]) / hop).astype(np.int64)
+    index[after] = (
+        len(feature_times)
+        - 1
+        + np.round((frame_times[after] - feature_times[-1]) / hop).astype(np.int64)
+    )
+    return index
+
+
 def seed_window_starts(n_features: int, n_keypoints: int, window: int = 40) -> np.ndarray:
     """The original index formula: ``round(i * n_features / n_keypoints)``, clamped so a
     forward window of ``window`` frames stays inside the features."""
@@ -109,7 +130,7 @@ def window_indices(
     if config.mode == "seed":
         centres = seed_window_starts(n_features, len(frame_times), config.seed_window)
     else:
-        centres = nearest_feature_index(feature_times, frame_times)
+        centres = centre_feature_index(feature_times, frame_times)
     indices = centres[:, None] + offsets[None, :]
     inside = (indices >= 0) & (indices < n_features)
     return np.clip(indices, 0, n_features - 1), inside
@@ -144,11 +165,14 @@ def window_times(
     config = config or WindowConfig()
     feature_times = np.asarray(feature_times, dtype=np.float64)
     hop = feature_hop(feature_times)
-    indices, _ = window_indices(feature_times, frame_times, config)
-    past, _ = config.context_frames(hop)
-    first = indices[:, past] if config.mode == "aligned" else indices[:, 0]
-    offsets = np.arange(indices.shape[1]) - (past if config.mode == "aligned" else 0)
-    return feature_times[first][:, None] + offsets[None, :] * hop
+    past, future = config.context_frames(hop)
+    if config.mode == "seed":
+        first = seed_window_starts(len(feature_times), len(frame_times), config.seed_window)
+    else:
+        first = centre_feature_index(feature_times, frame_times) - past
+    inside = np.clip(first, 0, len(feature_times) - 1)
+    start_times = feature_times[inside] + (first - inside) * hop
+    return start_times[:, None] + np.arange(past + 1 + future)[None, :] * hop
 
 
 def upsample_linear(values: np.ndarray, factor: int = 3) -> np.ndarray:
