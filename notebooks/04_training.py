@@ -24,8 +24,10 @@
 #   original, dropout is switched off (eval mode).
 # - **default**: the project's model. Each keypoint frame's audio window (200 ms before
 #   to 200 ms after the frame's real timestamp) goes through a small frame-wise encoder,
-#   then residual dilated temporal convolutions across neighbouring frames; it predicts
-#   pose-free motion relative to the speaker's neutral face (notebook 03's targets),
+#   then residual dilated temporal convolutions across neighbouring frames, plus a learnt
+#   offset per emotion label (the demo's emotions change the mouth's resting shape, which
+#   the audio alone barely tells); it predicts pose-free motion relative to the speaker's
+#   neutral face (notebook 03's targets),
 #   trained on random 2 s crops with an MSE + velocity loss, AdamW, one-cycle learning
 #   rate and early stopping on the validation loss.
 #
@@ -33,7 +35,8 @@
 # land in `data/models/<corpus>/<model>/` and bundle everything inference needs (model,
 # feature config and stats, window config, target normaliser); a re-run resumes from
 # `last.pt`, and a finished run is not trained again. At the end, a small ablation
-# (alignment, future context, normalisation, PCA head, velocity loss) shows which
+# (alignment, future context, normalisation, PCA head, velocity loss, emotion
+# conditioning) shows which
 # choices matter on held-out sentences.
 
 # %% tags=["parameters"]
@@ -41,13 +44,13 @@ corpus = "demo"
 output_dir = "reports/scratch"
 seed = 0
 model = "default"  # the project model's preset: "default" (or "seed")
-epochs = 60  # upper bound for the project model (early stopping usually ends sooner)
+epochs = 30  # upper bound for the project model (early stopping may end sooner)
 seed_epochs = None  # epochs of the seed replica (None: same as epochs; max_minutes caps both)
 train_seed_model = True
 max_minutes = 4.0  # wall-clock budget per model in minutes (0: none)
 device = "auto"
 run_ablation = None  # None: only on the default demo corpus (it trains 7 variants)
-ablation_epochs = 30
+ablation_epochs = 25
 ablation_minutes = 1.5
 
 # %%

@@ -6,6 +6,15 @@ import torch
 from wav2kp.models import ModelConfig, SeedLSTM, WindowTCN, build_model, predict_sequence
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # small models: one thread is as fast, and much faster on a busy machine
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_seed_model_has_the_original_shapes():
     model = build_model(ModelConfig.preset("seed", context=40, feature_dim=40, output_dim=136))
     assert isinstance(model, SeedLSTM)
@@ -77,3 +86,20 @@ def test_predict_sequence_uses_eval_mode_and_restores_training_mode():
     with torch.no_grad():  # in training mode, dropout makes two passes differ
         a, b = model(torch.from_numpy(windows)[None]), model(torch.from_numpy(windows)[None])
     assert not torch.equal(a, b)
+
+
+def test_emotion_conditioning_shifts_predictions_per_label():
+    config = ModelConfig.preset(
+        "default", context=4, feature_dim=3, output_dim=6, emotions=("joy", "neutral")
+    )
+    assert config.emotion_index("joy") == 1
+    assert config.emotion_index("anger") == config.emotion_index("") == 2  # unknown -> neutral
+    model = build_model(config).eval()
+    torch.nn.init.normal_(model.emotion_embedding.weight)
+    windows = torch.randn(1, 10, 4, 3)
+    with torch.no_grad():
+        joy, neutral = model(windows, torch.tensor([1])), model(windows, torch.tensor([2]))
+    assert not torch.allclose(joy, neutral)
+    np.testing.assert_allclose(
+        predict_sequence(model, windows[0].numpy(), chunk=3, emotion=1), joy[0].numpy(), atol=1e-5
+    )

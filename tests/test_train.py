@@ -16,6 +16,15 @@ from wav2kp.train import (
 )
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # small models: one thread is as fast, and much faster on a busy machine
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def clips():
     return synthetic_clips(n_clips=5, seconds=2.0, feature_dim=8, seed=3)
@@ -56,7 +65,7 @@ def test_masked_loss_ignores_invalid_frames():
 def test_a_model_overfits_one_batch(clips):
     config = small_config()
     data = _Sequences(clips[:1], config)
-    windows, targets, mask = data.batch([(0, 0, 40)])
+    windows, targets, mask, _ = data.batch([(0, 0, 40)])
     torch.manual_seed(0)
     model = build_model(
         ModelConfig.preset(
@@ -148,8 +157,10 @@ def test_predictor_round_trip_through_a_checkpoint(clips, tmp_path):
     model.load_state_dict(state["model_state"])
     model.eval()
     windows = torch.from_numpy(np.asarray(clip_windows(clip, predictor.window_config)))
+    emotion = torch.tensor([predictor.model_config.emotion_index(clip.emotion)])
+    assert predictor.model_config.emotions == ("neutral",) and int(emotion) == 1
     with torch.no_grad():
-        direct = model(windows[None])[0].numpy()
+        direct = model(windows[None], emotion)[0].numpy()
     np.testing.assert_allclose(predictor.predict_targets(clip), direct, atol=1e-5)
     np.testing.assert_allclose(landmarks, direct.reshape(-1, 68, 2) * 256, atol=1e-3)
 

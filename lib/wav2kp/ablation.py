@@ -49,6 +49,7 @@ DEFAULT_VARIANTS: dict[str, dict[str, Any]] = {
     "no normalisation (frame coords)": {"target_space": "frame"},
     "PCA head (8)": {"model_overrides": {"pca_components": 8}},
     "no velocity loss": {"velocity_weight": 0.0},
+    "no emotion conditioning": {"emotion_conditioning": False},
 }
 
 

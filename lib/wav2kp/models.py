@@ -43,12 +43,24 @@ class ModelConfig:
     temporal_kernel: int = 3
     dilations: tuple[int, ...] = (1, 2, 4)
     pca_components: int = 0  # 0: predict all K values directly
+    # emotion conditioning: a learnt offset per label; index 0 = unknown/none (stays 0)
+    emotions: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["dilations"] = list(self.dilations)
+        d["emotions"] = list(self.emotions)
         return d
+
+    def emotion_index(self, emotion: str | None) -> int:
+        """1-based index of a known emotion label; an unknown or empty one is taken as
+        ``neutral`` when the model knows it (new speech usually has no label), else 0
+        (no conditioning)."""
+        for label in (emotion, "neutral"):
+            if label in self.emotions:
+                return self.emotions.index(label) + 1
+        return 0
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
@@ -56,6 +68,8 @@ class ModelConfig:
         d = {k: v for k, v in d.items() if k in known}
         if "dilations" in d:
             d["dilations"] = tuple(int(x) for x in d["dilations"])
+        if "emotions" in d:
+            d["emotions"] = tuple(str(x) for x in d["emotions"])
         return cls(**d)
 
     @classmethod
@@ -92,7 +106,8 @@ class SeedLSTM(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.linear = nn.Linear(config.hidden, config.output_dim)
 
-    def forward(self, windows: torch.Tensor, state=None, return_state: bool = False):
+    def forward(self, windows: torch.Tensor, emotion=None, state=None, return_state: bool = False):
+        # ``emotion`` is accepted for a common interface; the original had no conditioning
         batch, steps = windows.shape[:2]
         out, state = self.lstm(windows.reshape(batch, steps, self.input_size), state)
         y = self.linear(self.dropout(out))
@@ -139,6 +154,10 @@ class WindowTCN(nn.Module):
         self.frame_proj = nn.Linear(config.feature_dim, b)
         self.window_layer = nn.Linear(config.context * b, config.hidden)
         self.input_act = nn.GELU()
+        self.emotion_embedding = None
+        if config.emotions:
+            self.emotion_embedding = nn.Embedding(len(config.emotions) + 1, config.hidden)
+            nn.init.zeros_(self.emotion_embedding.weight)
         self.input_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
             _TemporalBlock(config.hidden, config.temporal_kernel, d, config.dropout)
@@ -160,10 +179,14 @@ class WindowTCN(nn.Module):
         self.pca_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.pca_components.copy_(torch.as_tensor(components, dtype=torch.float32))
 
-    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+    def forward(self, windows: torch.Tensor, emotion: torch.Tensor | None = None) -> torch.Tensor:
+        """``windows`` (B, T, C, D); ``emotion`` (B,) indices (``config.emotion_index``)."""
         batch, steps, context, _ = windows.shape
         h = self.frame_proj(windows).reshape(batch, steps, -1)
-        h = self.input_dropout(self.input_act(self.window_layer(h)))
+        h = self.window_layer(h)
+        if self.emotion_embedding is not None and emotion is not None:
+            h = h + self.emotion_embedding(emotion)[:, None, :]
+        h = self.input_dropout(self.input_act(h))
         h = h.transpose(1, 2)  # (B, H, T) for the convolutions
         for block in self.blocks:
             h = block(h)
@@ -187,7 +210,11 @@ def count_parameters(model: nn.Module) -> int:
 
 @torch.no_grad()
 def predict_sequence(
-    model: nn.Module, windows: np.ndarray | torch.Tensor, chunk: int = 4096, device=None
+    model: nn.Module,
+    windows: np.ndarray | torch.Tensor,
+    chunk: int = 4096,
+    device=None,
+    emotion: int = 0,
 ) -> np.ndarray:
     """Run ``model`` (in eval mode) over one long sequence of windows (T, C, D) in chunks.
 
@@ -199,20 +226,21 @@ def predict_sequence(
     model.eval()
     device = device or next(model.parameters()).device
     n = len(windows)
+    emotion_index = torch.tensor([emotion], device=device)
     out: list[np.ndarray] = []
     try:
         if getattr(model, "recurrent", False):
             state = None
             for start in range(0, n, chunk):
                 x = torch.as_tensor(np.asarray(windows[start : start + chunk]), dtype=torch.float32)
-                y, state = model(x.unsqueeze(0).to(device), state, return_state=True)
+                y, state = model(x.unsqueeze(0).to(device), emotion_index, state, return_state=True)
                 out.append(y[0].cpu().numpy())
         else:
             radius = int(getattr(model, "receptive_radius", 0))
             for start in range(0, n, chunk):
                 lo, hi = max(0, start - radius), min(n, start + chunk + radius)
                 x = torch.as_tensor(np.asarray(windows[lo:hi]), dtype=torch.float32)
-                y = model(x.unsqueeze(0).to(device))[0].cpu().numpy()
+                y = model(x.unsqueeze(0).to(device), emotion_index)[0].cpu().numpy()
                 out.append(y[start - lo : start - lo + min(chunk, n - start)])
     finally:
         model.train(was_training)

@@ -72,7 +72,11 @@ class TrainConfig:
     target_space: str = "normalized"
     window: dict = field(default_factory=lambda: WindowConfig().to_dict())
     model_overrides: dict = field(default_factory=dict)  # ModelConfig fields
+    emotion_conditioning: bool = True  # default model: a learnt offset per emotion label
     max_minutes: float = 0.0  # wall-clock budget of one call (0 = none); resume continues
+    # CPU threads while training (0: torch's default). These models are small: one thread
+    # is about as fast as two, and many threads on a busy machine are many times slower.
+    num_threads: int = 1
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
@@ -260,8 +264,15 @@ def resolve_device(device: str = "auto") -> torch.device:
 class _Sequences:
     """Training arrays of many clips as tensors, with crop sampling and batching."""
 
-    def __init__(self, clips: Sequence[ClipData], config: TrainConfig):
+    def __init__(
+        self, clips: Sequence[ClipData], config: TrainConfig, emotions: Sequence[str] = ()
+    ):
         self.windows, self.targets, self.masks = [], [], []
+        # 1-based index of the clip's emotion among the model's labels, 0 = unknown
+        self.emotions = torch.tensor(
+            [list(emotions).index(c.emotion) + 1 if c.emotion in emotions else 0 for c in clips],
+            dtype=torch.long,
+        )
         for clip in clips:
             windows, targets = training_arrays(clip, config)
             mask = np.isfinite(targets).all(axis=1)
@@ -293,7 +304,7 @@ class _Sequences:
         return out
 
     def batch(self, crops: list[tuple[int, int, int]]):
-        """Padded (B, L, C, D) windows, (B, L, K) targets, (B, L) mask."""
+        """Padded (B, L, C, D) windows, (B, L, K) targets, (B, L) mask, (B,) emotions."""
         length = max(stop - start for _, start, stop in crops)
         w0, t0 = self.windows[crops[0][0]], self.targets[crops[0][0]]
         windows = torch.zeros(len(crops), length, *w0.shape[1:])
@@ -304,7 +315,7 @@ class _Sequences:
             windows[b, :n] = self.windows[i][start:stop]
             targets[b, :n] = self.targets[i][start:stop]
             mask[b, :n] = self.masks[i][start:stop]
-        return windows, targets, mask
+        return windows, targets, mask, self.emotions[[i for i, _, _ in crops]]
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -317,8 +328,8 @@ def _evaluate_loss(model, data: _Sequences, device, velocity_weight: float) -> f
     model.eval()
     total, weight = 0.0, 0
     for i in range(len(data)):
-        windows, targets, mask = data.batch([(i, 0, len(data.windows[i]))])
-        pred = model(windows.to(device))
+        windows, targets, mask, emotion = data.batch([(i, 0, len(data.windows[i]))])
+        pred = model(windows.to(device), emotion.to(device))
         n = int(mask.sum())
         if n:
             loss = masked_loss(pred, targets.to(device), mask.to(device), velocity_weight)
@@ -420,7 +431,10 @@ def train_model(
         )
     device = resolve_device(config.device)
     deterministic_before = torch.are_deterministic_algorithms_enabled()
+    threads_before = torch.get_num_threads()
     torch.use_deterministic_algorithms(True, warn_only=True)
+    if config.num_threads > 0:
+        torch.set_num_threads(config.num_threads)
     try:
         return _train(
             train_clips, val_clips, config, out_dir, last_path, best_path, resume, progress,
@@ -428,6 +442,7 @@ def train_model(
         )  # fmt: skip
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
+        torch.set_num_threads(threads_before)
 
 
 def _train(
@@ -435,8 +450,11 @@ def _train(
     max_epochs_this_run, device,
 ) -> TrainResult:  # fmt: skip
     started = time.perf_counter()
-    train = _Sequences(train_clips, config)
-    val = _Sequences(val_clips, config) if val_clips else None
+    emotions = ()
+    if config.emotion_conditioning and config.model != "seed":
+        emotions = tuple(sorted({str(c.emotion) for c in train_clips if c.emotion}))
+    train = _Sequences(train_clips, config, emotions)
+    val = _Sequences(val_clips, config, emotions) if val_clips else None
     if train.n_valid == 0:
         raise ValueError("no valid target frame in the training clips")
     sample_windows, sample_targets = train.windows[0], train.targets[0]
@@ -445,6 +463,7 @@ def _train(
         context=int(sample_windows.shape[1]),
         feature_dim=int(sample_windows.shape[2]),
         output_dim=int(sample_targets.shape[1]),
+        **({"emotions": emotions} if emotions else {}),
         **config.model_overrides,
     )
     torch.manual_seed(config.seed)
@@ -516,9 +535,10 @@ def _train(
         crops = train.crops(config.crop_frames, _epoch_generator(config.seed, state["epoch"]))
         total, weight = 0.0, 0
         for b in range(0, len(crops), config.batch_size):
-            windows, targets, mask = train.batch(crops[b : b + config.batch_size])
+            windows, targets, mask, emotion = train.batch(crops[b : b + config.batch_size])
             windows, targets, mask = windows.to(device), targets.to(device), mask.to(device)
-            loss = masked_loss(model(windows), targets, mask, config.velocity_weight)
+            pred = model(windows, emotion.to(device))
+            loss = masked_loss(pred, targets, mask, config.velocity_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -639,11 +659,20 @@ class Predictor:
                 f"{clip.clip_id}: feature hop {hop * 1000:.1f} ms gives windows of {got} frames, the model expects {expected}"
             )
 
+    num_threads = 1  # CPU threads for inference (0: torch's default); see TrainConfig
+
     def predict_targets(self, clip: ClipData, chunk: int = 4096) -> np.ndarray:
         self.check_clip(clip)
         upsample = self.train_config.upsample
         windows = clip_windows(clip, self.window_config, upsample)
-        out = predict_sequence(self.model, windows, chunk=chunk)
+        threads_before = torch.get_num_threads()
+        if self.num_threads > 0:
+            torch.set_num_threads(self.num_threads)
+        try:
+            emotion = self.model_config.emotion_index(clip.emotion)
+            out = predict_sequence(self.model, windows, chunk=chunk, emotion=emotion)
+        finally:
+            torch.set_num_threads(threads_before)
         return out[::upsample][: clip.n_frames]
 
     def predict_landmarks(self, clip: ClipData) -> np.ndarray:
