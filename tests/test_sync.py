@@ -53,9 +53,14 @@ def test_missing_frames_and_short_clips():
 
 
 def test_envelope_is_louder_where_the_signal_is():
-    audio = np.concatenate([np.zeros(SR), 0.5 * np.ones(SR)])
-    env = audio_envelope(audio, SR, np.array([0.5, 1.5]))
-    assert env[1] - env[0] > 50
+    t = np.arange(SR) / SR
+    tone, hum = np.sin(2 * np.pi * 1000 * t), np.sin(2 * np.pi * 50 * t)
+    audio = np.concatenate([np.zeros(SR), 0.5 * tone, 0.5 * hum])
+    env = audio_envelope(audio, SR, np.array([0.5, 1.5, 2.5]))
+    assert env[1] - env[0] == pytest.approx(40)  # silence clipped 40 dB below the peak
+    assert env[1] - env[2] > 20  # mains hum is outside the speech band
+    raw = audio_envelope(audio, SR, np.array([0.5, 1.5]), band_hz=None, floor_db=None)
+    assert raw[1] - raw[0] > 50
 
 
 def test_mouth_opening_is_iod_normalised():
@@ -72,6 +77,15 @@ def test_outliers_flagged_against_the_corpus_median():
     flagged = flag_outliers(table)
     assert flagged["outlier"].tolist() == [False] * 5 + [True, False]
     assert flagged["weak"].tolist() == [False] * 6 + [True]
+    at_limit = flag_outliers(table.assign(at_limit=[False] * 5 + [True, False]))
+    assert at_limit["weak"].tolist() == [False] * 5 + [True, True]
+    assert not at_limit["outlier"].any()
+
+
+def test_a_lag_beyond_the_search_range_is_at_limit():
+    frame_times, opening, audio = speech_like(4.0, 0.25, 3)
+    result = estimate_av_lag(frame_times, opening, audio, SR, max_lag_ms=100)
+    assert result["at_limit"] and result["lag_ms"] == 100
 
 
 def test_corpus_lags_on_generated_clips(tmp_path):

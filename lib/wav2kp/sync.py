@@ -3,7 +3,9 @@
 Speech gets louder when the mouth opens (vowels), so the log-RMS envelope of the audio and
 the inner-lip gap ``|y66 - y62| / IOD`` should correlate best at lag ~0 in a well-synced
 clip. Per clip we resample both onto a common grid (5 ms), z-score them and take the lag
-within +-``max_lag_ms`` with the highest Pearson correlation.
+within +-``max_lag_ms`` with the highest Pearson correlation. Natural speech often shows
+the lips moving ~100 ms *before* the sound (they open before voicing starts), so a
+consistent small negative lag is normal; what matters is clips that disagree.
 
 Sign: a positive lag means the mouth moves *after* the sound (video late / audio early).
 A corpus whose clips disagree (outliers far from the median lag) has a sync problem in
@@ -23,19 +25,39 @@ __all__ = ["audio_envelope", "corpus_av_lags", "estimate_av_lag", "flag_outliers
 
 
 def audio_envelope(
-    samples: np.ndarray, sr: int, times: np.ndarray, window_s: float = 0.025
+    samples: np.ndarray,
+    sr: int,
+    times: np.ndarray,
+    window_s: float = 0.04,
+    band_hz: tuple[float, float] | None = (300.0, 3000.0),
+    floor_db: float | None = 40.0,
 ) -> np.ndarray:
-    """Log RMS energy (dB) of ``window_s`` of audio centred on each time."""
+    """Log RMS energy (dB) of ``window_s`` of audio centred on each time.
+
+    The speech band (``band_hz``, 300-3000 Hz: the formants that change with mouth
+    shape) is kept, so hum and rumble do not count as loudness, and levels more than
+    ``floor_db`` below the loudest are clipped, so the depth of silence does not matter.
+    On real talking-head clips both made the lag estimate agree across variants.
+    """
     samples = np.asarray(samples, dtype=np.float64)
     if samples.ndim == 2:
         samples = samples.mean(axis=1)
+    if band_hz is not None and len(samples) > 64:
+        from scipy.signal import butter, sosfiltfilt
+
+        high = min(band_hz[1], 0.45 * sr)
+        sos = butter(4, [band_hz[0], high], btype="band", fs=sr, output="sos")
+        samples = sosfiltfilt(sos, samples)
     cumulative = np.concatenate([[0.0], np.cumsum(samples**2)])
     half = max(int(round(window_s * sr / 2)), 1)
     centres = np.round(np.asarray(times) * sr).astype(np.int64)
     lo = np.clip(centres - half, 0, len(samples))
     hi = np.clip(centres + half, 0, len(samples))
     power = (cumulative[hi] - cumulative[lo]) / np.maximum(hi - lo, 1)
-    return 10 * np.log10(power + 1e-10)
+    level = 10 * np.log10(power + 1e-10)
+    if floor_db is not None and len(level):
+        level = np.maximum(level, level.max() - floor_db)
+    return level
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
@@ -51,7 +73,7 @@ def estimate_av_lag(
     max_lag_ms: float = 300.0,
     step_ms: float = 5.0,
 ) -> dict:
-    """``{"lag_ms", "correlation", "seconds"}`` for one clip (see module doc).
+    """``{"lag_ms", "correlation", "seconds", "at_limit"}`` for one clip (module doc).
 
     ``opening`` is per frame (NaN = missing frame, bridged by interpolation). Returns NaN
     lag and correlation when fewer than 0.5 s of usable frames or a flat signal.
@@ -60,7 +82,7 @@ def estimate_av_lag(
     opening = np.asarray(opening, dtype=np.float64)
     good = np.isfinite(opening) & np.isfinite(frame_times)
     audio_end = len(samples) / sr
-    nan = {"lag_ms": np.nan, "correlation": np.nan, "seconds": 0.0}
+    nan = {"lag_ms": np.nan, "correlation": np.nan, "seconds": 0.0, "at_limit": False}
     if good.sum() < 2:
         return nan
     start, end = frame_times[good][0], min(frame_times[good][-1], audio_end)
@@ -85,17 +107,25 @@ def estimate_av_lag(
         r = float(np.corrcoef(a, v)[0, 1])
         if r > best_r:
             best_lag, best_r = shift, r
-    return {"lag_ms": best_lag * step_ms, "correlation": best_r, "seconds": end - start}
+    return {
+        "lag_ms": best_lag * step_ms,
+        "correlation": best_r,
+        "seconds": end - start,
+        "at_limit": abs(best_lag) == max_shift,
+    }
 
 
 def flag_outliers(
     lags: pd.DataFrame, min_correlation: float = 0.2, mad_factor: float = 3.0, min_ms: float = 40.0
 ) -> pd.DataFrame:
-    """Add ``weak`` (correlation below ``min_correlation``: the lag is not trustworthy)
-    and ``outlier`` (trustworthy lag farther than max(``mad_factor`` x robust std,
-    ``min_ms``) from the corpus median) columns to a ``lag_ms, correlation`` table."""
+    """Add ``weak`` (correlation below ``min_correlation``, or best lag at the edge of
+    the search range (``at_limit``): the lag is not trustworthy) and ``outlier``
+    (trustworthy lag farther than max(``mad_factor`` x robust std, ``min_ms``) from the
+    corpus median) columns to a ``lag_ms, correlation[, at_limit]`` table."""
     out = lags.copy()
     out["weak"] = ~(out["correlation"] >= min_correlation)
+    if "at_limit" in out.columns:
+        out["weak"] |= out["at_limit"].astype(bool)
     trusted = out.loc[~out["weak"], "lag_ms"]
     if len(trusted) == 0:
         out["outlier"] = False
@@ -130,5 +160,5 @@ def corpus_av_lags(corpus: str, max_lag_ms: float = 300.0, root=None) -> pd.Data
         opening = np.where(extraction.valid, mouth_opening(extraction.lm68), np.nan)
         result = estimate_av_lag(extraction.times, opening, samples, sr, max_lag_ms)
         rows.append({"clip_id": cid, **result})
-    table = pd.DataFrame(rows, columns=["clip_id", "lag_ms", "correlation", "seconds"])
+    table = pd.DataFrame(rows, columns=["clip_id", "lag_ms", "correlation", "seconds", "at_limit"])
     return flag_outliers(table)
