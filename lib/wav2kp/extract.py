@@ -587,6 +587,55 @@ def summarise(table: pd.DataFrame, wall_seconds: float | None = None) -> dict[st
     return out
 
 
+def dlib_cross_check(
+    corpus: str | CorpusPaths,
+    input_dir: str | os.PathLike,
+    table: pd.DataFrame,
+    frames_per_clip: int = 3,
+    max_clips: int | None = 12,
+) -> pd.DataFrame:
+    """Distance of the mapped 68 points to dlib's predictor on a few frames per ok clip,
+    per face part in inter-ocular distances (needs the optional dlib extra, see
+    ``wav2kp.landmarks.dlib_available``). Also compares jaw ends 0/16 at mesh points
+    127/356 (used) with the temple variant 162/389."""
+    from wav2kp.landmarks import DlibLandmarks, inter_ocular, mapping_errors
+    from wav2kp.media.decode import read_frames_at
+
+    paths = _as_paths(corpus)
+    predictor = DlibLandmarks()
+    clips = table[table["status"] == "ok"]
+    if max_clips is not None and len(clips) > max_clips:
+        clips = clips.iloc[np.linspace(0, len(clips) - 1, max_clips).astype(int)]
+    rows = []
+    for _, clip in clips.iterrows():
+        data = load_extracted(paths, clip["clip_id"])
+        detected = np.flatnonzero(data["frame_status"] == DETECTED)
+        if len(detected) == 0:
+            continue
+        picks = detected[np.linspace(0, len(detected) - 1, frames_per_clip).astype(int)]
+        frames = read_frames_at(Path(input_dir) / clip["file"], picks.tolist())
+        for index in picks:
+            lm68 = data["lm68"][index]
+            reference = predictor(frames[int(index)], near=lm68)
+            if reference is None:
+                continue
+            row = {
+                "clip_id": clip["clip_id"],
+                "frame": int(index),
+                **mapping_errors(lm68, reference),
+            }
+            iod = float(inter_ocular(reference))
+            temples = data["lm478"][index][[162, 389], :2]
+            row["jaw_ends_127_356"] = float(
+                np.linalg.norm(lm68[[0, 16]] - reference[[0, 16]], axis=1).mean() / iod
+            )
+            row["jaw_ends_162_389"] = float(
+                np.linalg.norm(temples - reference[[0, 16]], axis=1).mean() / iod
+            )
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # ---------------------------------------------------------------- command line
 
 

