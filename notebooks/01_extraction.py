@@ -127,6 +127,7 @@ if len(decoded):
         stacked=True, ax=axes[0], color=["C0", "orange", "grey"], width=0.8
     )
     axes[0].set(xlabel="frames", ylabel="", title="frames per clip by status")
+    axes[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=3, frameon=False)
     sns.histplot(data=decoded, x="detection_rate", hue="status", bins=20, ax=axes[1],
                  binrange=(0, 1))  # fmt: skip
     axes[1].axvline(min_detection_rate, color="k", ls="--", lw=1)
