@@ -191,3 +191,41 @@ def test_targets_of_loaded_clips_invert_to_the_landmarks(fake_corpus):
         back = normalizer.inverse(clip.targets, clip.pose, clip.speaker)
         err = np.abs(back[clip.valid] - clip.landmarks[clip.valid])
         assert err.max() < 1e-2  # float32 storage of pose and targets
+
+
+def test_inference_windows_match_training_windows(fake_corpus):
+    """A clip's audio given to clip_from_audio yields exactly the windows load_clips built."""
+    root = fake_corpus.base
+    config = WindowConfig(past_ms=150, future_ms=100)
+    clip = load_clips("fake", splits=("train",), window_config=config, root=root, progress=False)[0]
+    stats = load_feature_stats("fake", root)
+    samples, sr = sf.read(clip.audio_path, dtype="float32")
+    again = clip_from_audio(
+        samples, sr, clip.frame_times, None, stats, config, speaker=clip.speaker
+    )
+    np.testing.assert_array_equal(again.windows, clip.windows)
+    np.testing.assert_array_equal(again.feature_times, clip.feature_times)
+
+
+def test_seed_mode_windows_look_forward_40_frames(fake_corpus):
+    root = fake_corpus.base
+    clip = load_clips(
+        "fake", splits=("val",), window_config=WindowConfig(mode="seed"), root=root, progress=False
+    )[0]
+    assert clip.windows.shape == (clip.n_frames, 40, 40)
+    start = round(5 * len(clip.features) / clip.n_frames)
+    np.testing.assert_array_equal(clip.windows[5], clip.features[start : start + 40])
+
+
+@pytest.mark.realclips
+def test_real_speech_gives_windows_for_any_frame_rate(realclips):
+    from wav2kp.audio import load_audio
+
+    for name in ("makeittalk_M6_04_16k.wav", "sadtalker_RD_Radio31_000.wav"):
+        samples, sr = load_audio(realclips / name)
+        stats = FeatureStats(mean=np.zeros(40), std=np.ones(40), config=FeatureConfig().to_dict())
+        rng = np.random.default_rng(0)
+        vfr = np.cumsum(rng.uniform(0.03, 0.06, size=int(len(samples) / sr / 0.045)))
+        clip = clip_from_audio(samples, sr, vfr, None, stats)
+        assert len(clip.features) == 1 + len(samples) // 200
+        assert clip.windows.shape[:2] == (len(vfr), 33) and np.isfinite(clip.windows).all()
