@@ -151,3 +151,20 @@ def test_run_evaluation_on_a_corpus_reports_a_missing_checkpoint(tmp_path, monke
     code = cli.main(["evaluate", "--corpus", "fake", "--out", str(out), "--videos", "1"])
     assert code == 0
     assert (out / "metrics.csv").is_file() and len(list((out / "videos").glob("*.mp4"))) == 1
+
+
+def test_video_clips_spread_over_speakers_and_emotions():
+    from dataclasses import replace
+
+    _, clips = synthetic_corpus(n_train=0, n_val=0, n_test=8)
+    speakers, emotions = ("ann", "bob"), ("joy", "anger", "calm", "calm")
+    variants = [
+        replace(clip, speaker=speakers[i % 2], emotion=emotions[i // 2 % 4], clip_id=f"c{i}")
+        for i, clip in enumerate(clips)
+    ]
+    for seed in range(5):
+        picked = evaluate.choose_video_clips(variants, 2, seed)
+        assert len({c.speaker for c in picked}) == 2 and len({c.emotion for c in picked}) == 2
+        assert picked == evaluate.choose_video_clips(variants, 2, seed)
+    assert len(evaluate.choose_video_clips(variants, 20)) == len(variants)
+    assert evaluate.choose_video_clips(variants, 0) == []

@@ -320,18 +320,19 @@ def source_video(corpus: str, clip: ClipData) -> Path | None:
 
 
 def choose_video_clips(clips: Sequence[ClipData], count: int, seed: int = 0) -> list[ClipData]:
-    """``count`` clips for videos, spread over emotions, reproducible for a seed."""
+    """``count`` clips for videos and plots, spread over speakers and emotions (each pick
+    prefers a speaker and an emotion not shown yet), reproducible for a seed."""
     if count <= 0 or not clips:
         return []
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(clips))
-    chosen, emotions = [], set()
-    for index in order:  # first one clip per emotion, then fill up
-        if clips[index].emotion not in emotions:
-            chosen.append(clips[index])
-            emotions.add(clips[index].emotion)
-    chosen += [clips[i] for i in order if clips[i] not in chosen]
-    return chosen[:count]
+    remaining = [clips[i] for i in rng.permutation(len(clips))]
+    chosen: list[ClipData] = []
+    while remaining and len(chosen) < count:
+        speakers = {c.speaker for c in chosen}
+        emotions = {c.emotion for c in chosen}
+        novelty = [(c.speaker not in speakers) + (c.emotion not in emotions) for c in remaining]
+        chosen.append(remaining.pop(int(np.argmax(novelty))))  # first of the most novel
+    return chosen
 
 
 @dataclass
