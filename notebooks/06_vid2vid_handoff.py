@@ -151,6 +151,23 @@ ax.legend(loc="upper right")
 save(fig, "handoff_mouth_opening.png")
 
 # %% [markdown]
+# ## Alive, not frozen
+# The original hand-off drew the model's output on a fixed head. Compare the head
+# motion, blinks and mouth motion of the model's raw prediction, the exported
+# (composed) keypoints and the real video of the speech clip.
+
+# %%
+with np.load(handoff_dir / "keypoints.npz") as data:
+    raw_prediction = data["predicted"]
+fps = summary["fps"]
+alive = pd.DataFrame({
+    "model output alone": vid2vid.liveliness(raw_prediction, fps),
+    "exported (composed on reference)": vid2vid.liveliness(exported, fps),
+    f"real video ({clips.speech_clip})": vid2vid.liveliness(true_lm, fps),
+}).T  # fmt: skip
+display(alive.round(3))
+
+# %% [markdown]
 # ## Self-check of the folder, and the vid2vid command
 # Same number of sequences and files in both trees, matching sorted names, 68 integer
 # rows per keypoint file, readable images of one size. vid2vid stops after 300 frames
@@ -206,6 +223,9 @@ metrics_handoff = {
     "vid2vid_problems": len(problems),
     "reference_frames_interpolated": summary["reference_frames_interpolated"],
     "mouth_open_r_vs_true": r,
+    "head_translation_std_iod": alive.iloc[1]["head_translation_std_iod"],
+    "head_rotation_std_deg": alive.iloc[1]["head_rotation_std_deg"],
+    "blinks_per_minute": alive.iloc[1]["blinks_per_minute"],
     "realtime_factor_predict": summary["realtime_factor_predict"],
     "realtime_factor_total": summary["realtime_factor_total"],
 }

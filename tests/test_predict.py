@@ -65,6 +65,18 @@ def test_predict_writes_keypoints_vid2vid_tree_and_preview(tmp_path, checkpoint,
     ).get("skipped")
 
 
+def test_cli_predict(tmp_path, checkpoint, speech, capsys):
+    from wav2kp.cli import main
+
+    args = ["predict", str(speech), "--checkpoint", str(checkpoint), "--out", str(tmp_path),
+            "--fps", "25", "--no-preview", "--corpus", "none"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "--how_many 75" in printed and "neutral face" in printed
+    assert not (tmp_path / "preview.mp4").exists()
+    assert len(vid2vid.sequence_frames(tmp_path / "vid2vid", "speech")) == 75
+
+
 def test_chunked_prediction_matches_one_pass(checkpoint):
     predictor = load_predictor(checkpoint)
     samples = speech_sample(6.0, seed=2)

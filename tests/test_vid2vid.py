@@ -232,3 +232,15 @@ def test_plot_reads_back_the_exported_files(tmp_path):
     assert np.asarray(edge_panel).max() == 255  # the edge map row holds drawn edges
     with pytest.raises(FileNotFoundError):
         vid2vid.plot_vid2vid_inputs(tmp_path, "nothing")
+
+
+def test_liveliness_tells_a_frozen_head_from_a_composed_one():
+    track, _, _ = _reference_track(40)
+    frozen = np.stack([synthetic_face(mouth_open=0.04 * (t % 5) / 4) for t in range(40)])
+    composed = vid2vid.compose_on_reference(frozen, track, out_times=track.times).landmarks
+    still = vid2vid.liveliness(frozen, fps=30)
+    alive = vid2vid.liveliness(composed, fps=30)
+    assert still["head_translation_std_iod"] < 1e-6 and still["blinks_per_minute"] == 0
+    assert alive["head_translation_std_iod"] > 0.05 and alive["head_rotation_std_deg"] > 2
+    assert alive["blinks_per_minute"] == pytest.approx(60 / (40 / 30), rel=0.01)  # one blink
+    assert alive["mouth_opening_std_iod"] == pytest.approx(still["mouth_opening_std_iod"], rel=0.3)

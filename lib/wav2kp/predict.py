@@ -390,13 +390,13 @@ class _CannyCache:
         self.used = 0
         self.packed: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
 
-    def get(self, index: int, frame: np.ndarray) -> np.ndarray:
+    def get(self, index: int, frame: np.ndarray, box=None) -> np.ndarray:
         from wav2kp.edgemap import canny_edges
 
         if index in self.packed:
             bits, shape = self.packed[index]
             return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
-        edges = canny_edges(frame)
+        edges = canny_edges(frame, box)
         bits = np.packbits(edges)
         if self.used + bits.nbytes <= self.budget:
             self.packed[index] = (bits, edges.shape)
@@ -417,7 +417,7 @@ def preview_frames(composition, reference, panel: int = PREVIEW_PANEL, with_refe
         ref_index = int(composition.reference_index[i])
         frame = reference.image(ref_index)
         edges = edgemap.draw_edge_map(
-            points, reference.size, frame=frame, frame_edges=cache.get(ref_index, frame)
+            points, reference.size, frame=frame, frame_edges=cache.get(ref_index, frame, box)
         )
         edge_panel = np.repeat(edgemap.crop_and_resize(edges, box, panel)[..., None], 3, axis=2)
         if not with_reference:

@@ -181,7 +181,11 @@ def vid2vid_test_command(
     root: str | os.PathLike, n_frames: int, name: str = "edge2face_512", single_gpu: bool = False
 ) -> str:
     """The vid2vid test command for this folder (run from a vid2vid checkout), printed and
-    returned. ``--how_many`` covers every frame (vid2vid stops at 300 by default)."""
+    returned. ``--how_many`` covers every frame (vid2vid stops at 300 by default).
+
+    vid2vid runs in its own PyTorch 0.4-era environment: its keypoint reader passes the
+    float ``x[-1] - x[0]`` (from ``np.loadtxt``) to ``np.linspace`` as a count, which only
+    NumPy < 1.18 accepts, whatever the file holds."""
     parts = [
         "python test.py",
         f"--name {name}",
@@ -409,6 +413,36 @@ def compose_on_reference(
     composed = head + weights[None, :, None] * (speaking - head)
     pixels = apply_pose(composed, ref_pose[ref_index])
     return Composition(pixels, ref_index, ~ref_ok[ref_index])
+
+
+def liveliness(landmarks: np.ndarray, fps: float = 30000 / 1001) -> dict:
+    """How alive a keypoint track looks (what the original's frozen output lacked).
+
+    ``head_translation_std_iod``: spread of the head position (stable-point centroid),
+    ``head_rotation_std_deg``: spread of the head roll, ``blinks_per_minute``: eye
+    closures (lid gap under half its median, per eye pair), ``mouth_opening_std_iod``:
+    spread of the inner-lip gap. Distances in inter-ocular distances.
+    """
+    from wav2kp.targets import fit_similarity
+
+    lm = np.asarray(landmarks, dtype=np.float64)
+    ok = np.isfinite(lm).all(axis=(1, 2))
+    lm = lm[ok]
+    if len(lm) < 2:
+        raise ValueError("need at least two complete frames")
+    iod = np.median(np.linalg.norm(lm[:, 45] - lm[:, 36], axis=1))
+    centroid = lm[:, STABLE_POINTS].mean(axis=1)
+    pose = fit_similarity(np.median(lm, axis=0), lm, STABLE_POINTS)
+    lids = np.linalg.norm(lm[:, [37, 38, 43, 44]] - lm[:, [41, 40, 47, 46]], axis=2).mean(1)
+    closed = lids < 0.5 * np.median(lids)
+    blinks = int(np.count_nonzero(closed[1:] & ~closed[:-1]) + int(closed[0]))
+    gap = np.linalg.norm(lm[:, 66] - lm[:, 62], axis=1)
+    return {
+        "head_translation_std_iod": float(np.linalg.norm(centroid.std(axis=0)) / iod),
+        "head_rotation_std_deg": float(np.degrees(np.unwrap(pose[:, 1]).std())),
+        "blinks_per_minute": blinks / (len(lm) / fps) * 60.0,
+        "mouth_opening_std_iod": float(gap.std() / iod),
+    }
 
 
 def export_composition(
