@@ -162,9 +162,13 @@ def probe(path: str | os.PathLike) -> MediaInfo:
 
 
 def _last_error_line(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    for line in reversed(lines):
-        if "output file" in line.lower():  # "At least one output file must be specified"
-            continue
-        return re.sub(r"^\[[^\]]*\]\s*", "", line)[:200]
-    return ""
+    """ffmpeg's specific complaints (e.g. 'moov atom not found' for a truncated mp4), else
+    its generic last line."""
+    lines = []
+    for raw in stderr.splitlines():
+        text = re.sub(r"^(\[[^\]]*\]\s*)+", "", raw.strip())
+        if text and "output file" not in text.lower() and text not in lines:
+            lines.append(text)
+    specific = [t for t in lines if not t.startswith("Error opening input")]
+    chosen = specific[-2:] if specific else lines[-1:]
+    return "; ".join(chosen)[:240]
