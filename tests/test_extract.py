@@ -292,3 +292,30 @@ def test_real_clips_extract_with_faces_and_stream_timing(realclips, tmp_path):
 
     yaw = rotation_to_euler(data["pose_rotation"])[:, 1]
     assert np.nanmax(yaw) - np.nanmin(yaw) > 5
+
+
+def test_clip_ids_stay_unique_when_names_fold_alike(tmp_path):
+    from wav2kp.extract import plan_jobs
+
+    src = tmp_path / "in"
+    (src / "other").mkdir(parents=True)
+    for name in ("a b.mp4", "a_b.mp4", "other/a b.mp4", "Ação.MOV"):
+        (src / name).write_bytes(name.encode())
+    jobs = plan_jobs(src, CorpusPaths("u", root=tmp_path), ExtractParams(), previous=None)
+    ids = [j.clip_id for j in jobs]
+    assert len(set(ids)) == 4 and "Acao" in ids and "a_b" in ids
+    assert all(j.fingerprint != k.fingerprint for j in jobs for k in jobs if j is not k)
+    # the same plan again gives the same ids and fingerprints
+    again = plan_jobs(src, CorpusPaths("u", root=tmp_path), ExtractParams(), previous=None)
+    assert [(j.clip_id, j.fingerprint) for j in again] == [(j.clip_id, j.fingerprint) for j in jobs]
+
+
+def test_single_frame_video(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    write_video(src / "one.mp4", face_frames(1, 128), fps=25)
+    paths = CorpusPaths("one", root=tmp_path / "data")
+    table = extract_corpus(src, paths, workers=1, progress=False)
+    assert table["status"].tolist() == ["ok"] and table["frames"].tolist() == [1]
+    data = load_extracted(paths, "one")
+    assert data["lm68"].shape == (1, 68, 2) and np.isfinite(data["pose_scale"]).all()
