@@ -81,7 +81,7 @@ def iter_frames(
             m = _SHOWINFO.search(line)
             if m:
                 frame_info.put((m.group(2), int(m.group(3)), int(m.group(4))))
-            else:
+            elif "Parsed_showinfo" not in line:  # its other per-frame lines are noise
                 log.lines.append(line.rstrip())
         frame_info.put(None)
 
