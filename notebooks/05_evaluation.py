@@ -140,6 +140,19 @@ if run.table["speaker"].nunique() > 1:
     save(render.plot_by_group(run.table, by="speaker", order=order), "evaluation_by_speaker.png")
 
 # %% [markdown]
+# ## A/V offset
+# Correlation of predicted with true mouth opening when the prediction is shifted by a
+# lag, averaged over test clips. A peak away from 0 means the keypoints run early or late
+# against the audio (the original project's 29.97 x 3 vs 80 frames/s mismatch would show
+# up here as a drift).
+
+# %%
+curves = evaluate.lag_curves(run.predictors, run.clips, max_lag_frames)
+save(render.plot_lag_curves(curves, order=order), "evaluation_lag_curves.png")
+pooled = evaluate.pooled_offsets(curves)
+display(pooled.rename(columns={"r": "peak r"}))
+
+# %% [markdown]
 # ## Mouth opening over time
 # The true inner-lip gap (black) against each model's, with the waveform underneath on the
 # same time axis: lips should open where the speech is loud, at the same moments.
@@ -186,6 +199,9 @@ headline = {
     **{k: by_model.loc[headline_model, k] for k in evaluate.METRICS},
     "mouth_lmd_vs_mean_face": run.checks.set_index("target").loc["mouth LMD vs mean face", "value"],
     "mouth_lmd_vs_seed": run.checks.set_index("target").loc["mouth LMD vs seed replica", "value"],
+    "pooled_av_offset_ms": (
+        float(pooled.loc[headline_model, "lag_ms"]) if headline_model in pooled.index else None
+    ),
 }
 headline = {
     k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in headline.items()

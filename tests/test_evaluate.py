@@ -168,3 +168,19 @@ def test_video_clips_spread_over_speakers_and_emotions():
         assert picked == evaluate.choose_video_clips(variants, 2, seed)
     assert len(evaluate.choose_video_clips(variants, 20)) == len(variants)
     assert evaluate.choose_video_clips(variants, 0) == []
+
+
+def test_lag_curves_peak_at_the_models_delay():
+    normalizer, clips = synthetic_corpus()
+    test_clips = [c for c in clips if c.split == "test"]
+    mean_face, _ = fit_baselines(normalizer, clips)
+    curves = evaluate.lag_curves(
+        [Oracle("default"), Oracle("late", lag=3), mean_face], test_clips, max_lag_frames=5
+    )
+    assert set(curves["lag_frames"]) == set(range(-5, 6))
+    pooled = evaluate.pooled_offsets(curves)
+    assert pooled.loc["default", "lag_frames"] == 0
+    assert pooled.loc["default", "r"] == pytest.approx(1.0)
+    assert pooled.loc["late", "lag_frames"] == 3
+    assert pooled.loc["late", "lag_ms"] == pytest.approx(3 * 1001 / 30)
+    assert "mean_face" not in pooled.index  # a frozen mouth has no offset

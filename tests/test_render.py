@@ -131,3 +131,11 @@ def test_a_wild_model_does_not_flatten_the_traces(fitted):
         np.where(clip.valid, render.metrics.mouth_opening(clip.landmarks), np.nan)
     )
     assert top == pytest.approx(2 * true_open)
+
+
+def test_lag_curve_plot_has_a_line_per_model(fitted):
+    baselines, clips = fitted
+    curves = evaluate.lag_curves(baselines, clips, max_lag_frames=4)
+    fig = render.plot_lag_curves(curves)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["ridge"]  # the mean face is frozen: no curve to draw

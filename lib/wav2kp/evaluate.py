@@ -108,6 +108,40 @@ def evaluate_models(
     return frame[ordered + [c for c in frame.columns if c not in ordered]]
 
 
+def lag_curves(
+    predictors: Sequence[KeypointPredictor],
+    clips: Sequence[ClipData],
+    max_lag_frames: int = metrics.DEFAULT_MAX_LAG_FRAMES,
+) -> pd.DataFrame:
+    """Long table ``model, clip_id, lag_frames, lag_ms, r``: correlation of predicted with
+    true mouth opening at each lag (positive = prediction late), per clip, on the same
+    frames as :func:`evaluate_models`. Averaged over clips its peak is a pooled A/V offset."""
+    rows = []
+    for clip in clips:
+        predictions, _ = predict_all(predictors, clip)
+        mask = common_frames(clip, predictions)
+        period_ms = metrics.frame_period(clip.frame_times) * 1e3
+        for name, pred in predictions.items():
+            lags, r = metrics.opening_lag_curve(pred, clip.landmarks, mask, max_lag_frames)
+            rows += [
+                {"model": name, "clip_id": clip.clip_id, "lag_frames": int(lag),
+                 "lag_ms": lag * period_ms, "r": value}
+                for lag, value in zip(lags, r, strict=True)
+            ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["model", "clip_id", "lag_frames", "lag_ms", "r"])
+
+
+def pooled_offsets(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per model: the lag (frames, ms) where the clip-averaged correlation peaks, and the
+    peak r."""
+    mean = curves.groupby(["model", "lag_frames"], sort=False)[["r", "lag_ms"]].mean()
+    mean = mean.dropna(subset=["r"]).reset_index()
+    if mean.empty:
+        return pd.DataFrame(columns=["lag_frames", "lag_ms", "r"]).rename_axis("model")
+    best = mean.loc[mean.groupby("model", sort=False)["r"].idxmax()]
+    return best.set_index("model")[["lag_frames", "lag_ms", "r"]]
+
+
 def summarise(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Means over clips: ``model`` (one row per model, plus clip count, median A/V offset
     and median frame period), ``emotion`` (model x emotion) and ``speaker``."""

@@ -288,14 +288,21 @@ def lagged_correlations(
     return lags, r
 
 
+def opening_lag_curve(
+    pred, true, valid=None, max_lag_frames: int = DEFAULT_MAX_LAG_FRAMES
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lags in frames, r per lag) of predicted vs true mouth opening, the curve whose
+    peak is the A/V offset; all NaN for a frozen predicted mouth."""
+    pred_open, true_open = _openings(pred, true, valid)
+    lags, r = lagged_correlations(pred_open, true_open, max_lag_frames)
+    return lags, (np.full(len(lags), np.nan) if _frozen(pred_open, true_open) else r)
+
+
 def av_offset_frames(pred, true, valid=None, max_lag_frames: int = DEFAULT_MAX_LAG_FRAMES) -> float:
     """Lag (frames) maximising the correlation of predicted with true mouth opening within
     +-max_lag_frames; positive = prediction late. NaN when no lag has a defined r. Ties
     go to the smallest |lag|."""
-    pred_open, true_open = _openings(pred, true, valid)
-    if _frozen(pred_open, true_open):
-        return float("nan")
-    lags, r = lagged_correlations(pred_open, true_open, max_lag_frames)
+    lags, r = opening_lag_curve(pred, true, valid, max_lag_frames)
     if not np.isfinite(r).any():
         return float("nan")
     best = np.nanmax(r)

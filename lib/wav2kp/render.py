@@ -117,6 +117,23 @@ def plot_by_group(
     return fig
 
 
+def plot_lag_curves(curves: pd.DataFrame, order: Sequence[str] | None = None):
+    """Correlation of predicted with true mouth opening against the lag (ms; positive =
+    prediction late), mean over clips with a 95 % band; the peak is the A/V offset."""
+    data = curves.dropna(subset=["r"])
+    order = list(order) if order else list(dict.fromkeys(data["model"]))
+    order = [m for m in order if m in set(data["model"])]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    sns.lineplot(data=data, x="lag_ms", y="r", hue="model", hue_order=order,
+                 errorbar=("ci", 95), marker="o", ax=ax)  # fmt: skip
+    ax.axvline(0, color="0.4", linestyle="--", linewidth=1)
+    ax.set_xlabel("lag of the prediction (ms, + = late)")
+    ax.set_ylabel("mouth-opening r")
+    ax.set_title("A/V offset: correlation against lag")
+    fig.tight_layout()
+    return fig
+
+
 def load_waveform(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Mono float waveform and its rate (soundfile; torchaudio does no file I/O here)."""
     import soundfile as sf
