@@ -75,6 +75,12 @@ def test_cli_predict(tmp_path, checkpoint, speech, capsys):
     assert "--how_many 75" in printed and "neutral face" in printed
     assert not (tmp_path / "preview.mp4").exists()
     assert len(vid2vid.sequence_frames(tmp_path / "vid2vid", "speech")) == 75
+    # a new run into the same folder replaces the sequence (vid2vid crops all sequences
+    # of a folder with the first one's face box, so heads must not be mixed)
+    predict.predict_file(speech, checkpoint, tmp_path, preview=False, sequence="other",
+                         corpus="none", progress=False)  # fmt: skip
+    kp_root, img_root = vid2vid.keypoint_dirs(tmp_path / "vid2vid")
+    assert [p.name for p in kp_root.iterdir()] == [p.name for p in img_root.iterdir()] == ["other"]
 
 
 def test_chunked_prediction_matches_one_pass(checkpoint):
@@ -121,6 +127,12 @@ def test_clear_errors_for_bad_input(tmp_path, checkpoint, speech, capsys):
     assert "silent.wav" in capsys.readouterr().out
     with pytest.raises(predict.PredictError, match="checkpoint not found"):
         predict.predict_file(speech, tmp_path / "missing.pt", tmp_path / "o")
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(predict.PredictError, match="broken.pt"):
+        predict.predict_file(speech, broken, tmp_path / "o")
+    with pytest.raises(predict.PredictError, match="nowhere.mp4"):
+        predict.predict_file(speech, checkpoint, tmp_path / "o", reference=tmp_path / "nowhere.mp4")
 
 
 def test_composition_follows_the_reference_head(tmp_path, checkpoint, speech):

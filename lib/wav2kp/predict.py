@@ -487,7 +487,8 @@ def predict_file(
     (where to look for the demo reference), ``speaker`` (neutral face to use; default the
     reference clip's speaker when the checkpoint knows it), ``sequence`` (vid2vid folder
     name, default the speech file's stem), ``progress``. Returns the summary written to
-    ``predict.json``.
+    ``predict.json``. ``out_dir/vid2vid`` holds this one sequence (vid2vid crops every
+    sequence of a folder with the first one's face box).
     """
     opts = PredictOptions(fps=float(fps), **options)
     speech_path = Path(speech_path)
@@ -513,9 +514,14 @@ def predict_file(
     duration = len(samples) / rate
     predictor = _load(checkpoint)
     reference_started = time.perf_counter()
-    reference_track, description = resolve_reference(
-        reference, predictor, opts.speaker, out_dir, opts.corpus
-    )
+    try:
+        reference_track, description = resolve_reference(
+            reference, predictor, opts.speaker, out_dir, opts.corpus
+        )
+    except PredictError:
+        raise
+    except (ValueError, OSError) as error:  # unreadable reference: the message names it
+        raise PredictError(f"reference: {error}") from error
     model_started = time.perf_counter()
     speaker = opts.speaker or _speaker_of(reference_track.name, predictor)
     times, predicted = predict_track(
@@ -544,6 +550,12 @@ def predict_file(
     )
     write_csv(out_dir / files["keypoints_csv"], keypoints_table(times, landmarks))
     vid2vid_root = out_dir / "vid2vid"
+    # vid2vid sets its face crop on the first sequence and reuses it for all: a folder
+    # must not mix sequences of different heads, so an earlier run's sequence goes.
+    for tree in vid2vid.keypoint_dirs(vid2vid_root):
+        for old in tree.glob("*"):
+            if old.is_dir() and old.name != sequence:
+                shutil.rmtree(old)
     n_frames = vid2vid.export_composition(vid2vid_root, sequence, composition, reference_track)
     files["vid2vid"] = "vid2vid"
     problems = vid2vid.check_vid2vid_tree(vid2vid_root)
@@ -593,7 +605,10 @@ def _load(checkpoint):
         path = Path(checkpoint)
         if not path.exists():
             raise PredictError(f"{path}: checkpoint not found")
-        return load_predictor(path)
+        try:
+            return load_predictor(path)
+        except (ValueError, OSError, KeyError) as error:
+            raise PredictError(f"{path}: cannot load the checkpoint ({error})") from error
     return checkpoint
 
 
