@@ -574,6 +574,11 @@ def summarise(table: pd.DataFrame, wall_seconds: float | None = None) -> dict[st
         "clips_error": int((table["status"] == "error").sum()),
         "frames": int(frames),
         "detection_rate": detected / frames if frames else float("nan"),
+        "detection_rate_ok_clips": float(
+            (good["frames"] * good["detection_rate"]).sum() / good["frames"].sum()
+        )
+        if len(good)
+        else float("nan"),
         "interpolated_frames": int(decoded["interpolated_frames"].sum()),
         "missing_frames": int(decoded["missing_frames"].sum()),
         "video_seconds_ok": float(good["duration"].sum()),
