@@ -204,13 +204,13 @@ TRACK_STATE_FIELDS = (
 
 def make_clip(spec: ClipSpec, out_dir: str | os.PathLike, seed: int = 0) -> dict:
     """Generate one clip (mp4 + tracks.csv) into ``out_dir``; returns its manifest row."""
-    from wav2kp.demo.face import FaceRenderer, FaceState, portrait
+    from wav2kp.demo.face import FaceState, renderer_for
     from wav2kp.media.encode import write_video
 
     out_dir = Path(out_dir)
     clip = synthesize_clip(spec, seed)
     tracks = clip["tracks"]
-    renderer = FaceRenderer(portrait(spec.speaker))
+    renderer = renderer_for(spec.speaker)
     states = [
         FaceState(**{k: float(row[k]) for k in TRACK_STATE_FIELDS})
         for row in tracks[list(TRACK_STATE_FIELDS)].to_dict("records")

@@ -453,3 +453,9 @@ class FaceRenderer:
         frame = frame.copy()
         frame[y0:y1, x0:x1] = np.clip(out, 0, 255).astype(np.uint8)
         return frame
+
+
+@functools.lru_cache(maxsize=4)
+def renderer_for(speaker: str) -> FaceRenderer:
+    """One renderer per speaker and process (its geometry takes ~0.1 s to prepare)."""
+    return FaceRenderer(portrait(speaker))
