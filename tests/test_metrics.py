@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wav2kp import metrics
 
 
@@ -211,3 +213,20 @@ def test_all_frames_missing_gives_nan_not_an_error():
     result = metrics.evaluate_sequence(np.zeros((30, 68, 2)), true, times(30))
     assert result["n_frames_scored"] == 0
     assert np.isnan(result["mouth_lmd_iod"]) and np.isnan(result["mouth_open_r"])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    shift=st.tuples(st.floats(-500, 500), st.floats(-500, 500)),
+    scale=st.floats(0.2, 5.0),
+)
+def test_iod_metrics_are_invariant_to_moving_and_scaling_both_sequences(seed, shift, scale):
+    rng = np.random.default_rng(seed)
+    true = talking_face(speech_opening(40, seed), seed=seed)
+    pred = true + rng.normal(0, 2.0, size=true.shape)
+    base = metrics.evaluate_sequence(pred, true, times(40))
+    moved = metrics.evaluate_sequence(pred * scale + shift, true * scale + shift, times(40))
+    for key in ("mouth_lmd_iod", "mouth_lmd_px256", "face_lmd_iod", "lvd_mouth_iod", "lve_iod2",
+                "mouth_open_r", "variance_ratio", "jitter_ratio", "av_offset_ms"):  # fmt: skip
+        assert moved[key] == pytest.approx(base[key], rel=1e-6, abs=1e-9), key
