@@ -74,6 +74,8 @@ def test_stats_normalise_and_serialise():
     again = FeatureStats.from_dict(json.loads(json.dumps(stats.to_dict())))
     np.testing.assert_array_equal(again.apply(stacked), normalised)
     assert again.feature_config == FeatureConfig() and again.clip_ids == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="4 dims"):
+        stats.apply(np.zeros((3, 40)))
 
 
 def fake_audio_corpus(root, n=4):

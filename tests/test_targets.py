@@ -131,6 +131,8 @@ def test_validation_and_unfitted_use():
         TargetNormalizer(neutral="smile")
     with pytest.raises(RuntimeError, match="not fitted"):
         TargetNormalizer().transform(np.zeros((1, 68, 2)))
+    with pytest.raises(ValueError, match="68, 2"):
+        TargetNormalizer().fit([("ann", talking_frames(n=5)[0])]).transform(np.zeros((4, 136)))
     with pytest.raises(ValueError, match="no valid"):
         TargetNormalizer().fit([("ann", np.full((3, 68, 2), np.nan))])
 

@@ -275,6 +275,12 @@ class FeatureStats:
 
     def apply(self, features: np.ndarray) -> np.ndarray:
         """(features - mean) / std as float32 (dimensions with std ~ 0 are only centred)."""
+        features = np.asarray(features)
+        if features.ndim != 2 or features.shape[1] != len(self.mean):
+            raise ValueError(
+                f"features of shape {features.shape} do not match stats of {len(self.mean)} "
+                f"dims (fitted for {self.config or 'an unknown config'})"
+            )
         std = np.where(self.std > 1e-8, self.std, 1.0)
         return ((np.asarray(features, dtype=np.float64) - self.mean) / std).astype(np.float32)
 

@@ -188,6 +188,8 @@ class TargetNormalizer:
         """(aligned shapes (T, 68, 2), pose (T, 4)); NaN where a frame is missing."""
         self._check_fitted()
         landmarks = np.asarray(landmarks, dtype=np.float64)
+        if landmarks.ndim != 3 or landmarks.shape[1:] != (68, 2):
+            raise ValueError(f"landmarks must be (T, 68, 2), got {landmarks.shape}")
         pose = fit_similarity(self.template, landmarks, self.stable_points)
         return remove_pose(landmarks, pose), pose
 
