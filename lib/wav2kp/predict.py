@@ -640,6 +640,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", default="demo", help="corpus to take a reference clip from")
     parser.add_argument("--speaker", default="", help="speaker whose neutral face to use")
     parser.add_argument("--no-preview", action="store_true", help="skip the preview mp4")
+    parser.add_argument("--preview-edges-only", action="store_true",
+                        help="preview shows vid2vid's edge map alone, not beside the frame")  # fmt: skip
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -649,7 +651,7 @@ def run_cli(args: argparse.Namespace) -> int:
         summary = predict_file(
             args.speech, args.checkpoint, args.out, reference=args.reference,
             fps=float(as_fraction(args.fps)), preview=not args.no_preview, corpus=args.corpus,
-            speaker=args.speaker,
+            speaker=args.speaker, preview_with_reference=not args.preview_edges_only,
         )  # fmt: skip
     except PredictError as error:
         print(f"error: {error}")
