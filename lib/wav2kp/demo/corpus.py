@@ -27,7 +27,7 @@ from wav2kp.demo.tts import Prosody
 
 FPS = Fraction(30000, 1001)
 SAMPLE_RATE = 44100
-CORPUS_VERSION = 2  # bump when the generator changes what a seed produces
+CORPUS_VERSION = 3  # bump when the generator changes what a seed produces
 
 # Phonetically varied Brazilian Portuguese: bilabials (p b m), open /a/, rounded o/u,
 # spread i/e, fricatives (f v s z S Z), nasal vowels, taps and trills. s01-s06 are short.

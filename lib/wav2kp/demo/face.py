@@ -107,7 +107,14 @@ def portrait(speaker: str) -> Portrait:
     )
     # detect again on the framed image: the warp fields are placed on these points
     pts = detect_landmarks(framed, f"framed portrait {speaker!r}", with_depth=True)
-    return Portrait(speaker, framed, pts[:, :2], pts[:, 2])
+    face = Portrait(speaker, framed, pts[:, :2], pts[:, 2])
+    if np.linalg.norm(pts[13, :2] - pts[14, :2]) > 0.02 * INTEROCULAR_PX:
+        # photographed with parted lips (the astronaut's smile shows teeth): close them
+        # once, so that every opening starts from clean lips, then re-detect
+        closed = FaceRenderer(face).render(FaceState(jaw=0.0))
+        pts = detect_landmarks(closed, f"closed portrait {speaker!r}", with_depth=True)
+        face = Portrait(speaker, closed, pts[:, :2], pts[:, 2])
+    return face
 
 
 @dataclass
@@ -137,6 +144,11 @@ def _curve(points: np.ndarray):
     xs, ys = points[order, 0], points[order, 1]
     xs = xs + np.arange(len(xs)) * 1e-6  # strictly increasing for np.interp
     return xs, ys
+
+
+def _band(y: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    """1 between top and bottom, with one-pixel soft edges (anti-aliased)."""
+    return np.clip(y - top + 0.5, 0, 1) * np.clip(bottom - y + 0.5, 0, 1)
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -188,12 +200,16 @@ class FaceRenderer:
         self.y_up = np.interp(xs, *self.up_curve)[None, :]
         self.rest_gap = np.clip(self.y_low - self.y_up, 0, None)
         inside = np.clip(1 - (dx / self.mouth_hw) ** 2, 0, None)
-        # opening profile along the mouth: an ellipse, the corners barely part
-        self.profile = (np.sqrt(inside) * 0.9 + 0.1 * (inside > 0))[None, :]
-        # lengths over which the lower face stretches: a tear inside the mouth,
-        # a smooth stretch beyond the corners
+        # opening profile along the mouth: an ellipse that closes at the corners, so the
+        # tear inside the mouth meets the smooth stretch beyond it without a seam
+        self.profile = np.sqrt(inside)[None, :]
+        # lengths over which the lower face stretches below the lip line: short in the
+        # middle (the lower lip rides down on the tear), longer towards and beyond the
+        # corners, where the lips stay together and the skin stretches instead
         out = np.clip((dx - self.mouth_hw) / (0.25 * iod), 0, 1)
-        self.stretch_len = (self.lower_lip_h + out * 0.3 * iod)[None, :]
+        self.stretch_len = (self.lower_lip_h + (1 - self.profile[0]) * 0.4 * iod + out * 0.2 * iod)[
+            None, :
+        ]
         self.inside = (inside > 0)[None, :]
         for name in ("lateral", "chin_fade", "y_low", "y_up", "rest_gap", "profile",
                      "stretch_len"):  # fmt: skip
@@ -327,7 +343,6 @@ class FaceRenderer:
         xs = np.linspace(self.corner_l[0], self.corner_r[0], 24)
         up_y = np.interp(xs, *self.up_curve)
         prof = np.sqrt(np.clip(1 - ((xs - self.mouth_cx) / self.mouth_hw) ** 2, 0, None))
-        prof = prof * 0.9 + 0.1 * (prof > 0)
         low_y = up_y + self.mouth_gap(state) * prof
         # sideways corner motion (forward = minus the backward shift)
         ucol = np.clip((xs - self.mouth_cx) / self.mouth_hw, -1.4, 1.4)
@@ -426,9 +441,8 @@ class FaceRenderer:
         x0, y0 = max(x0, 0), max(y0, 0)
         patch = frame[y0:y1, x0:x1].astype(np.float32)
         ph, pw = patch.shape[:2]
-        scale = 4  # sub-pixel polygon edges
         mask = np.zeros((ph, pw), np.uint8)
-        pts = np.round((poly - [x0, y0]) * scale).astype(np.int32)
+        pts = np.round((poly - [x0, y0]) * 4).astype(np.int32)  # shift=2: quarter pixels
         cv2.fillPoly(mask, [pts], 255, lineType=cv2.LINE_AA, shift=2)
         alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (3, 3), 0.8)[..., None]
         # dark mouth interior, a little lighter near the lips
@@ -445,10 +459,24 @@ class FaceRenderer:
         teeth_h = min(0.09 * self.iod * scale, 0.4 * gap)
         half_w = 0.62 * (upper[-1, 0] - upper[0, 0]) / 2
         mid_x = (upper[-1, 0] + upper[0, 0]) / 2
-        in_teeth = (yy >= up_line) & (yy <= up_line + teeth_h) & (np.abs(xx - mid_x) <= half_w)
+        in_teeth = _band(yy, up_line, up_line + teeth_h)
         teeth_alpha = in_teeth * np.clip(1 - (np.abs(xx - mid_x) / half_w) ** 4, 0, 1)
         teeth = np.array([214.0, 206.0, 192.0], np.float32)
         cavity = cavity + (teeth - cavity) * (0.85 * teeth_alpha[..., None])
+        if gap > 0.12 * self.iod * scale:
+            # wide open: the tongue behind the lower teeth, the lower teeth's edge
+            open_amount = min((gap / (self.iod * scale) - 0.12) / 0.12, 1.0)
+            low_teeth_h = min(0.05 * self.iod * scale, 0.2 * gap)
+            tongue_y = low_line - low_teeth_h - 0.18 * gap
+            tongue = np.exp(
+                -(((xx - mid_x) / (0.8 * half_w)) ** 2) - ((yy - tongue_y) / (0.16 * gap)) ** 2
+            )
+            tongue_rgb = np.array([150.0, 62.0, 66.0], np.float32)
+            cavity = cavity + (tongue_rgb - cavity) * (0.55 * open_amount * tongue[..., None])
+            in_low = _band(yy, low_line - low_teeth_h, low_line)
+            low_alpha = in_low * np.clip(1 - (np.abs(xx - mid_x) / (0.8 * half_w)) ** 4, 0, 1)
+            low_teeth = np.array([188.0, 180.0, 168.0], np.float32)
+            cavity = cavity + (low_teeth - cavity) * (0.45 * open_amount * low_alpha[..., None])
         out = patch * (1 - alpha) + cavity * alpha
         frame = frame.copy()
         frame[y0:y1, x0:x1] = np.clip(out, 0, 255).astype(np.uint8)
