@@ -244,3 +244,14 @@ def test_liveliness_tells_a_frozen_head_from_a_composed_one():
     assert alive["head_translation_std_iod"] > 0.05 and alive["head_rotation_std_deg"] > 2
     assert alive["blinks_per_minute"] == pytest.approx(60 / (40 / 30), rel=0.01)  # one blink
     assert alive["mouth_opening_std_iod"] == pytest.approx(still["mouth_opening_std_iod"], rel=0.3)
+
+
+def test_head_motion_is_interpolated_between_reference_frames():
+    # a 20 fps reference whose head slides 6 px per frame, output at 30 fps
+    n_ref = 20
+    ref = np.stack([synthetic_face(center=(200 + 6 * t, 250)) for t in range(n_ref)])
+    track = vid2vid.ReferenceTrack("r20", np.arange(n_ref) / 20.0, ref.astype(float), (640, 480))
+    predicted = np.stack([synthetic_face() for _ in range(25)])
+    out = vid2vid.compose_on_reference(predicted, track, fps=30.0).landmarks
+    expected = 200 + 6 * 20 * (np.arange(25) / 30.0)  # smooth, not held for 1-2 frames
+    assert np.abs(out[:, 27, 0] - (expected + ref[0, 27, 0] - 200)).max() < 0.5

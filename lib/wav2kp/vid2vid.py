@@ -282,20 +282,34 @@ def pingpong_indices(n_out: int, n_ref: int) -> np.ndarray:
     return np.where(phase < n_ref, phase, period - phase)
 
 
-def reference_indices(out_times: np.ndarray, ref_times: np.ndarray) -> np.ndarray:
-    """Reference frame for each output time, ping-ponging in time (variable-rate safe)."""
+def reference_times(out_times: np.ndarray, ref_times: np.ndarray) -> np.ndarray | None:
+    """The reference clip's time shown at each output time, ping-ponging (forward, then
+    backward, ...); None when the reference has no time span (a single frame)."""
     out_times = np.asarray(out_times, dtype=np.float64)
     ref_times = np.asarray(ref_times, dtype=np.float64)
-    if len(ref_times) == 1:
-        return np.zeros(len(out_times), dtype=int)
     start, span = ref_times[0], ref_times[-1] - ref_times[0]
-    if span <= 0:
-        return pingpong_indices(len(out_times), len(ref_times))
+    if len(ref_times) == 1 or span <= 0:
+        return None
     phase = np.mod(out_times - out_times[0], 2 * span)
-    local = np.where(phase <= span, phase, 2 * span - phase) + start
+    return np.where(phase <= span, phase, 2 * span - phase) + start
+
+
+def reference_indices(out_times: np.ndarray, ref_times: np.ndarray) -> np.ndarray:
+    """Reference frame for each output time, ping-ponging in time (variable-rate safe)."""
+    ref_times = np.asarray(ref_times, dtype=np.float64)
+    local = reference_times(out_times, ref_times)
+    if local is None:
+        return pingpong_indices(len(out_times), len(ref_times))
     nearest = np.clip(np.searchsorted(ref_times, local), 1, len(ref_times) - 1)
     left_closer = (local - ref_times[nearest - 1]) <= (ref_times[nearest] - local)
     return np.where(left_closer, nearest - 1, nearest)
+
+
+def _at_times(values: np.ndarray, times: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``values`` (N, ...) sampled at ``times``, linearly interpolated at ``at``."""
+    flat = values.reshape(len(values), -1)
+    out = np.stack([np.interp(at, times, flat[:, k]) for k in range(flat.shape[1])], axis=1)
+    return out.reshape((len(at), *values.shape[1:]))
 
 
 # --------------------------------------------------------------------------- composition
@@ -408,10 +422,16 @@ def compose_on_reference(
     weights[:17] = JAW_WEIGHTS
     weights[MOUTH_POINTS] = 1.0
     ref_index = reference_indices(out_times, reference.times)
-    head = ref_aligned[ref_index]
+    local = reference_times(out_times, reference.times)
+    if local is None:
+        head, pose = ref_aligned[ref_index], ref_pose[ref_index]
+    else:  # head motion interpolated in time: smooth when the reference has another rate
+        ref_t = np.asarray(reference.times, dtype=np.float64)
+        pose = _at_times(ref_pose, ref_t, local)
+        head = _at_times(ref_aligned, ref_t, local)
     speaking = ref_rest[None] + deformation
     composed = head + weights[None, :, None] * (speaking - head)
-    pixels = apply_pose(composed, ref_pose[ref_index])
+    pixels = apply_pose(composed, pose)
     return Composition(pixels, ref_index, ~ref_ok[ref_index])
 
 
