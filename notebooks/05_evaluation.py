@@ -120,6 +120,27 @@ passed = int(run.checks["pass"].sum())
 display(Markdown(f"**{passed} of {len(run.checks)} targets met.**"))
 
 # %% [markdown]
+# ### In words
+
+
+# %%
+def compare(model, reference):
+    if model not in by_model.index or reference not in by_model.index:
+        return f"- `{model}` vs `{reference}`: not comparable (one of them was not evaluated)"
+    lmd = by_model.loc[model, "mouth_lmd_iod"] / by_model.loc[reference, "mouth_lmd_iod"]
+    r_model, r_ref = (
+        f"{r:.2f}" if np.isfinite(r) else "undefined (frozen mouth)"
+        for r in by_model.loc[[model, reference], "mouth_open_r"]
+    )
+    return (
+        f"- `{model}` vs `{reference}`: mouth LMD x{lmd:.2f} "
+        f"({'better' if lmd < 1 else 'worse'}), mouth-opening r {r_model} vs {r_ref}"
+    )
+
+
+display(Markdown("\n".join(compare("default", ref) for ref in ("mean_face", "ridge", "seed"))))
+
+# %% [markdown]
 # ## Per emotion and per speaker
 
 # %%
