@@ -415,6 +415,8 @@ def run_evaluation(
     for problem in problems:
         log.warning(problem)
     predictors = [*baselines, *trained]
+    if not predictors:
+        raise ValueError(f"corpus {corpus!r}: nothing to evaluate: {'; '.join(problems)}")
     table = evaluate_models(predictors, held_out, max_lag_frames, progress)
     summary = summarise(table)
     checks = target_checks(summary)
