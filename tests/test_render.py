@@ -139,3 +139,12 @@ def test_lag_curve_plot_has_a_line_per_model(fitted):
     fig = render.plot_lag_curves(curves)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["ridge"]  # the mean face is frozen: no curve to draw
+
+
+def test_clip_without_frame_size_gets_a_canvas_around_its_keypoints(fitted):
+    from dataclasses import replace
+
+    (mean_face, _), clips = fitted
+    clip = replace(clips[0], frame_size=(0, 0))
+    frame = next(render.side_by_side_frames(clip, mean_face.predict_landmarks(clip)))
+    assert frame.shape == (32 + 256, 3 * 256, 3) and frame[32:, 256:512].max() == 255

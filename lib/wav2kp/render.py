@@ -271,6 +271,18 @@ def _as_predictions(clip: ClipData, predictions) -> dict[str, np.ndarray]:
     return out
 
 
+def _canvas_size(clip: ClipData) -> tuple[int, int]:
+    """(width, height) to draw on: the source frame's, or (clips built from audio alone
+    carry none) a canvas that holds every true keypoint with a margin."""
+    width, height = (int(v) for v in clip.frame_size)
+    if width > 0 and height > 0:
+        return width, height
+    extent = np.nanmax(np.asarray(clip.landmarks, dtype=np.float64), axis=(0, 1))
+    if not np.isfinite(extent).all():
+        raise ValueError(f"clip {clip.clip_id}: no frame size and no keypoint to size a canvas")
+    return int(extent[0] * 1.25) + 2, int(extent[1] * 1.25) + 2
+
+
 def side_by_side_frames(
     clip: ClipData,
     predictions: Mapping[str, np.ndarray] | np.ndarray,
@@ -291,7 +303,7 @@ def side_by_side_frames(
             f"clip {clip.clip_id}: {len(video_frames)} video frames for {clip.n_frames} "
             "keypoint frames"
         )
-    size = tuple(int(v) for v in clip.frame_size)
+    size = _canvas_size(clip)
     box = crop_box(clip.landmarks[first_complete_frame(clip.landmarks)], size)
     true = np.where(np.asarray(clip.valid)[:, None, None], clip.landmarks, np.nan)
     pictures = iter(video_frames) if video_frames is not None else None
