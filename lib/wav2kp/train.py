@@ -73,6 +73,7 @@ class TrainConfig:
     window: dict = field(default_factory=lambda: WindowConfig().to_dict())
     model_overrides: dict = field(default_factory=dict)  # ModelConfig fields
     emotion_conditioning: bool = True  # default model: a learnt offset per emotion label
+    feature_noise: float = 0.0  # std of Gaussian noise added to the (normalised) inputs
     max_minutes: float = 0.0  # wall-clock budget of one call (0 = none); resume continues
     # CPU threads while training (0: torch's default). These models are small: one thread
     # is about as fast as two, and many threads on a busy machine are many times slower.
@@ -536,6 +537,8 @@ def _train(
         total, weight = 0.0, 0
         for b in range(0, len(crops), config.batch_size):
             windows, targets, mask, emotion = train.batch(crops[b : b + config.batch_size])
+            if config.feature_noise > 0:  # augmentation; the global RNG is checkpointed
+                windows = windows + config.feature_noise * torch.randn(windows.shape)
             windows, targets, mask = windows.to(device), targets.to(device), mask.to(device)
             pred = model(windows, emotion.to(device))
             loss = masked_loss(pred, targets, mask, config.velocity_weight)
