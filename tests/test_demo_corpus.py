@@ -128,3 +128,16 @@ def test_corpus_names_and_bad_input(tmp_path):
         build_corpus(tmp_path, size="tiny", clip_ids=["nobody_joy_s01"])
     default = SIZES["default"]
     assert len(default.sentences) >= 12 and len(default.emotions) >= 4
+
+
+def test_cli_options():
+    from wav2kp.cli import build_parser
+
+    args = build_parser(load="demo").parse_args(
+        ["demo", "--corpus", "demo-tiny", "--seed", "3", "--workers", "1", "--check"]
+    )
+    assert (args.corpus, args.seed, args.workers, args.check, args.size) == (
+        "demo-tiny", 3, 1, True, None,
+    )  # fmt: skip
+    with pytest.raises(SystemExit):
+        build_parser(load="demo").parse_args(["demo", "--size", "huge"])

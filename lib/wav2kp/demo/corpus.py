@@ -376,6 +376,11 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", help="output folder (default: data/raw/<corpus>)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="then run the face-mesh detector check (detection rate, r(lip gap, jaw))",
+    )
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -385,4 +390,15 @@ def run_cli(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else CorpusPaths(args.corpus).raw
     manifest = build_corpus(out, size=size, seed=args.seed, workers=args.workers)
     print(f"{len(manifest)} clips, {manifest['duration'].sum():.1f} s of video in {out}")
+    if args.check:
+        from wav2kp.demo.validate import validate_corpus
+
+        table, overall = validate_corpus(out)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(
+            f"detector check: detection rate {overall['detection_rate']:.3f}, "
+            f"r(lip gap, jaw) pooled {overall['r_jaw']:.3f}, "
+            f"median per clip {overall['r_jaw_median']:.3f}, errors {overall['errors']}"
+        )
+        return 0 if overall["errors"] == 0 else 1
     return 0

@@ -22,6 +22,8 @@ FRAME_SIZE = 512
 INTEROCULAR_PX = 100.0  # iris-to-iris distance in the framed portrait
 EYES_CENTRE = (256.0, 205.0)
 MAX_GAP_IOD = 0.36  # full jaw opening (jaw = 1) as a fraction of the inter-ocular distance
+TEETH_IOD = 0.09  # visible height of the upper teeth (fraction of inter-ocular distance)
+TEETH_ALPHA = 0.85
 
 UPPER_INNER_LIP = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
 LOWER_INNER_LIP = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
@@ -456,13 +458,13 @@ class FaceRenderer:
         deep = np.array([22.0, 6.0, 8.0], np.float32)
         cavity[:] = base + (deep - base) * depth[..., None]
         # upper teeth: a light band under the upper lip in the middle of the mouth
-        teeth_h = min(0.09 * self.iod * scale, 0.4 * gap)
+        teeth_h = min(TEETH_IOD * self.iod * scale, 0.4 * gap)
         half_w = 0.62 * (upper[-1, 0] - upper[0, 0]) / 2
         mid_x = (upper[-1, 0] + upper[0, 0]) / 2
         in_teeth = _band(yy, up_line, up_line + teeth_h)
         teeth_alpha = in_teeth * np.clip(1 - (np.abs(xx - mid_x) / half_w) ** 4, 0, 1)
         teeth = np.array([214.0, 206.0, 192.0], np.float32)
-        cavity = cavity + (teeth - cavity) * (0.85 * teeth_alpha[..., None])
+        cavity = cavity + (teeth - cavity) * (TEETH_ALPHA * teeth_alpha[..., None])
         if gap > 0.12 * self.iod * scale:
             # wide open: the tongue behind the lower teeth, the lower teeth's edge
             open_amount = min((gap / (self.iod * scale) - 0.12) / 0.12, 1.0)
