@@ -2,8 +2,21 @@
 emotion categories, lip-synced onto two real portraits, written as mp4 + tracks.
 
 A stand-in with the shape of CH-Unicamp (sentences x emotion categories, 29.97 fps):
-``data/raw/<corpus>/<clip_id>.mp4`` (H.264 + AAC 44.1 kHz), ``<clip_id>.tracks.csv``
-(the commanded articulation per video frame) and ``manifest.csv``.
+``data/raw/<corpus>/<clip_id>.mp4`` (512x512 H.264 + AAC 44.1 kHz), ``manifest.csv``,
+``corpus.json`` (generator version and seed) and ``<clip_id>.tracks.csv``, one row per
+video frame k (shown at k * 1001 / 30000 s):
+
+- ``jaw`` commanded inner-lip opening, 0 (closed) .. ~1 (0.36 inter-ocular distances);
+  exactly 0 during bilabial closures (p, b, m); ``lip_gap_px`` the same in pixels
+- ``spread`` (-1..1), ``round`` (0..1) lip shape; ``closure`` bilabial closure (0..1)
+- ``blink`` (0 open .. 1 closed); expression ``smile``, ``frown``, ``brow_raise``,
+  ``brow_inner``, ``brow_lower`` (0..1)
+- head pose: ``head_yaw``, ``head_pitch``, ``head_roll`` (degrees), ``head_tx``,
+  ``head_ty`` (pixels), ``head_scale``
+- ``phoneme``: the espeak phoneme sounding at that time (``_`` = silence)
+
+Sizes: ``tiny`` 2 speakers x 6 short sentences x 2 emotions (24 clips, ~56 s of video),
+``default`` 2 x 12 x 4 (96 clips, ~5 min), ``large`` 2 x 16 x 6.
 """
 
 from __future__ import annotations
