@@ -208,3 +208,16 @@ def test_normalized_targets_need_a_normalizer(clips, tmp_path):
             tmp_path,
             progress=False,
         )
+
+
+def test_a_broken_clip_is_skipped_with_a_warning_naming_it(clips, tmp_path):
+    import dataclasses
+
+    broken = dataclasses.replace(
+        clips[0], clip_id="broken_clip", feature_times=clips[0].feature_times[:1]
+    )
+    with pytest.warns(UserWarning, match="broken_clip"):
+        result = train_model(
+            [broken, *clips[1:-1]], clips[-1:], small_config(epochs=1), tmp_path, progress=False
+        )
+    assert result.epochs_run == 1

@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,18 +269,27 @@ class _Sequences:
     def __init__(
         self, clips: Sequence[ClipData], config: TrainConfig, emotions: Sequence[str] = ()
     ):
-        self.windows, self.targets, self.masks = [], [], []
-        # 1-based index of the clip's emotion among the model's labels, 0 = unknown
-        self.emotions = torch.tensor(
-            [list(emotions).index(c.emotion) + 1 if c.emotion in emotions else 0 for c in clips],
-            dtype=torch.long,
-        )
+        self.windows, self.targets, self.masks, emotion_index = [], [], [], []
+        self.skipped: list[str] = []
         for clip in clips:
-            windows, targets = training_arrays(clip, config)
+            try:
+                windows, targets = training_arrays(clip, config)
+                if not np.isfinite(windows).all():
+                    raise ValueError("non-finite audio features")
+            except (ValueError, IndexError) as err:  # one bad clip must not stop training
+                message = str(err) if clip.clip_id in str(err) else f"{clip.clip_id}: {err}"
+                warnings.warn(f"clip skipped: {message}", stacklevel=3)
+                self.skipped.append(message)
+                continue
             mask = np.isfinite(targets).all(axis=1)
             self.windows.append(torch.from_numpy(np.ascontiguousarray(windows)))
             self.targets.append(torch.from_numpy(np.nan_to_num(targets, nan=0.0)))
             self.masks.append(torch.from_numpy(mask))
+            # 1-based index of the clip's emotion among the model's labels, 0 = unknown
+            emotion_index.append(
+                list(emotions).index(clip.emotion) + 1 if clip.emotion in emotions else 0
+            )
+        self.emotions = torch.tensor(emotion_index, dtype=torch.long)
         self.lengths = torch.tensor([len(w) for w in self.windows], dtype=torch.float64)
 
     def __len__(self) -> int:
@@ -456,7 +466,8 @@ def _train(
         emotions = tuple(sorted({str(c.emotion) for c in train_clips if c.emotion}))
     train = _Sequences(train_clips, config, emotions)
     val = _Sequences(val_clips, config, emotions) if val_clips else None
-    if train.n_valid == 0:
+    val = val if val is not None and len(val) else None
+    if len(train) == 0 or train.n_valid == 0:
         raise ValueError("no valid target frame in the training clips")
     sample_windows, sample_targets = train.windows[0], train.targets[0]
     model_config = ModelConfig.preset(
