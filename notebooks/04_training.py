@@ -141,14 +141,45 @@ plt.show()
 write_csv(out / "training_history.csv", history)
 
 # %% [markdown]
-# ## Summary
+# ## Summary, and a first look at held-out sentences
+# Means over the validation clips (the split early stopping watched; notebook 05 scores
+# the test split). The mean face (no audio) is the floor every model must beat.
 
 # %%
+from wav2kp.baselines import MeanFaceBaseline
+from wav2kp.evaluate import evaluate_models
+from wav2kp.train import load_predictor
+
 summary = pd.DataFrame({name: r.summary() for name, r in runs.items()}).T
 display(summary)
+val_columns = [
+    "mouth_open_r",
+    "mouth_lmd_iod",
+    "variance_ratio",
+    "jitter_ratio",
+    "av_offset_frames",
+]
+val_metrics = pd.DataFrame()
+if data.val:
+    predictors = [MeanFaceBaseline(data.context["normalizer"]).fit(data.train)]
+    predictors += [load_predictor(r.best_checkpoint, name=name) for name, r in runs.items()]
+    scores = evaluate_models(predictors, data.val, progress=False)
+    val_metrics = scores.groupby("model")[val_columns].mean()
+    display(val_metrics.round(3))
 write_json(
     out / "metrics_training.json",
-    {name: {**r.summary(), "checkpoint": str(r.best_checkpoint)} for name, r in runs.items()},
+    {
+        name: {
+            **r.summary(),
+            "checkpoint": str(r.best_checkpoint),
+            **(
+                {f"val_{k}": v for k, v in val_metrics.loc[name].items()}
+                if name in val_metrics.index
+                else {}
+            ),
+        }
+        for name, r in runs.items()
+    },
 )
 
 # %% [markdown]
