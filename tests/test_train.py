@@ -1,5 +1,7 @@
 """Training loop: learning, masking, determinism, exact resume, checkpoints, predictors."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -120,7 +122,9 @@ def test_resume_gives_the_same_result_as_uninterrupted(clips, tmp_path, schedule
         clips[:-1], clips[-1:], config, tmp_path / "part", progress=False, max_epochs_this_run=2
     )
     assert part.epochs_run == 2 and not part.finished
-    resumed = train_model(clips[:-1], clips[-1:], config, tmp_path / "part", progress=False)
+    # a different time budget is not a different run: it resumes
+    resumed_config = dataclasses.replace(config, max_minutes=60.0)
+    resumed = train_model(clips[:-1], clips[-1:], resumed_config, tmp_path / "part", progress=False)
     assert resumed.epochs_run == 4 and resumed.finished
     assert_same_weights(weights(whole.last_checkpoint), weights(resumed.last_checkpoint))
     cols = ["epoch", "train_loss", "val_loss", "lr"]
@@ -211,8 +215,6 @@ def test_normalized_targets_need_a_normalizer(clips, tmp_path):
 
 
 def test_a_broken_clip_is_skipped_with_a_warning_naming_it(clips, tmp_path):
-    import dataclasses
-
     broken = dataclasses.replace(
         clips[0], clip_id="broken_clip", feature_times=clips[0].feature_times[:1]
     )

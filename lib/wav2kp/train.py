@@ -391,6 +391,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# Settings that change how a run is executed, not what it computes: a resume may differ.
+RUN_ONLY_FIELDS = ("max_minutes", "device", "num_threads")
+
+
+def _same_run(saved: dict, current: dict) -> bool:
+    def strip(config: dict) -> dict:
+        return {k: v for k, v in config.items() if k not in RUN_ONLY_FIELDS}
+
+    return strip(saved) == strip(current)
+
+
 def save_checkpoint(path: Path, payload: dict) -> Path:
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(payload, tmp)
@@ -502,10 +513,8 @@ def _train(
     }
     if resume and last_path.is_file():
         saved = load_checkpoint(last_path)
-        if (
-            saved["train_config"] == payload_base["train_config"]
-            and saved["model_config"] == payload_base["model_config"]
-        ):
+        same = _same_run(saved["train_config"], payload_base["train_config"])
+        if same and saved["model_config"] == payload_base["model_config"]:
             model.load_state_dict(saved["model_state"])
             optimizer.load_state_dict(saved["optimizer"])
             if scheduler is not None:
