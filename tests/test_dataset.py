@@ -229,3 +229,23 @@ def test_real_speech_gives_windows_for_any_frame_rate(realclips):
         clip = clip_from_audio(samples, sr, vfr, None, stats)
         assert len(clip.features) == 1 + len(samples) // 200
         assert clip.windows.shape[:2] == (len(vfr), 33) and np.isfinite(clip.windows).all()
+
+
+def test_state_fitted_on_an_old_split_is_refitted(fake_corpus):
+    root = fake_corpus.base
+    fit_normalizer_and_stats("fake", pca_components=5, root=root)
+    old_train = set(load_feature_stats("fake", root).clip_ids)
+    with pytest.warns(UserWarning, match="making a new split"):
+        fit_normalizer_and_stats("fake", pca_components=5, split_by="speaker", root=root)
+    # Simulate a split changed by hand after fitting: load_clips notices and refits.
+    split = pd.read_csv(fake_corpus.split_file)
+    split["split"] = np.where(split["split"] == "train", "val", "train")
+    split.to_csv(fake_corpus.split_file, index=False)
+    with pytest.warns(UserWarning, match="another train split"):
+        clips = load_clips("fake", splits=("train",), root=root, progress=False)
+    new_train = set(load_feature_stats("fake", root).clip_ids)
+    assert new_train == {c.clip_id for c in clips} and new_train != old_train
+    assert load_normalizer("fake", root).n_targets == 5  # settings kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # up to date now: no refit
+        load_clips("fake", splits=("train",), root=root, progress=False)

@@ -91,10 +91,14 @@ def test_ensure_split_saves_once_and_reuses(tmp_path):
     paths = CorpusPaths("c", tmp_path)
     manifest = manifest_of(8)
     write_manifest(paths, manifest)
-    first = ensure_split("c", seed=0, root=tmp_path)
+    first = ensure_split("c", seed=7, root=tmp_path)
     assert paths.split_file.is_file()
-    again = ensure_split("c", seed=99, root=tmp_path)  # another seed does not reshuffle
+    again = ensure_split("c", root=tmp_path)  # unspecified settings: as saved
     assert again["split"].tolist() == first["split"].tolist()
+    assert (
+        ensure_split("c", seed=7, by="sentence", root=tmp_path)["split"].tolist()
+        == first["split"].tolist()
+    )
     # New clips: a known sentence joins its split, a new sentence goes to train.
     test_sentence = first.loc[first["split"] == "test", "sentence_id"].iloc[0]
     extra = pd.DataFrame(
@@ -117,6 +121,11 @@ def test_ensure_split_saves_once_and_reuses(tmp_path):
     check_no_overlap(load_split("c", tmp_path), "sentence_id")
     forced = ensure_split("c", seed=5, force=True, root=tmp_path)
     check_no_overlap(forced, "sentence_id")
+    # Other settings than the saved split's: a new split, with a warning.
+    with pytest.warns(UserWarning, match="making a new split"):
+        by_speaker = ensure_split("c", by="speaker", root=tmp_path)
+    check_no_overlap(by_speaker, "speaker")
+    assert load_split("c", tmp_path)["split"].tolist() == by_speaker["split"].tolist()
 
 
 def test_missing_manifest_is_named(tmp_path):

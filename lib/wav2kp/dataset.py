@@ -127,8 +127,11 @@ def normalizer_path(corpus: str, root=None) -> Path:
     return CorpusPaths(corpus, root).processed / "target_normalizer.json"
 
 
-def save_normalizer(normalizer: TargetNormalizer, path: str | os.PathLike) -> Path:
-    return write_json(path, normalizer.state_dict())
+def save_normalizer(
+    normalizer: TargetNormalizer, path: str | os.PathLike, train_clip_ids: Sequence[str] = ()
+) -> Path:
+    """The normaliser's plain-JSON state, plus the clips it was fitted on."""
+    return write_json(path, {**normalizer.state_dict(), "train_clip_ids": list(train_clip_ids)})
 
 
 def load_normalizer(corpus: str, root=None) -> TargetNormalizer:
@@ -145,12 +148,13 @@ def fit_normalizer_and_stats(
     pca_components: int | None = None,
     neutral: str = "closed",
     feature_config: FeatureConfig | None = None,
-    split_by: str = "sentence",
-    seed: int = 0,
+    split_by: str | None = None,
+    seed: int | None = None,
     root=None,
 ) -> tuple[TargetNormalizer, FeatureStats]:
     """Fit the target normaliser and the feature stats on the train split only and save
-    both under ``processed/<corpus>/``. Makes the split and features if missing."""
+    both under ``processed/<corpus>/``. Makes the split and features if missing
+    (``split_by``/``seed`` None: as the saved split was made, see ``ensure_split``)."""
     split = ensure_split(corpus, by=split_by, seed=seed, root=root)
     if feature_config is None and feature_stats_path(corpus, root).is_file():
         feature_config = FeatureStats.load(feature_stats_path(corpus, root)).feature_config
@@ -159,7 +163,7 @@ def fit_normalizer_and_stats(
     paths = CorpusPaths(corpus, root)
     manifest = ok_clips(corpus, root).set_index("clip_id")
     train_ids = split.loc[split["split"] == "train", "clip_id"].astype(str)
-    pairs = []
+    pairs, used = [], []
     for cid in train_ids:
         try:
             extraction = read_extraction(paths.extracted / f"{cid}.npz")
@@ -168,9 +172,26 @@ def fit_normalizer_and_stats(
             continue
         lm = np.where(extraction.valid[:, None, None], extraction.lm68, np.nan)
         pairs.append((_speaker(manifest, cid), lm))
+        used.append(cid)
     normalizer = TargetNormalizer(pca_components=pca_components, neutral=neutral).fit(pairs)
-    save_normalizer(normalizer, normalizer_path(corpus, root))
+    save_normalizer(normalizer, normalizer_path(corpus, root), train_clip_ids=used)
     return normalizer, stats
+
+
+def _saved_state_is_current(corpus: str, split: pd.DataFrame, root=None) -> bool:
+    """Were the saved normaliser and stats fitted on the current split's train clips?
+    (Train clips whose files are missing were left out of the fit and do not count.)"""
+    paths = CorpusPaths(corpus, root)
+    train = set(split.loc[split["split"] == "train", "clip_id"].astype(str))
+    usable = {
+        c
+        for c in train
+        if (paths.extracted / f"{c}.npz").is_file() and (paths.features / f"{c}.npz").is_file()
+    }
+    stats_ids = set(FeatureStats.load(feature_stats_path(corpus, root)).clip_ids)
+    normalizer_ids = json.loads(normalizer_path(corpus, root).read_text()).get("train_clip_ids")
+    fits = [stats_ids] + ([set(normalizer_ids)] if normalizer_ids else [])
+    return all(usable <= ids <= train for ids in fits)
 
 
 def _speaker(manifest: pd.DataFrame, clip_id: str) -> str:
@@ -294,20 +315,33 @@ def load_clips(
     if isinstance(splits, str):
         splits = (splits,)
     paths = CorpusPaths(corpus, root)
+    split = ensure_split(corpus, root=root)
     if normalizer is None or feature_stats is None:
         have_files = (
             normalizer_path(corpus, root).is_file() and feature_stats_path(corpus, root).is_file()
         )
-        if have_files:
-            fitted_normalizer, fitted_stats = (
-                load_normalizer(corpus, root),
-                FeatureStats.load(feature_stats_path(corpus, root)),
+        if have_files and _saved_state_is_current(corpus, split, root):
+            fitted_normalizer = load_normalizer(corpus, root)
+            fitted_stats = FeatureStats.load(feature_stats_path(corpus, root))
+        elif have_files:
+            # The split changed since they were fitted: refit with the same settings.
+            warnings.warn(
+                f"{normalizer_path(corpus, root).parent}: normaliser/stats were fitted on "
+                "another train split; refitting them on the current one",
+                stacklevel=2,
+            )
+            old = load_normalizer(corpus, root)
+            fitted_normalizer, fitted_stats = fit_normalizer_and_stats(
+                corpus,
+                pca_components=old.pca_components,
+                neutral=old.neutral,
+                feature_config=FeatureStats.load(feature_stats_path(corpus, root)).feature_config,
+                root=root,
             )
         else:
             fitted_normalizer, fitted_stats = fit_normalizer_and_stats(corpus, root=root)
         normalizer = normalizer or fitted_normalizer
         feature_stats = feature_stats or fitted_stats
-    split = ensure_split(corpus, root=root)
     if splits is not None:
         split = split[split["split"].isin(list(splits))]
     manifest = ok_clips(corpus, root).set_index("clip_id")

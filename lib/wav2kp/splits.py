@@ -11,12 +11,14 @@ model, so results stay comparable.
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from wav2kp.atomic import write_csv
+from wav2kp.atomic import write_csv, write_json
 from wav2kp.paths import CorpusPaths
 
 SPLITS = ("train", "val", "test")
@@ -133,31 +135,53 @@ def ok_clips(corpus: str, root=None) -> pd.DataFrame:
     return manifest.reset_index(drop=True)
 
 
+DEFAULT_SPLIT_SETTINGS = {"by": "sentence", "val_fraction": 0.15, "test_fraction": 0.15, "seed": 0}
+
+
 def ensure_split(
     corpus: str,
-    by: str = "sentence",
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-    seed: int = 0,
+    by: str | None = None,
+    val_fraction: float | None = None,
+    test_fraction: float | None = None,
+    seed: int | None = None,
     force: bool = False,
     root=None,
 ) -> pd.DataFrame:
     """The corpus split: read ``split.csv`` if it exists, else make and save it.
 
-    A saved split is never reshuffled (unless ``force``) so that every model sees the
-    same held-out clips. Clips extracted after the split was made join the split of
-    their group when that group is known, else training (never val/test, which would
-    change what earlier models were tested on).
+    A setting left ``None`` means "as the saved split was made" (or the default:
+    by sentence, 15 % val, 15 % test, seed 0). A saved split is never reshuffled unless
+    ``force``, or a setting is given that differs from the one it was made with (then a
+    new split is made, with a warning), so every model sees the same held-out clips.
+    Clips extracted after the split was made join the split of their group when that
+    group is known, else training (never val/test, which would change what earlier
+    models were tested on).
     """
     paths = CorpusPaths(corpus, root)
     manifest = ok_clips(corpus, root)
-    if paths.split_file.is_file() and not force:
+    settings_file = split_settings_path(corpus, root)
+    have_split = paths.split_file.is_file()
+    saved_settings = dict(DEFAULT_SPLIT_SETTINGS)
+    if have_split and settings_file.is_file():
+        saved_settings.update(json.loads(settings_file.read_text()))
+    asked = {"by": by, "val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed}
+    settings = {k: saved_settings[k] if v is None else v for k, v in asked.items()}
+    if have_split and not force and settings != saved_settings:
+        warnings.warn(
+            f"{paths.split_file}: made with {saved_settings}, now asked for {settings}: "
+            "making a new split (models trained on the old one are not comparable)",
+            stacklevel=2,
+        )
+        force = True
+    if have_split and not force:
         saved = pd.read_csv(paths.split_file, dtype={"clip_id": str, "group": str})
         new = manifest[~manifest["clip_id"].isin(saved["clip_id"])]
         if len(new) == 0:
+            if not settings_file.is_file():
+                write_json(settings_file, settings)
             return saved
         group_split = dict(zip(saved["group"], saved["split"], strict=False))
-        extra = make_split(new, by=by, val_fraction=0, test_fraction=0, seed=seed)
+        extra = make_split(new, by=settings["by"], val_fraction=0, test_fraction=0)
         extra["split"] = [group_split.get(g, "train") for g in extra["group"]]
         warnings.warn(
             f"{paths.split_file}: {len(new)} new clip(s) added to the saved split",
@@ -165,9 +189,15 @@ def ensure_split(
         )
         split = pd.concat([saved, extra], ignore_index=True)
     else:
-        split = make_split(manifest, by, val_fraction, test_fraction, seed)
+        split = make_split(manifest, **settings)
     write_csv(paths.split_file, split)
+    write_json(settings_file, settings)
     return split
+
+
+def split_settings_path(corpus: str, root=None) -> Path:
+    """The settings a saved split was made with (beside ``split.csv``)."""
+    return CorpusPaths(corpus, root).processed / "split.json"
 
 
 def load_split(corpus: str, root=None) -> pd.DataFrame:
