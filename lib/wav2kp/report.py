@@ -295,14 +295,14 @@ def render_diary(runs: list[dict[str, Any]], rel_runs: str, runs_dir: Path) -> s
     for run in runs:
         folder = run.get("folder", "")
         base = f"{rel_runs}/{folder}"
-        links = " ".join(
+        links = "<br>".join(
             f'<a href="{html.escape(base)}/{html.escape(nb["html"])}">{html.escape(nb["name"])}</a>'
             if nb.get("html")
             else f'<span class="{nb.get("status", "")}">{html.escape(nb["name"])}</span>'
             for nb in run.get("notebooks", [])
         )
         videos = sorted((runs_dir / folder).rglob("*.mp4")) if folder else []
-        video_links = " ".join(
+        video_links = "<br>".join(
             f'<a href="{html.escape(base)}/{html.escape(v.relative_to(runs_dir / folder).as_posix())}">'
             f"{html.escape(v.name)}</a>"
             for v in videos
@@ -324,7 +324,7 @@ def render_diary(runs: list[dict[str, Any]], rel_runs: str, runs_dir: Path) -> s
             f'<tr class="{html.escape(status.split()[0])}"><td>{_fmt(run.get("started", ""))}</td>'
             f"<td>{_fmt(run.get('name', ''))}</td><td><code>{_fmt(run.get('commit', ''))}</code></td>"
             f"<td>{_fmt(status)}{failure}</td><td>{_fmt(run.get('seconds', ''))}</td>"
-            f"<td>{params}</td>{metric_cells}<td>{links}<br>{video_links}</td></tr>"
+            f'<td class="links">{links}<br>{video_links}</td><td>{params}</td>{metric_cells}</tr>'
         )
         if metrics:
             compare_cols.append((folder, metrics))
@@ -365,7 +365,7 @@ span.skipped {{ color: #999; }} span.failed {{ color: #a00; }}
 <p>One entry per <code>make report</code> run: date, commit, parameters, headline metrics of the
 default model on held-out sentences, and links to the six rendered notebooks and videos.</p>
 <table><tr><th>started (UTC)</th><th>name</th><th>commit</th><th>status</th><th>seconds</th>
-<th>parameters</th>{header}<th>notebooks / videos</th></tr>
+<th>notebooks / videos</th><th>parameters</th>{header}</tr>
 {"".join(rows) or '<tr><td colspan="99">no runs yet</td></tr>'}
 </table>
 {compare}
