@@ -103,9 +103,12 @@ def test_resume_skips_complete_clips(tiny_corpus, tmp_path):
     assert done.stat().st_mtime_ns == stamp  # untouched
     assert (tmp_path / "hopper_joy_s02.mp4").is_file()  # redone
     assert list(manifest["clip_id"]) == ids
-    # another seed must not mix with the clips of this one: everything is redone
+    # another seed must not mix with the clips of this one: everything is redone and
+    # the old seed's clips are gone (extraction reads every video in the folder)
     build_corpus(tmp_path, size="tiny", seed=3, workers=1, progress=False, clip_ids=ids[:1])
     assert done.stat().st_mtime_ns != stamp
+    assert not (tmp_path / "hopper_joy_s02.mp4").exists()
+    assert not (tmp_path / "hopper_joy_s02.tracks.csv").exists()
 
 
 def test_detector_sees_the_commanded_mouth(tiny_corpus):

@@ -303,8 +303,10 @@ def build_corpus(
     fresh = previous is not None and all(previous.get(k) == v for k, v in info.items())
     todo = [s for s in specs if not (fresh and _clip_complete(out_dir, s))]
     if previous is not None and not fresh:
-        # clips from another seed/version would silently mix: regenerate everything
+        # clips from another seed/version would silently mix: regenerate everything,
+        # and remove the old clips this generator listed (a folder of videos is a corpus)
         todo = list(specs)
+        _remove_listed_clips(out_dir)
     write_json(info_file, {**info, "size": size})
     rows: dict[str, dict] = {
         s.clip_id: manifest_row(s, _duration_from_tracks(out_dir, s))
@@ -342,6 +344,20 @@ def build_corpus(
         lines = "\n".join(f"  {out_dir / (cid + '.mp4')}: {msg}" for cid, msg in errors.items())
         raise RuntimeError(f"{len(errors)} demo clip(s) failed:\n{lines}")
     return manifest
+
+
+def _remove_listed_clips(folder: Path) -> None:
+    manifest = folder / "manifest.csv"
+    if not manifest.is_file():
+        return
+    old = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    for column in ("file", "tracks_file"):
+        for name in old.get(column, []):
+            path = folder / name
+            # only plain files inside the folder, never anything a manifest points outside
+            if name and path.resolve().parent == folder.resolve() and path.is_file():
+                path.unlink()
+    manifest.unlink()
 
 
 def corpus_size(corpus: str) -> str:
