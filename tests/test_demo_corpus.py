@@ -144,3 +144,22 @@ def test_cli_options():
     )  # fmt: skip
     with pytest.raises(SystemExit):
         build_parser(load="demo").parse_args(["demo", "--size", "huge"])
+
+
+def test_a_failing_clip_is_named_and_the_batch_carries_on(tmp_path, monkeypatch):
+    import wav2kp.demo.corpus as corpus
+
+    real = corpus.make_clip
+
+    def flaky(spec, out_dir, seed=0):
+        if spec.clip_id == "hopper_joy_s01":
+            raise RuntimeError("espeak-ng exploded")
+        return real(spec, out_dir, seed)
+
+    monkeypatch.setattr(corpus, "make_clip", flaky)
+    ids = ["hopper_joy_s01", "hopper_joy_s02"]
+    with pytest.raises(RuntimeError, match=r"hopper_joy_s01\.mp4: espeak-ng exploded"):
+        build_corpus(tmp_path, size="tiny", workers=1, progress=False, clip_ids=ids)
+    assert (tmp_path / "hopper_joy_s02.mp4").is_file()
+    written = pd.read_csv(tmp_path / "manifest.csv")
+    assert list(written["clip_id"]) == ["hopper_joy_s02"]
