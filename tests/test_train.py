@@ -13,6 +13,7 @@ from wav2kp.train import (
     clip_windows,
     load_predictor,
     masked_loss,
+    target_weights,
     train_model,
     training_arrays,
 )
@@ -223,3 +224,16 @@ def test_a_broken_clip_is_skipped_with_a_warning_naming_it(clips, tmp_path):
             [broken, *clips[1:-1]], clips[-1:], small_config(epochs=1), tmp_path, progress=False
         )
     assert result.epochs_run == 1
+
+
+def test_mouth_weight_counts_mouth_errors_more():
+    weights = target_weights(136, mouth_weight=4.0)
+    assert weights.mean().item() == pytest.approx(1.0)
+    assert weights[2 * 48] == pytest.approx(4 * weights[0].item())
+    assert target_weights(136, 1.0) is None and target_weights(8, 4.0) is None  # PCA targets
+    pred, mask = torch.zeros(1, 1, 136), torch.ones(1, 1, dtype=torch.bool)
+    mouth_err, brow_err = torch.zeros(1, 1, 136), torch.zeros(1, 1, 136)
+    mouth_err[..., 2 * 50], brow_err[..., 2 * 20] = 1.0, 1.0
+    assert masked_loss(pred, mouth_err, mask, weights=weights) > masked_loss(
+        pred, brow_err, mask, weights=weights
+    )

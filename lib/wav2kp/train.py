@@ -75,6 +75,7 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)  # ModelConfig fields
     emotion_conditioning: bool = True  # default model: a learnt offset per emotion label
     feature_noise: float = 0.0  # std of Gaussian noise added to the (normalised) inputs
+    mouth_weight: float = 1.0  # loss weight of the mouth points 48-67 relative to the rest
     max_minutes: float = 0.0  # wall-clock budget of one call (0 = none); resume continues
     # CPU threads while training (0: torch's default). These models are small: one thread
     # is about as fast as two, and many threads on a busy machine are many times slower.
@@ -212,16 +213,46 @@ def training_arrays(clip: ClipData, config: TrainConfig) -> tuple[np.ndarray, np
 # ---------- loss ----------
 
 
-def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, velocity_weight=0.0):
+MOUTH_POINTS = tuple(range(48, 68))
+
+
+def target_weights(n_targets: int, mouth_weight: float) -> torch.Tensor | None:
+    """Per-value loss weights (mean 1) giving the mouth points ``mouth_weight`` times the
+    weight of the rest; None when uniform or when targets are not 68 x 2 points (PCA)."""
+    if mouth_weight == 1.0 or n_targets != 136:
+        return None
+    weights = torch.ones(68, 2)
+    weights[list(MOUTH_POINTS)] = float(mouth_weight)
+    weights = weights.reshape(136)
+    return weights / weights.mean()
+
+
+def masked_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    velocity_weight: float = 0.0,
+    weights: torch.Tensor | None = None,
+):
     """MSE over valid frames (+ weighted MSE of frame-to-frame differences where both
-    frames are valid). ``target`` holds zeros where ``mask`` is False."""
+    frames are valid); ``weights`` (K,) weigh the target values. ``target`` holds zeros
+    where ``mask`` is False."""
     m = mask.unsqueeze(-1).to(pred.dtype)
+    if weights is not None:
+        m = m * weights.to(pred.device)
     k = pred.shape[-1]
-    loss = ((pred - target) ** 2 * m).sum() / (m.sum() * k).clamp_min(1.0)
+    frames = mask.to(pred.dtype).sum()
+    loss = ((pred - target) ** 2 * m).sum() / (frames * k).clamp_min(1.0)
     if velocity_weight > 0 and pred.shape[1] > 1:
-        mv = m[:, 1:] * m[:, :-1]
+        pairs = mask[:, 1:] & mask[:, :-1]
+        mv = pairs.unsqueeze(-1).to(pred.dtype) * (
+            1.0 if weights is None else weights.to(pred.device)
+        )
         dp, dt = pred.diff(dim=1), target.diff(dim=1)
-        loss = loss + velocity_weight * ((dp - dt) ** 2 * mv).sum() / (mv.sum() * k).clamp_min(1.0)
+        pair_count = pairs.to(pred.dtype).sum()
+        loss = loss + velocity_weight * ((dp - dt) ** 2 * mv).sum() / (pair_count * k).clamp_min(
+            1.0
+        )
     return loss
 
 
@@ -335,7 +366,7 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 @torch.no_grad()
-def _evaluate_loss(model, data: _Sequences, device, velocity_weight: float) -> float:
+def _evaluate_loss(model, data: _Sequences, device, velocity_weight: float, weights=None) -> float:
     model.eval()
     total, weight = 0.0, 0
     for i in range(len(data)):
@@ -343,7 +374,7 @@ def _evaluate_loss(model, data: _Sequences, device, velocity_weight: float) -> f
         pred = model(windows.to(device), emotion.to(device))
         n = int(mask.sum())
         if n:
-            loss = masked_loss(pred, targets.to(device), mask.to(device), velocity_weight)
+            loss = masked_loss(pred, targets.to(device), mask.to(device), velocity_weight, weights)
             total += float(loss) * n
             weight += n
     model.train()
@@ -481,6 +512,7 @@ def _train(
     if len(train) == 0 or train.n_valid == 0:
         raise ValueError("no valid target frame in the training clips")
     sample_windows, sample_targets = train.windows[0], train.targets[0]
+    loss_weights = target_weights(int(sample_targets.shape[1]), config.mouth_weight)
     model_config = ModelConfig.preset(
         config.model,
         context=int(sample_windows.shape[1]),
@@ -561,7 +593,7 @@ def _train(
                 windows = windows + config.feature_noise * torch.randn(windows.shape)
             windows, targets, mask = windows.to(device), targets.to(device), mask.to(device)
             pred = model(windows, emotion.to(device))
-            loss = masked_loss(pred, targets, mask, config.velocity_weight)
+            loss = masked_loss(pred, targets, mask, config.velocity_weight, loss_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -571,7 +603,11 @@ def _train(
             n = int(mask.sum())
             total, weight = total + float(loss.detach()) * n, weight + n
         train_loss = total / max(weight, 1)
-        val_loss = _evaluate_loss(model, val, device, config.velocity_weight) if val else train_loss
+        val_loss = (
+            _evaluate_loss(model, val, device, config.velocity_weight, loss_weights)
+            if val
+            else train_loss
+        )
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(val_loss)
         state["epoch"] += 1
