@@ -10,7 +10,7 @@ Two families live here:
   whole window) followed by residual dilated temporal convolutions across keypoint
   frames, a learnt offset per emotion label, and an optional PCA output head.
   Convolutional, so chunked inference with an
-  overlap of its receptive radius is exact, and 1 h of audio runs in well under 2 s.
+  overlap of its receptive radius is exact; 1 h of audio runs in about 1.5 s on one core.
 
 Why this default (demo corpus, val split, seed 0, ~20 s of CPU training; the ablation in
 notebook 04 reproduces the first rows): future context matters most (mouth-opening r
