@@ -102,3 +102,14 @@ def test_head_turn_moves_the_nose_more_than_the_outline(renderer):
     assert nose_shift > 4 and nose_shift > outline_shift + 3
     assert abs(turned[1, 1] - straight[1, 1]) < 3  # a turn, not a nod
     assert renderer.depth_shift[int(lm[1, 1]), int(lm[1, 0])] > renderer.depth_shift[5, 5]
+
+
+def test_gaze_moves_the_irises_not_the_lids(renderer):
+    ahead = renderer.render(FaceState())
+    aside = renderer.render(FaceState(gaze_x=4.0))
+    a, b = detect_landmarks(ahead), detect_landmarks(aside)
+    for iris in (468, 473):
+        assert 2.0 < b[iris, 0] - a[iris, 0] < 6.0
+    lm = renderer.face.landmarks
+    brow = slice(int(lm[105, 1]) - 5, int(lm[105, 1]) + 5)
+    assert np.abs(ahead[brow].astype(int) - aside[brow]).max() == 0  # brows untouched

@@ -9,7 +9,7 @@ video frame k (shown at k * 1001 / 30000 s):
 - ``jaw`` commanded inner-lip opening, 0 (closed) .. ~1 (0.36 inter-ocular distances);
   exactly 0 during bilabial closures (p, b, m); ``lip_gap_px`` the same in pixels
 - ``spread`` (-1..1), ``round`` (0..1) lip shape; ``closure`` bilabial closure (0..1)
-- ``blink`` (0 open .. 1 closed); expression ``smile``, ``frown``, ``brow_raise``,
+- ``blink`` (0 open .. 1 closed), ``gaze_x``/``gaze_y`` iris shift (pixels); expression ``smile``, ``frown``, ``brow_raise``,
   ``brow_inner``, ``brow_lower`` (0..1)
 - head pose: ``head_yaw``, ``head_pitch``, ``head_roll`` (degrees), ``head_tx``,
   ``head_ty`` (pixels), ``head_scale``
@@ -40,7 +40,7 @@ from wav2kp.demo.tts import Prosody
 
 FPS = Fraction(30000, 1001)
 SAMPLE_RATE = 44100
-CORPUS_VERSION = 3  # bump when the generator changes what a seed produces
+CORPUS_VERSION = 4  # bump when the generator changes what a seed produces
 
 # Phonetically varied Brazilian Portuguese: bilabials (p b m), open /a/, rounded o/u,
 # spread i/e, fricatives (f v s z S Z), nasal vowels, taps and trills. s01-s06 are short.
@@ -190,6 +190,8 @@ def synthesize_clip(spec: ClipSpec, seed: int) -> dict:
     tracks["round"] = art["round"]
     tracks["closure"] = art["closure"]
     tracks["blink"] = motion.blink_track(times, expression.blink_rate, rng)
+    for name, values in motion.gaze_tracks(times, rng).items():
+        tracks[name] = values
     for name, values in motion.expression_tracks(times, expression, rng).items():
         tracks[name] = values
     energy = _frame_energy(audio, times)
@@ -210,8 +212,9 @@ def _frame_energy(audio: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 
 TRACK_STATE_FIELDS = (
-    "jaw", "spread", "round", "blink", "smile", "frown", "brow_raise", "brow_inner",
-    "brow_lower", "head_yaw", "head_pitch", "head_roll", "head_tx", "head_ty", "head_scale",
+    "jaw", "spread", "round", "blink", "gaze_x", "gaze_y", "smile", "frown", "brow_raise",
+    "brow_inner", "brow_lower", "head_yaw", "head_pitch", "head_roll", "head_tx", "head_ty",
+    "head_scale",
 )  # fmt: skip
 
 

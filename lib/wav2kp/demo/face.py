@@ -127,6 +127,8 @@ class FaceState:
     spread: float = 0.0  # -1..1
     round: float = 0.0  # 0..1
     blink: float = 0.0  # 0 open .. 1 closed
+    gaze_x: float = 0.0  # iris shift, pixels (both eyes)
+    gaze_y: float = 0.0
     smile: float = 0.0  # 0..1 (mouth corners up and out)
     frown: float = 0.0  # 0..1 (corners down)
     brow_raise: float = 0.0  # 0..1 (whole brows up)
@@ -228,9 +230,13 @@ class FaceRenderer:
             self._eye_geometry(lm[RIGHT_UPPER_LID], lm[RIGHT_LOWER_LID]),
         ]
         self._brows = self._brow_geometry(lm[LEFT_BROW], lm[RIGHT_BROW])
+        self._irises = [
+            self._iris_geometry(lm[468], lm[469:473], lm[LEFT_UPPER_LID], lm[LEFT_LOWER_LID]),
+            self._iris_geometry(lm[473], lm[474:478], lm[RIGHT_UPPER_LID], lm[RIGHT_LOWER_LID]),
+        ]
         self.depth_shift = self._depth_field(face)
         # the box holding every non-zero displacement (mouth, jaw, eyes, brows)
-        rois = [self.mouth_roi, self._brows[0]] + [e[0] for e in self._eyes]
+        rois = [self.mouth_roi, self._brows[0]] + [e[0] for e in self._eyes + self._irises]
         self.face_box = (
             slice(min(r[0].start for r in rois), max(r[0].stop for r in rois)),
             slice(min(r[1].start for r in rois), max(r[1].stop for r in rois)),
@@ -269,6 +275,21 @@ class FaceRenderer:
             inner, 0, 1 - np.clip(dist / (0.12 * iod), 0, 1)
         )
         return roi, top[None, :], bot[None, :], weight[None, :], y0
+
+    def _iris_geometry(self, centre, ring, upper, lower):
+        """Where a gaze shift moves the eye: a soft disc around the iris, limited to the
+        eye opening so that the lids stay put."""
+        radius = float(np.linalg.norm(ring - centre, axis=1).mean())
+        half = int(np.ceil(3.5 * radius))
+        x0, y0 = int(centre[0]) - half, int(centre[1]) - half
+        roi = (slice(y0, y0 + 2 * half + 1), slice(x0, x0 + 2 * half + 1))
+        gx, gy = self.grid_x[roi], self.grid_y[roi]
+        disc = np.exp(-((gx - centre[0]) ** 2 + (gy - centre[1]) ** 2) / (2 * (1.5 * radius) ** 2))
+        opening = np.zeros(gx.shape, np.float32)
+        poly = np.concatenate([upper, lower[::-1]]) - (x0, y0)
+        cv2.fillPoly(opening, [np.round(poly * 4).astype(np.int32)], 1.0, cv2.LINE_AA, shift=2)
+        opening = cv2.GaussianBlur(opening, (0, 0), 0.8)
+        return roi, (disc * opening).astype(np.float32)
 
     def _brow_geometry(self, left: np.ndarray, right: np.ndarray):
         iod = self.iod
@@ -335,6 +356,11 @@ class FaceRenderer:
                 src = band_top + (gy_e - band_top) * margin / np.maximum(new_lid - band_top, 1e-3)
                 d = np.where(inside_band, src - gy_e, 0.0) * weight
                 dy[eroi] += d.astype(np.float32)
+        # gaze: both irises shift together inside the eye openings
+        if abs(state.gaze_x) + abs(state.gaze_y) > 1e-3:
+            for iroi, weight in self._irises:
+                dx[iroi] -= state.gaze_x * weight
+                dy[iroi] -= state.gaze_y * weight
         # brows
         broi, whole, inner, towards_mid = self._brows
         lift = 0.10 * iod * state.brow_raise

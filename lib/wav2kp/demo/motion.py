@@ -44,6 +44,25 @@ def blink_track(times: np.ndarray, rate: float, rng: np.random.Generator) -> np.
     return out
 
 
+def gaze_tracks(
+    times: np.ndarray, rng: np.random.Generator, spread_px: float = 1.6
+) -> dict[str, np.ndarray]:
+    """Fixations (exponential durations, mean ~1.3 s) joined by fast saccades (~40 ms),
+    mostly near the camera: iris shift in pixels."""
+    duration = float(times[-1]) if len(times) else 0.0
+    starts, targets = [0.0], [rng.normal(0, [spread_px * 0.5, spread_px * 0.3])]
+    while starts[-1] < duration:
+        starts.append(starts[-1] + max(0.3, rng.exponential(1.3)))
+        targets.append(rng.normal(0, [spread_px, spread_px * 0.5]))
+    gaze = np.zeros((len(times), 2))
+    gaze[:] = targets[0]
+    for start, target, previous in zip(starts[1:], targets[1:], targets[:-1], strict=False):
+        phase = np.clip((times - start) / 0.04, 0, 1)
+        step = phase * phase * (3 - 2 * phase)
+        gaze += step[:, None] * (target - previous)
+    return {"gaze_x": gaze[:, 0], "gaze_y": gaze[:, 1]}
+
+
 def smooth_noise(
     times: np.ndarray, rng: np.random.Generator, amplitude: float, max_hz: float = 0.6
 ) -> np.ndarray:
