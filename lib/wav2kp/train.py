@@ -174,6 +174,10 @@ class LazyWindows:
             windows[~self.inside[item]] = 0.0
         return windows
 
+    def head(self, n: int) -> LazyWindows:
+        """The first ``n`` windows."""
+        return LazyWindows(self.features, self.indices[:n], self.inside[:n], self.pad)
+
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[:]
         return out if dtype is None else out.astype(dtype)
@@ -199,14 +203,15 @@ def clip_targets(clip: ClipData, target_space: str) -> np.ndarray:
     return targets
 
 
-def training_arrays(clip: ClipData, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(windows (N, C, D), targets (N, K) with NaN rows) a model trains on for one clip.
-    In seed mode the targets are upsampled x3 and the last step dropped, as the original."""
-    windows = np.asarray(clip_windows(clip, config.window_config, config.upsample))
+def training_arrays(clip: ClipData, config: TrainConfig) -> tuple[LazyWindows, np.ndarray]:
+    """(windows (N, C, D), gathered lazily; targets (N, K) with NaN rows) a model trains on
+    for one clip. In seed mode the targets are upsampled x3 and the last step dropped, as
+    the original did."""
+    windows = clip_windows(clip, config.window_config, config.upsample)
     targets = clip_targets(clip, config.target_space)
     if config.upsample > 1:
         targets = upsample_linear(targets, config.upsample)  # NaN spreads to neighbours: masked
-        windows, targets = windows[:-1], targets[:-1]
+        windows, targets = windows.head(len(windows) - 1), targets[:-1]
     return windows, targets
 
 
@@ -305,7 +310,7 @@ class _Sequences:
         for clip in clips:
             try:
                 windows, targets = training_arrays(clip, config)
-                if not np.isfinite(windows).all():
+                if not np.isfinite(windows.features).all():
                     raise ValueError("non-finite audio features")
             except (ValueError, IndexError) as err:  # one bad clip must not stop training
                 message = str(err) if clip.clip_id in str(err) else f"{clip.clip_id}: {err}"
@@ -313,7 +318,7 @@ class _Sequences:
                 self.skipped.append(message)
                 continue
             mask = np.isfinite(targets).all(axis=1)
-            self.windows.append(torch.from_numpy(np.ascontiguousarray(windows)))
+            self.windows.append(windows)  # gathered per batch: memory O(features), not O(N C D)
             self.targets.append(torch.from_numpy(np.nan_to_num(targets, nan=0.0)))
             self.masks.append(torch.from_numpy(mask))
             # 1-based index of the clip's emotion among the model's labels, 0 = unknown
@@ -354,7 +359,7 @@ class _Sequences:
         mask = torch.zeros(len(crops), length, dtype=torch.bool)
         for b, (i, start, stop) in enumerate(crops):
             n = stop - start
-            windows[b, :n] = self.windows[i][start:stop]
+            windows[b, :n] = torch.from_numpy(self.windows[i][start:stop])
             targets[b, :n] = self.targets[i][start:stop]
             mask[b, :n] = self.masks[i][start:stop]
         return windows, targets, mask, self.emotions[[i for i, _, _ in crops]]
