@@ -18,7 +18,9 @@ but features. Target spaces:
 
 The ``seed`` preset reproduces the original training: forward 40-frame windows,
 keypoints upsampled x3 (``wav2kp.windowing``), whole clips, MSE, Adam 1e-4, no
-scheduler; at evaluation every third output is taken, in eval mode.
+scheduler; at evaluation every third output is taken, in eval mode. Knowing departures:
+its MFCCs are normalised with the train statistics (the original fed raw MFCCs), clips
+are shuffled, and it trains for a time budget, not the original's 16,000 epochs.
 """
 
 from __future__ import annotations
