@@ -32,7 +32,12 @@
 #   the audio alone barely tells); it predicts pose-free motion relative to the speaker's
 #   neutral face (notebook 03's targets),
 #   trained on random 2 s crops with an MSE + velocity loss, AdamW, one-cycle learning
-#   rate and early stopping on the validation loss.
+#   rate and early stopping on the validation loss. That run (the *selection* run) gives
+#   the validation curves and scores below; the final default model then trains again on
+#   train + validation sentences for the full schedule (`refit_on_val`; two more
+#   sentences to learn from beat early stopping on them in cross-validation over the
+#   demo's train and validation sentences), and notebook 05 scores it on the untouched test
+#   split.
 #
 # Both are trained with the same wall-clock budget. Checkpoints (`best.pt`, `last.pt`)
 # land in `data/models/<corpus>/<model>/` and bundle everything inference needs (model,
@@ -65,7 +70,7 @@ import seaborn as sns
 from IPython.display import display
 from wav2kp.atomic import write_csv, write_json
 from wav2kp.paths import CorpusPaths, resolve_output_dir
-from wav2kp.train import TrainConfig, load_corpus_for_training, train_model
+from wav2kp.train import TrainConfig, load_corpus_for_training, train_final_model
 
 out = resolve_output_dir(output_dir)
 paths = CorpusPaths(corpus)
@@ -93,7 +98,7 @@ display(split_table)
 # makes the comparison fair).
 
 # %%
-runs = {}
+runs, selections = {}, {}  # final models; their selection runs (early stopping on val)
 configs = {
     model: TrainConfig.preset(
         model, epochs=epochs, seed=seed, device=device, max_minutes=max_minutes
@@ -105,14 +110,18 @@ if train_seed_model and model != "seed":
     configs["seed"] = TrainConfig.preset("seed", **seed_overrides)
 for name, config in configs.items():
     start = time.perf_counter()
-    runs[name] = train_model(
+    selections[name], runs[name] = train_final_model(
         data.train, data.val, config, paths.models / name, context=data.context
     )
-    r = runs[name]
+    r = selections[name]
     print(
         f"{name}: {r.epochs_run} epochs, best val loss {r.best_val_loss:.4f} at epoch "
         f"{r.best_epoch}, {r.n_parameters:,} parameters, {time.perf_counter() - start:.0f} s this run"
     )
+    if runs[name] is not r:
+        print(
+            f"  then refit on train + val: {runs[name].epochs_run} epochs -> {runs[name].best_checkpoint}"
+        )
 
 # %% [markdown]
 # ## Loss curves
@@ -120,7 +129,9 @@ for name, config in configs.items():
 # model, frame-relative coordinates for the seed replica), so compare shapes, not levels.
 
 # %%
-history = pd.concat([r.history.assign(model=name) for name, r in runs.items()], ignore_index=True)
+history = pd.concat(
+    [r.history.assign(model=name) for name, r in selections.items()], ignore_index=True
+)
 long = history.melt(
     id_vars=["model", "epoch"],
     value_vars=["train_loss", "val_loss"],
@@ -145,7 +156,8 @@ write_csv(out / "training_history.csv", history)
 
 # %% [markdown]
 # ## Summary, and a first look at held-out sentences
-# Means over the validation clips (the split early stopping watched; notebook 05 scores
+# Means over the validation clips, scored with the selection runs (the split early stopping
+# watched; notebook 05 scores the final models on
 # the test split). The mean face (no audio) is the floor every model must beat.
 
 # %%
@@ -153,7 +165,7 @@ from wav2kp.baselines import MeanFaceBaseline
 from wav2kp.evaluate import evaluate_models
 from wav2kp.train import load_predictor
 
-summary = pd.DataFrame({name: r.summary() for name, r in runs.items()}).T
+summary = pd.DataFrame({name: r.summary() for name, r in selections.items()}).T
 display(summary)
 val_columns = [
     "mouth_open_r",
@@ -165,7 +177,8 @@ val_columns = [
 val_metrics = pd.DataFrame()
 if data.val:
     predictors = [MeanFaceBaseline(data.context["normalizer"]).fit(data.train)]
-    predictors += [load_predictor(r.best_checkpoint, name=name) for name, r in runs.items()]
+    # the selection runs: the final refit models have trained on these val sentences
+    predictors += [load_predictor(r.best_checkpoint, name=name) for name, r in selections.items()]
     scores = evaluate_models(predictors, data.val, progress=False)
     val_metrics = scores.groupby("model")[val_columns].mean()
     display(val_metrics.round(3))
@@ -174,14 +187,17 @@ write_json(
     {
         name: {
             **r.summary(),
-            "checkpoint": str(r.best_checkpoint),
+            "checkpoint": str(runs[name].best_checkpoint),
+            "refit_on_val": runs[name] is not r,
+            "final_epochs": runs[name].epochs_run,
+            "final_seconds": float(runs[name].history["seconds"].sum()),
             **(
                 {f"val_{k}": v for k, v in val_metrics.loc[name].items()}
                 if name in val_metrics.index
                 else {}
             ),
         }
-        for name, r in runs.items()
+        for name, r in selections.items()
     },
 )
 

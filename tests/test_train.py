@@ -237,3 +237,71 @@ def test_mouth_weight_counts_mouth_errors_more():
     assert masked_loss(pred, mouth_err, mask, weights=weights) > masked_loss(
         pred, brow_err, mask, weights=weights
     )
+
+
+def test_spec_augment_masks_feature_frames_everywhere_they_appear_and_feature_bands():
+    from wav2kp.train import spec_augment
+
+    # 1 crop of 6 windows, 3 context frames each, from feature frames 10..17 (D = 5)
+    indices = (torch.arange(6)[:, None] + torch.arange(3)[None, :] + 10)[None]
+    windows = torch.ones(1, 6, 3, 5)
+    generator = torch.Generator().manual_seed(0)
+    masked = spec_augment(
+        windows, indices, time_mask=3, freq_mask=0, n_masks=1, generator=generator
+    )
+    assert torch.equal(windows, torch.ones(1, 6, 3, 5))  # input untouched
+    hit = (masked == 0).all(dim=-1)[0]  # (6, 3): whole context frames zeroed
+    hit_frames = set(indices[0][hit].tolist())
+    # a masked feature frame is masked in every window holding it, others are kept
+    assert torch.equal(
+        hit, torch.isin(indices[0], torch.tensor(sorted(hit_frames), dtype=torch.long))
+    )
+    assert len(hit_frames) <= 3 and hit_frames <= set(range(10, 18))
+    bands = spec_augment(windows, indices, 0, 2, 3, torch.Generator().manual_seed(1))
+    zero_dims = (bands == 0).all(dim=(0, 1, 2))
+    assert ((bands == 0) == zero_dims).all()  # a band is zero in every window and frame
+    assert int(zero_dims.sum()) <= 6
+    # across draws, masks do happen (and never exceed their widths)
+    draws = [
+        spec_augment(windows, indices, 3, 2, 1, torch.Generator().manual_seed(s)) for s in range(20)
+    ]
+    assert any(bool((d == 0).any()) for d in draws)
+
+
+def test_spec_augment_training_is_deterministic_and_resumes_exactly(clips, tmp_path):
+    config = small_config(time_mask=4, freq_mask=2)
+    full = train_model(clips[:4], clips[4:], config, tmp_path / "a", progress=False)
+    train_model(clips[:4], clips[4:], config, tmp_path / "b", progress=False, max_epochs_this_run=2)
+    resumed = train_model(clips[:4], clips[4:], config, tmp_path / "b", progress=False)
+    assert_same_weights(weights(full.last_checkpoint), weights(resumed.last_checkpoint))
+    plain = train_model(clips[:4], clips[4:], small_config(), tmp_path / "c", progress=False)
+    assert not torch.equal(
+        weights(full.last_checkpoint)["head.weight"], weights(plain.last_checkpoint)["head.weight"]
+    )
+
+
+def test_refit_trains_on_train_and_val_for_the_full_schedule_and_keeps_the_last_epoch(
+    clips, tmp_path
+):
+    from wav2kp.train import train_final_model
+
+    config = small_config(epochs=3, patience=1, refit_on_val=True)
+    selection, final = train_final_model(
+        clips[:3], clips[3:], config, tmp_path, progress=False, context={}
+    )
+    assert selection.out_dir == tmp_path / "selection" and final.out_dir == tmp_path
+    assert final.epochs_run == 3 and final.finished and not final.stopped_early
+    # no validation clips: best.pt is the last epoch
+    assert_same_weights(weights(final.best_checkpoint), weights(final.last_checkpoint))
+    # the same as training on all five clips by hand
+    by_hand = train_model(
+        clips, [], dataclasses.replace(config, patience=0), tmp_path / "by_hand", progress=False
+    )
+    assert_same_weights(weights(final.last_checkpoint), weights(by_hand.last_checkpoint))
+    # without refit: one run, with early stopping on val
+    plain = dataclasses.replace(config, refit_on_val=False)
+    one, same = train_final_model(clips[:3], clips[3:], plain, tmp_path / "p", progress=False)
+    assert one is same and one.out_dir == tmp_path / "p"
+    assert (
+        TrainConfig.preset("default").refit_on_val and not TrainConfig.preset("seed").refit_on_val
+    )
