@@ -41,7 +41,7 @@
 corpus = "demo"
 output_dir = "reports/scratch"
 seed = 0
-past_ms = 200.0
+past_ms = 100.0  # the default model's (TrainConfig.preset("default").window)
 future_ms = 200.0
 window_pad = "edge"  # "edge" repeats the edge frames, "zeros" pads with the train mean
 pca_components = None  # None: all 136 coordinates; an int: PCA fitted on train

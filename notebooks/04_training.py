@@ -20,12 +20,14 @@
 # Two models learn to map audio windows to the 68 keypoints of each video frame:
 #
 # - **seed**: a faithful replica of the original wav2kp network - LSTM(flattened 40 x 40
-#   MFCC window, hidden 200, 2 layers) -> Dropout(0.25) -> Linear(200 -> 136), trained
+#   feature window, hidden 200, 2 layers) -> Dropout(0.25) -> Linear(200 -> 136), trained
 #   like the original on forward-only windows with the keypoints upsampled x3, MSE on
-#   coordinates divided by the frame size, Adam at 1e-4, whole clips as batches. At
+#   coordinates divided by the frame size, Adam at 1e-4, whole clips as batches (on the
+#   corpus features of notebook 02: log-mel by default, MFCC like the original with
+#   `feature_kind="mfcc"` there). At
 #   evaluation every third output is kept (as the original did) and, unlike the
 #   original, dropout is switched off (eval mode).
-# - **default**: the project's model. Each keypoint frame's audio window (200 ms before
+# - **default**: the project's model. Each keypoint frame's audio window (100 ms before
 #   to 200 ms after the frame's real timestamp) goes through a small frame-wise encoder,
 #   then residual dilated temporal convolutions across neighbouring frames, plus a learnt
 #   offset per emotion label (the demo's emotions change the mouth's resting shape, which
@@ -43,7 +45,7 @@
 # land in `data/models/<corpus>/<model>/` and bundle everything inference needs (model,
 # feature config and stats, window config, target normaliser); a re-run resumes from
 # `last.pt`, and a finished run is not trained again. At the end, a small ablation
-# (alignment, future context, normalisation, PCA head, velocity loss, emotion
+# (alignment, future and past context, normalisation, PCA head, velocity loss, emotion
 # conditioning) shows which
 # choices matter on held-out sentences.
 
@@ -52,12 +54,12 @@ corpus = "demo"
 output_dir = "reports/scratch"
 seed = 0
 model = "default"  # the project model's preset: "default" (or "seed")
-epochs = 30  # upper bound for the project model (early stopping may end sooner)
-seed_epochs = None  # epochs of the seed replica (None: same as epochs; max_minutes caps both)
+epochs = None  # of the project model (None: its preset's; early stopping may end sooner)
+seed_epochs = None  # of the seed replica (None: same as epochs; max_minutes caps both)
 train_seed_model = True
 max_minutes = 4.0  # wall-clock budget per model in minutes (0: none)
 device = "auto"
-run_ablation = None  # None: only on the default demo corpus (it trains 7 variants)
+run_ablation = None  # None: only on the default demo corpus (it trains 9 variants)
 ablation_epochs = 25
 ablation_minutes = 1.5
 
@@ -99,15 +101,13 @@ display(split_table)
 
 # %%
 runs, selections = {}, {}  # final models; their selection runs (early stopping on val)
-configs = {
-    model: TrainConfig.preset(
-        model, epochs=epochs, seed=seed, device=device, max_minutes=max_minutes
-    )
-}
+run_budget = dict(seed=seed, device=device, max_minutes=max_minutes)
+configs = {model: TrainConfig.preset(model, **run_budget, **({"epochs": epochs} if epochs else {}))}
 if train_seed_model and model != "seed":
-    seed_overrides = dict(seed=seed, device=device, max_minutes=max_minutes)
-    seed_overrides["epochs"] = seed_epochs or epochs
-    configs["seed"] = TrainConfig.preset("seed", **seed_overrides)
+    seed_budget = seed_epochs or epochs
+    configs["seed"] = TrainConfig.preset(
+        "seed", **run_budget, **({"epochs": seed_budget} if seed_budget else {})
+    )
 for name, config in configs.items():
     start = time.perf_counter()
     selections[name], runs[name] = train_final_model(

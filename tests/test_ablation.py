@@ -6,7 +6,7 @@ import torch
 from wav2kp.ablation import ABLATION_METRICS, DEFAULT_VARIANTS, run_ablation, variant_config
 from wav2kp.benchmarks.training import synthetic_clips
 from wav2kp.targets import TargetNormalizer
-from wav2kp.train import CorpusData
+from wav2kp.train import CorpusData, TrainConfig
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +32,8 @@ def test_variant_config_applies_the_changes_and_the_shared_budget():
     config = variant_config(
         DEFAULT_VARIANTS["future 0 ms"], {"epochs": 3, "max_minutes": 1}, seed=7
     )
-    assert config.window["future_ms"] == 0.0 and config.window["past_ms"] == 200.0
+    default_past = TrainConfig.preset("default").window["past_ms"]
+    assert config.window["future_ms"] == 0.0 and config.window["past_ms"] == default_past
     assert (config.epochs, config.max_minutes, config.seed) == (3, 1, 7)
     assert variant_config(DEFAULT_VARIANTS["default"], {}, 0).window_config.mode == "aligned"
 

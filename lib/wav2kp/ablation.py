@@ -35,7 +35,7 @@ ABLATION_METRICS = [
 
 
 def _window(**changes) -> dict:
-    base = {"past_ms": 200.0, "future_ms": 200.0, "mode": "aligned", "pad": "edge"}
+    base = dict(TrainConfig.preset("default").window)  # the default model's window
     base.update(changes)
     return base
 
@@ -46,6 +46,7 @@ DEFAULT_VARIANTS: dict[str, dict[str, Any]] = {
     "seed alignment (fwd 40, x3)": {"window": _window(mode="seed")},
     "future 0 ms": {"window": _window(future_ms=0.0)},
     "future 100 ms": {"window": _window(future_ms=100.0)},
+    "past 200 ms": {"window": _window(past_ms=200.0)},
     "no normalisation (frame coords)": {"target_space": "frame"},
     "PCA head (8)": {"model_overrides": {"pca_components": 8}},
     "no velocity loss": {"velocity_weight": 0.0},

@@ -19,8 +19,10 @@ but features. Target spaces:
 The ``seed`` preset reproduces the original training: forward 40-frame windows,
 keypoints upsampled x3 (``wav2kp.windowing``), whole clips, MSE, Adam 1e-4, no
 scheduler; at evaluation every third output is taken, in eval mode. Knowing departures:
-its MFCCs are normalised with the train statistics (the original fed raw MFCCs), clips
-are shuffled, and it trains for a time budget, not the original's 16,000 epochs.
+it runs on the corpus features (log-mel by default since notebook 02 chose them for the
+project model; the original's 40 MFCC with ``feature_kind="mfcc"``), normalised with the
+train statistics (the original fed raw MFCCs), clips are shuffled, and it trains for a
+time budget, not the original's 16,000 epochs.
 """
 
 from __future__ import annotations
@@ -142,7 +144,12 @@ class TrainConfig:
             # 2 more sentences of training data beat early stopping on them: CV over the
             # demo's train+val sentences, mouth-opening r 0.795 (train on 6, stop on 2)
             # vs 0.822 (train on 8 for the full 40 epochs, last epoch)
-            base = dict(refit_on_val=True)
+            # and 100 ms of past audio (with 200 ms of future): CV r 0.862 vs 0.856 with
+            # 200 ms past (3 seeds), and a smaller window
+            base = dict(
+                refit_on_val=True,
+                window=WindowConfig(past_ms=100.0, future_ms=200.0).to_dict(),
+            )
         else:
             raise ValueError(f"unknown model preset {model!r}; known: seed, default")
         base.update(overrides)
