@@ -13,3 +13,14 @@ def realclips():
     if not folder.is_dir() or not any(folder.glob("*.mp4")):
         pytest.skip(f"real clips not available at {folder}")
     return folder
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch thread (restored afterwards)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

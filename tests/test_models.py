@@ -5,14 +5,8 @@ import pytest
 import torch
 from wav2kp.models import ModelConfig, SeedLSTM, WindowTCN, build_model, predict_sequence
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # small models: one thread is as fast, and much faster on a busy machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# small models: one thread is as fast, and much faster on a busy machine
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_seed_model_has_the_original_shapes():

@@ -18,14 +18,8 @@ from wav2kp.train import (
     training_arrays,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # small models: one thread is as fast, and much faster on a busy machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# small models: one thread is as fast, and much faster on a busy machine
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
