@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import imageio_ffmpeg
 import matplotlib
 import numpy as np
@@ -12,6 +10,7 @@ import soundfile as sf
 from test_baselines import synthetic_corpus
 from wav2kp import evaluate, render
 from wav2kp.baselines import fit_baselines
+from wav2kp.media.probe import probe
 
 matplotlib.use("Agg")
 
@@ -31,15 +30,6 @@ def with_audio(clip, folder, seconds_extra=0.2, rate=16000):
     return clip
 
 
-def streams(path) -> str:
-    result = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    return result.stderr
-
-
 def test_side_by_side_video_has_every_frame_and_an_audio_stream(fitted, tmp_path):
     (_, ridge), clips = fitted
     clip = with_audio(clips[0], tmp_path)
@@ -49,9 +39,9 @@ def test_side_by_side_video_has_every_frame_and_an_audio_stream(fitted, tmp_path
     )
     n_frames, _ = imageio_ffmpeg.count_frames_and_secs(str(out))
     assert n_frames == clip.n_frames
-    info = streams(out)
-    assert "Audio: aac" in info and "Video: h264" in info
-    assert "768x288" in info
+    info = probe(out)
+    assert info.audio_codec == "aac" and info.video_codec == "h264"
+    assert (info.width, info.height) == (768, 288)
     assert render.video_html(out).startswith("<video")
 
 
