@@ -170,8 +170,8 @@ class TargetNormalizer:
             k = min(self.pca_components, *residuals.shape)
             pca = PCA(n_components=k, svd_solver="full").fit(residuals)
             self.pca_components = k
-            self.pca_mean = pca.mean_.astype(np.float64)
-            self.pca_basis = pca.components_.astype(np.float64)
+            self.pca_mean = np.ascontiguousarray(pca.mean_, dtype=np.float64)
+            self.pca_basis = np.ascontiguousarray(pca.components_, dtype=np.float64)
             self.explained_variance_ratio = pca.explained_variance_ratio_.astype(np.float64)
             reduced = (residuals - self.pca_mean) @ self.pca_basis.T
         else:
