@@ -24,7 +24,7 @@
 #   variable frame rates are fine). Lips move ahead of the sound they make, so published
 #   models hear 100-200 ms of future audio (ObamaNet: 200 ms; Eskimez et al.: up to 80 ms).
 #   Edges are padded by repeating the first/last feature frame.
-# * **The original scheme** ("seed") upsampled the 29.97 fps keypoints x3 and gave frame
+# * **The original scheme** (`original`) upsampled the 29.97 fps keypoints x3 and gave frame
 #   *i* the 40 feature frames starting at `round(i * n_mfcc / n_kp)`: audio from *after*
 #   the frame only, placed by proportion rather than by time. Below we measure how far
 #   that puts the audio from the true time along each clip.
@@ -60,7 +60,7 @@ from wav2kp.dataset import fit_normalizer_and_stats, load_clips
 from wav2kp.paths import resolve_output_dir
 from wav2kp.splits import check_no_overlap, ensure_split, split_summary
 from wav2kp.targets import STABLE_POINTS
-from wav2kp.windowing import WindowConfig, aligned_offsets, seed_drift, window_times
+from wav2kp.windowing import WindowConfig, aligned_offsets, original_drift, window_times
 
 out = resolve_output_dir(output_dir)
 sns.set_theme(style="whitegrid", context="notebook")
@@ -115,7 +115,9 @@ write_csv(out / "split_summary.csv", summary.reset_index())
 clip = train[0]
 frames = np.linspace(0, clip.n_frames - 1, 5).astype(int)[1:-1]
 aligned_spans = window_times(clip.feature_times, clip.frame_times, window_config)[frames]
-seed_spans = window_times(clip.feature_times, clip.frame_times, WindowConfig(mode="seed"))[frames]
+original_spans = window_times(clip.feature_times, clip.frame_times, WindowConfig(mode="original"))[
+    frames
+]
 fig, ax = plt.subplots(figsize=(11, 4))
 ax.imshow(
     clip.features[:, : stats.feature_config.base_dim].T,
@@ -132,7 +134,7 @@ ax.imshow(
     ],
 )
 ax.grid(False)
-for k, (frame, a, s) in enumerate(zip(frames, aligned_spans, seed_spans, strict=True)):
+for k, (frame, a, s) in enumerate(zip(frames, aligned_spans, original_spans, strict=True)):
     ax.axvline(clip.frame_times[frame], color="black", ls="--", lw=1)
     ax.axvspan(
         a[0] - hop / 2,
@@ -150,7 +152,7 @@ for k, (frame, a, s) in enumerate(zip(frames, aligned_spans, seed_spans, strict=
         ymax=0.48,
         color="tab:orange",
         alpha=0.35,
-        label="seed (original)" if k == 0 else None,
+        label="original" if k == 0 else None,
     )
 ax.set_xlabel("time (s)")
 ax.set_ylabel("feature")
@@ -170,7 +172,7 @@ plt.show()
 
 # %%
 drift = pd.concat(
-    [seed_drift(c.frame_times, c.feature_times).assign(clip_id=c.clip_id) for c in clips],
+    [original_drift(c.frame_times, c.feature_times).assign(clip_id=c.clip_id) for c in clips],
     ignore_index=True,
 )
 drift["centre_offset_ms"] = drift["centre_offset_s"] * 1000
@@ -190,7 +192,7 @@ sns.lineplot(
     ax=ax,
     color="tab:orange",
 )
-ax.plot([], [], color="tab:orange", label="seed scheme (one line per clip)")
+ax.plot([], [], color="tab:orange", label="original scheme (one line per clip)")
 ax.axhspan(
     aligned.min(), aligned.max(), color="tab:green", alpha=0.6, label="aligned windows (all frames)"
 )
@@ -200,7 +202,7 @@ ax.set_ylabel("audio window centre - frame time (ms)")
 ax.set_title("Misalignment of the original windowing vs exact time alignment")
 ax.legend(loc="lower left")
 fig.tight_layout()
-fig.savefig(out / "seed_drift.png", dpi=120)
+fig.savefig(out / "original_drift.png", dpi=120)
 plt.show()
 
 # %% [markdown]
@@ -302,7 +304,7 @@ plt.show()
 print("components needed:", components_for)
 
 # %%
-seed_centre = drift["centre_offset_ms"]
+original_centre = drift["centre_offset_ms"]
 metrics = {
     "clips": len(clips),
     "clips_per_split": {k: int(v) for k, v in summary["clips"].items()},
@@ -314,9 +316,9 @@ metrics = {
     "neutral": neutral,
     "valid_frame_fraction": float(np.mean(np.concatenate([c.valid for c in clips]))),
     "aligned_max_abs_offset_ms": float(np.abs(aligned).max()),
-    "seed_median_centre_offset_ms": float(seed_centre.median()),
-    "seed_max_abs_centre_offset_ms": float(seed_centre.abs().max()),
-    "seed_frames_off_by_over_100ms": float((seed_centre.abs() > 100).mean()),
+    "original_median_centre_offset_ms": float(original_centre.median()),
+    "original_max_abs_centre_offset_ms": float(original_centre.abs().max()),
+    "original_frames_off_by_over_100ms": float((original_centre.abs() > 100).mean()),
     "stable_point_spread_raw_iod": raw_spread,
     "stable_point_spread_aligned_iod": aligned_spread,
     "pca_components_for_variance": components_for,

@@ -19,7 +19,7 @@
 #
 # Two models learn to map audio windows to the 68 keypoints of each video frame:
 #
-# - **seed**: a faithful replica of the original wav2kp network - LSTM(flattened 40 x 40
+# - **original**: a faithful replica of the original wav2kp network - LSTM(flattened 40 x 40
 #   feature window, hidden 200, 2 layers) -> Dropout(0.25) -> Linear(200 -> 136), trained
 #   like the original on forward-only windows with the keypoints upsampled x3, MSE on
 #   coordinates divided by the frame size, Adam at 1e-4, whole clips as batches (on the
@@ -53,10 +53,10 @@
 corpus = "demo"
 output_dir = "reports/scratch"
 seed = 0
-model = "default"  # the project model's preset: "default" (or "seed")
+model = "default"  # the project model's preset: "default" (or "original")
 epochs = None  # of the project model (None: its preset's; early stopping may end sooner)
-seed_epochs = None  # of the seed replica (None: same as epochs; max_minutes caps both)
-train_seed_model = True
+original_epochs = None  # of the original replica (None: same as epochs; max_minutes caps both)
+train_original_model = True
 max_minutes = 4.0  # wall-clock budget per model in minutes (0: none)
 device = "auto"
 run_ablation = None  # None: only on the default demo corpus (it trains 9 variants)
@@ -95,7 +95,7 @@ display(split_table)
 
 # %% [markdown]
 # ## Train
-# The project model first, then the seed replica with the same time budget (an
+# The project model first, then the original replica with the same time budget (an
 # unlimited-epoch replica of a 16,000-epoch original is not possible here; the budget
 # makes the comparison fair).
 
@@ -103,10 +103,10 @@ display(split_table)
 runs, selections = {}, {}  # final models; their selection runs (early stopping on val)
 run_budget = dict(seed=seed, device=device, max_minutes=max_minutes)
 configs = {model: TrainConfig.preset(model, **run_budget, **({"epochs": epochs} if epochs else {}))}
-if train_seed_model and model != "seed":
-    seed_budget = seed_epochs or epochs
-    configs["seed"] = TrainConfig.preset(
-        "seed", **run_budget, **({"epochs": seed_budget} if seed_budget else {})
+if train_original_model and model != "original":
+    original_budget = original_epochs or epochs
+    configs["original"] = TrainConfig.preset(
+        "original", **run_budget, **({"epochs": original_budget} if original_budget else {})
     )
 for name, config in configs.items():
     start = time.perf_counter()
@@ -126,7 +126,7 @@ for name, config in configs.items():
 # %% [markdown]
 # ## Loss curves
 # Each model's losses are in its own target space (normalised motion for the project
-# model, frame-relative coordinates for the seed replica), so compare shapes, not levels.
+# model, frame-relative coordinates for the original replica), so compare shapes, not levels.
 
 # %%
 history = pd.concat(

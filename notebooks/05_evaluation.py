@@ -41,14 +41,14 @@
 # Four predictors are compared: two baselines fitted here on the train split - the
 # speaker's **mean face** posed with the clip's head pose (no audio at all) and a
 # **ridge** regression from the same audio windows (alpha chosen on val) - and the
-# trained **seed** replica of the original network and the project's **default** model
+# trained **original** replica of the original network and the project's **default** model
 # (notebook 04).
 
 # %% tags=["parameters"]
 corpus = "demo"
 output_dir = "reports/scratch"
 seed = 0
-models = ["seed", "default"]  # checkpoint names under data/models/<corpus>/ (or paths)
+models = ["original", "default"]  # checkpoint names under data/models/<corpus>/ (or paths)
 video_clips = 2  # side-by-side videos of test clips
 trace_clips = 3  # mouth-opening trace plots
 split = "test"
@@ -71,7 +71,7 @@ warnings.filterwarnings("ignore", category=UserWarning, module="seaborn")
 sns.set_theme(style="whitegrid", context="notebook")
 pd.set_option("display.precision", 4)
 out = resolve_output_dir(output_dir)
-if isinstance(models, str):  # papermill -p models "seed,default"
+if isinstance(models, str):  # papermill -p models "original,default"
     models = [m.strip() for m in models.split(",") if m.strip()]
 
 
@@ -115,7 +115,7 @@ display(by_model)
 # %% [markdown]
 # ## The project's targets (default model)
 # mouth-opening r >= 0.85; variance ratio 0.8-1.25; mouth LMD <= 0.5 x mean face and
-# <= 0.75 x seed replica; |A/V offset| <= 1 frame (median over clips).
+# <= 0.75 x original replica; |A/V offset| <= 1 frame (median over clips).
 
 # %%
 display(run.checks)
@@ -141,7 +141,7 @@ def compare(model, reference):
     )
 
 
-display(Markdown("\n".join(compare("default", ref) for ref in ("mean_face", "ridge", "seed"))))
+display(Markdown("\n".join(compare("default", ref) for ref in ("mean_face", "ridge", "original"))))
 
 # %% [markdown]
 # ## Per emotion and per speaker
@@ -189,7 +189,7 @@ for clip in evaluate.choose_video_clips(run.clips, trace_clips, seed):
 
 # %% [markdown]
 # ## Side-by-side videos
-# Real frame | true keypoints | predicted keypoints of the seed replica and the default
+# Real frame | true keypoints | predicted keypoints of the original replica and the default
 # model, drawn as vid2vid sees them (edge maps, cropped like vid2vid), with the clip's
 # audio - the format of the original project's result videos, but on held-out speech.
 
@@ -222,7 +222,9 @@ headline = {
     "missing": run.problems,
     **{k: by_model.loc[headline_model, k] for k in evaluate.METRICS},
     "mouth_lmd_vs_mean_face": run.checks.set_index("target").loc["mouth LMD vs mean face", "value"],
-    "mouth_lmd_vs_seed": run.checks.set_index("target").loc["mouth LMD vs seed replica", "value"],
+    "mouth_lmd_vs_original": run.checks.set_index("target").loc[
+        "mouth LMD vs original replica", "value"
+    ],
     "pooled_av_offset_ms": (
         float(pooled.loc[headline_model, "lag_ms"]) if headline_model in pooled.index else None
     ),

@@ -207,10 +207,14 @@ def test_inference_windows_match_training_windows(fake_corpus):
     np.testing.assert_array_equal(again.feature_times, clip.feature_times)
 
 
-def test_seed_mode_windows_look_forward_40_frames(fake_corpus):
+def test_original_mode_windows_look_forward_40_frames(fake_corpus):
     root = fake_corpus.base
     clip = load_clips(
-        "fake", splits=("val",), window_config=WindowConfig(mode="seed"), root=root, progress=False
+        "fake",
+        splits=("val",),
+        window_config=WindowConfig(mode="original"),
+        root=root,
+        progress=False,
     )[0]
     assert clip.windows.shape == (clip.n_frames, 40, 40)
     start = round(5 * len(clip.features) / clip.n_frames)

@@ -42,7 +42,7 @@ def evaluated():
     predictors = [
         *fit_baselines(normalizer, clips),
         Oracle("default"),
-        Oracle("seed", lag=2),
+        Oracle("original", lag=2),
         Broken(),
     ]
     df = evaluate.evaluate_models(predictors, test_clips, progress=False)
@@ -52,7 +52,7 @@ def evaluated():
 def test_one_row_per_model_and_clip_with_metadata(evaluated):
     clips, df = evaluated
     assert len(df) == 5 * len(clips)
-    assert set(df["model"]) == {"mean_face", "ridge", "default", "seed", "broken"}
+    assert set(df["model"]) == {"mean_face", "ridge", "default", "original", "broken"}
     assert set(df["split"]) == {"test"}
     assert {"speaker", "emotion", "clip_id", *evaluate.METRICS} <= set(df.columns)
     broken = df[df["model"] == "broken"]
@@ -88,13 +88,15 @@ def test_summary_and_target_checks(evaluated):
     checks = evaluate.target_checks(summary)
     assert len(checks) == 5 and checks["pass"].all()
     # the late model fails the offset target and its own r target
-    late = evaluate.target_checks(summary, model="seed").set_index("target")
+    late = evaluate.target_checks(summary, model="original").set_index("target")
     assert not late.loc["|A/V offset| (frames)", "pass"]
     assert late.loc["|A/V offset| (frames)", "value"] == pytest.approx(2.0, rel=0.05)
-    # a missing seed replica makes that target unmeasurable, not passed
-    no_seed = evaluate.target_checks(summary["model"].drop(index="seed")).set_index("target")
-    assert not no_seed.loc["mouth LMD vs seed replica", "pass"]
-    assert "missing" in no_seed.loc["mouth LMD vs seed replica", "note"]
+    # a missing original replica makes that target unmeasurable, not passed
+    no_original = evaluate.target_checks(summary["model"].drop(index="original")).set_index(
+        "target"
+    )
+    assert not no_original.loc["mouth LMD vs original replica", "pass"]
+    assert "missing" in no_original.loc["mouth LMD vs original replica", "note"]
 
 
 def test_result_files(evaluated, tmp_path):
@@ -138,13 +140,13 @@ def test_run_evaluation_on_a_corpus_reports_a_missing_checkpoint(tmp_path, monke
     )
     run = evaluate.run_evaluation("fake", output_dir=tmp_path / "out", progress=False)
     assert {p.name for p in run.predictors} == {"mean_face", "ridge", "default"}
-    assert any("'seed'" in p and "no checkpoint" in p for p in run.problems)
+    assert any("'original'" in p and "no checkpoint" in p for p in run.problems)
     assert set(run.table["split"]) == {"test"}
     assert set(run.table["clip_id"]) == {c.clip_id for c in clips if c.split == "test"}
     data = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert {"mean_face", "ridge", "default", "details"} <= set(data)
     checks = run.checks.set_index("target")
-    assert not checks.loc["mouth LMD vs seed replica", "pass"]  # no seed replica to compare
+    assert not checks.loc["mouth LMD vs original replica", "pass"]  # no original replica to compare
 
     # the command line does the same and writes a side-by-side video
     out = tmp_path / "cli"

@@ -1,17 +1,17 @@
-"""Model architectures: the seed replica's shapes, the default model, chunked inference."""
+"""Model architectures: the original replica's shapes, the default model, chunked inference."""
 
 import numpy as np
 import pytest
 import torch
-from wav2kp.models import ModelConfig, SeedLSTM, WindowTCN, build_model, predict_sequence
+from wav2kp.models import ModelConfig, OriginalLSTM, WindowTCN, build_model, predict_sequence
 
 # small models: one thread is as fast, and much faster on a busy machine
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_seed_model_has_the_original_shapes():
-    model = build_model(ModelConfig.preset("seed", context=40, feature_dim=40, output_dim=136))
-    assert isinstance(model, SeedLSTM)
+def test_original_model_has_the_original_shapes():
+    model = build_model(ModelConfig.preset("original", context=40, feature_dim=40, output_dim=136))
+    assert isinstance(model, OriginalLSTM)
     assert model.lstm.input_size == 1600
     assert model.lstm.hidden_size == 200
     assert model.lstm.num_layers == 2
@@ -57,7 +57,7 @@ def test_pca_head_outputs_stay_in_the_fitted_subspace():
     assert np.abs(y).max() > 1e-3  # not trivially zero
 
 
-@pytest.mark.parametrize("name", ["default", "seed"])
+@pytest.mark.parametrize("name", ["default", "original"])
 def test_chunked_inference_equals_one_pass(name):
     torch.manual_seed(0)
     config = ModelConfig.preset(name, context=6, feature_dim=5, output_dim=8, hidden=16)
@@ -97,3 +97,19 @@ def test_emotion_conditioning_shifts_predictions_per_label():
     np.testing.assert_allclose(
         predict_sequence(model, windows[0].numpy(), chunk=3, emotion=1), joy[0].numpy(), atol=1e-5
     )
+
+
+def test_the_replica_is_called_original_and_seed_means_only_a_random_seed():
+    from wav2kp.evaluate import DEFAULT_MODELS
+    from wav2kp.models import MODEL_NAMES
+    from wav2kp.train import TrainConfig
+    from wav2kp.windowing import WINDOW_MODES, WindowConfig
+
+    assert "original" in MODEL_NAMES and "seed" not in MODEL_NAMES
+    assert "original" in WINDOW_MODES and "seed" not in WINDOW_MODES
+    assert "seed" not in DEFAULT_MODELS
+    assert TrainConfig.preset("original").window_config.mode == "original"
+    with pytest.raises(ValueError, match="unknown model"):
+        TrainConfig.preset("seed")
+    with pytest.raises(ValueError, match="window mode"):
+        WindowConfig(mode="seed")

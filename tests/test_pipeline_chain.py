@@ -63,7 +63,7 @@ def test_results_table_has_all_four_models(chain_run):
     run_dir = base / "reports" / "runs" / record.folder
     metrics = json.loads((run_dir / "metrics.json").read_text())
     text = json.dumps(metrics)
-    for model in ("mean_face", "ridge", "seed", "default"):
+    for model in ("mean_face", "ridge", "original", "default"):
         assert model in text, f"{model} missing from metrics.json"
     assert list(run_dir.rglob("*.mp4")), "no video in the run folder"
 

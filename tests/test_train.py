@@ -175,8 +175,10 @@ def test_predictions_are_repeatable_in_eval_mode(clips, tmp_path):
     )
 
 
-def test_seed_replica_trains_on_upsampled_keypoints_and_takes_every_third_output(clips, tmp_path):
-    config = TrainConfig.preset("seed", epochs=1, model_overrides={"hidden": 8})
+def test_original_replica_trains_on_upsampled_keypoints_and_takes_every_third_output(
+    clips, tmp_path
+):
+    config = TrainConfig.preset("original", epochs=1, model_overrides={"hidden": 8})
     windows, targets = training_arrays(clips[0], config)
     assert windows.shape[1:] == (40, 8)  # 40 forward feature frames
     assert len(windows) == len(targets) == 3 * clips[0].n_frames - 1
@@ -297,5 +299,6 @@ def test_refit_trains_on_train_and_val_for_the_full_schedule_and_keeps_the_last_
     one, same = train_final_model(clips[:3], clips[3:], plain, tmp_path / "p", progress=False)
     assert one is same and one.out_dir == tmp_path / "p"
     assert (
-        TrainConfig.preset("default").refit_on_val and not TrainConfig.preset("seed").refit_on_val
+        TrainConfig.preset("default").refit_on_val
+        and not TrainConfig.preset("original").refit_on_val
     )

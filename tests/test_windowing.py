@@ -1,4 +1,4 @@
-"""Window alignment properties, the original (seed) scheme and its drift."""
+"""Window alignment properties, the original scheme and its drift."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from wav2kp.windowing import (
     aligned_offsets,
     build_windows,
     nearest_feature_index,
-    seed_drift,
-    seed_window_starts,
-    seed_windows,
+    original_drift,
+    original_window_starts,
+    original_windows,
     upsample_linear,
     window_times,
 )
@@ -103,19 +103,19 @@ def test_config_validates():
 
 @settings(max_examples=40, deadline=None)
 @given(n_features=st.integers(41, 2000), n_kp=st.integers(1, 2000))
-def test_seed_starts_follow_the_original_formula(n_features, n_kp):
-    starts = seed_window_starts(n_features, n_kp, 40)
+def test_original_starts_follow_the_original_formula(n_features, n_kp):
+    starts = original_window_starts(n_features, n_kp, 40)
     for i in range(0, n_kp, max(n_kp // 7, 1)):
         expected = min(round(i * n_features / n_kp), n_features - 40)
         assert starts[i] == expected
 
 
-def test_seed_windows_reproduce_the_original_pairs():
+def test_original_windows_reproduce_the_original_pairs():
     rng = np.random.default_rng(1)
     n_frames, n_features = 30, 81  # 1 s of video at 30 fps, 1 s of MFCC at 80 fps
     landmarks = rng.normal(size=(n_frames, 68, 2)).astype(np.float32)
     features = rng.normal(size=(n_features, 5)).astype(np.float32)
-    windows, keypoints = seed_windows(features, landmarks)
+    windows, keypoints = original_windows(features, landmarks)
     assert keypoints.shape == (3 * n_frames - 1, 68, 2)  # x3, last frame dropped
     assert windows.shape == (3 * n_frames - 1, 40, 5)
     # Upsampling as torch.nn.Upsample(scale_factor=3, mode="linear") did.
@@ -136,17 +136,17 @@ def test_upsample_linear_interpolates_between_frames():
     np.testing.assert_allclose(up, np.interp(positions, [0, 1, 2], values), atol=1e-6)
 
 
-def test_seed_drift_shows_the_forward_offset_and_duration_mismatch():
+def test_original_drift_shows_the_forward_offset_and_duration_mismatch():
     fps = 30000 / 1001
     frame_times = np.arange(300) / fps  # 10 s
     _, times = features_for(10.0)
-    drift = seed_drift(frame_times, times)
+    drift = original_drift(frame_times, times)
     assert len(drift) == 3 * 300 - 1
     # A 40-frame forward window is centred ~19.5 hops = 244 ms after the frame.
     assert abs(drift["centre_offset_s"].median() - 19.5 * HOP) < 0.03
     # Audio 5 % longer than video: the proportional index formula drifts along the clip.
     _, long_times = features_for(10.5)
-    late = seed_drift(frame_times, long_times)
+    late = original_drift(frame_times, long_times)
     start = late["start_offset_s"].iloc[:30].mean()
     end = late["start_offset_s"].iloc[-60:-30].mean()
     assert end - start > 0.3

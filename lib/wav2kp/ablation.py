@@ -43,7 +43,7 @@ def _window(**changes) -> dict:
 # name -> TrainConfig overrides on top of the default preset
 DEFAULT_VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "seed alignment (fwd 40, x3)": {"window": _window(mode="seed")},
+    "original alignment (fwd 40, x3)": {"window": _window(mode="original")},
     "future 0 ms": {"window": _window(future_ms=0.0)},
     "future 100 ms": {"window": _window(future_ms=100.0)},
     "past 200 ms": {"window": _window(past_ms=200.0)},

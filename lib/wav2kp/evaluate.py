@@ -33,7 +33,7 @@ COUNT_COLUMNS = ["n_frames", "n_frames_valid", "n_frames_scored", "frame_period_
 TARGET_R = 0.85
 TARGET_VARIANCE = (0.8, 1.25)
 TARGET_LMD_VS_MEAN_FACE = 0.5
-TARGET_LMD_VS_SEED = 0.75
+TARGET_LMD_VS_ORIGINAL = 0.75
 TARGET_OFFSET_FRAMES = 1.0
 
 
@@ -168,14 +168,14 @@ def target_checks(
     summary: pd.DataFrame | Mapping[str, pd.DataFrame],
     model: str = "default",
     mean_face: str = "mean_face",
-    seed: str = "seed",
+    original: str = "original",
 ) -> pd.DataFrame:
     """The project's targets for ``model``: rows ``target, model, value, threshold, pass,
     note``. A target whose inputs are missing (model not evaluated) does not pass."""
     table = summary["model"] if isinstance(summary, Mapping) else summary
     lmd = _value(table, model, "mouth_lmd_iod")
     mean_face_lmd = _value(table, mean_face, "mouth_lmd_iod")
-    seed_lmd = _value(table, seed, "mouth_lmd_iod")
+    original_lmd = _value(table, original, "mouth_lmd_iod")
     period = _value(table, model, "frame_period_ms")
     offset = _value(table, model, "av_offset_ms_median")
     low, high = TARGET_VARIANCE
@@ -202,11 +202,11 @@ def target_checks(
             f"ratio of mouth_lmd_iod to {mean_face!r}",
         ),
         (
-            "mouth LMD vs seed replica",
-            lmd / seed_lmd,
-            f"<= {TARGET_LMD_VS_SEED}",
-            lambda v: v <= TARGET_LMD_VS_SEED,
-            f"ratio of mouth_lmd_iod to {seed!r}",
+            "mouth LMD vs original replica",
+            lmd / original_lmd,
+            f"<= {TARGET_LMD_VS_ORIGINAL}",
+            lambda v: v <= TARGET_LMD_VS_ORIGINAL,
+            f"ratio of mouth_lmd_iod to {original!r}",
         ),
         (
             "|A/V offset| (frames)",
@@ -297,7 +297,7 @@ def write_results(
 
 # ---------- the whole evaluation of a corpus (notebook 05 and the CLI) ----------
 
-DEFAULT_MODELS = ("seed", "default")
+DEFAULT_MODELS = ("original", "default")
 
 
 def checkpoint_path(corpus: str, model: str) -> Path:
@@ -430,7 +430,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", default="demo", help="corpus name (data/processed/<corpus>)")
     parser.add_argument(
         "--checkpoints", nargs="*", default=list(DEFAULT_MODELS),
-        help="model names under data/models/<corpus>/ or checkpoint paths (default: seed default)",
+        help="model names under data/models/<corpus>/ or checkpoint paths (default: original default)",
     )  # fmt: skip
     parser.add_argument("--out", default="reports/scratch/evaluation", help="output folder")
     parser.add_argument("--split", default="test", help="split to evaluate on (default test)")
@@ -464,7 +464,7 @@ def write_videos(
     folder: str | Path,
     count: int,
     seed: int = 0,
-    models: Sequence[str] = ("seed", "default"),
+    models: Sequence[str] = ("original", "default"),
 ) -> list[Path]:
     """Side-by-side mp4s (video | true | each of ``models`` present) for ``count`` clips;
     a clip that fails is reported and skipped. Existing videos are kept (re-run skips)."""

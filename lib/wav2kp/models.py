@@ -2,7 +2,7 @@
 
 Two families live here:
 
-- ``seed``: a faithful replica of the original wav2kp network (LSTM(flattened C x D
+- ``original``: a faithful replica of the original wav2kp network (LSTM(flattened C x D
   window, hidden 200, 2 layers, batch_first) -> Dropout(0.25) -> Linear(200 -> K) at
   every step). Recurrent, so long inputs are run in chunks that carry the LSTM state.
 - ``default`` (the project's model, chosen by the ablation in notebook 04): a small
@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-MODEL_NAMES = ("seed", "default")
+MODEL_NAMES = ("original", "default")
 
 
 @dataclass
@@ -96,7 +96,7 @@ class ModelConfig:
     @classmethod
     def preset(cls, name: str, context: int, feature_dim: int, output_dim: int, **overrides):
         """The named architecture for the given input/output sizes."""
-        if name == "seed":
+        if name == "original":
             base = dict(hidden=200, layers=2, dropout=0.25)
         elif name == "default":
             base = dict(hidden=128, dropout=0.1, frame_bottleneck=16, dilations=(1, 2, 4))
@@ -108,7 +108,7 @@ class ModelConfig:
         )
 
 
-class SeedLSTM(nn.Module):
+class OriginalLSTM(nn.Module):
     """The original wav2kp network: LSTM over flattened windows, dropout, linear head."""
 
     recurrent = True
@@ -218,8 +218,8 @@ class WindowTCN(nn.Module):
 
 
 def build_model(config: ModelConfig) -> nn.Module:
-    if config.name == "seed":
-        return SeedLSTM(config)
+    if config.name == "original":
+        return OriginalLSTM(config)
     if config.name == "default":
         return WindowTCN(config)
     raise ValueError(f"unknown model {config.name!r}; known: {', '.join(MODEL_NAMES)}")

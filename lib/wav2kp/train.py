@@ -16,7 +16,7 @@ but features. Target spaces:
 - ``"frame"``: raw pixel coordinates divided by the frame size (the original project's
   coordinates / 256); back to pixels by multiplying.
 
-The ``seed`` preset reproduces the original training: forward 40-frame windows,
+The ``original`` preset reproduces the original training: forward 40-frame windows,
 keypoints upsampled x3 (``wav2kp.windowing``), whole clips, MSE, Adam 1e-4, no
 scheduler; at evaluation every third output is taken, in eval mode. Knowing departures:
 it runs on the corpus features (log-mel by default since notebook 02 chose them for the
@@ -48,7 +48,7 @@ from wav2kp.models import ModelConfig, build_model, count_parameters, predict_se
 from wav2kp.windowing import (
     WindowConfig,
     feature_hop,
-    seed_window_starts,
+    original_window_starts,
     upsample_linear,
     window_indices,
 )
@@ -56,7 +56,7 @@ from wav2kp.windowing import (
 CHECKPOINT_FORMAT = "wav2kp-checkpoint-1"
 SCHEDULERS = ("onecycle", "plateau", "none")
 TARGET_SPACES = ("normalized", "frame")
-SEED_UPSAMPLE = 3
+ORIGINAL_UPSAMPLE = 3
 
 
 @dataclass
@@ -113,8 +113,8 @@ class TrainConfig:
 
     @property
     def upsample(self) -> int:
-        """Keypoint-rate factor the model runs at (the original's x3 in seed mode)."""
-        return SEED_UPSAMPLE if self.window_config.mode == "seed" else 1
+        """Keypoint-rate factor the model runs at (the original's x3 in original mode)."""
+        return ORIGINAL_UPSAMPLE if self.window_config.mode == "original" else 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -126,10 +126,10 @@ class TrainConfig:
 
     @classmethod
     def preset(cls, model: str = "default", **overrides) -> TrainConfig:
-        """``seed``: the original's training; ``default``: the project's model."""
-        if model == "seed":
+        """``original``: the original's training; ``default``: the project's model."""
+        if model == "original":
             base: dict[str, Any] = dict(
-                model="seed",
+                model="original",
                 batch_size=1,
                 crop_frames=0,
                 lr=1e-4,
@@ -138,7 +138,7 @@ class TrainConfig:
                 patience=0,
                 velocity_weight=0.0,
                 target_space="frame",
-                window=WindowConfig(mode="seed").to_dict(),
+                window=WindowConfig(mode="original").to_dict(),
             )
         elif model == "default":
             # 2 more sentences of training data beat early stopping on them: CV over the
@@ -151,7 +151,7 @@ class TrainConfig:
                 window=WindowConfig(past_ms=100.0, future_ms=200.0).to_dict(),
             )
         else:
-            raise ValueError(f"unknown model preset {model!r}; known: seed, default")
+            raise ValueError(f"unknown model preset {model!r}; known: original, default")
         base.update(overrides)
         base.setdefault("model", model)
         return cls(**base)
@@ -162,13 +162,13 @@ class TrainConfig:
 
 def clip_window_indices(clip: ClipData, window: WindowConfig, upsample: int = 1):
     """(N, C) feature indices and (N, C) inside-mask of the windows the model runs on:
-    one per keypoint frame, or ``upsample`` per frame in seed mode (the original's x3)."""
+    one per keypoint frame, or ``upsample`` per frame in original mode (the original's x3)."""
     if len(clip.feature_times) < 2:
         raise ValueError(f"{clip.clip_id}: fewer than two feature frames")
-    if window.mode == "seed":
+    if window.mode == "original":
         n_steps = clip.n_frames * upsample
-        starts = seed_window_starts(len(clip.feature_times), n_steps, window.seed_window)
-        indices = starts[:, None] + np.arange(window.seed_window)[None, :]
+        starts = original_window_starts(len(clip.feature_times), n_steps, window.original_window)
+        indices = starts[:, None] + np.arange(window.original_window)[None, :]
         inside = indices < len(clip.feature_times)
         return np.clip(indices, 0, len(clip.feature_times) - 1), inside
     return window_indices(clip.feature_times, clip.frame_times, window)
@@ -226,7 +226,7 @@ def clip_targets(clip: ClipData, target_space: str) -> np.ndarray:
 
 def training_arrays(clip: ClipData, config: TrainConfig) -> tuple[LazyWindows, np.ndarray]:
     """(windows (N, C, D), gathered lazily; targets (N, K) with NaN rows) a model trains on
-    for one clip. In seed mode the targets are upsampled x3 and the last step dropped, as
+    for one clip. In original mode the targets are upsampled x3 and the last step dropped, as
     the original did."""
     windows = clip_windows(clip, config.window_config, config.upsample)
     targets = clip_targets(clip, config.target_space)
@@ -573,7 +573,7 @@ def _train(
 ) -> TrainResult:  # fmt: skip
     started = time.perf_counter()
     emotions = ()
-    if config.emotion_conditioning and config.model != "seed":
+    if config.emotion_conditioning and config.model != "original":
         emotions = tuple(sorted({str(c.emotion) for c in train_clips if c.emotion}))
     train = _Sequences(train_clips, config, emotions)
     val = _Sequences(val_clips, config, emotions) if val_clips else None
@@ -826,8 +826,8 @@ class Predictor:
         expected = self.model_config.context
         got = (
             self.window_config.n_context(hop)
-            if self.window_config.mode != "seed"
-            else self.window_config.seed_window
+            if self.window_config.mode != "original"
+            else self.window_config.original_window
         )
         if got != expected:
             raise ValueError(
@@ -887,7 +887,7 @@ def load_predictor(
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", default="demo", help="corpus name (data/processed/<corpus>)")
-    parser.add_argument("--model", default="default", choices=["default", "seed"])
+    parser.add_argument("--model", default="default", choices=["default", "original"])
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     parser.add_argument(
         "--out", default=None, help="checkpoint folder (default data/models/<corpus>/<model>)"

@@ -10,10 +10,10 @@ ends: the window keeps its place in time) are padded by repeating the edge frame
 (``pad="edge"``) or with zeros (``pad="zeros"``: with normalised features, zero is the
 training mean, i.e. "average sound").
 
-``mode="seed"`` reproduces the original project: keypoints upsampled x3 by linear
+``mode="original"`` reproduces the original project: keypoints upsampled x3 by linear
 interpolation, window start ``idx = round(i * n_feature_frames / n_keypoint_frames)``,
 40 feature frames forward only, clamped so the window ends at the last feature frame.
-``seed_drift`` measures how far that scheme's audio sits from the true time of each frame.
+``original_drift`` measures how far that scheme's audio sits from the true time of each frame.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-WINDOW_MODES = ("aligned", "seed")
+WINDOW_MODES = ("aligned", "original")
 PAD_MODES = ("edge", "zeros")
 
 
@@ -33,7 +33,7 @@ class WindowConfig:
     future_ms: float = 200.0
     mode: str = "aligned"
     pad: str = "edge"
-    seed_window: int = 40  # feature frames per window in mode "seed" (the original's 40)
+    original_window: int = 40  # feature frames per window in mode "original" (the original's 40)
 
     def __post_init__(self) -> None:
         if self.mode not in WINDOW_MODES:
@@ -44,15 +44,15 @@ class WindowConfig:
             raise ValueError(
                 f"past_ms and future_ms must be >= 0, got {self.past_ms}, {self.future_ms}"
             )
-        if self.seed_window < 1:
-            raise ValueError(f"seed_window must be >= 1, got {self.seed_window}")
+        if self.original_window < 1:
+            raise ValueError(f"original_window must be >= 1, got {self.original_window}")
 
     def context_frames(self, hop_s: float) -> tuple[int, int]:
         """(past, future) feature frames around the centre frame for a feature hop."""
         if hop_s <= 0:
             raise ValueError(f"feature hop must be > 0 s, got {hop_s}")
-        if self.mode == "seed":
-            return 0, self.seed_window - 1
+        if self.mode == "original":
+            return 0, self.original_window - 1
         return int(round(self.past_ms / 1000 / hop_s)), int(round(self.future_ms / 1000 / hop_s))
 
     def n_context(self, hop_s: float) -> int:
@@ -108,7 +108,7 @@ def centre_feature_index(feature_times: np.ndarray, frame_times: np.ndarray) -> 
     return index
 
 
-def seed_window_starts(n_features: int, n_keypoints: int, window: int = 40) -> np.ndarray:
+def original_window_starts(n_features: int, n_keypoints: int, window: int = 40) -> np.ndarray:
     """The original index formula: ``round(i * n_features / n_keypoints)``, clamped so a
     forward window of ``window`` frames stays inside the features."""
     if n_features < 1 or n_keypoints < 1:
@@ -127,8 +127,8 @@ def window_indices(
     n_features = len(feature_times)
     past, future = config.context_frames(feature_hop(feature_times))
     offsets = np.arange(-past, future + 1)
-    if config.mode == "seed":
-        centres = seed_window_starts(n_features, len(frame_times), config.seed_window)
+    if config.mode == "original":
+        centres = original_window_starts(n_features, len(frame_times), config.original_window)
     else:
         centres = centre_feature_index(feature_times, frame_times)
     indices = centres[:, None] + offsets[None, :]
@@ -166,8 +166,8 @@ def window_times(
     feature_times = np.asarray(feature_times, dtype=np.float64)
     hop = feature_hop(feature_times)
     past, future = config.context_frames(hop)
-    if config.mode == "seed":
-        first = seed_window_starts(len(feature_times), len(frame_times), config.seed_window)
+    if config.mode == "original":
+        first = original_window_starts(len(feature_times), len(frame_times), config.original_window)
     else:
         first = centre_feature_index(feature_times, frame_times) - past
     inside = np.clip(first, 0, len(feature_times) - 1)
@@ -192,7 +192,7 @@ def upsampled_positions(n_frames: int, factor: int = 3) -> np.ndarray:
     return np.clip(out, 0, n_frames - 1)
 
 
-def seed_windows(
+def original_windows(
     features: np.ndarray, landmarks: np.ndarray, window: int = 40, factor: int = 3
 ) -> tuple[np.ndarray, np.ndarray]:
     """The original training pairs: (N, window, D) forward feature windows and (N, 68, 2)
@@ -200,13 +200,13 @@ def seed_windows(
     to the shorter length, as the original code did."""
     features = np.asarray(features, dtype=np.float32)
     keypoints = upsample_linear(np.asarray(landmarks, dtype=np.float32), factor)
-    starts = seed_window_starts(len(features), len(keypoints), window)[:-1]
+    starts = original_window_starts(len(features), len(keypoints), window)[:-1]
     windows = features[np.clip(starts[:, None] + np.arange(window)[None, :], 0, len(features) - 1)]
     n = min(len(windows), len(keypoints))
     return windows[:n], keypoints[:n]
 
 
-def seed_drift(
+def original_drift(
     frame_times: np.ndarray,
     feature_times: np.ndarray,
     window: int = 40,
@@ -225,7 +225,7 @@ def seed_drift(
     true_times = np.interp(
         upsampled_positions(len(frame_times), factor), np.arange(len(frame_times)), frame_times
     )
-    starts = seed_window_starts(len(feature_times), n_up, window)
+    starts = original_window_starts(len(feature_times), n_up, window)
     hop = feature_hop(feature_times)
     start_times = feature_times[starts]
     centre_times = start_times + (window - 1) / 2 * hop

@@ -1,11 +1,11 @@
 """Training and inference speed of the keypoint models.
 
 - Training: seconds per epoch and to convergence (best validation epoch) of the default
-  model and of the seed replica, on synthetic clips the size of the default demo corpus
+  model and of the original replica, on synthetic clips the size of the default demo corpus
   (~7000 keypoint frames; the tiny size in quick mode). Synthetic, so the numbers do not
   depend on which corpus happens to be built.
 - Inference: real-time factor on one CPU thread (target: 1 h of audio in < 2 s, i.e.
-  RTF < 1/1800), the seed replica measured in the same run as the reference.
+  RTF < 1/1800), the original replica measured in the same run as the reference.
 
 ``synthetic_clips`` builds ClipData whose mouth opening is a smooth, slightly delayed
 function of the audio features, so a model can learn it (tests use it too).
@@ -131,10 +131,10 @@ def run(quick: bool = False) -> dict:
     clips = synthetic_clips(n_clips=n_clips, seconds=total_seconds / n_clips, seed=0)
     train, val = clips[:-2], clips[-2:]
     results: dict = {"train_frames": int(sum(c.n_frames for c in train))}
-    epochs = {"default": 4 if quick else 20, "seed": 2 if quick else 5}
+    epochs = {"default": 4 if quick else 20, "original": 2 if quick else 5}
     with tempfile.TemporaryDirectory() as tmp:
         predictors = {}
-        for name in ("default", "seed"):
+        for name in ("default", "original"):
             config = TrainConfig.preset(name, epochs=epochs[name], target_space="frame", patience=0)
             result = train_model(train, val, config, Path(tmp) / name, progress=False)
             best = result.history.loc[result.history["val_loss"].idxmin()]
@@ -154,20 +154,20 @@ def run(quick: bool = False) -> dict:
             rtf = _inference_rtf(predictor, seconds)
             results[name]["inference_rtf_1thread"] = rtf
             results[name]["seconds_per_audio_hour"] = rtf * 3600
-    ratio_epoch = results["default"]["seconds_per_epoch"] / results["seed"]["seconds_per_epoch"]
+    ratio_epoch = results["default"]["seconds_per_epoch"] / results["original"]["seconds_per_epoch"]
     ratio_rtf = (
-        results["default"]["inference_rtf_1thread"] / results["seed"]["inference_rtf_1thread"]
+        results["default"]["inference_rtf_1thread"] / results["original"]["inference_rtf_1thread"]
     )
-    results["default_vs_seed_epoch_time"] = ratio_epoch
-    results["default_vs_seed_inference"] = ratio_rtf
-    for name in ("default", "seed"):
+    results["default_vs_original_epoch_time"] = ratio_epoch
+    results["default_vs_original_inference"] = ratio_rtf
+    for name in ("default", "original"):
         r = results[name]
         print(
             f"{name:8s} {r['n_parameters']:>9,d} params  {r['seconds_per_epoch']:.2f} s/epoch  "
             f"best epoch {r['best_epoch']} after {r['seconds_to_best']:.1f} s  "
             f"inference {r['seconds_per_audio_hour']:.2f} s per audio hour (1 thread)"
         )
-    print(f"default/seed: epoch time x{ratio_epoch:.2f}, inference time x{ratio_rtf:.3f}")
+    print(f"default/original: epoch time x{ratio_epoch:.2f}, inference time x{ratio_rtf:.3f}")
     print(
         f"target: 1 h audio < 2 s -> default {'OK' if results['default']['seconds_per_audio_hour'] < 2 else 'MISSED'}"
     )
