@@ -1,22 +1,21 @@
 """Read any audio (or the audio track of any video) as float32 samples.
 
 wav/flac/ogg go through soundfile; anything else (mp3, m4a, mp4, mkv, ...) is decoded
-to PCM by the ffmpeg binary. Resampling uses torchaudio, so a 16 kHz signal is the same
-whether it came from extraction or from a user's file at prediction time.
+to PCM by libav (PyAV, ``wav2kp.media.decode``). Resampling uses torchaudio, so a 16 kHz
+signal is the same whether it came from extraction or from a user's file at prediction time.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from wav2kp.atomic import atomic_path
-from wav2kp.media.probe import MediaError, ffmpeg_exe, probe
+from wav2kp.media.probe import MediaError
 
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au"}
 
@@ -75,27 +74,12 @@ def _resampler(orig_rate: int, new_rate: int):
 
 
 def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+    from wav2kp.media.decode import decode_audio
+
     try:
-        info = probe(path)
+        return decode_audio(path, "flt", on_timeline=False)
     except MediaError as error:
         raise AudioError(str(error)) from error
-    if not info.has_audio:
-        raise AudioError(f"{path}: no audio stream")
-    rate = info.audio_sample_rate or 48000
-    channels = info.audio_channels or 2
-    cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
-        "-map", "0:a:0", "-vn", "-ac", str(channels), "-ar", str(rate),
-        "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1",
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, timeout=600)
-    if proc.returncode != 0 or not proc.stdout:
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
-        cause = err[-1] if err else "no samples decoded"
-        raise AudioError(f"{path}: cannot decode audio ({cause})")
-    samples = np.frombuffer(proc.stdout, dtype="<f4")
-    samples = samples[: len(samples) // channels * channels].reshape(-1, channels)
-    return samples, rate
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> Path:

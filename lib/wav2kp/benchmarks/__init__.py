@@ -16,6 +16,7 @@ BENCHMARKS = {
     "features": "wav2kp.benchmarks.features",
     "training": "wav2kp.benchmarks.training",
     "predict": "wav2kp.benchmarks.predict",
+    "media": "wav2kp.benchmarks.media",
 }
 
 

@@ -1,5 +1,7 @@
-"""Video and audio container I/O through the ffmpeg binary shipped by imageio-ffmpeg.
+"""Video and audio container I/O.
 
-``probe``/``decode`` read (extraction); ``encode`` writes mp4 with an audio track
-(demo corpus, previews, side-by-side videos).
+``probe``/``decode`` read through PyAV (libavformat/libavcodec/libswscale in process:
+stream metadata, rotation and each frame's timestamp from the container, no text
+parsing); ``encode`` writes mp4 with an audio track through imageio-ffmpeg's ffmpeg
+binary (demo corpus, previews, side-by-side videos).
 """
