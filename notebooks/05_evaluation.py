@@ -33,22 +33,38 @@
 # | jitter ratio | mean acceleration of the points, predicted / true (> 1 = shakier) | 1 |
 # | A/V offset | lag (ms) maximising the correlation of predicted with true opening; + = late | 0 |
 #
-# Distances are in units of the inter-ocular distance (IOD, outer eye corners of the true
-# frame) and also in pixels of a 256 px vid2vid-style face crop (side 2.5 x face width).
-# Only frames whose ground truth was detected count, and every model is scored on
-# exactly the same frames.
+# **Equal footing.** Every model is scored on exactly the same frames, in the same two
+# spaces: the *pose-normalised* space (head pose removed from the truth and from every
+# prediction alike, so the `original` replica's frame coordinates are mapped exactly like
+# the default model's pose-free output) and *frame coordinates* (every prediction's
+# pose-free face placed with the test video's measured head pose). Distances are in
+# inter-ocular distances (IOD) and in pixels of a 256 px vid2vid-style face crop. All
+# models, baselines included, follow one rule for the validation sentences: when the
+# trained models were refit on train + val (notebook 04), so are the baselines. The ridge
+# baseline sees exactly the default model's audio window.
 #
-# Four predictors are compared: two baselines fitted here on the train split - the
-# speaker's **mean face** posed with the clip's head pose (no audio at all) and a
-# **ridge** regression from the same audio windows (alpha chosen on val) - and the
-# trained **original** replica of the original network and the project's **default** model
-# (notebook 04).
+# The predictors:
+# - **closed-mouth neutral** and **mean face** (no audio): the speaker's closed-mouth
+#   face, and the true mean of the training faces (the best constant face);
+# - **loudness**: the mouth opened by the loudness envelope of the speech, with one scale
+#   and one lag fitted on train; it learns nothing about the speaker, so on a new voice it
+#   is the floor an audio model must clear;
+# - **ridge**: a linear map from the default model's audio windows;
+# - the **original** replica and the project's **default** model (notebook 04), every
+#   training seed found; the default is scored with the clip's true emotion label *and*
+#   without one (`predict` has none for new speech).
+#
+# **Uncertainty.** A number is the mean over test clips of the seed-averaged score,
+# shown with the spread over training seeds and a 95 % bootstrap interval that resamples
+# test *sentences* (clips of one sentence share their text, so they are not independent).
+# A target is met only when the whole interval meets it; with fewer than 20 test sentences
+# or 1,000 frames no target is judged.
 
 # %% tags=["parameters"]
 corpus = "demo"
 output_dir = "reports/scratch"
 seed = 0
-models = ["original", "default"]  # checkpoint names under data/models/<corpus>/ (or paths)
+models = None  # checkpoint names under data/models/<corpus>/ or paths (None: original, default)
 video_clips = 2  # side-by-side videos of test clips
 trace_clips = 3  # mouth-opening trace plots
 split = "test"
@@ -56,14 +72,12 @@ max_lag_frames = 10  # A/V offset search range (frames each way)
 device = "auto"
 
 # %%
-import json
 import warnings
 
-import numpy as np
 import pandas as pd
 import seaborn as sns
 from IPython.display import HTML, Markdown, display
-from wav2kp import evaluate, render
+from wav2kp import evaluate, render, results
 from wav2kp.atomic import write_json
 from wav2kp.paths import resolve_output_dir
 
@@ -71,7 +85,9 @@ warnings.filterwarnings("ignore", category=UserWarning, module="seaborn")
 sns.set_theme(style="whitegrid", context="notebook")
 pd.set_option("display.precision", 4)
 out = resolve_output_dir(output_dir)
-if isinstance(models, str):  # papermill -p models "original,default"
+if models is None:
+    models = list(evaluate.DEFAULT_MODELS)
+elif isinstance(models, str):  # papermill -p models "original,default"
     models = [m.strip() for m in models.split(",") if m.strip()]
 
 
@@ -84,9 +100,9 @@ def save(fig, name):
 
 
 # %% [markdown]
-# ## Load the clips, fit the baselines, load the trained models, score them
-# `run_evaluation` does the whole step (the CLI `wav2kp evaluate` runs the same code).
-# A checkpoint that is missing is reported and the rest are still evaluated.
+# ## Load the models, fit the baselines, score everything
+# `run_evaluation` does the whole step (the CLI `wav2kp evaluate` runs the same code). A
+# checkpoint that is missing is reported and the rest are still evaluated.
 
 # %%
 run = evaluate.run_evaluation(
@@ -94,81 +110,68 @@ run = evaluate.run_evaluation(
 )
 for problem in run.problems:
     display(Markdown(f"**Warning:** {problem}"))
+protocol = run.protocol
 display(Markdown(
-    f"Evaluated **{len(run.clips)} {split} clips** "
-    f"({sum(c.n_frames for c in run.clips)} frames) with models: "
-    + ", ".join(f"`{p.name}`" for p in run.predictors)
+    f"Evaluated **{len(run.clips)} {split} clips** of "
+    f"{len({c.sentence_id for c in run.clips})} sentences "
+    f"({sum(c.n_frames for c in run.clips)} frames); training seeds {protocol['seeds']}; "
+    f"baselines fitted on {'train + val (refit rule)' if protocol['refit'] else 'train only'}; "
+    f"audio window of the default model: {protocol['window']}."
 ))  # fmt: skip
 ridge = run.predictor("ridge")
 if ridge is not None and ridge.val_scores:
     display(Markdown(f"Ridge alpha chosen on val: **{ridge.alpha:g}**"))
-    display(pd.Series(ridge.val_scores, name="val target MSE").rename_axis("alpha").to_frame().T)
+loudness = run.predictor("loudness")
+if loudness is not None:
+    display(Markdown(f"Loudness baseline: lag fitted on train **{loudness.lag_ms:+.0f} ms**"))
 
 # %% [markdown]
-# ## Results per model
-# Means over test clips (each clip counts once).
+# ## Results
+# The same block the README shows (generated from this run's `results.json` by
+# `wav2kp results`): mean ± sd over training seeds [95 % interval over test sentences].
 
 # %%
-by_model = run.summary["model"]
-display(by_model)
+display(Markdown(results.markdown(run.table, protocol)))
 
 # %% [markdown]
-# ## The project's targets (default model)
-# mouth-opening r >= 0.85; variance ratio 0.8-1.25; mouth LMD <= 0.5 x mean face and
-# <= 0.75 x original replica; |A/V offset| <= 1 frame (median over clips).
+# The same numbers as a picture: dot = estimate, thick bar = 95 % interval over test
+# sentences, thin bar = range over training seeds; dashed = ideal.
 
 # %%
-display(run.checks)
-passed = int(run.checks["pass"].sum())
-display(Markdown(f"**{passed} of {len(run.checks)} targets met.**"))
-
-# %% [markdown]
-# ### In words
-
-
-# %%
-def compare(model, reference):
-    if model not in by_model.index or reference not in by_model.index:
-        return f"- `{model}` vs `{reference}`: not comparable (one of them was not evaluated)"
-    lmd = by_model.loc[model, "mouth_lmd_iod"] / by_model.loc[reference, "mouth_lmd_iod"]
-    r_model, r_ref = (
-        f"{r:.2f}" if np.isfinite(r) else "undefined (frozen mouth)"
-        for r in by_model.loc[[model, reference], "mouth_open_r"]
-    )
-    return (
-        f"- `{model}` vs `{reference}`: mouth LMD x{lmd:.2f} "
-        f"({'better' if lmd < 1 else 'worse'}), mouth-opening r {r_model} vs {r_ref}"
-    )
-
-
-display(Markdown("\n".join(compare("default", ref) for ref in ("mean_face", "ridge", "original"))))
+order = results.ordered_models(run.table["model"].unique())
+save(render.plot_intervals(run.summary, order=order), "evaluation_intervals.png")
 
 # %% [markdown]
 # ## Per emotion and per speaker
+# Means over clips (pose-normalised space, seeds averaged).
 
 # %%
-display(run.summary["emotion"].unstack("model")[["mouth_open_r", "mouth_lmd_iod"]])
-display(run.summary["speaker"].unstack("model")[["mouth_open_r", "mouth_lmd_iod"]])
+scores = results.clip_scores(run.table)
+scores = scores[scores["space"] == "aligned"]
+for group in ("emotion", "speaker"):
+    display(
+        scores.groupby(["model", group])[["mouth_open_r", "mouth_lmd_iod"]]
+        .mean()
+        .unstack("model")
+        .reindex(columns=order, level="model")
+    )
 
 # %% [markdown]
 # ## Plots
-# One point per test clip; dashed lines mark the ideal value.
+# One point per test clip (seeds averaged); dashed lines mark the ideal value.
 
 # %%
-order = [p.name for p in run.predictors]
-save(render.plot_metrics(run.table, order=order), "evaluation_metrics.png")
-
-# %%
-save(render.plot_by_group(run.table, by="emotion", order=order), "evaluation_by_emotion.png")
-if run.table["speaker"].nunique() > 1:
-    save(render.plot_by_group(run.table, by="speaker", order=order), "evaluation_by_speaker.png")
+save(render.plot_metrics(scores, order=order), "evaluation_metrics.png")
+save(render.plot_by_group(scores, by="emotion", order=order), "evaluation_by_emotion.png")
+if scores["speaker"].nunique() > 1:
+    save(render.plot_by_group(scores, by="speaker", order=order), "evaluation_by_speaker.png")
 
 # %% [markdown]
 # ## A/V offset
 # Correlation of predicted with true mouth opening when the prediction is shifted by a
-# lag, averaged over test clips. A peak away from 0 means the keypoints run early or late
-# against the audio (the original project's 29.97 x 3 vs 80 frames/s mismatch would show
-# up here as a drift).
+# lag, averaged over test clips and seeds. A peak away from 0 means the keypoints run early
+# or late against the audio (the original project's 29.97 x 3 vs 80 frames/s mismatch
+# would show up here as a drift).
 
 # %%
 curves = evaluate.lag_curves(run.predictors, run.clips, max_lag_frames)
@@ -178,13 +181,17 @@ display(pooled.rename(columns={"r": "peak r"}))
 
 # %% [markdown]
 # ## Mouth opening over time
-# The true inner-lip gap (black) against each model's, with the waveform underneath on the
-# same time axis: lips should open where the speech is loud, at the same moments.
+# The true inner-lip gap (black) against each model's (first training seed), with the
+# waveform underneath on the same time axis: lips should open where the speech is loud,
+# at the same moments.
 
 # %%
-trace_models = [p for p in run.predictors if p.name != "mean_face"]
+traced = {}
+for predictor in sorted(run.predictors, key=evaluate.training_seed):
+    if predictor.name not in ("mean_face", "neutral_face"):
+        traced.setdefault(predictor.name, predictor)
 for clip in evaluate.choose_video_clips(run.clips, trace_clips, seed):
-    predictions = {p.name: p.predict_landmarks(clip) for p in trace_models}
+    predictions = {name: p.predict_landmarks(clip) for name, p in traced.items()}
     save(render.plot_mouth_traces(clip, predictions), f"evaluation_trace_{clip.clip_id}.png")
 
 # %% [markdown]
@@ -205,33 +212,29 @@ if not videos:
 
 # %% [markdown]
 # ## Saved results
-# `metrics.csv` (one row per model x clip), `metrics.json` ({model: {metric: value}} plus
-# per emotion / speaker and the target checks), `metrics_by_model.csv`,
-# `target_checks.csv`, and the headline numbers in `metrics_evaluation.json`.
+# `results.json` (the results file: protocol + one row per model x seed x space x clip;
+# `wav2kp results <run folder> --markdown` regenerates the table above from it),
+# `metrics.csv` (the same rows), `metrics_summary.csv` (estimates, intervals, seed
+# spread), `target_checks.csv`, `paired_differences.csv`, `metrics.json` (estimates per
+# model, pose-normalised space) and the headline numbers in `metrics_evaluation.json`.
 
 # %%
-run.files = evaluate.write_results(run.table, out, run.summary, run.checks)
-headline_model = "default" if "default" in by_model.index else by_model.index[-1]
+run.files = evaluate.write_results(run, out)
+estimates = results.wide(run.summary).loc["aligned"]
+headline_model = results.REFERENCE if results.REFERENCE in estimates.index else estimates.index[-1]
+checks = run.checks(headline_model)
 headline = {
     "model": headline_model,
+    "space": "aligned",
     "split": split,
     "n_clips": len(run.clips),
-    "n_frames_scored": int(by_model.loc[headline_model, "n_frames_scored"]),
-    "targets_met": passed,
-    "targets_total": len(run.checks),
+    "n_sentences": len({c.sentence_id for c in run.clips}),
+    "seeds": protocol["seeds"],
+    "targets_met": int(checks["met"].sum()),
+    "targets_total": len(checks),
+    "verdicts": dict(zip(checks["target"], checks["verdict"], strict=True)),
     "missing": run.problems,
-    **{k: by_model.loc[headline_model, k] for k in evaluate.METRICS},
-    "mouth_lmd_vs_mean_face": run.checks.set_index("target").loc["mouth LMD vs mean face", "value"],
-    "mouth_lmd_vs_original": run.checks.set_index("target").loc[
-        "mouth LMD vs original replica", "value"
-    ],
-    "pooled_av_offset_ms": (
-        float(pooled.loc[headline_model, "lag_ms"]) if headline_model in pooled.index else None
-    ),
-}
-headline = {
-    k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in headline.items()
+    **{k: results.plain(v) for k, v in estimates.loc[headline_model].items()},
 }
 write_json(out / "metrics_evaluation.json", headline)
-print(json.dumps(headline, indent=1, default=str))
 print("\n".join(str(p) for p in run.files.values()))

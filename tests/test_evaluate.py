@@ -1,22 +1,25 @@
-"""evaluate_models / summarise / target_checks / result files on synthetic clips."""
+"""evaluate_models / score_landmarks / run_evaluation on synthetic clips and a fake corpus."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 from test_baselines import synthetic_corpus
-from wav2kp import evaluate
+from test_metrics import speech_opening, talking_face, times
+from wav2kp import evaluate, metrics, results
 from wav2kp.baselines import fit_baselines
+from wav2kp.targets import apply_pose
 
 
 class Oracle:
     """Returns the ground truth (delayed by ``lag`` frames): a perfect or late model."""
 
-    def __init__(self, name: str, lag: int = 0, nan_frames: tuple[int, ...] = ()):
-        self.name, self.lag, self.nan_frames = name, lag, nan_frames
+    def __init__(self, name: str, lag: int = 0, nan_frames: tuple[int, ...] = (), seed=None):
+        self.name, self.lag, self.nan_frames, self.seed = name, lag, nan_frames, seed
 
     def predict_landmarks(self, clip):
         lm = clip.landmarks.astype(np.float64)
@@ -39,21 +42,18 @@ class Broken:
 def evaluated():
     normalizer, clips = synthetic_corpus()
     test_clips = [c for c in clips if c.split == "test"]
-    predictors = [
-        *fit_baselines(normalizer, clips),
-        Oracle("default"),
-        Oracle("original", lag=2),
-        Broken(),
-    ]
+    fitted, _ = fit_baselines(normalizer, clips)
+    predictors = [*fitted, Oracle("default"), Oracle("original", lag=2), Broken()]
     df = evaluate.evaluate_models(predictors, test_clips, progress=False)
     return test_clips, df
 
 
-def test_one_row_per_model_and_clip_with_metadata(evaluated):
+def test_one_row_per_model_space_and_clip_with_metadata(evaluated):
     clips, df = evaluated
-    assert len(df) == 5 * len(clips)
-    assert set(df["model"]) == {"mean_face", "ridge", "default", "original", "broken"}
-    assert set(df["split"]) == {"test"}
+    models = {"mean_face", "neutral_face", "ridge", "default", "original", "broken"}
+    assert len(df) == len(models) * 2 * len(clips)
+    assert set(df["model"]) == models and set(df["space"]) == {"aligned", "frame"}
+    assert set(df["split"]) == {"test"} and set(df["seed"]) == {0}
     assert {"speaker", "emotion", "clip_id", *evaluate.METRICS} <= set(df.columns)
     broken = df[df["model"] == "broken"]
     assert broken["error"].str.contains("checkpoint corrupt").all()
@@ -68,96 +68,133 @@ def test_models_are_scored_on_the_same_frames(evaluated):
 
 
 def test_a_nan_frame_of_one_model_removes_it_for_all():
-    normalizer, clips = synthetic_corpus()
+    _, clips = synthetic_corpus()
     clip = [c for c in clips if c.split == "test"][0]
     df = evaluate.evaluate_models(
         [Oracle("default"), Oracle("holes", nan_frames=(10, 11))], [clip], progress=False
     )
-    assert df["n_frames_scored"].tolist() == [clip.valid.sum() - 2] * 2
+    assert df["n_frames_scored"].tolist() == [clip.valid.sum() - 2] * 4
 
 
-def test_summary_and_target_checks(evaluated):
+def test_the_perfect_model_is_perfect_in_both_spaces(evaluated):
     _, df = evaluated
-    summary = evaluate.summarise(df)
-    by_model = summary["model"]
-    assert by_model.loc["default", "mouth_lmd_iod"] == pytest.approx(0.0, abs=1e-9)
-    assert by_model.loc["default", "mouth_open_r"] == pytest.approx(1.0)
-    assert by_model.loc["ridge", "mouth_lmd_iod"] < by_model.loc["mean_face", "mouth_lmd_iod"]
-    assert set(summary["emotion"].index.get_level_values("model")) == set(by_model.index)
-    assert "broken" not in by_model.index
-    checks = evaluate.target_checks(summary)
-    assert len(checks) == 5 and checks["pass"].all()
-    # the late model fails the offset target and its own r target
-    late = evaluate.target_checks(summary, model="original").set_index("target")
-    assert not late.loc["|A/V offset| (frames)", "pass"]
-    assert late.loc["|A/V offset| (frames)", "value"] == pytest.approx(2.0, rel=0.05)
-    # a missing original replica makes that target unmeasurable, not passed
-    no_original = evaluate.target_checks(summary["model"].drop(index="original")).set_index(
-        "target"
+    perfect = df[df["model"] == "default"]
+    assert perfect["mouth_lmd_iod"].to_numpy() == pytest.approx(0.0, abs=1e-9)
+    assert perfect["face_lmd_iod"].to_numpy() == pytest.approx(0.0, abs=1e-9)
+    assert perfect["mouth_open_r"].to_numpy() == pytest.approx(1.0)
+
+
+def test_a_right_face_in_the_wrong_pose_is_scored_like_the_right_face():
+    # a frame-coordinate model (like the original replica) whose face is right but whose
+    # head pose is off gets the same pose-normalised and frame scores as the truth
+    opening = speech_opening(150)
+    truth = talking_face(opening)
+    n = len(truth)
+    pose = np.column_stack([np.full(n, 1.3), np.full(n, 0.2), np.full(n, 40.0), np.full(n, -25.0)])
+    wrong_pose = apply_pose(truth, pose)
+    still = talking_face(np.full(n, opening.mean()))
+    table = evaluate.score_landmarks(
+        {"right_face": wrong_pose, "still": still}, truth, times(n), clip_id="c"
+    ).set_index(["model", "space"])
+    for space in evaluate.SPACES:
+        assert table.loc[("right_face", space), "mouth_lmd_iod"] == pytest.approx(0, abs=1e-9)
+        assert table.loc[("right_face", space), "mouth_open_r"] == pytest.approx(1.0)
+        assert table.loc[("still", space), "mouth_lmd_iod"] > 0.01
+    # the opening scores divide by the face's own eye distance: equal in both spaces
+    for metric in ("mouth_open_r", "variance_ratio", "av_offset_ms"):
+        frame, aligned = (
+            table.loc[("still", "frame"), metric],
+            table.loc[("still", "aligned"), metric],
+        )
+        assert np.isnan(frame) and np.isnan(aligned) or frame == pytest.approx(aligned)
+    # scored as given, in pixels, the wrong pose costs a lot
+    raw = metrics.face_lmd(wrong_pose, truth)
+    assert raw > 0.05
+
+
+def test_score_extraction_reads_an_extracted_clip_and_skips_missing_frames(tmp_path):
+    opening = speech_opening(120)
+    truth = talking_face(opening).astype(np.float32)
+    status = np.zeros(len(truth), np.int8)
+    status[[5, 6]] = 2
+    truth[[5, 6]] = np.nan
+    path = tmp_path / "someone_else.npz"
+    np.savez(path, times=times(len(truth)), lm68=truth, frame_status=status)
+    late = np.concatenate([truth[:1], truth[:-1]])
+    table = evaluate.score_extraction(
+        {"late": np.nan_to_num(late, nan=100.0), "truth": np.nan_to_num(truth, nan=100.0)}, path
     )
-    assert not no_original.loc["mouth LMD vs original replica", "pass"]
-    assert "missing" in no_original.loc["mouth LMD vs original replica", "note"]
-
-
-def test_result_files(evaluated, tmp_path):
-    _, df = evaluated
-    summary = evaluate.summarise(df)
-    checks = evaluate.target_checks(summary)
-    paths = evaluate.write_results(df, tmp_path, summary, checks)
-    assert pd.read_csv(paths["csv"]).shape[0] == len(df)
-    data = json.loads((tmp_path / "metrics.json").read_text())
-    assert data["default"]["mouth_open_r"] == pytest.approx(1.0)
-    assert data["ridge"]["mouth_lmd_iod"] == pytest.approx(
-        summary["model"].loc["ridge", "mouth_lmd_iod"]
+    assert set(table["clip_id"]) == {"someone_else"}
+    assert (table["n_frames_scored"] == len(truth) - 3).all()  # 5, 6 and 7 (late's NaN-free copy)
+    late_row = table[(table["model"] == "late") & (table["space"] == "aligned")].iloc[0]
+    assert late_row["av_offset_frames"] == 1
+    # a table of many such clips summarises with intervals over clips
+    many = pd.concat(
+        [table.assign(clip_id=f"c{i}", sentence_id=f"c{i}") for i in range(3)], ignore_index=True
     )
-    assert set(data["details"]["per_emotion"]["default"]) == set(df["emotion"])
-    assert len(data["details"]["target_checks"]) == 5
-    assert any("checkpoint corrupt" in e for e in data["details"]["errors"])
+    summary = results.summarise(many, unit="clip_id").set_index(["space", "model", "metric"])
+    assert summary.loc[("aligned", "truth", "mouth_open_r"), "estimate"] == pytest.approx(1.0)
+    assert summary.loc[("aligned", "truth", "mouth_open_r"), "n_units"] == 3
 
 
-def test_duplicate_model_names_are_refused():
-    _, clips = synthetic_corpus(n_train=1, n_val=0, n_test=1)
+def test_score_landmarks_refuses_a_prediction_of_another_length():
+    truth = talking_face(speech_opening(50))
+    with pytest.raises(ValueError, match="clip7"):
+        evaluate.score_landmarks(truth[:-1], truth, times(50), clip_id="clip7")
+
+
+def test_training_seeds_are_rows_of_their_own_and_spread_in_the_summary():
+    _, clips = synthetic_corpus(n_train=0, n_val=0, n_test=3)
+    predictors = [Oracle("default", seed=0), Oracle("default", lag=1, seed=1), Oracle("x", lag=2)]
+    df = evaluate.evaluate_models(predictors, clips, progress=False)
+    assert sorted(set(zip(df["model"], df["seed"], strict=True))) == [
+        ("default", 0), ("default", 1), ("x", 0)
+    ]  # fmt: skip
+    summary = results.summarise(df).set_index(["space", "model", "metric"])
+    row = summary.loc[("aligned", "default", "av_offset_frames")]
+    assert row["n_seeds"] == 2
+    assert row["estimate"] == pytest.approx(0.5)  # mean over seeds 0 and 1 frame late
+    assert row["seed_sd"] == pytest.approx(np.std([0, 1], ddof=1))
     with pytest.raises(ValueError, match="unique"):
-        evaluate.evaluate_models([Oracle("a"), Oracle("a")], clips, progress=False)
+        evaluate.evaluate_models([Oracle("a", seed=1), Oracle("a", seed=1)], clips, progress=False)
 
 
-def test_run_evaluation_on_a_corpus_reports_a_missing_checkpoint(tmp_path, monkeypatch):
-    from test_dataset import write_fake_corpus
-    from wav2kp import cli, dataset, train
+def test_label_free_scoring_hides_the_true_emotion():
+    seen = []
 
-    monkeypatch.setenv("WAV2KP_DATA", str(tmp_path))
-    paths = write_fake_corpus(tmp_path)
-    clips = dataset.load_clips("fake", splits=None, progress=False)
-    config = train.TrainConfig.preset("default", epochs=1, device="cpu")
-    context = {"normalizer": dataset.load_normalizer("fake").state_dict()}
-    train.train_model(
-        [c for c in clips if c.split == "train"],
-        [c for c in clips if c.split == "val"],
-        config,
-        paths.models / "default",
-        context=context,
-        progress=False,
+    class Recorder:
+        name, seed = "default", 3
+
+        def predict_landmarks(self, clip):
+            seen.append(clip.emotion)
+            return clip.landmarks
+
+    _, clips = synthetic_corpus(n_train=0, n_val=0, n_test=1)
+    clip = replace(clips[0], emotion="joy")
+    wrapped = evaluate.WithEmotion(Recorder())
+    assert wrapped.name == results.LABEL_FREE and evaluate.training_seed(wrapped) == 3
+    wrapped.predict_landmarks(clip)
+    Recorder().predict_landmarks(clip)
+    assert seen == ["", "joy"]
+
+
+def test_lag_curves_peak_at_the_models_delay():
+    normalizer, clips = synthetic_corpus()
+    test_clips = [c for c in clips if c.split == "test"]
+    fitted, _ = fit_baselines(normalizer, clips, names=("mean_face",))
+    curves = evaluate.lag_curves(
+        [Oracle("default"), Oracle("late", lag=3), *fitted], test_clips, max_lag_frames=5
     )
-    run = evaluate.run_evaluation("fake", output_dir=tmp_path / "out", progress=False)
-    assert {p.name for p in run.predictors} == {"mean_face", "ridge", "default"}
-    assert any("'original'" in p and "no checkpoint" in p for p in run.problems)
-    assert set(run.table["split"]) == {"test"}
-    assert set(run.table["clip_id"]) == {c.clip_id for c in clips if c.split == "test"}
-    data = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert {"mean_face", "ridge", "default", "details"} <= set(data)
-    checks = run.checks.set_index("target")
-    assert not checks.loc["mouth LMD vs original replica", "pass"]  # no original replica to compare
-
-    # the command line does the same and writes a side-by-side video
-    out = tmp_path / "cli"
-    code = cli.main(["evaluate", "--corpus", "fake", "--out", str(out), "--videos", "1"])
-    assert code == 0
-    assert (out / "metrics.csv").is_file() and len(list((out / "videos").glob("*.mp4"))) == 1
+    assert set(curves["lag_frames"]) == set(range(-5, 6))
+    pooled = evaluate.pooled_offsets(curves)
+    assert pooled.loc["default", "lag_frames"] == 0
+    assert pooled.loc["default", "r"] == pytest.approx(1.0)
+    assert pooled.loc["late", "lag_frames"] == 3
+    assert pooled.loc["late", "lag_ms"] == pytest.approx(3 * 1001 / 30)
+    assert "mean_face" not in pooled.index  # a frozen mouth has no offset
 
 
 def test_video_clips_spread_over_speakers_and_emotions():
-    from dataclasses import replace
-
     _, clips = synthetic_corpus(n_train=0, n_val=0, n_test=8)
     speakers, emotions = ("ann", "bob"), ("joy", "anger", "calm", "calm")
     variants = [
@@ -172,17 +209,64 @@ def test_video_clips_spread_over_speakers_and_emotions():
     assert evaluate.choose_video_clips(variants, 0) == []
 
 
-def test_lag_curves_peak_at_the_models_delay():
-    normalizer, clips = synthetic_corpus()
-    test_clips = [c for c in clips if c.split == "test"]
-    mean_face, _ = fit_baselines(normalizer, clips)
-    curves = evaluate.lag_curves(
-        [Oracle("default"), Oracle("late", lag=3), mean_face], test_clips, max_lag_frames=5
+def test_checkpoints_of_every_seed_are_found_but_not_selection_runs(tmp_path):
+    folder = tmp_path / "default"
+    for sub in ("", "seed1", "seed2", "selection", "seed1/selection"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        (folder / sub / "best.pt").write_bytes(b"")
+    found = evaluate.checkpoint_paths("any", str(folder))
+    assert [p.relative_to(folder).as_posix() for p in found] == [
+        "best.pt", "seed1/best.pt", "seed2/best.pt"
+    ]  # fmt: skip
+    assert evaluate.model_name(str(folder)) == "default"
+    assert evaluate.model_name(str(folder / "seed1" / "best.pt")) == "seed1"
+
+
+def test_run_evaluation_on_a_corpus(tmp_path, monkeypatch):
+    from test_dataset import write_fake_corpus
+    from wav2kp import cli, dataset, train
+
+    monkeypatch.setenv("WAV2KP_DATA", str(tmp_path))
+    paths = write_fake_corpus(tmp_path)
+    clips = dataset.load_clips("fake", splits=None, progress=False)
+    config = train.TrainConfig.preset("default", epochs=1, device="cpu", refit_on_val=False)
+    context = {"normalizer": dataset.load_normalizer("fake").state_dict()}
+    train.train_model(
+        [c for c in clips if c.split == "train"],
+        [c for c in clips if c.split == "val"],
+        config,
+        paths.models / "default",
+        context=context,
+        progress=False,
     )
-    assert set(curves["lag_frames"]) == set(range(-5, 6))
-    pooled = evaluate.pooled_offsets(curves)
-    assert pooled.loc["default", "lag_frames"] == 0
-    assert pooled.loc["default", "r"] == pytest.approx(1.0)
-    assert pooled.loc["late", "lag_frames"] == 3
-    assert pooled.loc["late", "lag_ms"] == pytest.approx(3 * 1001 / 30)
-    assert "mean_face" not in pooled.index  # a frozen mouth has no offset
+    run = evaluate.run_evaluation("fake", output_dir=tmp_path / "out", progress=False)
+    names = {p.name for p in run.predictors}
+    assert names == {"mean_face", "neutral_face", "loudness", "ridge", "default",
+                     results.LABEL_FREE}  # fmt: skip
+    assert any("'original'" in p and "no checkpoint" in p for p in run.problems)
+    assert set(run.table["split"]) == {"test"}
+    assert set(run.table["clip_id"]) == {c.clip_id for c in clips if c.split == "test"}
+    # the baselines follow the trained model's rule (no refit here) and its window
+    assert run.protocol["refit"] is False
+    assert run.protocol["window"] == config.window
+    ridge = run.predictor("ridge")
+    assert ridge.window == config.window_config
+    # the results file regenerates the clip table, and its tables from it
+    table, protocol = results.load_results(tmp_path / "out")
+    assert protocol["corpus"] == "fake" and protocol["seeds"] == [0]
+    pd.testing.assert_frame_equal(
+        table.reset_index(drop=True),
+        run.table[table.columns].reset_index(drop=True),
+        check_dtype=False,
+    )
+    data = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert {"mean_face", "ridge", "default", "details"} <= set(data)
+    checks = run.checks().set_index("target")
+    assert "not measurable" in checks.loc["mouth LMD vs original replica", "verdict"]
+    assert checks.loc["mouth-opening r", "verdict"] == "too few test sentences to judge"
+
+    # the command line does the same and writes a side-by-side video
+    out = tmp_path / "cli"
+    code = cli.main(["evaluate", "--corpus", "fake", "--out", str(out), "--videos", "1"])
+    assert code == 0
+    assert (out / "results.json").is_file() and len(list((out / "videos").glob("*.mp4"))) == 1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from test_baselines import synthetic_corpus
-from wav2kp import evaluate, render
+from wav2kp import evaluate, render, results
 from wav2kp.baselines import fit_baselines
 from wav2kp.media.probe import probe
 
@@ -18,7 +18,8 @@ matplotlib.use("Agg")
 @pytest.fixture(scope="module")
 def fitted():
     normalizer, clips = synthetic_corpus()
-    return fit_baselines(normalizer, clips), [c for c in clips if c.split == "test"]
+    fitted, _ = fit_baselines(normalizer, clips, names=("mean_face", "ridge"))
+    return fitted, [c for c in clips if c.split == "test"]
 
 
 def with_audio(clip, folder, seconds_extra=0.2, rate=16000):
@@ -82,8 +83,10 @@ def test_plots_have_a_panel_per_metric_and_a_trace_per_model(fitted, tmp_path):
     df = evaluate.evaluate_models(baselines, clips, progress=False)
     fig = render.plot_metrics(df)
     assert len(fig.axes) == len(render.METRIC_LABELS)
-    bars = render.plot_summary_bars(evaluate.summarise(df)["model"])
-    assert len(bars.axes) == len(render.METRIC_LABELS)
+    intervals = render.plot_intervals(results.summarise(df), order=["ridge", "mean_face"])
+    assert len(intervals.axes) == 4
+    assert [t.get_text() for t in intervals.axes[0].get_yticklabels()] == ["ridge", "mean_face"]
+    assert len(intervals.axes[0].lines) == 3 + 1  # ridge: seed range, interval, dot; ideal line
     by_emotion = render.plot_by_group(df, by="emotion")
     assert len(by_emotion.axes) == 3
     assert {t.get_text() for t in by_emotion.axes[0].get_xticklabels()} == set(df["emotion"])

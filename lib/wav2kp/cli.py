@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("wav2kp.features", "compute MFCC features for extracted clips"),
     "train": ("wav2kp.train", "train a keypoint model"),
     "evaluate": ("wav2kp.evaluate", "evaluate models on the held-out split"),
+    "results": ("wav2kp.results", "summarise a results file: tables with intervals, README block"),
     "predict": ("wav2kp.predict", "predict keypoints (and a vid2vid folder) for a speech file"),
     "report": ("wav2kp.report", "run notebooks 01-06 with papermill and render the diary"),
     "bench": ("wav2kp.benchmarks", "run benchmarks and print numbers"),

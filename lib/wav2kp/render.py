@@ -69,22 +69,6 @@ def plot_metrics(
     return fig
 
 
-def plot_summary_bars(summary: pd.DataFrame, metric_names: Sequence[str] | None = None):
-    """Bar chart of per-model means (``summarise(df)["model"]``), one panel per metric."""
-    metric_names = [m for m in (metric_names or METRIC_LABELS) if m in summary.columns]
-    long = summary[metric_names].reset_index().melt(id_vars="model", var_name="metric")
-    long["metric"] = long["metric"].map(lambda m: METRIC_LABELS.get(m, m))
-    grid = sns.catplot(
-        data=long, x="model", y="value", col="metric", col_wrap=min(5, len(metric_names)),
-        kind="bar", sharey=False, height=2.8, aspect=1.0, hue="model", legend=False,
-    )  # fmt: skip
-    grid.set_titles("{col_name}")
-    grid.set_xticklabels(rotation=30)
-    grid.set_axis_labels("", "")
-    grid.figure.tight_layout()
-    return grid.figure
-
-
 def plot_by_group(
     df: pd.DataFrame,
     metric_names: Sequence[str] = ("mouth_open_r", "mouth_lmd_iod", "variance_ratio"),
@@ -130,6 +114,45 @@ def plot_lag_curves(curves: pd.DataFrame, order: Sequence[str] | None = None):
     ax.set_xlabel("lag of the prediction (ms, + = late)")
     ax.set_ylabel("mouth-opening r")
     ax.set_title("A/V offset: correlation against lag")
+    fig.tight_layout()
+    return fig
+
+
+def plot_intervals(
+    summary: pd.DataFrame,
+    metric_names: Sequence[str] = (
+        "mouth_open_r",
+        "variance_ratio",
+        "mouth_lmd_iod",
+        "jitter_ratio",
+    ),
+    space: str = "aligned",
+    order: Sequence[str] | None = None,
+):
+    """One panel per metric, one row per model (``wav2kp.results.summarise`` output):
+    the estimate (dot), its 95 % bootstrap interval over test sentences (thick bar) and
+    the range of the per-seed means (thin bar); dashed line = ideal."""
+    data = summary[(summary["space"] == space) & summary["metric"].isin(metric_names)]
+    order = list(order) if order else list(dict.fromkeys(data["model"]))
+    order = [m for m in order if m in set(data["model"])]
+    fig, axes = plt.subplots(1, len(metric_names), figsize=(3.4 * len(metric_names), 0.45 * len(order) + 1.4),
+                             sharey=True, squeeze=False)  # fmt: skip
+    colours = dict(zip(order, sns.color_palette("deep", len(order)), strict=True))
+    for ax, metric in zip(axes[0], metric_names, strict=True):
+        rows = data[data["metric"] == metric].set_index("model")
+        for y, model in enumerate(order):
+            if model not in rows.index or not np.isfinite(rows.loc[model, "estimate"]):
+                continue
+            row = rows.loc[model]
+            ax.plot([row["seed_min"], row["seed_max"]], [y, y], color=colours[model], linewidth=1)
+            ax.plot([row["low"], row["high"]], [y, y], color=colours[model], linewidth=5,
+                    alpha=0.45, solid_capstyle="butt")  # fmt: skip
+            ax.plot(row["estimate"], y, "o", color=colours[model])
+        if metric in IDEAL:
+            ax.axvline(IDEAL[metric], color="0.4", linestyle="--", linewidth=1)
+        ax.set_title(METRIC_LABELS.get(metric, metric))
+        ax.set_yticks(range(len(order)), order)
+        ax.set_ylim(len(order) - 0.5, -0.5)
     fig.tight_layout()
     return fig
 
