@@ -335,6 +335,13 @@ def test_loudness_baseline_takes_an_unseen_speakers_neutral_from_the_clip(loudne
         model.neutral(stranger), normalizer.neutral_from_landmarks(stranger.landmarks)
     )
     assert np.allclose(model.neutral(clips[0]), normalizer.neutrals["ann"])
+    # any video's own audio and landmarks give the same prediction, outside a corpus too
+    samples, rate = model._clip_audio(stranger)
+    np.testing.assert_allclose(
+        model.predict_for_video(samples, rate, stranger.frame_times, stranger.landmarks),
+        model.predict_landmarks(stranger),
+        atol=1e-3,
+    )
 
 
 def test_loudness_level_is_relative_and_floored():

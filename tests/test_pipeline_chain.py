@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from wav2kp import cli, results
+from wav2kp.metrics import METRIC_DIRECTIONS
 from wav2kp.paths import project_root
 from wav2kp.report import run_report
 
@@ -58,14 +60,54 @@ def test_diary_lists_the_run_with_resolving_links(chain_run):
         assert (index.parent / link).is_file(), f"dangling diary link {link}"
 
 
-def test_results_table_has_all_four_models(chain_run):
+EVALUATED_MODELS = {"neutral_face", "mean_face", "loudness", "ridge", "original", "default",
+                    "default_label_free"}  # fmt: skip
+
+
+def test_every_model_is_scored_with_every_metric_in_both_spaces(chain_run):
     base, record = chain_run
     run_dir = base / "reports" / "runs" / record.folder
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    text = json.dumps(metrics)
-    for model in ("mean_face", "ridge", "original", "default"):
-        assert model in text, f"{model} missing from metrics.json"
+    table, protocol = results.load_results(run_dir)
+    assert set(table["model"]) == EVALUATED_MODELS
+    assert (table["error"] == "").all(), table.loc[table["error"] != "", "error"].tolist()
+    assert set(table["space"]) == {"aligned", "frame"} and set(table["split"]) == {"test"}
+    assert protocol["corpus"] == "demo-tiny" and protocol["seeds"] == [0]
+    # every model on the same frames of a clip
+    assert (table.groupby("clip_id")["n_frames_scored"].nunique() == 1).all()
+    static = table["model"].isin(["mean_face", "neutral_face"])
+    distances = ["mouth_lmd_iod", "mouth_lmd_px256", "face_lmd_iod", "lvd_mouth_iod", "lve_iod2"]
+    assert np.isfinite(table[distances].to_numpy()).all()
+    moving = table[~static]
+    assert np.isfinite(moving[["mouth_open_r", "variance_ratio", "jitter_ratio"]]).all().all()
+    assert (table.loc[static, "variance_ratio"] < 1e-3).all()
+    # what the diary reads: per model, every metric of the pose-normalised space
+    metrics_json = json.loads((run_dir / "metrics.json").read_text())
+    for model in EVALUATED_MODELS:
+        assert set(METRIC_DIRECTIONS) <= set(metrics_json[model]), model
     assert list(run_dir.rglob("*.mp4")), "no video in the run folder"
+
+
+def test_default_beats_the_true_mean_face(chain_run):
+    base, record = chain_run
+    table, _ = results.load_results(base / "reports" / "runs" / record.folder)
+    estimates = results.wide(results.summarise(table))
+    for space in ("aligned", "frame"):
+        for model in ("default", "default_label_free"):
+            assert (
+                estimates.loc[(space, model), "mouth_lmd_iod"]
+                < estimates.loc[(space, "mean_face"), "mouth_lmd_iod"]
+            ), (space, model)
+    assert estimates.loc[("aligned", "default"), "mouth_open_r"] > 0.5
+
+
+def test_the_results_command_regenerates_the_runs_tables(chain_run, capsys):
+    base, record = chain_run
+    run_dir = base / "reports" / "runs" / record.folder
+    assert cli.main(["results", str(run_dir), "--markdown"]) == 0
+    printed = capsys.readouterr().out
+    table, protocol = results.load_results(run_dir)
+    assert printed == results.markdown(table, protocol, source=str(run_dir))
+    assert "too few test sentences to judge" in printed  # the tiny corpus has one
 
 
 def test_vid2vid_tree_written(chain_run):

@@ -252,6 +252,19 @@ class LoudnessBaseline:
         faces[:, MOUTH] += self.intercept[None] + level[:, None, None] * self.slope[None]
         return faces
 
+    def predict_for_video(
+        self, samples: np.ndarray, sample_rate: int, frame_times: np.ndarray, landmarks: np.ndarray
+    ) -> np.ndarray:
+        """(T, 68, 2) pixels for a video's own speech, to score against its own measured
+        ``landmarks`` (T, 68, 2, NaN where missing; e.g. ``wav2kp.evaluate
+        .score_extraction``): the neutral face from the video's closed-mouth frames, the
+        head pose from its landmarks. Needs no training on that speaker."""
+        landmarks = np.asarray(landmarks, np.float64)
+        neutral = self.normalizer.neutral_from_landmarks(landmarks)
+        _, pose = self.normalizer.align(landmarks)
+        pose, _ = fill_pose(pose)
+        return apply_pose(self.predict_aligned(samples, sample_rate, frame_times, neutral), pose)
+
     def predict_landmarks(self, clip: ClipData) -> np.ndarray:
         samples, rate = self._clip_audio(clip)
         faces = self.predict_aligned(samples, rate, clip.frame_times, self.neutral(clip))

@@ -396,7 +396,7 @@ def reference_window(predictors: Sequence[KeypointPredictor], reference: str = r
     candidates = [p for p in predictors if p.name == reference] + list(predictors)
     for predictor in candidates:
         window = getattr(predictor, "window_config", None)
-        if window is not None and window.mode != "seed":
+        if window is not None and window.mode == "aligned":
             return window
     return None
 
