@@ -179,7 +179,7 @@ if data.val:
     predictors = [MeanFaceBaseline(data.context["normalizer"]).fit(data.train)]
     # the selection runs: the final refit models have trained on these val sentences
     predictors += [load_predictor(r.best_checkpoint, name=name) for name, r in selections.items()]
-    scores = evaluate_models(predictors, data.val, progress=False)
+    scores = evaluate_models(predictors, data.val, spaces=("aligned",), progress=False)
     val_metrics = scores.groupby("model")[val_columns].mean()
     display(val_metrics.round(3))
 write_json(

@@ -104,7 +104,7 @@ def run_ablation(
                 data.train, data.val, config, folder, progress=progress, context=data.context
             )
             predictor = load_predictor(result.best_checkpoint, name=variant)
-            scores = evaluate_models([predictor], data.val, progress=False)
+            scores = evaluate_models([predictor], data.val, spaces=("aligned",), progress=False)
             failed = scores["error"].astype(bool)
             if failed.all():
                 raise RuntimeError("; ".join(scores["error"].unique()))
