@@ -116,7 +116,7 @@ display(pd.Series({k: summary[k] for k in (
 # first frame and kept). Background edges outside the face come from the real frame.
 
 # %%
-vid2vid_root = handoff_dir / "vid2vid"
+vid2vid_root = handoff_dir / vid2vid.EXPORT_DIR
 fig = vid2vid.plot_vid2vid_inputs(vid2vid_root, clips.speech_clip, n_frames=preview_frames)
 save(fig, "handoff_edge_maps.png")
 

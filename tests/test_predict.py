@@ -47,13 +47,19 @@ def test_predict_writes_keypoints_vid2vid_tree_and_preview(tmp_path, checkpoint,
     with np.load(out / "keypoints.npz") as data:
         assert data["landmarks"].shape == (n, 68, 2) and np.isfinite(data["landmarks"]).all()
         assert np.allclose(data["times"], np.arange(n) / FPS)
-        landmarks = data["landmarks"]
+        landmarks, exported = data["landmarks"], data["vid2vid_landmarks"]
+        scale, offset = float(data["vid2vid_scale"]), data["vid2vid_offset"]
     table = pd.read_csv(out / "keypoints.csv")
     assert len(table) == n and list(table.columns[:4]) == ["frame", "time", "x0", "y0"]
     assert np.allclose(table["x33"], landmarks[:, 33, 0], atol=1e-3)
-    seq_files = vid2vid.sequence_frames(out / "vid2vid", "speech")
+    seq_files = vid2vid.sequence_frames(out / vid2vid.EXPORT_DIR, "speech")
     assert len(seq_files) == n
-    assert np.array_equal(vid2vid.read_keypoint_file(seq_files[10]), np.rint(landmarks[10]))
+    # the vid2vid files hold the exported points; npz says how they map to the csv's
+    assert np.array_equal(vid2vid.read_keypoint_file(seq_files[10]), exported[10])
+    assert np.array_equal(exported, np.rint(landmarks.astype(np.float64) * scale + offset))
+    handoff = summary["vid2vid"]
+    assert handoff["crop_box"] == [32, 32, 544, 544] and handoff["face_edge_share"] == 1.0
+    assert handoff["first_output_frame"] == 2 and handoff["output_frames"] == n - 2
     info = probe(out / "preview.mp4")
     assert info.has_audio and info.has_video and info.width == 2 * predict.PREVIEW_PANEL
     assert info.duration == pytest.approx(3.0, abs=0.2)
@@ -74,12 +80,13 @@ def test_cli_predict(tmp_path, checkpoint, speech, capsys):
     printed = capsys.readouterr().out
     assert "--how_many 75" in printed and "neutral face" in printed
     assert not (tmp_path / "preview.mp4").exists()
-    assert len(vid2vid.sequence_frames(tmp_path / "vid2vid", "speech")) == 75
+    assert len(vid2vid.sequence_frames(tmp_path / vid2vid.EXPORT_DIR, "speech")) == 75
+    assert "-start_number 2" in printed and "-ss 0.080000" in printed  # the mux command
     # a new run into the same folder replaces the sequence (vid2vid crops all sequences
     # of a folder with the first one's face box, so heads must not be mixed)
     predict.predict_file(speech, checkpoint, tmp_path, preview=False, sequence="other",
                          corpus="none", progress=False)  # fmt: skip
-    kp_root, img_root = vid2vid.keypoint_dirs(tmp_path / "vid2vid")
+    kp_root, img_root = vid2vid.keypoint_dirs(tmp_path / vid2vid.EXPORT_DIR)
     assert [p.name for p in kp_root.iterdir()] == [p.name for p in img_root.iterdir()] == ["other"]
 
 
@@ -164,8 +171,9 @@ def test_predict_real_speech_with_real_reference_video(tmp_path, checkpoint, rea
     assert summary["vid2vid_problems"] == [] and summary["frame_size"] == [224, 224]
     assert "pcavs" in summary["reference"]
     assert summary["frames"] == int(np.floor(sf.info(wavs[0]).duration * FPS))
-    images = sorted((tmp_path / "out" / "vid2vid" / "test_img").rglob("*.jpg"))
+    images = sorted((tmp_path / "out" / vid2vid.EXPORT_DIR / "test_img").rglob("*.jpg"))
     assert len(images) == summary["frames"]
+    assert summary["vid2vid"]["face_edge_share"] == 1.0  # the 224x224 crop is padded
 
 
 def _fake_corpus(root, monkeypatch):
@@ -221,7 +229,9 @@ def test_demo_reference_prefers_test_clips_with_most_detections(tmp_path, monkey
     assert "a_neu_s2" in description and len(track.frame_paths) == track.n_frames == 16
 
 
-def test_preview_cache_gives_the_same_frames(tmp_path, monkeypatch):
+def test_preview_shows_what_the_generator_gets(tmp_path, monkeypatch):
+    import cv2
+    from PIL import Image
     from wav2kp import edgemap
 
     paths = _fake_corpus(tmp_path, monkeypatch)
@@ -230,10 +240,12 @@ def test_preview_cache_gives_the_same_frames(tmp_path, monkeypatch):
     )
     predicted = np.stack([track.landmarks[t % 16] for t in range(40)])
     composition = vid2vid.compose_on_reference(predicted, track, fps=30)
-    frames = list(predict.preview_frames(composition, track, panel=128))
+    export = vid2vid.export_composition(tmp_path / "v_face", "s", composition, track)
+    frames = list(predict.preview_frames(export, panel=128))
     assert len(frames) == 40 and frames[0].shape == (128, 256, 3)
-    box = edgemap.crop_box(composition.landmarks[0], track.size)
     i = 30  # a ping-pong revisit, served from the cache
-    direct = edgemap.draw_edge_map(composition.landmarks[i], track.size,
-                                   frame=track.image(int(composition.reference_index[i])))  # fmt: skip
-    assert np.array_equal(frames[i][:, 128:, 0], edgemap.crop_and_resize(direct, box, 128))
+    image = np.asarray(Image.open(export.image_path(i)).convert("RGB"))
+    seen = edgemap.generator_input(vid2vid.read_keypoint_file(vid2vid.sequence_frames(
+        tmp_path / "v_face", "s")[i]), export.canvas.size, export.crop_box, frame=image)  # fmt: skip
+    expected = cv2.resize(seen.edges, (128, 128), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(frames[i][:, 128:, 0], expected)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from test_edgemap_faces import synthetic_face
@@ -12,14 +14,15 @@ def _faces(n: int, **kwargs) -> np.ndarray:
     return np.stack([synthetic_face(**kwargs) for _ in range(n)])
 
 
-def _export(tmp_path, n=4, seq="clip"):
+def _export(root, n=4, seq="clip"):
     lm = _faces(n, mouth_open=0.05) + np.random.default_rng(0).uniform(-0.4, 0.4, (n, 68, 2))
     frame = np.full((512, 512, 3), 120, np.uint8)
-    vid2vid.export_sequence(tmp_path, seq, lm, lambda i: frame)
+    vid2vid.export_sequence(root, seq, lm, lambda i: frame)
     return lm
 
 
 def test_export_round_trip(tmp_path):
+    tmp_path = tmp_path / vid2vid.EXPORT_DIR  # 'face' in the path: vid2vid's --use_single_G
     lm = _export(tmp_path)
     kp_dir, img_dir = vid2vid.keypoint_dirs(tmp_path)
     files = sorted((kp_dir / "clip").iterdir())
@@ -37,9 +40,12 @@ def test_export_round_trip(tmp_path):
     assert files[2].read_text() == buffer.getvalue()
     assert vid2vid.check_vid2vid_tree(tmp_path) == []
     # a shorter re-export trims the old tail, the trees stay in step
-    vid2vid.export_sequence(tmp_path, "clip", lm[:2], lambda i: np.zeros((512, 512, 3), np.uint8))
-    assert len(list((kp_dir / "clip").iterdir())) == len(list((img_dir / "clip").iterdir())) == 2
+    vid2vid.export_sequence(tmp_path, "clip", lm[:3], lambda i: np.zeros((512, 512, 3), np.uint8))
+    assert len(list((kp_dir / "clip").iterdir())) == len(list((img_dir / "clip").iterdir())) == 3
     assert vid2vid.check_vid2vid_tree(tmp_path) == []
+    # vid2vid writes frames 2..N-1: fewer than 3 frames give it nothing to do
+    vid2vid.export_sequence(tmp_path, "clip", lm[:2], lambda i: np.zeros((512, 512, 3), np.uint8))
+    assert any("needs at least 3" in p for p in vid2vid.check_vid2vid_tree(tmp_path))
 
 
 def test_export_refuses_missing_points(tmp_path):
@@ -50,6 +56,7 @@ def test_export_refuses_missing_points(tmp_path):
 
 
 def test_check_catches_broken_trees(tmp_path):
+    tmp_path = tmp_path / vid2vid.EXPORT_DIR
     _export(tmp_path)
     kp_dir, img_dir = (d / "clip" for d in vid2vid.keypoint_dirs(tmp_path))
 
@@ -71,21 +78,50 @@ def test_check_catches_broken_trees(tmp_path):
     assert len(problems) == 1 and "67 rows" in problems[0]
 
     _export(tmp_path)
-    (img_dir.parent / "other").mkdir()
+    (img_dir.parent / "other").mkdir()  # an empty folder: vid2vid skips it
+    assert vid2vid.check_vid2vid_tree(tmp_path) == []
+    (img_dir.parent / "other" / "00000.png").write_bytes(b"")  # now it is a sequence
     assert any("sequence folders differ" in p for p in vid2vid.check_vid2vid_tree(tmp_path))
-    (img_dir.parent / "other").rmdir()
+    shutil.rmtree(img_dir.parent / "other")
 
     (img_dir / "00000.jpg").write_bytes(b"not a jpeg")
     assert any("not readable" in p for p in vid2vid.check_vid2vid_tree(tmp_path))
 
+    # vid2vid counts every file ending in one of its extensions, hidden ones included
+    _export(tmp_path)
+    (img_dir / ".00001.jpg.x1y2.jpg").write_bytes((img_dir / "00001.jpg").read_bytes())
+    assert any("4 keypoint files but 5 images" in p for p in vid2vid.check_vid2vid_tree(tmp_path))
+    _export(tmp_path)  # an export clears an interrupted run's leftovers
+    assert vid2vid.check_vid2vid_tree(tmp_path) == []
+
     assert any("missing" in p for p in vid2vid.check_vid2vid_tree(tmp_path / "nothing"))
+
+
+def test_check_wants_the_dataroot_single_g_needs(tmp_path):  # no 'face' in tmp_path
+    # vid2vid's --use_single_G loads its face first-frame generator only when 'face' is in
+    # --dataroot, and Cityscapes' when 'City' is
+    _export(tmp_path / "plain")
+    assert any("'face'" in p for p in vid2vid.check_vid2vid_tree(tmp_path / "plain"))
+    _export(tmp_path / "City" / "x_face")
+    assert any("Cityscapes" in p for p in vid2vid.check_vid2vid_tree(tmp_path / "City" / "x_face"))
 
 
 def test_test_command_covers_every_frame(tmp_path, capsys):
     command = vid2vid.vid2vid_test_command(tmp_path, 1234)
     assert "--how_many 1234" in command and "--dataset_mode face" in command
     assert "--input_nc 15" in command and f"--dataroot {tmp_path.resolve()}/" in command
+    assert "--loadSize 512 --use_single_G" in command
     assert command in capsys.readouterr().out
+
+
+def test_mux_command_starts_the_speech_at_frame_two(tmp_path):
+    speech = tmp_path / "my speech.wav"
+    command = vid2vid.mux_command("seq", speech, 30000 / 1001)
+    assert "-framerate 30000/1001 -start_number 2" in command
+    assert "results/edge2face_512/test_latest/seq/fake_B_%05d.jpg" in command
+    assert "-ss 0.066733 -i" in command  # 2 frames of 1001/30000 s: no 2-frame lead
+    assert f"'{speech.resolve()}'" in command  # quoted for the shell
+    assert "-ss 0.080000" in vid2vid.mux_command("seq", speech, 25)
 
 
 def test_pingpong_indices():
@@ -189,8 +225,8 @@ def test_reference_track_from_extraction_npz(tmp_path):
     assert np.isnan(loaded.landmarks[2]).all() and np.isfinite(loaded.landmarks[3]).all()
     assert loaded.image(3).shape == (480, 640, 3)
     result = vid2vid.compose_on_reference(loaded.landmarks[[0, 1, 3]], loaded, fps=30)
-    vid2vid.export_composition(tmp_path / "out", "seq", result, loaded)
-    assert vid2vid.check_vid2vid_tree(tmp_path / "out") == []
+    vid2vid.export_composition(tmp_path / "out_face", "seq", result, loaded)
+    assert vid2vid.check_vid2vid_tree(tmp_path / "out_face") == []
     (frames / "00006.jpg").unlink()
     with pytest.raises(ValueError, match="5 frame images for 6 frames"):
         vid2vid.load_reference_track(tmp_path / "ref.npz", frames)

@@ -7,7 +7,11 @@ the jaw, splits every face part into 3-point pieces, fits each with a quadratic 
 draws them 2 px wide at full frame resolution, adds one distance map per edge (14) and
 Canny edges of the real frame outside the face, then crops a square around the face and
 resizes it to ``--loadSize``. Every step is mirrored here (see
-``docs/../shared/reference/vid2vid-face-format.md``).
+``../shared/reference/vid2vid-face-format.md``), the crop included exactly as vid2vid
+takes it: numpy arrays (edge map, part labels) are cut by plain slicing, so a crop box
+that starts left of or above the frame yields a small bottom-right corner stretched to
+the generator's size, while PIL images (the real frame, the distance maps) are cut with
+black padding (:func:`generator_input`).
 
 Coordinates are pixels in the full frame, ``(68, 2)`` as ``x, y``. ``size`` is
 ``(width, height)``. Points are rounded to integers first, exactly as the exported
@@ -104,10 +108,14 @@ def fit_piece(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | N
     """One 2- or 3-point piece as vid2vid's ``interpPoints`` draws it: integer curve pixels
     ``(xs, ys)`` (read-only arrays), or None when the piece is dropped (quadratic with
     |a| > 1)."""
-    return _fit_piece(
+    curve = _fit_piece(
         tuple(float(v) for v in np.asarray(x).ravel()),
         tuple(float(v) for v in np.asarray(y).ravel()),
     )
+    return None if curve is _FIT_FAILED else curve
+
+
+_FIT_FAILED = "fit failed"  # where vid2vid's curve_fit raises (and its data loader dies)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -119,9 +127,11 @@ def _fit_piece(x_key: tuple[float, ...], y_key: tuple[float, ...]):
     if np.abs(np.diff(x)).max() < np.abs(np.diff(y)).max():
         # Taller than wide: fit x as a function of y.
         swapped = _fit_piece(y_key, x_key)
-        return None if swapped is None else (swapped[1], swapped[0])
+        return swapped if swapped is None or swapped is _FIT_FAILED else (swapped[1], swapped[0])
     coef = _solve_quadratic(x, y)
-    if coef is None or (len(x) >= 3 and abs(coef[0]) > 1):
+    if coef is None:
+        return _FIT_FAILED
+    if len(x) >= 3 and abs(coef[0]) > 1:
         return None
     if x[0] > x[-1]:
         x, y = x[::-1], y[::-1]
@@ -132,6 +142,21 @@ def _fit_piece(x_key: tuple[float, ...], y_key: tuple[float, ...]):
     for array in curve:
         array.setflags(write=False)
     return curve
+
+
+def fit_failures(lm68: np.ndarray) -> list[str]:
+    """Pieces whose curve fit does not converge, as ``edge: points``: vid2vid's
+    ``curve_fit`` raises there and its test run stops (none on ordinary faces)."""
+    points = with_forehead(lm68)
+    failed = []
+    for name, edge in zip(edge_names(), (e for _, _, es in FACE_PARTS for e in es), strict=True):
+        for piece in edge_pieces(edge):
+            xy = points[list(piece)]
+            if np.isfinite(xy).all():
+                key = (tuple(map(float, xy[:, 0])), tuple(map(float, xy[:, 1])))
+                if _fit_piece(*key) is _FIT_FAILED:
+                    failed.append(f"{name}: points {list(piece)}")
+    return failed
 
 
 def edge_pieces(edge: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -182,8 +207,9 @@ def part_labels(lm68: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def canny_edges(
     frame: np.ndarray, box: tuple[int, int, int, int] | None = None, margin: int = 16
 ) -> np.ndarray:
-    """(H, W) bool: scikit-image Canny (default sigma and thresholds) of the grey frame,
-    as vid2vid computes it. Depends on the frame only, so callers may cache it.
+    """(H, W) bool: scikit-image Canny (default sigma and thresholds) of the frame in
+    PIL's grey (``convert('L')``), as vid2vid computes it. Depends on the frame only, so
+    callers may cache it.
 
     ``box``: only the part of the frame inside this crop is wanted (a preview): Canny
     runs on the box plus ``margin`` pixels and is zero elsewhere. Inside the box this
@@ -192,7 +218,7 @@ def canny_edges(
     """
     from skimage import feature
 
-    gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    gray = frame if frame.ndim == 2 else pil_gray(frame)
     if box is None:
         return feature.canny(gray)
     h, w = gray.shape
@@ -206,6 +232,13 @@ def canny_edges(
         bx1, by1 = min(box[2], w) - x0, min(box[3], h) - y0
         edges[by0 + y0 : by1 + y0, bx0 + x0 : bx1 + x0] = region[by0:by1, bx0:bx1]
     return edges
+
+
+def pil_gray(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 grey exactly as PIL's ``convert('L')`` (ITU-R 601 luma, rounded)."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).convert("L"))
 
 
 def background_edges(
@@ -235,7 +268,8 @@ def render_edge_map(
 
     ``frame`` (RGB or gray, same size) adds its Canny edges outside the face, as vid2vid
     does at test time with the reference image (``frame_edges``: its cached
-    :func:`canny_edges`).
+    :func:`canny_edges`). vid2vid adds them with ``+=`` on uint8, so a face-edge pixel
+    that is also a background edge wraps to 254: kept here.
     """
     width, height = int(size[0]), int(size[1])
     if width <= 0 or height <= 0:
@@ -258,7 +292,7 @@ def render_edge_map(
                 f"reference frame is {frame.shape[1]}x{frame.shape[0]}, keypoint canvas is "
                 f"{width}x{height}"
             )
-        edges = np.maximum(edges, background_edges(frame, labels, frame_edges))
+        edges = edges + background_edges(frame, labels, frame_edges)  # uint8 wrap, as vid2vid
     return EdgeMap(edges=edges, distance_maps=dists, labels=labels)
 
 
@@ -279,11 +313,14 @@ def distance_maps(lm68: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def crop_box(lm68: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """vid2vid's face crop ``(x0, y0, x1, y1)`` from one frame's 68 points.
+    """vid2vid's face crop ``(x0, y0, x1, y1)`` from one frame's 68 points, exactly as its
+    ``FaceDataset.get_crop_coords`` computes it (float floor divisions, ``int()``).
 
     Centre x = midpoint of min/max x, centre y = ``(3*min_y + max_y) / 4``, square side
-    ``2.5 * (max_x - min_x)``, shifted to stay inside the frame where it fits. vid2vid
-    computes it once on the first test frame and reuses it for the whole sequence.
+    ``2.5 * (max_x - min_x)``, shifted to end inside the frame. When the square is larger
+    than the frame it still ends at the frame's right/bottom edge and so starts at a
+    negative coordinate (see :func:`crop_fits`). vid2vid computes it once, on the first
+    frame of the first test sequence, and reuses it for every frame of every sequence.
     """
     points = quantize(_check_points(lm68))
     if not np.isfinite(points).all():
@@ -299,6 +336,123 @@ def crop_box(lm68: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, in
     return int(xc - side // 2), int(yc - side // 2), int(xc + side // 2), int(yc + side // 2)
 
 
+_FAR = 1 << 20  # an integer shift that puts any face far inside a huge frame
+
+
+def free_crop_box(lm68: np.ndarray) -> tuple[int, int, int, int]:
+    """vid2vid's crop box for these points in a frame large enough around them that no
+    shift applies (the box wherever it falls, negative coordinates included)."""
+    x0, y0, x1, y1 = crop_box(quantize(_check_points(lm68)) + _FAR, (2 * _FAR, 2 * _FAR))
+    return x0 - _FAR, y0 - _FAR, x1 - _FAR, y1 - _FAR
+
+
+def crop_fits(box: tuple[int, int, int, int], size: tuple[int, int]) -> bool:
+    """True when the box lies inside the frame and is not empty: only then do numpy
+    slicing and PIL cropping cut the same region (vid2vid uses both)."""
+    x0, y0, x1, y1 = box
+    return 0 <= x0 < x1 <= size[0] and 0 <= y0 < y1 <= size[1]
+
+
+def numpy_crop(array: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """vid2vid's ``crop`` of a numpy array: ``array[y0:y1, x0:x1]``, plain slicing. A
+    negative start counts from the end, so an overflowing box gives a corner."""
+    x0, y0, x1, y1 = box
+    return array[y0:y1, x0:x1]
+
+
+def pil_crop(array: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """vid2vid's ``crop`` of a PIL image: ``Image.crop(box)``, black outside the frame."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.ascontiguousarray(array)).crop(tuple(box)))
+
+
+def generator_size(crop_size: tuple[int, int], load_size: int = DEFAULT_LOAD_SIZE):
+    """(width, height) vid2vid resizes a crop of ``crop_size`` to, with its default
+    ``--resize_or_crop scaleWidth``: width ``load_size``, height in proportion, each
+    rounded to a multiple of 4 and then of 32 (``get_img_params``); 512x512 for its
+    square face crops at ``--loadSize 512``."""
+    width, height = crop_size
+    if width <= 0 or height <= 0:
+        raise ValueError(f"empty crop {crop_size}: vid2vid cannot resize it")
+    new_w, new_h = load_size, load_size * height // width
+    new_w, new_h = int(round(new_w / 4)) * 4, int(round(new_h / 4)) * 4
+    return int(round(new_w / 32.0) * 32), int(round(new_h / 32.0) * 32)
+
+
+def pil_resize(array: np.ndarray, size: tuple[int, int], method: str = "bilinear") -> np.ndarray:
+    """PIL's ``resize`` (vid2vid's ``__scale_image``): ``bilinear`` for the edge and
+    distance maps, ``nearest`` for part labels, ``bicubic`` for the real frame."""
+    from PIL import Image
+
+    resample = {"bilinear": Image.BILINEAR, "nearest": Image.NEAREST, "bicubic": Image.BICUBIC}
+    image = Image.fromarray(np.ascontiguousarray(array))
+    return np.asarray(image.resize(tuple(int(v) for v in size), resample[method]))
+
+
+@dataclass
+class GeneratorInput:
+    """One frame as vid2vid's face dataset hands it to the generator (uint8, 0-255
+    before its ``ToTensor``): cropped with the sequence's box and resized."""
+
+    edges: np.ndarray  # (h, w) edge channel: face edges + Canny background, numpy-cropped
+    distance_maps: np.ndarray | None  # (14, h, w), PIL-cropped (black padding)
+    labels: np.ndarray  # (h, w) face-part labels, numpy-cropped, nearest resize
+    image: np.ndarray | None  # (h, w, 3) real frame, PIL-cropped, bicubic resize
+
+
+def generator_input(
+    lm68: np.ndarray,
+    size: tuple[int, int],
+    box: tuple[int, int, int, int] | None = None,
+    frame: np.ndarray | None = None,
+    load_size: int = DEFAULT_LOAD_SIZE,
+    distance_maps: bool = False,
+    frame_edges: np.ndarray | None = None,
+) -> GeneratorInput:
+    """What vid2vid's generator gets for one keypoint frame, reproduced step by step.
+
+    ``box``: the sequence's crop (vid2vid's, set on the first frame; default this frame's
+    own). ``frame``: the exported real frame (RGB, ``size``), which adds its Canny edges
+    and is the first frames' appearance; None draws the face alone. As in vid2vid, the
+    edge map and labels are cut by numpy slicing and the distance maps and real frame by
+    PIL, all resized to :func:`generator_size` of the PIL crop.
+    """
+    box = crop_box(lm68, size) if box is None else tuple(int(v) for v in box)
+    out_size = generator_size((box[2] - box[0], box[3] - box[1]), load_size)
+    full = render_edge_map(lm68, size, frame=frame, distance_maps=distance_maps,
+                           frame_edges=frame_edges)  # fmt: skip
+    edges = numpy_crop(full.edges, box)
+    labels = numpy_crop(full.labels, box)
+    if edges.size == 0:
+        raise ValueError(f"crop box {box} leaves nothing of the {size[0]}x{size[1]} frame")
+    dists = None
+    if full.distance_maps is not None:
+        dists = np.stack([pil_resize(pil_crop(d, box), out_size) for d in full.distance_maps])
+    image = None
+    if frame is not None:
+        image = pil_resize(pil_crop(np.asarray(frame, np.uint8), box), out_size, "bicubic")
+    return GeneratorInput(
+        edges=pil_resize(edges, out_size),
+        distance_maps=dists,
+        labels=pil_resize(labels, out_size, "nearest"),
+        image=image,
+    )
+
+
+def generator_view(
+    lm68: np.ndarray,
+    size: tuple[int, int],
+    box: tuple[int, int, int, int] | None = None,
+    frame: np.ndarray | None = None,
+    load_size: int = DEFAULT_LOAD_SIZE,
+    frame_edges: np.ndarray | None = None,
+) -> np.ndarray:
+    """(h, w) uint8: the edge channel exactly as vid2vid's generator gets it
+    (:func:`generator_input`), numpy slicing of an overflowing box included."""
+    return generator_input(lm68, size, box, frame, load_size, frame_edges=frame_edges).edges
+
+
 def first_complete_frame(landmarks: np.ndarray) -> int:
     """Index of the first frame with all 68 points present (where vid2vid's crop is set)."""
     complete = np.isfinite(np.asarray(landmarks)).all(axis=(1, 2))
@@ -308,26 +462,76 @@ def first_complete_frame(landmarks: np.ndarray) -> int:
 
 
 def crop_and_resize(
-    image: np.ndarray, box: tuple[int, int, int, int], load_size: int = DEFAULT_LOAD_SIZE
+    image: np.ndarray, box: tuple[int, int, int, int], size: int = DEFAULT_LOAD_SIZE
 ) -> np.ndarray:
-    """Crop like vid2vid (PIL crop pads outside the frame with black) and resize bilinearly."""
+    """A display view: the box (black outside the frame) resized bilinearly to a
+    ``size`` square. For what the generator gets, use :func:`generator_input`."""
     x0, y0, x1, y1 = box
     h, w = image.shape[:2]
     out = np.zeros((y1 - y0, x1 - x0, *image.shape[2:]), image.dtype)
     sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if sx1 > sx0 and sy1 > sy0:
         out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
-    return cv2.resize(out, (load_size, load_size), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(out, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
-def generator_view(
-    lm68: np.ndarray,
-    size: tuple[int, int],
-    box: tuple[int, int, int, int] | None = None,
-    frame: np.ndarray | None = None,
-    load_size: int = DEFAULT_LOAD_SIZE,
-) -> np.ndarray:
-    """(load_size, load_size) uint8: the edge-map channel exactly as vid2vid's generator
-    gets it (cropped with ``box``, default this frame's own crop, and resized)."""
-    box = crop_box(lm68, size) if box is None else box
-    return crop_and_resize(draw_edge_map(lm68, size, frame=frame), box, load_size)
+# ------------------------------------------------------------------ face edges vs the crop
+
+
+def edge_pixels(lm68: np.ndarray) -> list[np.ndarray]:
+    """For each of the 14 edges, the (n, 2) integer ``x, y`` pixels vid2vid's brush sets,
+    on an unbounded canvas (before any clipping to the frame)."""
+    pixels = []
+    for curves in edge_curves(lm68):
+        xy = [np.zeros((0, 2), np.int64)]
+        for xs, ys in curves:
+            for dy in range(-LINE_HALF_WIDTH, LINE_HALF_WIDTH):
+                for dx in range(-LINE_HALF_WIDTH, LINE_HALF_WIDTH):
+                    xy.append(np.c_[xs + dx, ys + dy])
+        pixels.append(np.unique(np.concatenate(xy), axis=0))
+    return pixels
+
+
+def edge_names() -> list[str]:
+    """Names of the 14 edges in distance-map order, e.g. ``mouth[1]``."""
+    return [f"{name}[{k}]" for name, _, edges in FACE_PARTS for k in range(len(edges))]
+
+
+@dataclass
+class CropReach:
+    """How much of one frame's face edges reach the generator's edge channel."""
+
+    total: int  # face-edge pixels on an unbounded canvas
+    reached: int  # of those, inside the frame and the crop, with the crop where it belongs
+    outside_frame: int  # clipped by vid2vid's brush onto the frame border (smeared)
+    outside_crop: int  # inside the frame but cut off by the crop
+    empty_edges: list[str]  # edges that draw nothing (their distance map is blank)
+
+    @property
+    def share(self) -> float:
+        return self.reached / self.total if self.total else 0.0
+
+
+def crop_reach(
+    lm68: np.ndarray, size: tuple[int, int], box: tuple[int, int, int, int]
+) -> CropReach:
+    """Count one frame's face-edge pixels against the frame and the sequence's crop box.
+
+    A pixel reaches the generator when it lies inside the frame and inside the box and
+    the box fits the frame; when it does not fit, numpy slicing stretches a corner of the
+    edge map instead and nothing arrives where the real frame's crop puts it (0)."""
+    width, height = size
+    x0, y0, x1, y1 = box
+    fits = crop_fits(box, size)
+    per_edge = edge_pixels(lm68)
+    total = reached = outside_frame = outside_crop = 0
+    for xy in per_edge:
+        in_frame = (xy[:, 0] >= 0) & (xy[:, 0] < width) & (xy[:, 1] >= 0) & (xy[:, 1] < height)
+        in_box = (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
+        total += len(xy)
+        outside_frame += int((~in_frame).sum())
+        outside_crop += int((in_frame & ~in_box).sum())
+        if fits:
+            reached += int((in_frame & in_box).sum())
+    empty = [name for name, xy in zip(edge_names(), per_edge, strict=True) if not len(xy)]
+    return CropReach(total, reached, outside_frame, outside_crop, empty)

@@ -8,9 +8,11 @@
 3. The predicted mouth/jaw motion is composed onto a real reference head track
    (``wav2kp.vid2vid.compose_on_reference``): a reference video (extracted here), else a
    reference clip of the demo corpus, else a neutral face on a plain canvas (frozen).
-4. Written to ``out_dir``: ``keypoints.npz``, ``keypoints.csv``, ``vid2vid/`` (checked),
-   ``preview.mp4`` (reference frame | vid2vid edge map, with the speech), ``predict.json``.
-   A re-run with the same inputs returns the earlier result.
+4. Written to ``out_dir``: ``keypoints.npz``, ``keypoints.csv`` (reference pixels; the npz
+   also holds the vid2vid frames' points and the mapping between the two),
+   ``vid2vid_face/`` (on a canvas where vid2vid's crop fits; checked frame by frame),
+   ``preview.mp4`` (what vid2vid's generator gets: real frame | edge channel, with the
+   speech), ``predict.json``. A re-run with the same inputs returns the earlier result.
 """
 
 from __future__ import annotations
@@ -381,56 +383,62 @@ def choose_handoff_clips(
 # --------------------------------------------------------------------------- preview
 
 
-class _CannyCache:
-    """Canny edges per reference frame, bit-packed, within a memory budget: a ping-ponged
-    reference revisits its frames, and Canny is most of a preview frame's cost."""
+class _FrameCache:
+    """Exported frames and their Canny edges per reference frame, within a memory
+    budget: a ping-ponged reference revisits its frames, and decoding + Canny are most of
+    a preview frame's cost."""
 
     def __init__(self, budget_bytes: int = 256 << 20) -> None:
         self.budget = budget_bytes
         self.used = 0
-        self.packed: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
+        self.items: dict = {}
 
-    def get(self, index: int, frame: np.ndarray, box=None) -> np.ndarray:
+    def get(self, key, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        from PIL import Image
+
         from wav2kp.edgemap import canny_edges
 
-        if index in self.packed:
-            bits, shape = self.packed[index]
-            return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
-        edges = canny_edges(frame, box)
-        bits = np.packbits(edges)
-        if self.used + bits.nbytes <= self.budget:
-            self.packed[index] = (bits, edges.shape)
-            self.used += bits.nbytes
-        return edges
+        if key in self.items:
+            return self.items[key]
+        rgb = np.asarray(Image.open(path).convert("RGB"))  # decoded as vid2vid does (PIL)
+        item = (rgb, canny_edges(rgb))
+        if self.used + rgb.nbytes + item[1].nbytes <= self.budget:
+            self.items[key] = item
+            self.used += rgb.nbytes + item[1].nbytes
+        return item
 
 
-def preview_frames(composition, reference, panel: int = PREVIEW_PANEL, with_reference=True):
-    """RGB frames: [reference frame with keypoints |] vid2vid's edge map (Canny background
-    from the reference frame included), both cropped with vid2vid's face box."""
+def preview_frames(export: vid2vid.Vid2vidExport, panel: int = PREVIEW_PANEL, with_reference=True):
+    """RGB frames read back from the exported vid2vid folder: [the real frame with the
+    keypoints |] the edge channel, both exactly as vid2vid's generator gets them
+    (``wav2kp.edgemap.generator_input``: its crop, set on the first frame, and resize)."""
+    import cv2
+
     from wav2kp import edgemap
     from wav2kp.explorer import draw_keypoints
 
-    landmarks = composition.landmarks
-    box = edgemap.crop_box(landmarks[0], reference.size)
-    cache = _CannyCache()
-    for i, points in enumerate(landmarks):
-        ref_index = int(composition.reference_index[i])
-        frame = reference.image(ref_index)
-        edges = edgemap.draw_edge_map(
-            points, reference.size, frame=frame, frame_edges=cache.get(ref_index, frame, box)
-        )
-        edge_panel = np.repeat(edgemap.crop_and_resize(edges, box, panel)[..., None], 3, axis=2)
+    box = export.crop_box
+    size = export.canvas.size
+    cache = _FrameCache()
+    for i, points in enumerate(export.landmarks):
+        frame, frame_edges = cache.get(export.frame_keys[i], export.image_path(i))
+        seen = edgemap.generator_input(points, size, box, frame=frame, frame_edges=frame_edges,
+                                       load_size=export.canvas.load_size)  # fmt: skip
+        edge_panel = cv2.resize(seen.edges, (panel, panel), interpolation=cv2.INTER_AREA)
+        edge_panel = np.repeat(edge_panel[..., None], 3, axis=2)
         if not with_reference:
             yield edge_panel
             continue
-        shown = draw_keypoints(frame.copy(), points, (80, 255, 120), radius=2)
-        yield np.hstack([edgemap.crop_and_resize(shown, box, panel), edge_panel])
+        real = cv2.resize(seen.image, (panel, panel), interpolation=cv2.INTER_AREA)
+        scale = panel / (box[2] - box[0])
+        shown = draw_keypoints(real.copy(), (points - box[:2]) * scale, (80, 255, 120), radius=2)
+        yield np.hstack([shown, edge_panel])
 
 
-def write_preview(path, composition, reference, audio, sample_rate, fps, with_reference=True):
+def write_preview(path, export, audio, sample_rate, fps, with_reference=True):
     from wav2kp.media.encode import write_video
 
-    frames = preview_frames(composition, reference, with_reference=with_reference)
+    frames = preview_frames(export, with_reference=with_reference)
     return write_video(path, frames, fps=fps, audio=audio, sample_rate=sample_rate)
 
 
@@ -536,29 +544,30 @@ def predict_file(
     sequence = opts.sequence or speech_path.stem
     files = {"keypoints_npz": "keypoints.npz", "keypoints_csv": "keypoints.csv"}
     landmarks = composition.landmarks.astype(np.float32)
-    write_npz(
-        out_dir / files["keypoints_npz"],
-        times=times,
-        landmarks=landmarks,
-        landmarks_int=np.rint(landmarks).astype(np.int32),
-        predicted=predicted,
-        reference_index=composition.reference_index,
-        reference_missing=composition.reference_missing,
-        fps=np.float64(opts.fps),
-        width=np.int32(reference_track.size[0]),
-        height=np.int32(reference_track.size[1]),
-    )
-    write_csv(out_dir / files["keypoints_csv"], keypoints_table(times, landmarks))
-    vid2vid_root = out_dir / "vid2vid"
+    vid2vid_root = out_dir / vid2vid.EXPORT_DIR
     # vid2vid sets its face crop on the first sequence and reuses it for all: a folder
     # must not mix sequences of different heads, so an earlier run's sequence goes.
     for tree in vid2vid.keypoint_dirs(vid2vid_root):
         for old in tree.glob("*"):
             if old.is_dir() and old.name != sequence:
                 shutil.rmtree(old)
-    n_frames = vid2vid.export_composition(vid2vid_root, sequence, composition, reference_track)
-    files["vid2vid"] = "vid2vid"
-    problems = vid2vid.check_vid2vid_tree(vid2vid_root)
+    export = vid2vid.export_composition(vid2vid_root, sequence, composition, reference_track)
+    n_frames = export.n_frames
+    files["vid2vid"] = vid2vid.EXPORT_DIR
+    handoff = vid2vid.handoff_summary(export, opts.fps, speech_path)
+    write_npz(
+        out_dir / files["keypoints_npz"],
+        times=times,
+        landmarks=landmarks,
+        predicted=predicted,
+        reference_index=composition.reference_index,
+        reference_missing=composition.reference_missing,
+        fps=np.float64(opts.fps),
+        width=np.int32(reference_track.size[0]),
+        height=np.int32(reference_track.size[1]),
+        **export.npz_fields(),
+    )
+    write_csv(out_dir / files["keypoints_csv"], keypoints_table(times, landmarks))
     export_seconds = time.perf_counter() - model_started
 
     if opts.preview:
@@ -566,7 +575,7 @@ def predict_file(
 
         audio, audio_rate = load_audio(speech_path, sample_rate=None, mono=False)
         write_preview(
-            out_dir / "preview.mp4", composition, reference_track, audio, audio_rate, opts.fps,
+            out_dir / "preview.mp4", export, audio, audio_rate, opts.fps,
             opts.preview_with_reference,
         )  # fmt: skip
         files["preview"] = "preview.mp4"
@@ -583,8 +592,12 @@ def predict_file(
         "audio_seconds": duration,
         "frame_size": list(reference_track.size),
         "reference_frames_interpolated": int(composition.reference_missing.sum()),
-        "vid2vid_problems": problems,
-        "vid2vid_command": vid2vid.vid2vid_test_command(vid2vid_root, n_frames),
+        "vid2vid_problems": handoff["problems"],
+        "vid2vid_command": handoff["test_command"],
+        "vid2vid": handoff,
+        "coordinates": "keypoints.npz 'landmarks' and keypoints.csv: the reference's own "
+        "pixels; vid2vid files and 'vid2vid_landmarks': the exported frames' pixels, "
+        "x = x_ref * vid2vid_scale + vid2vid_offset[0] (y alike)",
         "reference_seconds": model_started - reference_started,
         "predict_seconds": predict_seconds,
         "export_seconds": export_seconds,
@@ -661,4 +674,7 @@ def run_cli(args: argparse.Namespace) -> int:
           f"{summary['realtime_factor_total']:.1f}x real time -> {args.out}")  # fmt: skip
     for problem in summary["vid2vid_problems"]:
         print(f"vid2vid folder problem: {problem}")
+    handoff = summary["vid2vid"]
+    print(f"vid2vid: {handoff['test_command']}")
+    print(f"  writes {handoff['output_files']}; speech on it: {handoff['mux_command']}")
     return 0 if not summary["vid2vid_problems"] else 1
