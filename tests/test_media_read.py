@@ -379,3 +379,44 @@ def test_closing_early_stops_the_decoding_thread(tmp_path):
     assert not [t for t in threading.enumerate() if t.name == "wav2kp-decode"]
     assert sorted(read_frames_at(path, [3, 1])) == [1, 3]
     assert not [t for t in threading.enumerate() if t.name == "wav2kp-decode"]
+
+
+def audio_and_video(path, video_s: float, audio_s: float, audio_delay: float = 0.0):
+    """A clip whose video lasts ``video_s`` and whose audio (a beep every second, from its
+    own start) lasts ``audio_s`` and starts ``audio_delay`` s after the video."""
+    subprocess.run(
+        [FFMPEG, "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", f"color=black:s=64x48:r=25:d={video_s},"
+         "drawbox=c=white:t=fill:enable='lt(mod(t,1),0.039)'",
+         "-f", "lavfi", "-i",
+         f"aevalsrc='0.8*sin(2*PI*1000*t)*lt(mod(t,1),0.1)':s=16000:d={audio_s}",
+         "-af", f"asetpts=PTS+{audio_delay}/TB",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize(
+    "video_s,audio_s,delay", [(1.0, 3.0, 0.0), (3.0, 1.2, 0.0), (3.0, 1.0, 1.0), (2.0, 2.0, 0.0)]
+)
+def test_audio_longer_or_shorter_than_the_video(tmp_path, video_s, audio_s, delay):
+    """Both streams' spans are reported (extraction words the warning from them), and
+    nothing is cut or stretched: every frame and sample stays on the one timeline."""
+    path = audio_and_video(tmp_path / "clip.mp4", video_s, audio_s, delay)
+    info = probe(path)
+    assert info.video_start == pytest.approx(0.0, abs=1e-6)
+    assert info.video_end == pytest.approx(video_s, abs=0.05)
+    # (an audio stream's start includes AAC's encoder delay: 64 ms at 16 kHz)
+    assert info.audio_start == pytest.approx(delay, abs=0.07)
+    assert info.audio_end == pytest.approx(audio_s + delay, abs=0.05)
+    times = read_frame_times(path)
+    assert len(times) == round(video_s * 25)
+    rate, _ = extract_audio_pcm(path, tmp_path / "a.wav", info=info)
+    audio, _ = sf.read(tmp_path / "a.wav", always_2d=True)
+    assert len(audio) / rate == pytest.approx(audio_s + delay, abs=0.05)
+    # the beeps sit on the seconds of the shared timeline, where the flashes are
+    loud = np.convolve(np.abs(audio[:, 0]), np.ones(80) / 80, "same") > 0.25  # 5 ms envelope
+    onsets = np.flatnonzero(np.diff(np.concatenate([[False], loud]).astype(int)) == 1) / rate
+    assert np.allclose(onsets, np.round(onsets), atol=0.01)
+    assert onsets[0] == pytest.approx(delay, abs=0.01)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import imageio_ffmpeg
 import matplotlib
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 from test_baselines import synthetic_corpus
@@ -141,3 +144,86 @@ def test_clip_without_frame_size_gets_a_canvas_around_its_keypoints(fitted):
     clip = replace(clips[0], frame_size=(0, 0))
     frame = next(render.side_by_side_frames(clip, mean_face.predict_landmarks(clip)))
     assert frame.shape == (32 + 256, 3 * 256, 3) and frame[32:, 256:512].max() == 255
+
+
+def first_panel(frame: np.ndarray) -> np.ndarray:
+    return frame[32:, :256]
+
+
+def check_source_video_is_shown(clip, model, video, corpus_dir, monkeypatch):
+    """``evaluate.source_video`` finds ``video`` through the extraction manifest, and the
+    side-by-side video's first panel shows its frames (not the blank grey panel)."""
+    from wav2kp.edgemap import crop_and_resize, crop_box, first_complete_frame
+    from wav2kp.media.decode import iter_frames
+    from wav2kp.paths import CorpusPaths
+
+    monkeypatch.setenv("WAV2KP_DATA", str(corpus_dir))
+    paths = CorpusPaths(clip.clip_id)
+    paths.extracted.mkdir(parents=True)
+    paths.raw.mkdir(parents=True)
+    pd.DataFrame([{"clip_id": clip.clip_id, "file": video.name, "status": "ok"}]).to_csv(
+        paths.extracted / "manifest.csv", index=False
+    )
+    (paths.raw / video.name).symlink_to(video.resolve())
+    (paths.raw / f"{clip.clip_id}.tracks.csv").write_text("frame,time\n")  # not a video
+    found = evaluate.source_video(clip.clip_id, clip)
+    assert found == paths.raw / video.name
+    frames = list(render.side_by_side_frames(clip, model.predict_landmarks(clip),
+                                             render.frames_at_times(found, clip.frame_times)))  # fmt: skip
+    blank = first_panel(next(render.side_by_side_frames(clip, model.predict_landmarks(clip))))
+    assert (blank == 60).all()  # what a missing source gives
+    decoded = dict(iter_frames(found))
+    size = tuple(int(v) for v in clip.frame_size)
+    box = crop_box(clip.landmarks[first_complete_frame(clip.landmarks)], size)
+    for frame, t in zip(frames, clip.frame_times, strict=True):
+        nearest = min(decoded, key=lambda s: abs(s - t))
+        expected = crop_and_resize(decoded[nearest], box, render.PANEL)
+        np.testing.assert_array_equal(first_panel(frame), expected)
+    assert first_panel(frames[0]).std() > 5
+
+
+def clip_on_video_times(clip, times):
+    """The synthetic clip with its frames placed at the video's frame times."""
+    import dataclasses
+
+    n = min(clip.n_frames, len(times))
+    fields = {}
+    for f in dataclasses.fields(clip):
+        value = getattr(clip, f.name)
+        if isinstance(value, np.ndarray) and value.shape[:1] == (clip.n_frames,):
+            value = value[:n]
+        fields[f.name] = value
+    fields["frame_times"] = np.asarray(times[:n], np.float64)
+    return dataclasses.replace(clip, **fields)
+
+
+@pytest.mark.realclips
+def test_side_by_side_shows_a_grid_mpg_source(fitted, tmp_path, monkeypatch, realclips):
+    video = realclips / "grid_s1_bbaf3s.mpg"
+    if not video.is_file():
+        pytest.skip(f"{video} not available")
+    from wav2kp.media.decode import read_frame_times
+
+    (mean_face, _), clips = fitted
+    clip = clip_on_video_times(clips[0], read_frame_times(video))
+    check_source_video_is_shown(clip, mean_face, video, tmp_path / "data", monkeypatch)
+
+
+@pytest.mark.parametrize("suffix,codec", [(".flv", "flv1"), (".vob", "mpeg2video")])
+def test_side_by_side_shows_any_container_ffmpeg_reads(fitted, tmp_path, monkeypatch, suffix,
+                                                       codec):  # fmt: skip
+    from test_extract_videos import FFMPEG, face_frames
+    from wav2kp.media.decode import read_frame_times
+
+    (mean_face, _), clips = fitted
+    size = tuple(int(v) for v in clips[0].frame_size)
+    frames = face_frames(clips[0].n_frames, max(size))[:, : size[1], : size[0]]
+    video = tmp_path / f"source{suffix}"
+    subprocess.run(
+        [FFMPEG, "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+         "-s", f"{size[0]}x{size[1]}", "-r", "25", "-i", "pipe:0", "-c:v", codec, "-q:v", "3",
+         str(video)],
+        input=np.ascontiguousarray(frames).tobytes(), check=True,
+    )  # fmt: skip
+    clip = clip_on_video_times(clips[0], read_frame_times(video))
+    check_source_video_is_shown(clip, mean_face, video, tmp_path / "data", monkeypatch)

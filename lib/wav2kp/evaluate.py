@@ -418,6 +418,7 @@ def refit_rule(predictors: Sequence[KeypointPredictor]) -> tuple[bool, list[str]
 
 def source_video(corpus: str, clip: ClipData) -> Path | None:
     """The clip's original video (extraction manifest ``file``, else ``raw/<clip_id>.*``)."""
+    from wav2kp.media.probe import has_video_stream
     from wav2kp.paths import CorpusPaths
 
     paths = CorpusPaths(corpus)
@@ -430,12 +431,8 @@ def source_video(corpus: str, clip: ClipData) -> Path | None:
             file = Path(rows["file"].iloc[0])
             candidates += [file] if file.is_absolute() else [paths.raw / file, file]
     candidates += sorted(paths.raw.glob(f"{clip.clip_id}.*"))
-    videos = [
-        c
-        for c in candidates
-        if c.is_file() and c.suffix.lower() in {".mp4", ".mov", ".mkv", ".avi", ".webm"}
-    ]
-    return videos[0] if videos else None
+    # any container ffmpeg reads (GRID's .mpg too), judged by its streams, not its suffix
+    return next((c for c in candidates if has_video_stream(c)), None)
 
 
 def choose_video_clips(clips: Sequence[ClipData], count: int, seed: int = 0) -> list[ClipData]:

@@ -18,6 +18,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -360,7 +361,7 @@ def decode_audio(
         steps.append(graph.add("aformat", f"sample_fmts={sample_format}"))
         steps.append(graph.add("abuffersink"))
         graph.link_nodes(*steps).configure()
-        shift, surplus = None, 0
+        shift, surplus = None, 0  # surplus: of the last frame
         if stream.time_base is not None:
             shift = round(origin_us / 1e6 / stream.time_base)
 
@@ -379,11 +380,7 @@ def decode_audio(
                 except av.FFmpegError:
                     continue  # a damaged packet: skip it, as ffmpeg does
                 for frame in frames:
-                    if frame.duration and stream.time_base is not None:
-                        # a last frame longer than its packet says (encoder padding):
-                        # ffmpeg drops the surplus, so do we
-                        declared = round(frame.duration * stream.time_base * frame.sample_rate)
-                        surplus += max(0, frame.samples - declared)
+                    surplus = _padding(frame, stream.time_base)
                     if frame.pts is not None and shift:
                         frame.pts -= shift
                     graph.push(frame)
@@ -400,6 +397,16 @@ def decode_audio(
     if len(samples) == 0:
         raise MediaError(f"{path}: audio stream holds no samples")
     return samples, rate
+
+
+def _padding(frame, time_base) -> int:
+    """Samples of an audio frame beyond its packet's duration: an MP4 edit list ends the
+    last AAC frame early this way (encoder padding), and ffmpeg >= 9's demuxer drops them
+    (PyAV's libavformat 62 only shortens the packet). Trusted only where timestamps
+    resolve single samples (not Matroska's milliseconds)."""
+    if not frame.duration or time_base is None or time_base > Fraction(1, frame.sample_rate):
+        return 0
+    return max(0, frame.samples - round(frame.duration * time_base * frame.sample_rate))
 
 
 def extract_audio_pcm(

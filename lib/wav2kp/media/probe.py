@@ -259,3 +259,19 @@ def _first_frame_upright_ops(container, video, path: Path) -> tuple[str, ...]:
     except av.FFmpegError:
         pass  # undecodable: decoding reports it; the probe stays a probe
     return ()
+
+
+def has_video_stream(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a file libavformat opens with a real video stream, in any
+    container it reads (mp4, mov, mkv, webm, avi, mpg/vob, ts, flv, ...; cover art in an
+    audio file does not count). Never raises: anything unreadable is simply not a video."""
+    import av
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    try:
+        with av.open(str(path), mode="r") as container:
+            return first_video_stream(container) is not None
+    except (av.FFmpegError, OSError, ValueError):
+        return False
