@@ -9,7 +9,11 @@ identical, and CPU and wall milliseconds per decoded frame for each path with th
 Inputs: the demo corpus (``data/raw/demo-tiny`` or ``data/raw/demo``; build it with
 ``wav2kp demo --corpus demo-tiny``), every video in ``../shared/realclips``, and generated
 files: phone video with each display rotation/flip, a MPEG-TS whose audio starts before
-its video, AVI with B-frames, Matroska, WebM. ``--quick``: three demo clips, no repeats.
+its video, AVI with B-frames, Matroska, WebM. Then decoding beside its real consumer:
+every frame of the realclips mp4s handed to the MediaPipe face mesh, both paths (wall
+time there is what extraction sees). ``--quick``: three demo clips, two realclips, one
+tracked clip, no repeats. Wall clock on a busy machine favours the path with more
+threads; CPU seconds (this process and its ffmpeg children) are the robust measure.
 
 The reference functions below (``cli_probe``, ``cli_frames``, ``cli_audio``) are the
 previous implementation, kept here only to be measured against.
@@ -280,6 +284,40 @@ def compare_file(path: Path, repeats: int = 2) -> dict:
     return row
 
 
+def tracking_speed(paths: list[Path], repeats: int) -> dict:
+    """Decoding beside its real consumer: each frame handed to the MediaPipe face mesh (as
+    extraction does), CLI path against PyAV, alternating, in this process. Returns CPU and
+    wall ms per frame of each, and the same-frame check that both fed identical pixels."""
+    from wav2kp.facemesh import FaceMeshTracker
+    from wav2kp.media.decode import iter_frames
+
+    totals = {"cli": [0.0, 0.0], "pyav": [0.0, 0.0]}
+    frames = 0
+    same = True
+    for path in paths:
+        for _ in range(repeats):
+            found = {}
+            for name, source in (("cli", cli_frames), ("pyav", iter_frames)):
+                with FaceMeshTracker(static=False) as tracker:
+                    c0, w0 = _cpu(), time.perf_counter()
+                    points = [tracker.process(rgb) for _, rgb in source(path)]
+                    totals[name][0] += _cpu() - c0
+                    totals[name][1] += time.perf_counter() - w0
+                found[name] = points
+            frames += len(found["cli"])
+            same &= all(
+                (a is None and b is None) or (a is not None and b is not None and (a == b).all())
+                for a, b in zip(found["cli"], found["pyav"], strict=True)
+            )
+    result = {"frames": frames, "identical_keypoints": bool(same)}
+    for name, (cpu, wall) in totals.items():
+        result[f"{name}_cpu_ms"] = 1e3 * cpu / max(1, frames)
+        result[f"{name}_wall_ms"] = 1e3 * wall / max(1, frames)
+    result["cpu_ratio_pyav_vs_cli"] = result["pyav_cpu_ms"] / result["cli_cpu_ms"]
+    result["wall_ratio_pyav_vs_cli"] = result["pyav_wall_ms"] / result["cli_wall_ms"]
+    return result
+
+
 def run(quick: bool = False) -> dict:
     repeats = 1 if quick else 3
     results: dict = {"repeats": repeats, "load_before": os.getloadavg()[0], "groups": {}}
@@ -337,6 +375,20 @@ def run(quick: bool = False) -> dict:
                 flush=True,
             )
             results["groups"][group] = {"summary": summary, "files": rows}
+        tracked = [p for p in groups.get("realclips", []) if p.suffix == ".mp4"]
+        tracked = tracked[:1] if quick else tracked
+        if tracked:
+            speed = tracking_speed(tracked, 1)
+            results["decode_and_track"] = speed
+            print(
+                f"\n-- decoding beside the face mesh ({len(tracked)} realclips, "
+                f"{speed['frames']} frames): CPU ms/frame cli {speed['cli_cpu_ms']:.1f} pyav "
+                f"{speed['pyav_cpu_ms']:.1f} (ratio {speed['cpu_ratio_pyav_vs_cli']:.2f}); "
+                f"wall ms/frame cli {speed['cli_wall_ms']:.1f} pyav {speed['pyav_wall_ms']:.1f} "
+                f"(ratio {speed['wall_ratio_pyav_vs_cli']:.2f}); identical keypoints: "
+                f"{speed['identical_keypoints']}",
+                flush=True,
+            )
     results["load_after"] = os.getloadavg()[0]
     print(
         f"\nload average before/after: {results['load_before']:.1f} / {results['load_after']:.1f}"

@@ -137,9 +137,9 @@ def _decoded_frames(
     threads: int,
     max_side: int | None,
     scale: float | None,
-    convert: bool,
-) -> Iterator[tuple[float, np.ndarray | None]]:
-    """(time, upright RGB or None when ``convert`` is False), decoded in this thread."""
+) -> Iterator[tuple[float, object, tuple[str, ...], FrameScale]]:
+    """(time, decoded ``av.VideoFrame``, the steps that turn it upright, its target size)
+    for every frame, decoded in this thread."""
     import av
 
     with open_container(path) as container:
@@ -187,27 +187,36 @@ def _decoded_frames(
                     target = frame_scale(width, height, max_side, scale)
                     log.scale = target
                 count += 1
-                if not convert:
-                    yield time, None
-                    continue
-                assert target is not None
-                turned = any(op in _TURNS for op in ops)
-                coded = (target.height, target.width) if turned else (target.width, target.height)
-                if target.is_full and (frame.width, frame.height) == coded:
-                    # = ffmpeg's own rgb24 conversion (libswscale, sliced over threads)
-                    rgb = frame.to_ndarray(format="rgb24", threads=threads)
-                else:
-                    rgb = frame.reformat(
-                        width=coded[0], height=coded[1], format="rgb24",
-                        interpolation=DOWNSCALE_INTERPOLATION, threads=threads,
-                    ).to_ndarray()  # fmt: skip
-                yield time, _upright(rgb, ops)
+                yield time, frame, ops, target
         expected = int(stream.frames or 0)
         if expected and count < expected and log.returncode == 0:
             log.lines.append(
                 f"video stream ended after {count} of its {expected} indexed frames "
                 "(file cut short?)"
             )
+
+
+def _to_rgb(decoded: Iterator, threads: int) -> Iterator[tuple[float, np.ndarray]]:
+    """(time, upright RGB uint8) of each decoded frame, at its target size."""
+    try:
+        yield from _converted(decoded, threads)
+    finally:
+        decoded.close()  # stops the decoding thread when the consumer stops early
+
+
+def _converted(decoded: Iterator, threads: int) -> Iterator[tuple[float, np.ndarray]]:
+    for time, frame, ops, target in decoded:
+        turned = any(op in _TURNS for op in ops)
+        coded = (target.height, target.width) if turned else (target.width, target.height)
+        if target.is_full and (frame.width, frame.height) == coded:
+            # = ffmpeg's own rgb24 conversion (libswscale, sliced over threads)
+            rgb = frame.to_ndarray(format="rgb24", threads=threads)
+        else:
+            rgb = frame.reformat(
+                width=coded[0], height=coded[1], format="rgb24",
+                interpolation=DOWNSCALE_INTERPOLATION, threads=threads,
+            ).to_ndarray()  # fmt: skip
+        yield time, _upright(rgb, ops)
 
 
 def _message(error: BaseException) -> str:
@@ -223,8 +232,8 @@ def iter_frames(
     scale: float | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(time_seconds, rgb_uint8 (H, W, 3))`` for every frame of the first video
-    stream, decoded ahead in a background thread (libav releases the GIL) while the
-    caller works on the previous frame.
+    stream, decoded and converted ahead in background threads (libav releases the GIL)
+    while the caller works on the previous frame.
 
     Frames come out upright (rotation metadata applied as players do). A truncated file
     yields the frames that could be decoded; ``log`` then holds the complaint. Raises
@@ -250,7 +259,10 @@ def iter_frames(
         raise MediaError(f"{path}: no video stream")
     if max_side is not None or scale is not None:
         frame_scale(info.width or 1, info.height or 1, max_side, scale)  # fail early
-    yield from _read_ahead(_decoded_frames(path, log, threads, max_side, scale, True))
+    # two stages, each in its own thread, like ffmpeg's decoder and filter threads: the
+    # colour conversion of one frame overlaps the decoding of the next
+    decoded = _read_ahead(_decoded_frames(path, log, threads, max_side, scale))
+    yield from _read_ahead(_to_rgb(decoded, threads))
 
 
 def _read_ahead(frames: Iterator, depth: int = READ_AHEAD_FRAMES) -> Iterator:
@@ -305,7 +317,7 @@ def read_frame_times(path: str | os.PathLike) -> np.ndarray:
     info = probe(path)
     if not info.has_video:
         raise MediaError(f"{path}: no video stream")
-    times = [t for t, _ in _decoded_frames(path, DecodeLog(), 0, None, None, False)]
+    times = [item[0] for item in _decoded_frames(path, DecodeLog(), 0, None, None)]
     return np.array(times, dtype=np.float64)
 
 
