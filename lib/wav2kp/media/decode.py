@@ -37,7 +37,7 @@ from wav2kp.media.probe import (
 # libswscale's area averaging: the anti-aliased choice for shrinking (no moiré on fine
 # texture such as beard or hair, which bilinear sampling would alias)
 DOWNSCALE_INTERPOLATION = "AREA"
-READ_AHEAD_FRAMES = 3  # decoded frames waiting for the consumer (memory: 3 RGB frames)
+READ_AHEAD_FRAMES = 3  # frames waiting between stages (memory: 3 decoded + 3 RGB frames)
 
 
 @dataclass
