@@ -40,20 +40,22 @@
 #   gap. A clip far from the corpus median points at a badly muxed file.
 
 # %% tags=["parameters"]
-corpus = "demo"
+corpus = None  # None: the default in wav2kp.config.RunConfig (for every run parameter)
 output_dir = "reports/scratch"
-seed = 0
-feature_kind = "logmel"  # "logmel" or "mfcc" (the original's)
-n_mfcc = 40
-n_mels = 40
-deltas = False  # append delta and delta-delta features
-split_by = "sentence"  # "sentence" or "speaker"
-val_fraction = 0.15
-test_fraction = 0.15
-workers = 2
+feature_kind = None  # "logmel" or "mfcc" (the original's)
+n_mfcc = None
+n_mels = None
+deltas = None  # append delta and delta-delta features
+split_by = None  # "sentence" or "speaker"
+val_fraction = None
+test_fraction = None
+split_seed = None  # the split's own seed (fixed; training seeds are notebook 04's)
+workers = None  # threads for the features (None: one per core)
 max_lag_ms = 300.0
 
 # %%
+import os
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -61,9 +63,9 @@ import seaborn as sns
 from IPython.display import display
 from wav2kp.atomic import write_csv, write_json
 from wav2kp.audio import load_audio
+from wav2kp.config import RunConfig
 from wav2kp.dataset import read_extraction
 from wav2kp.features import (
-    FeatureConfig,
     compute_corpus_features,
     fit_feature_stats,
     read_features,
@@ -72,10 +74,12 @@ from wav2kp.paths import CorpusPaths, resolve_output_dir
 from wav2kp.splits import check_no_overlap, ensure_split, split_summary
 from wav2kp.sync import audio_envelope, corpus_av_lags, mouth_opening
 
+cfg = RunConfig.from_parameters(globals())
+corpus = cfg.corpus
 out = resolve_output_dir(output_dir)
 paths = CorpusPaths(corpus)
 sns.set_theme(style="whitegrid", context="notebook")
-config = FeatureConfig(kind=feature_kind, n_mfcc=n_mfcc, n_mels=n_mels, deltas=deltas)
+config = cfg.feature_config
 print(config, f"-> {config.dim} dims at {config.frame_rate:g} frames/s")
 
 # %% [markdown]
@@ -83,11 +87,9 @@ print(config, f"-> {config.dim} dims at {config.frame_rate:g} frames/s")
 # Made once and saved; a later run (or another model) reuses it unchanged.
 
 # %%
-split = ensure_split(
-    corpus, by=split_by, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
-)
+split = ensure_split(corpus, **cfg.split_settings)
 check_no_overlap(split, "group")
-if "sentence_id" in split.columns and split_by == "sentence":
+if "sentence_id" in split.columns and cfg.split_by == "sentence":
     check_no_overlap(split, "sentence_id")
 summary = split_summary(split)
 write_csv(out / "split_summary.csv", summary.reset_index())
@@ -99,7 +101,9 @@ display(summary)
 # are unchanged are skipped. Stats are then fitted on the training clips only.
 
 # %%
-result = compute_corpus_features(corpus, config, workers=workers)
+result = compute_corpus_features(
+    corpus, config, workers=os.cpu_count() if cfg.workers is None else cfg.workers
+)
 display(result["status"].value_counts().to_frame())
 errors = result[result["status"] == "error"]
 if len(errors):
@@ -187,7 +191,7 @@ metrics = {
     "clips": int(len(split)),
     "clips_per_split": {k: int(v) for k, v in summary["clips"].items()},
     "groups_per_split": {k: int(v) for k, v in summary["groups"].items()},
-    "split_by": split_by,
+    "split_by": cfg.split_by,
     "feature_kind": config.kind,
     "feature_dim": config.dim,
     "feature_frames_per_s": config.frame_rate,

@@ -38,15 +38,17 @@
 #   `target_normalizer.json`); training and inference reuse them.
 
 # %% tags=["parameters"]
-corpus = "demo"
+corpus = None  # None everywhere: the default in wav2kp.config.RunConfig
 output_dir = "reports/scratch"
-seed = 0
-past_ms = 100.0  # the default model's (TrainConfig.preset("default").window)
-future_ms = 200.0
-window_pad = "edge"  # "edge" repeats the edge frames, "zeros" pads with the train mean
+past_ms = None  # the default model's audio window (notebook 04 trains with it)
+future_ms = None
+window_pad = None  # "edge" repeats the edge frames, "zeros" pads with the train mean
 pca_components = None  # None: all 136 coordinates; an int: PCA fitted on train
-neutral = "closed"  # neutral face: "closed" (closed-mouth frames) or "mean" (all frames)
-split_by = "sentence"  # used only if notebook 02 has not made the split yet
+neutral = None  # neutral face: "closed" (closed-mouth frames) or "mean" (all frames)
+split_by = None  # the split's settings (notebook 02 makes it; used here if it has not)
+val_fraction = None
+test_fraction = None
+split_seed = None
 
 # %%
 import matplotlib.pyplot as plt
@@ -56,27 +58,31 @@ import seaborn as sns
 from IPython.display import display
 from sklearn.decomposition import PCA
 from wav2kp.atomic import write_csv, write_json
+from wav2kp.config import RunConfig
 from wav2kp.dataset import fit_normalizer_and_stats, load_clips
 from wav2kp.paths import resolve_output_dir
 from wav2kp.splits import check_no_overlap, ensure_split, split_summary
 from wav2kp.targets import STABLE_POINTS
 from wav2kp.windowing import WindowConfig, aligned_offsets, original_drift, window_times
 
+cfg = RunConfig.from_parameters(globals())
 out = resolve_output_dir(output_dir)
 sns.set_theme(style="whitegrid", context="notebook")
-window_config = WindowConfig(past_ms=past_ms, future_ms=future_ms, pad=window_pad)
+window_config = cfg.window
 
 # %% [markdown]
 # ## Fit on train, load every clip
 
 # %%
-split = ensure_split(corpus, by=split_by, seed=seed)
+split = ensure_split(cfg.corpus, **cfg.split_settings)
 normalizer, stats = fit_normalizer_and_stats(
-    corpus, pca_components=pca_components, neutral=neutral, split_by=split_by, seed=seed
-)
+    cfg.corpus, pca_components=cfg.pca_components, neutral=cfg.neutral,
+    split_by=cfg.split_by, seed=cfg.split_seed,
+)  # fmt: skip
 clips = load_clips(
-    corpus, splits=None, window_config=window_config, normalizer=normalizer, feature_stats=stats
-)
+    cfg.corpus, splits=None, window_config=window_config, normalizer=normalizer,
+    feature_stats=stats,
+)  # fmt: skip
 train = [c for c in clips if c.split == "train"]
 hop = stats.feature_config.hop_seconds
 n_past, n_future = window_config.context_frames(hop)
@@ -92,7 +98,7 @@ print(
 # %%
 summary = split_summary(split)
 check_no_overlap(split, "group")
-if split_by == "sentence" and "sentence_id" in split.columns:
+if cfg.split_by == "sentence" and "sentence_id" in split.columns:
     check_no_overlap(split, "sentence_id")
     print("checked: no sentence appears in more than one split")
 texts = pd.DataFrame(
@@ -272,7 +278,7 @@ ax.plot([], [], color="black", ls="--", label="mean (unknown speaker)")
 ax.invert_yaxis()
 ax.set_aspect("equal")
 ax.legend(fontsize=8)
-ax.set_title(f"neutral faces ({neutral})")
+ax.set_title(f"neutral faces ({cfg.neutral})")
 fig.tight_layout()
 fig.savefig(out / "neutral_faces.png", dpi=120)
 plt.show()
@@ -313,7 +319,7 @@ metrics = {
     "window_frames": window_config.n_context(hop),
     "feature_dim": stats.feature_config.dim,
     "target_dim": normalizer.n_targets,
-    "neutral": neutral,
+    "neutral": cfg.neutral,
     "valid_frame_fraction": float(np.mean(np.concatenate([c.valid for c in clips]))),
     "aligned_max_abs_offset_ms": float(np.abs(aligned).max()),
     "original_median_centre_offset_ms": float(original_centre.median()),

@@ -46,7 +46,7 @@ corpus = "demo"
 output_dir = "reports/scratch"
 seed = 0
 model = "default"
-checkpoint = None  # default: data/models/<corpus>/<model>/best.pt
+checkpoint = None  # default: data/models/<corpus>/<model> (its first training seed)
 reference_clip = None  # a test-split clip of the audio's speaker (default: picked here)
 speech_clip = None  # a held-out test clip whose audio is used (default: picked by seed)
 preview_frames = 4  # edge-map preview images
@@ -63,12 +63,13 @@ import seaborn as sns
 from IPython.display import HTML, Image, Markdown, display
 from wav2kp import metrics, predict, render, vid2vid
 from wav2kp.atomic import write_json
+from wav2kp.inference import checkpoint_file
 from wav2kp.paths import CorpusPaths, resolve_output_dir
 
 sns.set_theme(style="whitegrid", context="notebook")
 out = resolve_output_dir(output_dir)
 paths = CorpusPaths(corpus)
-checkpoint = Path(checkpoint) if checkpoint else paths.models / model / "best.pt"
+checkpoint = checkpoint_file(Path(checkpoint) if checkpoint else paths.models / model)
 if not checkpoint.is_file():
     raise FileNotFoundError(f"{checkpoint}: no trained model; run notebook 04 first")
 

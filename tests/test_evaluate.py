@@ -230,7 +230,7 @@ def test_run_evaluation_on_a_corpus(tmp_path, monkeypatch):
     paths = write_fake_corpus(tmp_path)
     clips = dataset.load_clips("fake", splits=None, progress=False)
     config = train.TrainConfig.preset("default", epochs=1, device="cpu", refit_on_val=False)
-    context = {"normalizer": dataset.load_normalizer("fake").state_dict()}
+    context = train.load_corpus_for_training("fake", progress=False).context
     train.train_model(
         [c for c in clips if c.split == "train"],
         [c for c in clips if c.split == "val"],

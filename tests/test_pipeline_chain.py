@@ -16,9 +16,10 @@ CI_PARAMETERS = {
     "corpus": "demo-tiny",
     "seed": 0,
     "workers": 2,
+    "seeds": [0],
     "epochs": 4,
-    "max_minutes": 0.5,
-    "run_ablation": False,
+    "original_epochs": 1,
+    "ablation": False,
     "video_clips": 1,
     "trace_clips": 1,
 }

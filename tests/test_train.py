@@ -132,9 +132,10 @@ def test_resume_gives_the_same_result_as_uninterrupted(clips, tmp_path, schedule
 
 def test_a_changed_config_trains_afresh(clips, tmp_path):
     train_model(clips[:-1], clips[-1:], small_config(epochs=2), tmp_path, progress=False)
-    result = train_model(
-        clips[:-1], clips[-1:], small_config(epochs=1, lr=1e-3), tmp_path, progress=False
-    )
+    with pytest.warns(UserWarning, match="another configuration; training afresh"):
+        result = train_model(
+            clips[:-1], clips[-1:], small_config(epochs=1, lr=1e-3), tmp_path, progress=False
+        )
     assert result.epochs_run == 1
 
 
@@ -178,7 +179,8 @@ def test_predictions_are_repeatable_in_eval_mode(clips, tmp_path):
 def test_original_replica_trains_on_upsampled_keypoints_and_takes_every_third_output(
     clips, tmp_path
 ):
-    config = TrainConfig.preset("original", epochs=1, model_overrides={"hidden": 8})
+    # synthetic clips carry their own features and no audio: no MFCC to compute
+    config = TrainConfig.preset("original", epochs=1, model_overrides={"hidden": 8}, features=None)
     windows, targets = training_arrays(clips[0], config)
     assert windows.shape[1:] == (40, 8)  # 40 forward feature frames
     assert len(windows) == len(targets) == 3 * clips[0].n_frames - 1
@@ -279,13 +281,11 @@ def test_spec_augment_training_is_deterministic_and_resumes_exactly(clips, tmp_p
 def test_refit_trains_on_train_and_val_for_the_full_schedule_and_keeps_the_last_epoch(
     clips, tmp_path
 ):
+    from wav2kp.config import RunConfig
     from wav2kp.train import train_final_model
 
     config = small_config(epochs=3, patience=1, refit_on_val=True)
-    selection, final = train_final_model(
-        clips[:3], clips[3:], config, tmp_path, progress=False, context={}
-    )
-    assert selection.out_dir == tmp_path / "selection" and final.out_dir == tmp_path
+    final = train_final_model(clips[:3], clips[3:], config, tmp_path, progress=False, context={})
     assert final.epochs_run == 3 and final.finished and not final.stopped_early
     # no validation clips: best.pt is the last epoch
     assert_same_weights(weights(final.best_checkpoint), weights(final.last_checkpoint))
@@ -294,11 +294,86 @@ def test_refit_trains_on_train_and_val_for_the_full_schedule_and_keeps_the_last_
         clips, [], dataclasses.replace(config, patience=0), tmp_path / "by_hand", progress=False
     )
     assert_same_weights(weights(final.last_checkpoint), weights(by_hand.last_checkpoint))
-    # without refit: one run, with early stopping on val
+    # without refit: trained on train, early stopping on val
     plain = dataclasses.replace(config, refit_on_val=False)
-    one, same = train_final_model(clips[:3], clips[3:], plain, tmp_path / "p", progress=False)
-    assert one is same and one.out_dir == tmp_path / "p"
-    assert (
-        TrainConfig.preset("default").refit_on_val
-        and not TrainConfig.preset("original").refit_on_val
+    one = train_final_model(clips[:3], clips[3:], plain, tmp_path / "p", progress=False)
+    assert one.history["val_loss"].notna().all()
+    # one rule for every model: the run's
+    for rule in (True, False):
+        cfg = RunConfig.resolve(refit_on_val=rule)
+        assert {cfg.train_config(m, 0).refit_on_val for m in ("default", "original")} == {rule}
+
+
+def test_the_original_trains_without_gradient_clipping(clips, tmp_path, monkeypatch):
+    calls = []
+    real = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(
+        torch.nn.utils, "clip_grad_norm_", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
+    original = TrainConfig.preset(
+        "original", epochs=1, features=None, model_overrides={"hidden": 8}
+    )
+    assert original.clip_grad_norm == 0 and original.batch_size == 1 and not original.shuffle
+    train_model(clips[:2], [], original, tmp_path / "o", progress=False)
+    assert calls == []
+    train_model(clips[:2], [], small_config(epochs=1), tmp_path / "d", progress=False)
+    assert calls
+
+
+KILL_SCRIPT = """
+import sys
+from wav2kp.benchmarks.training import synthetic_clips
+from wav2kp.train import TrainConfig, train_model
+
+clips = synthetic_clips(n_clips=12, seconds=4.0, feature_dim=8, seed=3)
+config = TrainConfig.preset(
+    "default", epochs=int(sys.argv[2]), batch_size=4, crop_frames=20, target_space="frame",
+    window={"past_ms": 50.0, "future_ms": 100.0},
+    model_overrides={"hidden": 16, "frame_bottleneck": 4, "dropout": 0.2},
+)
+train_model(clips[:-1], clips[-1:], config, sys.argv[1], progress=False)
+"""
+
+
+def test_kill_9_during_training_then_the_same_command_resumes_to_the_same_weights(tmp_path):
+    """docs/faults.md: a training killed outright (kill -9) and started again with the
+    same command resumes from its last epoch and ends with the weights of an
+    uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from wav2kp.checkpoints import load_checkpoint
+
+    epochs = 40
+    script = tmp_path / "train.py"
+    script.write_text(KILL_SCRIPT)
+
+    def command(folder):
+        return [sys.executable, str(script), str(folder), str(epochs)]
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(command(killed))
+    deadline = time.monotonic() + 300
+    epoch = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            epoch = load_checkpoint(killed / "last.pt")["state"]["epoch"]
+        except (FileNotFoundError, ValueError):
+            epoch = 0
+        if epoch >= 2:
+            break
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    at_kill = load_checkpoint(killed / "last.pt")["state"]["epoch"]
+    assert 2 <= at_kill < epochs, "the kill should land mid-training"
+    subprocess.run(command(killed), check=True)  # the same command again
+    whole = tmp_path / "whole"
+    subprocess.run(command(whole), check=True)
+    resumed = load_checkpoint(killed / "last.pt")
+    assert resumed["state"]["epoch"] == epochs
+    assert_same_weights(resumed["model_state"], load_checkpoint(whole / "last.pt")["model_state"])
+    assert_same_weights(weights(killed / "best.pt"), weights(whole / "best.pt"))

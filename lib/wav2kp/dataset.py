@@ -11,6 +11,7 @@ Fitted on the train split only and saved beside the features:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
@@ -35,7 +36,13 @@ from wav2kp.features import (
 from wav2kp.paths import CorpusPaths
 from wav2kp.splits import ensure_split, ok_clips
 from wav2kp.targets import TargetNormalizer, fill_pose, valid_frames
-from wav2kp.windowing import WindowConfig, build_windows
+from wav2kp.windowing import (
+    WindowConfig,
+    build_windows,
+    original_window_starts,
+    upsample_linear,
+    window_indices,
+)
 
 MISSING = 2  # extraction frame_status: 0 detected, 1 interpolated, 2 missing
 
@@ -273,6 +280,7 @@ def make_clip(
             "pose_filled": pose_filled,
             "window_config": window_config.to_dict(),
             "feature_config": dict(feature_stats.config),
+            "feature_stats": stats_digest(feature_stats),
             **(extra or {}),
         },
     )
@@ -384,6 +392,7 @@ def load_clips(
                 extra={
                     "text": _text(manifest, cid, "text"),
                     "frame_status": extraction.frame_status,
+                    "extraction_fingerprint": _text(manifest, cid, "fingerprint"),
                 },
             )
         except (OSError, ValueError, KeyError) as exc:
@@ -431,3 +440,145 @@ def clip_from_audio(
         audio_path=audio_path,
         pose=pose,
     )
+
+
+def stats_digest(stats: FeatureStats | None) -> str:
+    """A short hash of feature statistics ("" for none): equal stats, equal digest."""
+    from wav2kp.config import config_digest
+
+    return "" if stats is None else config_digest(stats.to_dict())
+
+
+# ---------- what a model sees of a clip ----------
+
+
+def identity_stats(config: FeatureConfig) -> FeatureStats:
+    """Statistics that leave features as they are ((x - 0) / 1 is exact in float32):
+    for models fed raw features, like the original."""
+    return FeatureStats(mean=np.zeros(config.dim), std=np.ones(config.dim), config=config.to_dict())
+
+
+_RAW_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def raw_features(clip: ClipData, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(features (F, D) un-normalised, centre times (F,)) of ``config`` for a clip, from
+    its audio file (kept in memory for the next call; cheap: milliseconds per second)."""
+    from wav2kp.audio import load_audio
+
+    if clip.audio_path is None or not Path(clip.audio_path).is_file():
+        raise FileNotFoundError(
+            f"{clip.clip_id}: no audio file ({clip.audio_path}) to compute {config.kind} features"
+        )
+    path = Path(clip.audio_path)
+    key = (str(path), path.stat().st_mtime_ns, config.to_json())
+    if key not in _RAW_CACHE:
+        if len(_RAW_CACHE) > 4096:
+            _RAW_CACHE.clear()
+        samples, sr = load_audio(path, sample_rate=config.sample_rate)
+        _RAW_CACHE[key] = compute_features(samples, sr, config)
+    return _RAW_CACHE[key]
+
+
+def with_features(clip: ClipData, config: FeatureConfig, stats: FeatureStats) -> ClipData:
+    """The clip as a model fed ``config`` features normalised with ``stats`` sees it. The
+    clip itself when it already holds them; else computed from its audio (so the
+    original replica gets the original's MFCC bit for bit even when the corpus's
+    pipeline features are log-mel)."""
+    if clip.extra.get("feature_config") == config.to_dict() and clip.extra.get(
+        "feature_stats"
+    ) == stats_digest(stats):
+        return clip
+    raw, times = raw_features(clip, config)
+    features = stats.apply(raw)
+    window = WindowConfig.from_dict(clip.extra.get("window_config", WindowConfig().to_dict()))
+    return dataclasses.replace(
+        clip,
+        features=features,
+        feature_times=times,
+        windows=build_windows(features, times, clip.frame_times, window),
+        extra={
+            **clip.extra,
+            "feature_config": config.to_dict(),
+            "feature_stats": stats_digest(stats),
+        },
+    )
+
+
+def clip_window_indices(clip: ClipData, window: WindowConfig, upsample: int = 1):
+    """(N, C) feature indices and (N, C) inside-mask of the windows a model runs on: one
+    per keypoint frame, or ``upsample`` per frame in original mode (the original's x3)."""
+    if len(clip.feature_times) < 2:
+        raise ValueError(f"{clip.clip_id}: fewer than two feature frames")
+    if window.mode == "original":
+        n_steps = clip.n_frames * upsample
+        starts = original_window_starts(len(clip.feature_times), n_steps, window.original_window)
+        indices = starts[:, None] + np.arange(window.original_window)[None, :]
+        inside = indices < len(clip.feature_times)
+        return np.clip(indices, 0, len(clip.feature_times) - 1), inside
+    return window_indices(clip.feature_times, clip.frame_times, window)
+
+
+class LazyWindows:
+    """Windows (N, C, D) gathered from features only when sliced, so hour-long inputs
+    never materialise (N, C, D) at once."""
+
+    def __init__(self, features: np.ndarray, indices: np.ndarray, inside: np.ndarray, pad: str):
+        self.features = np.asarray(features, dtype=np.float32)
+        self.indices, self.inside, self.pad = indices, inside, pad
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.indices), self.indices.shape[1], self.features.shape[1])
+
+    def __getitem__(self, item) -> np.ndarray:
+        windows = self.features[self.indices[item]]
+        if self.pad == "zeros":
+            windows[~self.inside[item]] = 0.0
+        return windows
+
+    def head(self, n: int) -> LazyWindows:
+        """The first ``n`` windows."""
+        return LazyWindows(self.features, self.indices[:n], self.inside[:n], self.pad)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+
+def clip_windows(clip: ClipData, window: WindowConfig, upsample: int = 1) -> LazyWindows:
+    indices, inside = clip_window_indices(clip, window, upsample)
+    return LazyWindows(clip.features, indices, inside, window.pad)
+
+
+def clip_targets(clip: ClipData, target_space: str) -> np.ndarray:
+    """(T, K) float32 targets with NaN rows where the frame is not usable: ``normalized``
+    (``clip.targets``) or ``frame`` (pixels divided by the frame size)."""
+    if target_space == "normalized":
+        targets = np.asarray(clip.targets, dtype=np.float32).copy()
+    elif target_space == "frame":
+        width, height = clip.frame_size
+        targets = np.asarray(clip.landmarks, np.float32) / np.array([width, height], np.float32)
+        targets = targets.reshape(clip.n_frames, -1)
+    else:
+        raise ValueError(f"unknown target space {target_space!r}")
+    bad = ~np.asarray(clip.valid, bool) | ~np.isfinite(targets).all(axis=1)
+    targets[bad] = np.nan
+    return targets
+
+
+def training_arrays(
+    clip: ClipData, window: WindowConfig, target_space: str, upsample: int = 1
+) -> tuple[LazyWindows, np.ndarray]:
+    """(windows (N, C, D), gathered lazily; targets (N, K) with NaN rows) a model trains on
+    for one clip. Upsampled (the original's x3) targets drop the last step, as the
+    original did."""
+    windows = clip_windows(clip, window, upsample)
+    targets = clip_targets(clip, target_space)
+    if upsample > 1:
+        targets = upsample_linear(targets, upsample)  # NaN spreads to neighbours: masked
+        windows, targets = windows.head(len(windows) - 1), targets[:-1]
+    return windows, targets

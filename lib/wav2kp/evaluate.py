@@ -376,7 +376,8 @@ def load_trained(
         seen: dict[int, Path] = {}
         for path in paths:
             try:
-                predictor = load_predictor(path, name=name, device=device)
+                # refused when the corpus changed since training (split, features, ...)
+                predictor = load_predictor(path, name=name, device=device, corpus=corpus)
             except (OSError, ValueError, KeyError, RuntimeError) as err:
                 problems.append(f"model {name!r}: cannot load {path}: {err}")
                 continue

@@ -505,7 +505,9 @@ def predict_file(
     summary_path = out_dir / SUMMARY_FILE
     ckpt_id = checkpoint if isinstance(checkpoint, (str, os.PathLike)) else id(checkpoint)
     if isinstance(ckpt_id, (str, os.PathLike)) and Path(ckpt_id).is_dir():
-        ckpt_id = Path(ckpt_id) / "best.pt"
+        from wav2kp.inference import checkpoint_file
+
+        ckpt_id = checkpoint_file(ckpt_id)
     fingerprint = _fingerprint(
         speech_path, ckpt_id, reference if not isinstance(reference, vid2vid.ReferenceTrack)
         else reference.name, opts,

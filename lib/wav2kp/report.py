@@ -24,7 +24,6 @@ from typing import Any
 from wav2kp.atomic import write_json, write_text
 from wav2kp.paths import project_root, reports_root
 
-DEFAULT_PARAMETERS: dict[str, Any] = {"corpus": "demo", "seed": 0}
 RUN_FILE = "run.json"
 # Metrics shown as columns in the diary (flattened keys are matched by suffix).
 KEY_METRICS = (
@@ -50,6 +49,7 @@ class NotebookResult:
     ipynb: str = ""
     html: str = ""
     error: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)  # what it was given
 
 
 @dataclass
@@ -65,6 +65,7 @@ class RunRecord:
     notebooks: list[NotebookResult] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     failure: str = ""
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved RunConfig
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -115,20 +116,50 @@ def git_commit(root: Path) -> str:
     return (commit or "unknown") + ("+dirty" if dirty else "")
 
 
+def declared_parameters(source: Path) -> dict[str, Any]:
+    """The parameters a notebook source declares in its ``parameters`` cell, with their
+    defaults (papermill's reading of the cell)."""
+    import tempfile
+
+    import jupytext
+    import papermill
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ipynb = Path(tmp) / f"{source.stem}.ipynb"
+        jupytext.write(jupytext.read(source), ipynb)
+        return {k: v["default"] for k, v in papermill.inspect_notebook(ipynb).items()}
+
+
+def check_parameters(parameters: dict[str, Any], declared: dict[str, dict[str, Any]]) -> None:
+    """Raise ``ValueError`` naming every parameter no notebook declares (papermill alone
+    only warns and runs on without it)."""
+    known = set().union(*declared.values()) if declared else set()
+    unknown = sorted(set(parameters) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown notebook parameter(s) {', '.join(map(repr, unknown))}: no notebook "
+            f"declares {'it' if len(unknown) == 1 else 'them'}; known: {', '.join(sorted(known))}"
+        )
+
+
 def execute_notebook(
     source: Path, run_dir: Path, parameters: dict[str, Any], cwd: Path, kernel: str
 ) -> NotebookResult:
-    """Convert a py:percent source to ipynb, execute it with papermill, render HTML."""
+    """Convert a py:percent source to ipynb, execute it with papermill (given only the
+    parameters it declares; ``ValueError`` for one it does not), render HTML."""
     import jupytext
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    check_parameters(parameters, {source.stem: declared_parameters(source)})
     src_dir = run_dir / "_sources"
     src_dir.mkdir(parents=True, exist_ok=True)
     source_ipynb = src_dir / f"{source.stem}.ipynb"
     jupytext.write(jupytext.read(source), source_ipynb)
     executed = run_dir / f"{source.stem}.ipynb"
-    result = NotebookResult(name=source.stem, status="ok", ipynb=executed.name)
+    result = NotebookResult(
+        name=source.stem, status="ok", ipynb=executed.name, parameters=dict(parameters)
+    )
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -198,24 +229,32 @@ def run_report(
     sources = find_notebooks(notebooks_dir, select)
     if not sources:
         raise FileNotFoundError(f"no numbered notebooks (NN_name.py) found in {notebooks_dir}")
+    # every notebook's declared parameters (also those not selected: a parameter of
+    # notebook 04 is not unknown in a run of 01 and 02 only)
+    declared = {p.stem: declared_parameters(p) for p in find_notebooks(notebooks_dir)}
+    parameters = dict(parameters or {})
+    check_parameters(parameters, declared)
+    config = run_configuration(parameters)
     started = dt.datetime.now(dt.timezone.utc)
     safe_name = "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "run"
     run_dir = runs_dir / f"{started:%Y%m%d-%H%M%S}-{safe_name}"
     run_dir.mkdir(parents=True, exist_ok=False)
-    params = {**DEFAULT_PARAMETERS, **(parameters or {}), "output_dir": str(run_dir)}
+    params = {**parameters, "output_dir": str(run_dir)}
     record = RunRecord(
         name=name,
         folder=run_dir.name,
         started=started.isoformat(timespec="seconds"),
         parameters=params,
         commit=git_commit(root),
+        config=config,
     )
     write_json(run_dir / RUN_FILE, record.to_json())
     clock = time.perf_counter()
     bar = tqdm(sources, desc=f"report {run_dir.name}", unit="notebook", disable=not progress)
     for source in bar:
         bar.set_postfix_str(source.stem)
-        result = execute_notebook(source, run_dir, params, cwd=root, kernel=kernel)
+        given = {k: v for k, v in params.items() if k in declared[source.stem]}
+        result = execute_notebook(source, run_dir, given, cwd=root, kernel=kernel)
         record.notebooks.append(result)
         if result.status == "failed":
             record.status = "failed"
@@ -233,6 +272,16 @@ def run_report(
     if record.status == "failed":
         raise NotebookFailed(f"run {run_dir.name} failed: {record.failure}")
     return record
+
+
+def run_configuration(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The ``wav2kp.config.RunConfig`` the notebooks resolve from these parameters (the
+    run parameters among them; None = the default), as run.json records it."""
+    from wav2kp.config import RunConfig
+
+    return RunConfig.resolve(
+        **{k: v for k, v in parameters.items() if k in RunConfig.fields()}
+    ).to_dict()
 
 
 # ---------------------------------------------------------------- diary (reports/index.html)

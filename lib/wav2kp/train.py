@@ -1,28 +1,21 @@
-"""Training: random crops, masked loss, atomic checkpoints, exact resume, standalone predictors.
+"""Training: random crops, masked loss, atomic checkpoints, exact resume.
 
 ``train_model(train_clips, val_clips, config, out_dir)`` trains one model on ClipData and
 writes ``out_dir/last.pt`` (every epoch: everything needed to resume bit-for-bit) and
-``out_dir/best.pt`` (lowest validation loss). A checkpoint bundles the model config and
-weights with the feature, window and target settings, so ``load_predictor(path)``
-gives a ``KeypointPredictor`` with no other file.
+``out_dir/best.pt`` (lowest validation loss; the last epoch when there is no validation).
+A checkpoint (``wav2kp.checkpoints``) bundles the model with everything inference needs
+and a fingerprint of the data it was trained on; resuming on changed data (another split,
+feature kind, normaliser, re-extracted clips) trains afresh and says what changed.
+``wav2kp.inference.load_predictor`` turns a checkpoint into a predictor.
 
-Inputs are rebuilt from ``clip.features`` with the checkpoint's own ``WindowConfig``, so
-the same clips serve every window variant (the ablation) and prediction needs nothing
-but features. Target spaces:
+Each model is fed the features its ``TrainConfig`` names (``wav2kp.dataset.with_features``):
+the corpus's pipeline features (log-mel by default), or for the ``original`` replica the
+original's raw MFCC computed from the audio, bit for bit.
 
-- ``"normalized"``: ``clip.targets`` (pose removed, relative to the speaker's neutral
-  face, see ``wav2kp.targets``); back to pixels with the normaliser's inverse and the
-  clip's pose.
-- ``"frame"``: raw pixel coordinates divided by the frame size (the original project's
-  coordinates / 256); back to pixels by multiplying.
-
-The ``original`` preset reproduces the original training: forward 40-frame windows,
-keypoints upsampled x3 (``wav2kp.windowing``), whole clips, MSE, Adam 1e-4, no
-scheduler; at evaluation every third output is taken, in eval mode. Knowing departures:
-it runs on the corpus features (log-mel by default since notebook 02 chose them for the
-project model; the original's 40 MFCC with ``feature_kind="mfcc"``), normalised with the
-train statistics (the original fed raw MFCCs), clips are shuffled, and it trains for a
-time budget, not the original's 16,000 epochs.
+``train_run(RunConfig)`` is what notebook 04 and ``wav2kp train`` train: the final
+models (every model x training seed, refitted on train + val under the refit rule) and
+the validation runs behind notebook 04's curves and ablation table (``wav2kp.cv``), in
+parallel on a Dask client when one is given.
 """
 
 from __future__ import annotations
@@ -33,7 +26,7 @@ import math
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,198 +35,72 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from wav2kp.atomic import atomic_path
-from wav2kp.dataset import ClipData
-from wav2kp.models import ModelConfig, build_model, count_parameters, predict_sequence
-from wav2kp.windowing import (
-    WindowConfig,
-    feature_hop,
-    original_window_starts,
-    upsample_linear,
-    window_indices,
+from wav2kp import dataset as ds
+from wav2kp.checkpoints import (
+    CHECKPOINT_FORMAT,
+    fingerprint_changes,
+    load_checkpoint,
+    plain,
+    save_checkpoint,
+    training_fingerprint,
 )
+from wav2kp.config import RunConfig, TrainConfig
+from wav2kp.dataset import ClipData, LazyWindows, clip_windows
+from wav2kp.inference import Predictor, load_predictor, resolve_device
+from wav2kp.models import ModelConfig, build_model, count_parameters
 
-CHECKPOINT_FORMAT = "wav2kp-checkpoint-1"
-SCHEDULERS = ("onecycle", "plateau", "none")
-TARGET_SPACES = ("normalized", "frame")
-ORIGINAL_UPSAMPLE = 3
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides a training run (a checkpoint stores it)."""
-
-    model: str = "default"
-    epochs: int = 40
-    batch_size: int = 8
-    crop_frames: int = 60  # frames per random crop; 0 = whole clips
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    scheduler: str = "onecycle"
-    patience: int = 10  # epochs without val improvement before stopping; 0 = never
-    velocity_weight: float = 1.0  # weight of the MSE on frame-to-frame differences
-    seed: int = 0
-    device: str = "auto"
-    target_space: str = "normalized"
-    window: dict = field(default_factory=lambda: WindowConfig().to_dict())
-    model_overrides: dict = field(default_factory=dict)  # ModelConfig fields
-    emotion_conditioning: bool = True  # default model: a learnt offset per emotion label
-    feature_noise: float = 0.0  # std of Gaussian noise added to the (normalised) inputs
-    mouth_weight: float = 1.0  # loss weight of the mouth points 48-67 relative to the rest
-    # SpecAugment-style masking of the (normalised) features, per training crop: spans of
-    # up to ``time_mask`` feature frames and bands of up to ``freq_mask`` feature
-    # dimensions set to 0 (the train mean); ``n_masks`` of each per crop
-    time_mask: int = 0
-    freq_mask: int = 0
-    n_masks: int = 2
-    max_minutes: float = 0.0  # wall-clock budget of one call (0 = none); resume continues
-    # ``train_final_model``: after training with early stopping on val (the selection
-    # run), train again on train + val for the full ``epochs`` and keep the last epoch
-    refit_on_val: bool = False
-    # CPU threads while training (0: torch's default). These models are small: one thread
-    # is about as fast as two, and many threads on a busy machine are many times slower.
-    num_threads: int = 1
-
-    def __post_init__(self) -> None:
-        if self.scheduler not in SCHEDULERS:
-            raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
-        if self.target_space not in TARGET_SPACES:
-            raise ValueError(
-                f"target_space must be one of {TARGET_SPACES}, got {self.target_space!r}"
-            )
-        if self.epochs < 1 or self.batch_size < 1 or self.crop_frames < 0:
-            raise ValueError("epochs and batch_size must be >= 1 and crop_frames >= 0")
-        if isinstance(self.window, WindowConfig):
-            self.window = self.window.to_dict()
-        WindowConfig.from_dict(self.window)  # validates
-
-    @property
-    def window_config(self) -> WindowConfig:
-        return WindowConfig.from_dict(self.window)
-
-    @property
-    def upsample(self) -> int:
-        """Keypoint-rate factor the model runs at (the original's x3 in original mode)."""
-        return ORIGINAL_UPSAMPLE if self.window_config.mode == "original" else 1
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-    @classmethod
-    def preset(cls, model: str = "default", **overrides) -> TrainConfig:
-        """``original``: the original's training; ``default``: the project's model."""
-        if model == "original":
-            base: dict[str, Any] = dict(
-                model="original",
-                batch_size=1,
-                crop_frames=0,
-                lr=1e-4,
-                weight_decay=0.0,
-                scheduler="none",
-                patience=0,
-                velocity_weight=0.0,
-                target_space="frame",
-                window=WindowConfig(mode="original").to_dict(),
-            )
-        elif model == "default":
-            # 2 more sentences of training data beat early stopping on them: CV over the
-            # demo's train+val sentences, mouth-opening r 0.795 (train on 6, stop on 2)
-            # vs 0.822 (train on 8 for the full 40 epochs, last epoch)
-            # and 100 ms of past audio (with 200 ms of future): CV r 0.862 vs 0.856 with
-            # 200 ms past (3 seeds), and a smaller window
-            base = dict(
-                refit_on_val=True,
-                window=WindowConfig(past_ms=100.0, future_ms=200.0).to_dict(),
-            )
-        else:
-            raise ValueError(f"unknown model preset {model!r}; known: original, default")
-        base.update(overrides)
-        base.setdefault("model", model)
-        return cls(**base)
-
-
-# ---------- inputs and targets per clip ----------
-
-
-def clip_window_indices(clip: ClipData, window: WindowConfig, upsample: int = 1):
-    """(N, C) feature indices and (N, C) inside-mask of the windows the model runs on:
-    one per keypoint frame, or ``upsample`` per frame in original mode (the original's x3)."""
-    if len(clip.feature_times) < 2:
-        raise ValueError(f"{clip.clip_id}: fewer than two feature frames")
-    if window.mode == "original":
-        n_steps = clip.n_frames * upsample
-        starts = original_window_starts(len(clip.feature_times), n_steps, window.original_window)
-        indices = starts[:, None] + np.arange(window.original_window)[None, :]
-        inside = indices < len(clip.feature_times)
-        return np.clip(indices, 0, len(clip.feature_times) - 1), inside
-    return window_indices(clip.feature_times, clip.frame_times, window)
-
-
-class LazyWindows:
-    """Windows (N, C, D) gathered from features only when sliced, so hour-long inputs
-    never materialise (N, C, D) at once."""
-
-    def __init__(self, features: np.ndarray, indices: np.ndarray, inside: np.ndarray, pad: str):
-        self.features = np.asarray(features, dtype=np.float32)
-        self.indices, self.inside, self.pad = indices, inside, pad
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (len(self.indices), self.indices.shape[1], self.features.shape[1])
-
-    def __getitem__(self, item) -> np.ndarray:
-        windows = self.features[self.indices[item]]
-        if self.pad == "zeros":
-            windows[~self.inside[item]] = 0.0
-        return windows
-
-    def head(self, n: int) -> LazyWindows:
-        """The first ``n`` windows."""
-        return LazyWindows(self.features, self.indices[:n], self.inside[:n], self.pad)
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        out = self[:]
-        return out if dtype is None else out.astype(dtype)
-
-
-def clip_windows(clip: ClipData, window: WindowConfig, upsample: int = 1) -> LazyWindows:
-    indices, inside = clip_window_indices(clip, window, upsample)
-    return LazyWindows(clip.features, indices, inside, window.pad)
-
-
-def clip_targets(clip: ClipData, target_space: str) -> np.ndarray:
-    """(T, K) float32 targets with NaN rows where the frame is not usable."""
-    if target_space == "normalized":
-        targets = np.asarray(clip.targets, dtype=np.float32).copy()
-    elif target_space == "frame":
-        width, height = clip.frame_size
-        targets = np.asarray(clip.landmarks, np.float32) / np.array([width, height], np.float32)
-        targets = targets.reshape(clip.n_frames, -1)
-    else:
-        raise ValueError(f"unknown target space {target_space!r}")
-    bad = ~np.asarray(clip.valid, bool) | ~np.isfinite(targets).all(axis=1)
-    targets[bad] = np.nan
-    return targets
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "ClipData",
+    "CorpusData",
+    "LazyWindows",
+    "Predictor",
+    "TrainConfig",
+    "TrainResult",
+    "clip_windows",
+    "load_corpus_for_training",
+    "load_predictor",
+    "train_final_model",
+    "train_model",
+    "train_run",
+]
 
 
 def training_arrays(clip: ClipData, config: TrainConfig) -> tuple[LazyWindows, np.ndarray]:
     """(windows (N, C, D), gathered lazily; targets (N, K) with NaN rows) a model trains on
-    for one clip. In original mode the targets are upsampled x3 and the last step dropped, as
-    the original did."""
-    windows = clip_windows(clip, config.window_config, config.upsample)
-    targets = clip_targets(clip, config.target_space)
-    if config.upsample > 1:
-        targets = upsample_linear(targets, config.upsample)  # NaN spreads to neighbours: masked
-        windows, targets = windows.head(len(windows) - 1), targets[:-1]
-    return windows, targets
+    for one clip (see ``wav2kp.dataset.training_arrays``)."""
+    return ds.training_arrays(clip, config.window_config, config.target_space, config.upsample)
+
+
+def model_inputs(clips: Sequence[ClipData], config: TrainConfig, context: dict):
+    """(FeatureConfig or None, FeatureStats or None) the model is fed: the corpus's
+    (``context``) when ``config.features`` is None; else those features, raw (identity
+    statistics) or normalised with statistics fitted on ``clips``."""
+    from wav2kp.features import FeatureConfig, FeatureStats
+
+    corpus_config = context.get("feature_config")
+    corpus_config = (
+        FeatureConfig.from_dict(corpus_config) if isinstance(corpus_config, dict) else corpus_config
+    )
+    corpus_stats = context.get("feature_stats")
+    corpus_stats = (
+        FeatureStats.from_dict(corpus_stats) if isinstance(corpus_stats, dict) else corpus_stats
+    )
+    if config.features is None:
+        return corpus_config, corpus_stats
+    wanted = FeatureConfig.from_dict(config.features)
+    if not config.normalize_features:
+        return wanted, ds.identity_stats(wanted)
+    if wanted == corpus_config and corpus_stats is not None:
+        return wanted, corpus_stats
+    raws, ids = [], []
+    for clip in clips:
+        try:
+            raws.append(ds.raw_features(clip, wanted)[0])
+            ids.append(clip.clip_id)
+        except (OSError, ValueError) as err:
+            warnings.warn(f"clip {clip.clip_id}: no {wanted.kind} features: {err}", stacklevel=2)
+    return wanted, FeatureStats.fit(raws, wanted, ids)
 
 
 # ---------- loss ----------
@@ -314,29 +181,32 @@ class TrainResult:
         }
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class _Sequences:
     """Training arrays of many clips as tensors, with crop sampling and batching."""
 
     def __init__(
-        self, clips: Sequence[ClipData], config: TrainConfig, emotions: Sequence[str] = ()
+        self,
+        clips: Sequence[ClipData],
+        config: TrainConfig,
+        emotions: Sequence[str] = (),
+        inputs: tuple | None = None,
     ):
         self.windows, self.targets, self.masks, emotion_index = [], [], [], []
         self.skipped: list[str] = []
+        self.skipped_ids: set[str] = set()
+        feature_config, feature_stats = inputs or (None, None)
         for clip in clips:
             try:
+                if feature_config is not None and feature_stats is not None:
+                    clip = ds.with_features(clip, feature_config, feature_stats)
                 windows, targets = training_arrays(clip, config)
                 if not np.isfinite(windows.features).all():
                     raise ValueError("non-finite audio features")
-            except (ValueError, IndexError) as err:  # one bad clip must not stop training
+            except (ValueError, IndexError, OSError) as err:  # one bad clip must not stop training
                 message = str(err) if clip.clip_id in str(err) else f"{clip.clip_id}: {err}"
                 warnings.warn(f"clip skipped: {message}", stacklevel=3)
                 self.skipped.append(message)
+                self.skipped_ids.add(clip.clip_id)
                 continue
             mask = np.isfinite(targets).all(axis=1)
             self.windows.append(windows)  # gathered per batch: memory O(features), not O(N C D)
@@ -356,11 +226,18 @@ class _Sequences:
     def n_valid(self) -> int:
         return int(sum(int(m.sum()) for m in self.masks))
 
-    def crops(self, crop: int, generator: torch.Generator) -> list[tuple[int, int, int]]:
+    def crops(
+        self, crop: int, generator: torch.Generator, shuffle: bool = True
+    ) -> list[tuple[int, int, int]]:
         """(clip, start, stop) crops covering about as many frames as the clips hold,
-        clips drawn in proportion to their length; crop 0 = every clip whole, shuffled."""
+        clips drawn in proportion to their length; crop 0 = every clip whole, in a new
+        random order each epoch (``shuffle``) or in the given order."""
         if crop <= 0:
-            order = torch.randperm(len(self), generator=generator).tolist()
+            order = (
+                torch.randperm(len(self), generator=generator).tolist()
+                if shuffle
+                else list(range(len(self)))
+            )
             return [(i, 0, len(self.windows[i])) for i in order]
         n = max(1, math.ceil(float(self.lengths.sum()) / crop))
         clips = torch.multinomial(self.lengths, n, replacement=True, generator=generator).tolist()
@@ -470,27 +347,6 @@ def _fit_pca(data: _Sequences, n_components: int) -> tuple[np.ndarray, np.ndarra
     return pca.mean_, components
 
 
-def _plain(value: Any) -> Any:
-    """Objects -> plain values torch.load(weights_only=True) accepts."""
-    if hasattr(value, "state_dict") and not isinstance(value, torch.nn.Module):
-        return _plain(value.state_dict())
-    if hasattr(value, "to_dict"):
-        return _plain(value.to_dict())
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(dataclasses.asdict(value))
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 # Settings that change how a run is executed, not what it computes: a resume may differ.
 RUN_ONLY_FIELDS = ("max_minutes", "device", "num_threads")
 
@@ -500,25 +356,6 @@ def _same_run(saved: dict, current: dict) -> bool:
         return {k: v for k, v in config.items() if k not in RUN_ONLY_FIELDS}
 
     return strip(saved) == strip(current)
-
-
-def save_checkpoint(path: Path, payload: dict) -> Path:
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
-
-
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # a truncated or foreign file
-        raise ValueError(f"{path}: not a readable wav2kp checkpoint ({exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} file")
-    return payload
 
 
 def train_model(
@@ -547,6 +384,8 @@ def train_model(
     if not train_clips:
         raise ValueError("no training clips")
     context = dict(context or {})
+    if config.model not in ("default", "original"):
+        raise ValueError(f"unknown model {config.model!r}")
     if config.target_space == "normalized" and context.get("normalizer") is None:
         raise ValueError(
             "target_space 'normalized' needs context['normalizer'] to map back to pixels"
@@ -575,8 +414,9 @@ def _train(
     emotions = ()
     if config.emotion_conditioning and config.model != "original":
         emotions = tuple(sorted({str(c.emotion) for c in train_clips if c.emotion}))
-    train = _Sequences(train_clips, config, emotions)
-    val = _Sequences(val_clips, config, emotions) if val_clips else None
+    inputs = model_inputs(train_clips, config, context)
+    train = _Sequences(train_clips, config, emotions, inputs)
+    val = _Sequences(val_clips, config, emotions, inputs) if val_clips else None
     val = val if val is not None and len(val) else None
     if len(train) == 0 or train.n_valid == 0:
         raise ValueError("no valid target frame in the training clips")
@@ -598,24 +438,53 @@ def _train(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     steps_per_epoch = math.ceil(
-        len(train.crops(config.crop_frames, _epoch_generator(config.seed, 0))) / config.batch_size
+        len(train.crops(config.crop_frames, _epoch_generator(config.seed, 0), config.shuffle))
+        / config.batch_size
     )
     scheduler = _make_scheduler(optimizer, config, steps_per_epoch)
     state = dict(
         epoch=0, history=[], best_val=math.inf, best_epoch=0, bad_epochs=0, stopped_early=False
     )
 
+    feature_config, feature_stats = inputs
+    used_clips = [c for c in train_clips if c.clip_id not in train.skipped_ids]
+    fingerprint = plain(
+        training_fingerprint(
+            used_clips,
+            context,
+            {"config": feature_config, "stats": ds.stats_digest(feature_stats)},
+            config.window,
+        )
+    )
+    # inference needs the features the model was fed
+    model_context = {**context, "feature_config": feature_config, "feature_stats": feature_stats}
     payload_base = {
         "format": CHECKPOINT_FORMAT,
         "model_config": model_config.to_dict(),
-        "train_config": _plain(config.to_dict()),
-        "context": _plain({k: v for k, v in context.items() if v is not None}),
+        "train_config": plain(config.to_dict()),
+        "context": plain({k: v for k, v in model_context.items() if v is not None}),
+        "fingerprint": fingerprint,
         "n_parameters": count_parameters(model),
     }
+    saved = None
     if resume and last_path.is_file():
-        saved = load_checkpoint(last_path)
+        try:
+            saved = load_checkpoint(last_path)
+        except ValueError as err:
+            warnings.warn(f"{err}; training afresh", stacklevel=3)
+    if saved is not None:
         same = _same_run(saved["train_config"], payload_base["train_config"])
-        if same and saved["model_config"] == payload_base["model_config"]:
+        changes = fingerprint_changes(saved.get("fingerprint"), fingerprint)
+        if not same or saved["model_config"] != payload_base["model_config"]:
+            warnings.warn(
+                f"{last_path}: saved with another configuration; training afresh", stacklevel=3
+            )
+        elif changes:
+            warnings.warn(
+                f"{last_path}: trained on other data ({'; '.join(changes)}); training afresh",
+                stacklevel=3,
+            )
+        else:
             model.load_state_dict(saved["model_state"])
             optimizer.load_state_dict(saved["optimizer"])
             if scheduler is not None:
@@ -624,8 +493,6 @@ def _train(
             if torch.cuda.is_available() and saved["rng"].get("cuda"):
                 torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
             state = saved["state"]
-        else:
-            tqdm.write(f"{last_path}: saved with another configuration; training afresh")
 
     def payload(full: bool) -> dict:
         out = dict(payload_base, model_state=model.state_dict(), state=dict(state))
@@ -654,7 +521,9 @@ def _train(
         if config.max_minutes and (time.perf_counter() - started) / 60 >= config.max_minutes:
             break
         epoch_start = time.perf_counter()
-        crops = train.crops(config.crop_frames, _epoch_generator(config.seed, state["epoch"]))
+        crops = train.crops(
+            config.crop_frames, _epoch_generator(config.seed, state["epoch"]), config.shuffle
+        )
         total, weight = 0.0, 0
         for b in range(0, len(crops), config.batch_size):
             windows, targets, mask, emotion = train.batch(crops[b : b + config.batch_size])
@@ -673,7 +542,8 @@ def _train(
             loss = masked_loss(pred, targets, mask, config.velocity_weight, loss_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            if config.clip_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
             optimizer.step()
             if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
                 scheduler.step()
@@ -737,184 +607,40 @@ def train_final_model(
     resume: bool = True,
     progress: bool = True,
     context: dict | None = None,
-) -> tuple[TrainResult, TrainResult]:
-    """(selection, final) runs of one model.
-
-    ``selection`` trains on ``train_clips`` with early stopping on ``val_clips``: its
-    history and best checkpoint are the honest validation view. When
-    ``config.refit_on_val`` (and there are val clips), ``final`` trains afresh on train +
-    val for the full ``config.epochs`` (no early stopping, the last epoch is ``best.pt``)
-    into ``out_dir``, and the selection run lives in ``out_dir/selection``; its val
-    scores are then no longer held out. Otherwise both are the same run in ``out_dir``.
-    """
-    out_dir = Path(out_dir)
-    if not config.refit_on_val or not val_clips:
-        result = train_model(
-            train_clips, val_clips, config, out_dir, resume=resume, progress=progress,
-            context=context,
-        )  # fmt: skip
-        return result, result
-    selection = train_model(
-        train_clips, val_clips, config, out_dir / "selection", resume=resume, progress=progress,
-        context=context,
+    max_epochs_this_run: int | None = None,
+) -> TrainResult:
+    """The final model under the refit rule: with ``config.refit_on_val`` (and val clips)
+    trained on train + val for the full ``config.epochs`` with no early stopping (its
+    ``best.pt`` is the last epoch); otherwise trained on train with early stopping on
+    val. The validation view of the same recipe is the cross-validation's (``wav2kp.cv``,
+    the ``val`` fold), so nothing is trained twice."""
+    if config.refit_on_val and val_clips:
+        train_clips, val_clips = [*train_clips, *val_clips], []
+        config = dataclasses.replace(config, patience=0)
+    return train_model(
+        train_clips, val_clips, config, out_dir, resume=resume, progress=progress,
+        context=context, max_epochs_this_run=max_epochs_this_run,
     )  # fmt: skip
-    if not selection.finished:  # a time budget ran out: go on next call
-        return selection, selection
-    refit = dataclasses.replace(config, patience=0)
-    final = train_model(
-        [*train_clips, *val_clips], [], refit, out_dir, resume=resume, progress=progress,
-        context=context,
-    )  # fmt: skip
-    return selection, final
 
 
-# ---------- inference ----------
+def val_plateau(history: pd.DataFrame, tail: float = 0.25) -> dict[str, float]:
+    """Has the validation loss stopped improving? The best loss before the last ``tail``
+    of the epochs, the best within it, and the relative improvement the tail brought
+    (near 0: a plateau, more epochs would not help)."""
+    losses = pd.Series(history["val_loss"]).dropna().to_numpy()
+    if len(losses) < 4:
+        return {"epochs": float(len(losses)), "improvement_last_quarter": float("nan")}
+    cut = max(1, int(round(len(losses) * (1 - tail))))
+    before, after = float(np.min(losses[:cut])), float(np.min(losses[cut:]))
+    return {
+        "epochs": float(len(losses)),
+        "best_before": before,
+        "best_last_quarter": after,
+        "improvement_last_quarter": (before - after) / before if before > 0 else float("nan"),
+    }
 
 
-class Predictor:
-    """A trained model as a ``KeypointPredictor``: ``predict_landmarks(clip)`` -> (T, 68, 2)
-    pixels, ``predict_targets(clip)`` -> (T, K) in the model's target space."""
-
-    def __init__(
-        self, model, model_config: ModelConfig, train_config: TrainConfig, context: dict, name: str
-    ):
-        self.model = model.eval()
-        self.model_config = model_config
-        self.train_config = train_config
-        self.context = context
-        self.name = name
-        self.window_config = train_config.window_config
-        self.target_space = train_config.target_space
-        self._normalizer = None
-
-    @property
-    def normalizer(self):
-        if self._normalizer is None and self.context.get("normalizer") is not None:
-            from wav2kp.targets import TargetNormalizer
-
-            self._normalizer = TargetNormalizer.from_state_dict(self.context["normalizer"])
-        return self._normalizer
-
-    @property
-    def feature_config(self):
-        """``wav2kp.features.FeatureConfig`` the model was trained with (None if unknown)."""
-        from wav2kp.features import FeatureConfig
-
-        state = self.context.get("feature_config")
-        return None if state is None else FeatureConfig.from_dict(state)
-
-    @property
-    def feature_stats(self):
-        """``wav2kp.features.FeatureStats`` (train split) to normalise new audio features."""
-        from wav2kp.features import FeatureStats
-
-        state = self.context.get("feature_stats")
-        return None if state is None else FeatureStats.from_dict(state)
-
-    def check_clip(self, clip: ClipData) -> None:
-        d = clip.features.shape[1] if np.ndim(clip.features) == 2 else None
-        if d != self.model_config.feature_dim:
-            raise ValueError(
-                f"{clip.clip_id}: features have shape {np.shape(clip.features)}, "
-                f"the model {self.name!r} expects (F, {self.model_config.feature_dim})"
-            )
-        if len(clip.feature_times) < 2:
-            raise ValueError(
-                f"{clip.clip_id}: fewer than two feature frames, nothing to predict from"
-            )
-        hop = feature_hop(clip.feature_times)
-        expected = self.model_config.context
-        got = (
-            self.window_config.n_context(hop)
-            if self.window_config.mode != "original"
-            else self.window_config.original_window
-        )
-        if got != expected:
-            raise ValueError(
-                f"{clip.clip_id}: feature hop {hop * 1000:.1f} ms gives windows of {got} frames, the model expects {expected}"
-            )
-
-    num_threads = 1  # CPU threads for inference (0: torch's default); see TrainConfig
-
-    def predict_targets(self, clip: ClipData, chunk: int = 4096) -> np.ndarray:
-        self.check_clip(clip)
-        upsample = self.train_config.upsample
-        windows = clip_windows(clip, self.window_config, upsample)
-        threads_before = torch.get_num_threads()
-        if self.num_threads > 0:
-            torch.set_num_threads(self.num_threads)
-        try:
-            emotion = self.model_config.emotion_index(clip.emotion)
-            out = predict_sequence(self.model, windows, chunk=chunk, emotion=emotion)
-        finally:
-            torch.set_num_threads(threads_before)
-        return out[::upsample][: clip.n_frames]
-
-    def predict_landmarks(self, clip: ClipData) -> np.ndarray:
-        targets = self.predict_targets(clip).astype(np.float64)
-        if self.target_space == "frame":
-            width, height = clip.frame_size
-            return (targets.reshape(len(targets), 68, 2) * np.array([width, height])).astype(
-                np.float32
-            )
-        from wav2kp.targets import fill_pose
-
-        if self.normalizer is None:
-            raise ValueError(f"checkpoint of {self.name!r} holds no target normaliser")
-        pose, _ = fill_pose(clip.pose)
-        return np.asarray(self.normalizer.inverse(targets, pose, clip.speaker), dtype=np.float32)
-
-
-def load_predictor(
-    checkpoint_path: str | Path, name: str | None = None, device: str = "cpu"
-) -> Predictor:
-    """A standalone predictor from ``best.pt`` / ``last.pt`` (or the folder holding them)."""
-    path = Path(checkpoint_path)
-    if path.is_dir():
-        path = path / "best.pt"
-    payload = load_checkpoint(path, map_location=resolve_device(device))
-    model_config = ModelConfig.from_dict(payload["model_config"])
-    train_config = TrainConfig.from_dict(payload["train_config"])
-    model = build_model(model_config).to(resolve_device(device))
-    model.load_state_dict(payload["model_state"])
-    return Predictor(
-        model, model_config, train_config, payload.get("context", {}), name or train_config.model
-    )
-
-
-# ---------- command line ----------
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", default="demo", help="corpus name (data/processed/<corpus>)")
-    parser.add_argument("--model", default="default", choices=["default", "original"])
-    parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
-    parser.add_argument(
-        "--out", default=None, help="checkpoint folder (default data/models/<corpus>/<model>)"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--max-minutes", type=float, default=0.0)
-    parser.add_argument("--no-resume", action="store_true", help="ignore an existing last.pt")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from wav2kp.paths import CorpusPaths
-
-    overrides: dict[str, Any] = dict(
-        seed=args.seed, device=args.device, max_minutes=args.max_minutes
-    )
-    if args.epochs is not None:
-        overrides["epochs"] = args.epochs
-    config = TrainConfig.preset(args.model, **overrides)
-    data = load_corpus_for_training(args.corpus)
-    out = Path(args.out) if args.out else CorpusPaths(args.corpus).models / args.model
-    result = train_model(
-        data.train, data.val, config, out, resume=not args.no_resume, context=data.context
-    )
-    print(pd.Series(result.summary()).to_string())
-    print(f"checkpoints: {result.best_checkpoint}, {result.last_checkpoint}")
-    return 0
+# ---------- the corpus as training sees it ----------
 
 
 @dataclass
@@ -924,25 +650,174 @@ class CorpusData:
     test: list[ClipData]
     context: dict
 
+    def without_windows(self) -> CorpusData:
+        """A light copy for shipping to workers: training gathers windows from features,
+        so the materialised (T, C, D) windows are dropped."""
 
-def load_corpus_for_training(corpus: str, progress: bool = True, root=None) -> CorpusData:
+        def light(clips):
+            return [
+                dataclasses.replace(c, windows=np.empty((c.n_frames, 0, 0), np.float32))
+                for c in clips
+            ]
+
+        return CorpusData(light(self.train), light(self.val), light(self.test), self.context)
+
+
+def load_corpus_for_training(
+    corpus: str, progress: bool = True, root=None, window=None
+) -> CorpusData:
     """Clips of a processed corpus split by ``split.csv`` (features normalised with the
     train stats, targets with the train normaliser, both fitted if missing), with the
-    inference context a checkpoint must carry."""
-    from wav2kp import dataset
-    from wav2kp.features import FeatureStats, feature_stats_path
+    context a checkpoint must carry (normaliser, feature config and stats, corpus, split
+    settings and digest). ``window``: the windows ``ClipData.windows`` holds (baselines;
+    models gather their own), default ``WindowConfig()``."""
+    import json
 
-    clips = dataset.load_clips(corpus, splits=None, root=root, progress=progress)
+    from wav2kp.checkpoints import split_digest
+    from wav2kp.features import FeatureStats, feature_stats_path
+    from wav2kp.splits import split_settings_path
+
+    clips = ds.load_clips(corpus, splits=None, root=root, progress=progress, window_config=window)
     by_split = {s: [c for c in clips if c.split == s] for s in ("train", "val", "test")}
     if not by_split["train"]:
         raise ValueError(
             f"corpus {corpus!r}: no clip in the train split (run notebooks 01-03 first)"
         )
     stats = FeatureStats.load(feature_stats_path(corpus, root))
+    settings_file = split_settings_path(corpus, root)
+    split = ds.ensure_split(corpus, root=root)
     context = {
-        "normalizer": dataset.load_normalizer(corpus, root),
+        "normalizer": ds.load_normalizer(corpus, root),
         "feature_stats": stats,
         "feature_config": stats.feature_config,
         "corpus": corpus,
+        "split": {
+            "settings": json.loads(settings_file.read_text()) if settings_file.is_file() else {},
+            "digest": split_digest(dict(zip(split["clip_id"], split["split"], strict=True))),
+        },
     }
     return CorpusData(by_split["train"], by_split["val"], by_split["test"], context)
+
+
+# ---------- what notebook 04 and `wav2kp train` train ----------
+
+
+def model_dir(corpus: str, model: str, seed: int, root=None) -> Path:
+    """Where a final model of one training seed lives: ``models/<corpus>/<model>/seed-<n>/``
+    (``wav2kp.inference.checkpoint_file`` picks the first seed for a model folder)."""
+    from wav2kp.paths import CorpusPaths
+
+    return CorpusPaths(corpus, root).models / model / f"seed-{int(seed)}"
+
+
+@dataclass
+class TrainRun:
+    """What ``train_run`` trained: ``finals`` (one row per model and seed: checkpoint,
+    epochs, CPU seconds, parameters, error), ``validation`` (``wav2kp.cv.CVResult`` of
+    each model's recipe on the val fold: curves and val scores) and ``ablation`` (the
+    ablation variants on the val fold; None when not asked for)."""
+
+    config: RunConfig
+    finals: pd.DataFrame
+    validation: Any
+    ablation: Any = None
+
+    def checkpoints(self, model: str) -> list[Path]:
+        rows = self.finals[(self.finals["model"] == model) & (self.finals["error"] == "")]
+        return [Path(p) for p in rows["checkpoint"]]
+
+
+def final_tasks(cfg: RunConfig, root=None) -> list[Any]:
+    """The final models ``cfg`` asks for, as ``wav2kp.cv.Task``s (model x seed)."""
+    from wav2kp.cv import Task
+
+    return [
+        Task(
+            kind="final",
+            name=model,
+            config=cfg.train_config(model, seed),
+            out_dir=str(model_dir(cfg.corpus, model, seed, root)),
+        )
+        for model in cfg.models
+        for seed in cfg.seeds
+    ]
+
+
+def train_run(
+    cfg: RunConfig,
+    data: CorpusData | None = None,
+    client=None,
+    progress: bool = True,
+    root=None,
+) -> TrainRun:
+    """Train what ``cfg`` asks for (module doc), every task in parallel on ``client``
+    (a ``distributed.Client``; None: one after the other here). Finished work is reused:
+    final models resume from their ``last.pt`` (nothing to do when finished on the same
+    data), validation runs are keyed by their configuration and data."""
+    from wav2kp import cv
+
+    data = data or load_corpus_for_training(cfg.corpus, progress=progress, root=root)
+    finals = final_tasks(cfg, root)
+    validation, ablation = cv.validation_tasks(cfg, data, root=root)
+    results = cv.run_tasks([*finals, *validation, *ablation], data, client, progress=progress)
+
+    def rows(tasks):
+        return [{**results[t.key], "name": t.name} for t in tasks]
+
+    return TrainRun(
+        cfg,
+        pd.DataFrame(rows(finals)),
+        cv.CVResult.from_outcomes(rows(validation)),
+        cv.CVResult.from_outcomes(rows(ablation)) if ablation else None,
+    )
+
+
+# ---------- command line ----------
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_arguments(parser)
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--corpus``, ``--profile`` and ``--set key=value`` (any ``RunConfig`` field), plus
+    the Dask options; defaults all come from ``wav2kp.config``."""
+    parser.add_argument("--corpus", default=None, help="corpus name (default: RunConfig's)")
+    parser.add_argument("--profile", default=None, help="fast (make report) or full")
+    parser.add_argument(
+        "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+        help="any run parameter, e.g. --set seeds=0,1,2 --set epochs=20 (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--workers", type=int, default=None, help="Dask workers (0: no Dask)")
+    parser.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+
+
+def run_config_from_args(args: argparse.Namespace) -> RunConfig:
+    from wav2kp.config import parse_assignment
+
+    values = dict(parse_assignment(a) for a in args.assignments)
+    for name in ("corpus", "profile", "workers", "scheduler"):
+        if getattr(args, name, None) is not None:
+            values[name] = getattr(args, name)
+    return RunConfig.resolve(**values)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    import json
+
+    from wav2kp.cv import open_client
+
+    cfg = run_config_from_args(args)
+    print(json.dumps(cfg.to_dict(), indent=1))
+    if args.dry_run:
+        for task in final_tasks(cfg):
+            print(f"{task.name} seed {task.config.seed} -> {task.out_dir}")
+        return 0
+    with open_client(cfg) as client:
+        run = train_run(cfg, client=client)
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(run.finals.drop(columns=["history"], errors="ignore").to_string(index=False))
+        print(run.validation.summary().round(4).to_string())
+    failed = run.finals["error"].astype(bool).sum()
+    return 1 if failed else 0

@@ -4,7 +4,8 @@
 nearest in time to the frame's *real timestamp* (from the video stream, so variable frame
 rates are handled) and spans ``past_ms`` before to ``future_ms`` after it. Published work
 lets the model hear 100-200 ms of future audio (ObamaNet: 200 ms delay; Eskimez et al.:
-0-80 ms), because lips move ahead of the sound they make; we default to 200 ms each way.
+0-80 ms), because lips move ahead of the sound they make. The defaults (100 ms past,
+200 ms future) are the default model's window (``wav2kp cv --study design`` compares).
 Context frames beyond the clip's audio (also whole windows of video frames after the audio
 ends: the window keeps its place in time) are padded by repeating the edge frame
 (``pad="edge"``) or with zeros (``pad="zeros"``: with normalised features, zero is the
@@ -29,7 +30,7 @@ PAD_MODES = ("edge", "zeros")
 
 @dataclass(frozen=True)
 class WindowConfig:
-    past_ms: float = 200.0
+    past_ms: float = 100.0
     future_ms: float = 200.0
     mode: str = "aligned"
     pad: str = "edge"

@@ -187,9 +187,10 @@ def tiny_checkpoint(out_dir: str | Path, epochs: int = 4, seconds: float = 4.0, 
 
 
 def _default_checkpoint() -> Path | None:
+    from wav2kp.inference import checkpoint_file
     from wav2kp.paths import CorpusPaths
 
-    path = CorpusPaths("demo").models / "default" / "best.pt"
+    path = checkpoint_file(CorpusPaths("demo").models / "default")
     return path if path.is_file() else None
 
 

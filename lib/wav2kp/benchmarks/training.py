@@ -135,7 +135,9 @@ def run(quick: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         predictors = {}
         for name in ("default", "original"):
-            config = TrainConfig.preset(name, epochs=epochs[name], target_space="frame", patience=0)
+            config = TrainConfig.preset(
+                name, epochs=epochs[name], target_space="frame", patience=0, features=None
+            )
             result = train_model(train, val, config, Path(tmp) / name, progress=False)
             best = result.history.loc[result.history["val_loss"].idxmin()]
             results[name] = {

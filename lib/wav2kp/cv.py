@@ -1,0 +1,646 @@
+"""Cross-validation of model variants: variants x folds x training seeds, on a Dask client.
+
+A **variant** is a name and ``TrainConfig`` overrides applied on top of the run's recipe
+for the default model (``RunConfig.train_config``); ``{"model": "original"}`` starts from
+the original replica's recipe instead. To study a lever (an augmentation, a feature, a
+window), give it as a variant and run it::
+
+    from wav2kp.config import RunConfig
+    from wav2kp.cv import run_cv
+
+    cfg = RunConfig.resolve(corpus="demo")
+    result = run_cv(cfg, {"default": {}, "past 200 ms": {"window": {"past_ms": 200.0}}},
+                    folds=5, seeds=(0, 1, 2))
+    result.summary()   # per variant: mean and spread over seeds of each metric
+
+or from the shell: ``wav2kp cv --study design`` (the cross-validation behind the
+default's design: features, past context, refit), ``wav2kp cv --variants my.json --folds
+5`` (a JSON object ``{name: overrides}``). A new ``TrainConfig`` field is a new lever.
+
+**Folds**: ``"val"`` trains on the train split and scores the validation split (notebook
+04's ablation is this one-fold case); an integer k splits the train + validation
+*sentences* into k groups and holds out each in turn, the target normaliser and feature
+statistics refitted on each fold's training clips (no held-out sentence leaks into them).
+The test split is never touched.
+
+Each task follows the refit rule of its config: with ``refit_on_val`` it trains on all of
+the fold's training clips for the full schedule and is scored at its last epoch (what a
+final model is); without, it holds out part of the fold's training sentences for early
+stopping. Held-out clips are scored with ``wav2kp.evaluate`` (mean over clips).
+
+**Reuse**: a task is keyed by its resolved config, its fold's clip ids and the data's
+fingerprint; its checkpoints and ``result.json`` live in ``models/<corpus>/cv/<key>/``,
+and a finished task is read back instead of trained again (a half-trained one resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wav2kp.config import RunConfig, TrainConfig, config_digest
+
+METRICS = [
+    "mouth_open_r",
+    "mouth_lmd_iod",
+    "variance_ratio",
+    "lvd_mouth_iod",
+    "jitter_ratio",
+    "av_offset_frames",
+]
+RESULT_VERSION = 1  # bump when what a task computes changes: cached results are redone
+RUN_ONLY_FIELDS = ("max_minutes", "device", "num_threads")
+
+
+# ---------------------------------------------------------------- variants and studies
+
+
+def _window(**changes) -> dict:
+    return {"window": changes}
+
+
+# notebook 04's ablation: one choice of the default model changed at a time
+ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "original alignment (fwd 40, x3)": _window(mode="original"),
+    "future 0 ms": _window(future_ms=0.0),
+    "future 100 ms": _window(future_ms=100.0),
+    "past 200 ms": _window(past_ms=200.0),
+    "no normalisation (frame coords)": {"target_space": "frame"},
+    "PCA head (8)": {"model_overrides": {"pca_components": 8}},
+    "no velocity loss": {"velocity_weight": 0.0},
+    "no emotion conditioning": {"emotion_conditioning": False},
+}
+
+# the choices that made the default (features, past context, refit), cross-validated
+DESIGN_VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "MFCC features (the original's)": {
+        "features": {"kind": "mfcc", "n_mfcc": 40, "n_mels": 40},
+        "normalize_features": True,
+    },
+    "past 200 ms": _window(past_ms=200.0),
+    "no refit (early stopping on held-out sentences)": {"refit_on_val": False},
+}
+
+STUDIES = ("ablation", "design", "budget")
+
+
+def study(cfg: RunConfig, name: str) -> dict[str, Any]:
+    """Keyword arguments of ``run_cv`` for a named study: ``ablation`` (notebook 04's
+    variants on the val fold at the run's ablation budget), ``design`` (5-fold CV over
+    train + val sentences of the default's design choices, 3 seeds), ``budget`` (the
+    ablation at the ``fast`` profile's budget and at the full budget, 3 seeds: does the
+    short budget rank the variants the same?)."""
+    if name == "ablation":
+        return dict(
+            variants=ABLATION_VARIANTS,
+            folds="val",
+            seeds=cfg.ablation_seeds,
+            budget=_ablation_budget(cfg),
+        )
+    if name == "design":
+        return dict(variants=DESIGN_VARIANTS, folds=5, seeds=(0, 1, 2), budget={})
+    if name == "budget":
+        from wav2kp.config import PROFILES
+
+        fast = PROFILES["fast"].get("ablation_epochs")
+        variants = {
+            f"{k} @ {fast} epochs": {**v, "epochs": fast} for k, v in ABLATION_VARIANTS.items()
+        }
+        variants.update({f"{k} @ preset epochs": v for k, v in ABLATION_VARIANTS.items()})
+        return dict(variants=variants, folds="val", seeds=(0, 1, 2), budget={})
+    raise ValueError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
+
+
+def _ablation_budget(cfg: RunConfig) -> dict[str, Any]:
+    return {} if cfg.ablation_epochs is None else {"epochs": cfg.ablation_epochs}
+
+
+def variant_config(
+    cfg: RunConfig, overrides: Mapping[str, Any], seed: int, budget: Mapping[str, Any] = ()
+) -> TrainConfig:
+    """The run's recipe for ``overrides.get("model", "default")`` and ``seed``, then the
+    budget, then the variant's overrides (a ``window`` override changes only the fields
+    it names)."""
+    values = copy.deepcopy(dict(budget or {}))
+    values.update(copy.deepcopy(dict(overrides)))
+    model = values.pop("model", "default")
+    base = cfg.train_config(model, seed)
+    if "window" in values:
+        values["window"] = {**base.window, **values["window"]}
+    return TrainConfig.from_dict({**base.to_dict(), **values, "seed": seed})
+
+
+# ---------------------------------------------------------------- tasks
+
+
+@dataclass
+class Task:
+    """One training: a final model (``kind="final"``, see ``wav2kp.train.train_run``) or
+    one variant x fold x seed of a cross-validation (``kind="cv"``)."""
+
+    kind: str
+    name: str
+    config: TrainConfig
+    out_dir: str
+    fold: str = ""
+    train_ids: tuple[str, ...] = ()
+    heldout_ids: tuple[str, ...] = ()
+    data_digest: str = ""
+
+    @property
+    def key(self) -> str:
+        if self.kind == "final":
+            return f"final-{self.name}-{self.config.seed}"
+        return task_key(self.config, self.train_ids, self.heldout_ids, self.data_digest)
+
+
+def task_key(config: TrainConfig, train_ids, heldout_ids, data_digest: str) -> str:
+    recipe = {k: v for k, v in config.to_dict().items() if k not in RUN_ONLY_FIELDS}
+    return config_digest(
+        {
+            "version": RESULT_VERSION,
+            "config": recipe,
+            "train": sorted(train_ids),
+            "heldout": sorted(heldout_ids),
+            "data": data_digest,
+        }
+    )
+
+
+def data_digest(data) -> str:
+    """What the corpus's clips are, for cache keys: corpus, split, feature statistics,
+    normaliser and every clip's extraction fingerprint."""
+    from wav2kp.checkpoints import digest_of
+
+    clips = [*data.train, *data.val]
+    return config_digest(
+        {
+            "corpus": data.context.get("corpus", ""),
+            "split": data.context.get("split", {}),
+            "stats": digest_of(data.context.get("feature_stats")),
+            "normalizer": digest_of(data.context.get("normalizer")),
+            "clips": sorted(
+                (c.clip_id, str(c.extra.get("extraction_fingerprint", ""))) for c in clips
+            ),
+        }
+    )
+
+
+def sentence_folds(clips: Sequence, k: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
+    """k (train ids, held-out ids) pairs: the clips' sentences shuffled with ``seed`` and
+    cut into k groups; each group is held out once (a clip without a sentence id is its
+    own sentence)."""
+    groups = sorted({c.sentence_id or c.clip_id for c in clips})
+    if k < 2 or k > len(groups):
+        raise ValueError(f"{k} folds need between 2 and {len(groups)} sentences")
+    order = np.random.default_rng(seed).permutation(len(groups))
+    parts = np.array_split(np.array(groups, dtype=object)[order], k)
+    out = []
+    for part in parts:
+        held = set(part.tolist())
+        out.append(
+            (
+                [c.clip_id for c in clips if (c.sentence_id or c.clip_id) not in held],
+                [c.clip_id for c in clips if (c.sentence_id or c.clip_id) in held],
+            )
+        )
+    return out
+
+
+def cv_tasks(
+    cfg: RunConfig,
+    data,
+    variants: Mapping[str, Mapping[str, Any]],
+    folds: int | str = "val",
+    seeds: Iterable[int] = (0,),
+    budget: Mapping[str, Any] | None = None,
+    out_root: str | Path | None = None,
+    root=None,
+) -> list[Task]:
+    """The tasks of a cross-validation (module doc); ``out_root`` default
+    ``models/<corpus>/cv``."""
+    from wav2kp.paths import CorpusPaths
+
+    out_root = Path(out_root) if out_root else CorpusPaths(cfg.corpus, root).models / "cv"
+    if folds == "val":
+        if not data.val:
+            raise ValueError(f"corpus {cfg.corpus!r} has no val clips to score on")
+        fold_list = [("val", [c.clip_id for c in data.train], [c.clip_id for c in data.val])]
+    else:
+        pairs = sentence_folds([*data.train, *data.val], int(folds), cfg.split_seed)
+        fold_list = [(f"{i + 1}/{len(pairs)}", tr, ho) for i, (tr, ho) in enumerate(pairs)]
+    digest = data_digest(data)
+    tasks = []
+    for name, overrides in variants.items():
+        for seed in seeds:
+            config = variant_config(cfg, overrides, int(seed), budget or {})
+            for fold, train_ids, heldout_ids in fold_list:
+                key = task_key(config, train_ids, heldout_ids, digest)
+                tasks.append(
+                    Task("cv", name, config, str(out_root / key), fold,
+                         tuple(train_ids), tuple(heldout_ids), digest)
+                )  # fmt: skip
+    return tasks
+
+
+def validation_tasks(cfg: RunConfig, data, root=None) -> tuple[list[Task], list[Task]]:
+    """Notebook 04's validation runs: (each model's recipe on the val fold, for its curves
+    and val scores; with ``cfg.ablation`` the ablation variants at the ablation budget)."""
+    if not data.val:
+        return [], []
+    variants = {m: ({"model": m} if m != "default" else {}) for m in cfg.models}
+    models = cv_tasks(cfg, data, variants, "val", cfg.ablation_seeds, root=root)
+    ablation = cv_tasks(cfg, data, **study(cfg, "ablation"), root=root) if cfg.ablation else []
+    return models, ablation
+
+
+# ---------------------------------------------------------------- running tasks
+
+
+_FOLD_CACHE: dict[str, tuple] = {}
+
+
+def fold_data(data, task: Task):
+    """(train clips, held-out clips, context) of a task's fold: the val fold as loaded;
+    any other fold with the normaliser and feature statistics refitted on its training
+    clips, and every clip rebuilt with them."""
+    by_id = {c.clip_id: c for c in [*data.train, *data.val]}
+    train = [by_id[i] for i in task.train_ids if i in by_id]
+    heldout = [by_id[i] for i in task.heldout_ids if i in by_id]
+    if task.fold == "val":
+        return train, heldout, data.context
+    cache_key = config_digest([task.data_digest, sorted(task.train_ids)])
+    if cache_key not in _FOLD_CACHE:
+        if len(_FOLD_CACHE) > 8:
+            _FOLD_CACHE.clear()
+        _FOLD_CACHE[cache_key] = _refit_fold(train, [*train, *heldout], data.context)
+    rebuilt, context = _FOLD_CACHE[cache_key]
+    return (
+        [rebuilt[c.clip_id] for c in train],
+        [rebuilt[c.clip_id] for c in heldout],
+        context,
+    )
+
+
+def _refit_fold(train: Sequence, clips: Sequence, context: dict):
+    from wav2kp import dataset as ds
+    from wav2kp.features import FeatureConfig, FeatureStats
+    from wav2kp.targets import TargetNormalizer
+    from wav2kp.windowing import WindowConfig
+
+    old_norm = context["normalizer"]
+    if isinstance(old_norm, dict):
+        old_norm = TargetNormalizer.from_state_dict(old_norm)
+    old_stats = context.get("feature_stats")
+    if isinstance(old_stats, dict):
+        old_stats = FeatureStats.from_dict(old_stats)
+    config = old_stats.feature_config if old_stats is not None and old_stats.config else None
+
+    def raw(clip):
+        if old_stats is None:  # features of unknown origin: kept as they are
+            return np.asarray(clip.features, np.float64)
+        try:
+            return ds.raw_features(clip, config or FeatureConfig())[0]
+        except (OSError, ValueError):  # no audio (synthetic clips): undo the normalisation
+            std = np.where(old_stats.std > 1e-8, old_stats.std, 1.0)
+            return np.asarray(clip.features, np.float64) * std + old_stats.mean
+
+    raws = {c.clip_id: raw(c) for c in clips}
+    if old_stats is None:
+        dim = next(iter(raws.values())).shape[1]
+        stats = FeatureStats(mean=np.zeros(dim), std=np.ones(dim))
+    else:
+        stats = FeatureStats.fit(
+            [raws[c.clip_id] for c in train], config, [c.clip_id for c in train]
+        )
+    normalizer = TargetNormalizer(
+        pca_components=old_norm.pca_components, neutral=old_norm.neutral
+    ).fit([(c.speaker, np.where(c.valid[:, None, None], c.landmarks, np.nan)) for c in train])
+    rebuilt = {}
+    for c in clips:
+        window = WindowConfig.from_dict(c.extra.get("window_config", WindowConfig().to_dict()))
+        rebuilt[c.clip_id] = ds.make_clip(
+            c.clip_id, c.frame_times, c.landmarks, c.valid, raws[c.clip_id], c.feature_times,
+            stats, window, normalizer, speaker=c.speaker, emotion=c.emotion,
+            sentence_id=c.sentence_id, split=c.split, frame_size=c.frame_size,
+            audio_path=c.audio_path,
+            extra={k: v for k, v in c.extra.items() if k not in ("feature_config", "feature_stats")},
+        )  # fmt: skip
+    refitted = {**context, "normalizer": normalizer}
+    if old_stats is not None:
+        refitted["feature_stats"] = stats
+    return rebuilt, refitted
+
+
+def _inner_split(clips: Sequence, fraction: float, seed: int):
+    """Held-out sentences for early stopping inside a fold's training clips."""
+    groups = sorted({c.sentence_id or c.clip_id for c in clips})
+    n = max(1, int(round(fraction * len(groups))))
+    held = set(np.random.default_rng(seed).permutation(groups)[:n].tolist())
+    return (
+        [c for c in clips if (c.sentence_id or c.clip_id) not in held],
+        [c for c in clips if (c.sentence_id or c.clip_id) in held],
+    )
+
+
+def execute(task: Task, data) -> dict[str, Any]:
+    """Run one task (in this process or on a Dask worker) and return its result row; a
+    finished cross-validation task is read back from its ``result.json``."""
+    started_cpu, started = time.process_time(), time.perf_counter()
+    row: dict[str, Any] = {
+        "kind": task.kind,
+        "name": task.name,
+        "model": task.config.model,
+        "seed": task.config.seed,
+        "fold": task.fold,
+        "key": task.key,
+        "error": "",
+    }
+    result_file = Path(task.out_dir) / "result.json"
+    try:
+        if task.kind == "cv" and result_file.is_file():
+            saved = json.loads(result_file.read_text())
+            if saved.get("key") == task.key:
+                return {**saved, "name": task.name, "reused": True}
+        row.update(_execute(task, data))
+    except Exception as err:  # one broken task must not stop the study
+        row["error"] = (
+            f"{task.name} (seed {task.config.seed}, fold {task.fold or '-'}): "
+            + (f"{type(err).__name__}: {err}".splitlines()[0])
+        )
+    row["cpu_seconds"] = time.process_time() - started_cpu
+    row["wall_seconds"] = time.perf_counter() - started
+    row["reused"] = False
+    if task.kind == "cv" and not row["error"]:
+        from wav2kp.atomic import write_json
+
+        write_json(result_file, row)
+    return row
+
+
+def _execute(task: Task, data) -> dict[str, Any]:
+    import dataclasses
+
+    from wav2kp.train import load_predictor, train_final_model, train_model
+
+    if task.kind == "final":
+        result = train_final_model(
+            data.train, data.val, task.config, task.out_dir, progress=False, context=data.context
+        )
+        return {
+            "checkpoint": str(result.best_checkpoint),
+            **_result_fields(result),
+        }
+    train, heldout, context = fold_data(data, task)
+    config = task.config
+    if config.refit_on_val:
+        # the final model's procedure: all training clips, the full schedule, last epoch;
+        # held-out loss only watched (a plateau scheduler would use it: not given then)
+        config = dataclasses.replace(config, patience=0)
+        watch = heldout if config.scheduler != "plateau" else []
+        result = train_model(train, watch, config, task.out_dir, progress=False, context=context)
+        checkpoint = result.last_checkpoint
+    else:
+        inner_train, inner_val = _inner_split(train, 0.2, task.config.seed)
+        result = train_model(
+            inner_train, inner_val, config, task.out_dir, progress=False, context=context
+        )
+        checkpoint = result.best_checkpoint
+    from wav2kp.evaluate import evaluate_models
+
+    predictor = load_predictor(checkpoint, name=task.name)
+    scores = evaluate_models([predictor], heldout, spaces=("aligned",), progress=False)
+    failed = scores["error"].astype(bool)
+    if failed.all():
+        raise RuntimeError("; ".join(scores["error"].unique()))
+    return {
+        **scores.loc[~failed, METRICS].mean().to_dict(),
+        "heldout_clips": int((~failed).sum()),
+        "checkpoint": str(checkpoint),
+        **_result_fields(result),
+    }
+
+
+def _result_fields(result) -> dict[str, Any]:
+    return {
+        "epochs": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best_val_loss,
+        "train_seconds": float(result.history["seconds"].sum()),
+        "n_parameters": result.n_parameters,
+        "history": result.history.to_dict("records"),
+    }
+
+
+def run_tasks(
+    tasks: Sequence[Task], data, client=None, progress: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Every task's result row by ``task.key``: on ``client`` (the data scattered to the
+    workers once; a task lost with its worker is retried) or here, one after the other.
+    Results are the same either way (same seeds, one thread per task)."""
+    from tqdm.auto import tqdm
+
+    unique: dict[str, Task] = {}
+    for task in tasks:
+        unique.setdefault(task.key, task)
+    bar = tqdm(total=len(unique), desc="training", unit="task", disable=not progress)
+    results: dict[str, dict[str, Any]] = {}
+    if client is None:
+        for key, task in unique.items():
+            bar.set_postfix_str(f"{task.name} seed {task.config.seed} {task.fold}".strip())
+            results[key] = execute(task, data)
+            bar.update()
+    else:
+        from distributed import as_completed
+
+        shared = client.scatter(data.without_windows(), broadcast=True, hash=False)
+        futures = {
+            client.submit(execute, task, shared, key=f"train-{key}", pure=False, retries=1): key
+            for key, task in unique.items()
+        }
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            bar.update()
+    bar.close()
+    for row in results.values():
+        if row.get("error"):
+            warnings.warn(row["error"], stacklevel=2)
+    return results
+
+
+@contextlib.contextmanager
+def open_client(cfg: RunConfig):
+    """A Dask client for ``cfg.workers`` / ``cfg.scheduler`` (``workers=0``: None, work
+    runs in this process), closed on exit."""
+    if cfg.workers == 0:
+        yield None
+        return
+    try:
+        from wav2kp.cluster import get_client
+    except ImportError:  # until wav2kp.cluster lands: an embedded cluster of processes
+        from distributed import Client
+
+        def get_client(scheduler, workers):
+            if scheduler:
+                return Client(scheduler, set_as_default=False)
+            return Client(n_workers=workers or 2, threads_per_worker=1, processes=True,
+                          dashboard_address=None, set_as_default=False)  # fmt: skip
+
+    client = get_client(cfg.scheduler, cfg.workers)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class CVResult:
+    """One row per task (variant, fold, seed): metrics, epochs, seconds, error."""
+
+    table: pd.DataFrame
+    histories: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @classmethod
+    def from_outcomes(cls, rows: Sequence[Mapping[str, Any]]) -> CVResult:
+        records, curves = [], []
+        for row in rows:
+            record = {k: v for k, v in row.items() if k != "history"}
+            records.append(record)
+            for epoch in row.get("history") or []:
+                curves.append(
+                    {"variant": row["name"], "seed": row["seed"], "fold": row["fold"], **epoch}
+                )
+        table = pd.DataFrame(records).rename(columns={"name": "variant"})
+        for column in [*METRICS, "epochs", "cpu_seconds", "error"]:
+            if column not in table:
+                table[column] = "" if column == "error" else np.nan
+        return cls(table, pd.DataFrame(curves))
+
+    def summary(self, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+        """Per variant (in the order run): each metric's mean over folds per seed, then the
+        mean and standard deviation over seeds; ``seeds`` and ``folds`` counted,
+        ``cpu_seconds`` summed over its tasks."""
+        ok = self.table[self.table["error"].fillna("") == ""]
+        if ok.empty:
+            return pd.DataFrame()
+        per_seed = ok.groupby(["variant", "seed"], sort=False)[list(metrics)].mean()
+        grouped = per_seed.groupby(level="variant", sort=False)
+        out = grouped.mean().add_suffix("")
+        spread = grouped.std(ddof=1).add_suffix("_sd")
+        out = out.join(spread)
+        out["seeds"] = grouped.size()
+        out["folds"] = ok.groupby("variant", sort=False)["fold"].nunique()
+        out["cpu_seconds"] = ok.groupby("variant", sort=False)["cpu_seconds"].sum()
+        order = [v for v in dict.fromkeys(self.table["variant"]) if v in out.index]
+        return out.loc[order]
+
+    def errors(self) -> list[str]:
+        return [e for e in self.table["error"].fillna("") if e]
+
+
+def run_cv(
+    cfg: RunConfig,
+    variants: Mapping[str, Mapping[str, Any]],
+    folds: int | str = "val",
+    seeds: Iterable[int] = (0,),
+    budget: Mapping[str, Any] | None = None,
+    data=None,
+    client=None,
+    out_root: str | Path | None = None,
+    progress: bool = True,
+    root=None,
+) -> CVResult:
+    """Cross-validate ``variants`` (module doc) and return every task's row."""
+    from wav2kp.train import load_corpus_for_training
+
+    data = data or load_corpus_for_training(cfg.corpus, progress=progress, root=root)
+    tasks = cv_tasks(cfg, data, variants, folds, seeds, budget, out_root, root)
+    results = run_tasks(tasks, data, client, progress)
+    return CVResult.from_outcomes([{**results[t.key], "name": t.name} for t in tasks])
+
+
+def rank_agreement(summary: pd.DataFrame, metric: str = "mouth_open_r") -> dict[str, Any]:
+    """For the ``budget`` study: Spearman's rho between the variants' ``metric`` at the
+    short budget and at the preset budget, and whether the best variant is the same."""
+    from scipy.stats import spearmanr
+
+    short = summary[
+        summary.index.str.contains(" @ ") & ~summary.index.str.endswith("preset epochs")
+    ]
+    full = summary[summary.index.str.endswith(" @ preset epochs")]
+    short_values = {i.rsplit(" @ ", 1)[0]: v for i, v in short[metric].items()}
+    full_values = {i.rsplit(" @ ", 1)[0]: v for i, v in full[metric].items()}
+    names = [n for n in full_values if n in short_values]
+    rho = spearmanr([short_values[n] for n in names], [full_values[n] for n in names]).statistic
+    best = max if metric in ("mouth_open_r",) else min
+    return {
+        "metric": metric,
+        "variants": len(names),
+        "spearman_rho": float(rho),
+        "same_best": best(names, key=short_values.get) == best(names, key=full_values.get),
+    }
+
+
+# ---------------------------------------------------------------- command line
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    from wav2kp.train import add_run_arguments
+
+    add_run_arguments(parser)
+    parser.add_argument("--study", choices=STUDIES, help="a named study (see wav2kp.cv.study)")
+    parser.add_argument("--variants", type=Path, help="JSON file: {variant name: overrides}")
+    parser.add_argument("--folds", default=None, help="'val' or a number of folds (default val)")
+    parser.add_argument("--seeds", default=None, help="training seeds, e.g. 0,1,2 (default 0)")
+    parser.add_argument("--out", type=Path, help="write the table and summary here (csv + json)")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from wav2kp.train import run_config_from_args
+
+    cfg = run_config_from_args(args)
+    if args.study:
+        options = study(cfg, args.study)
+    elif args.variants:
+        options = dict(variants=json.loads(args.variants.read_text()), folds="val", seeds=(0,))
+    else:
+        raise SystemExit("wav2kp cv: give --study NAME or --variants FILE")
+    if args.folds is not None:
+        options["folds"] = "val" if args.folds == "val" else int(args.folds)
+    if args.seeds is not None:
+        options["seeds"] = tuple(int(s) for s in str(args.seeds).split(",") if s.strip())
+    with open_client(cfg) as client:
+        result = run_cv(cfg, client=client, **options)
+    summary = result.summary()
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(summary.round(4).to_string())
+    if args.study == "budget":
+        print(json.dumps(rank_agreement(summary), indent=1))
+    for error in result.errors():
+        print(f"error: {error}")
+    if args.out:
+        from wav2kp.atomic import write_csv, write_json
+
+        write_csv(args.out / "cv_table.csv", result.table)
+        write_json(
+            args.out / "cv_summary.json",
+            {"config": cfg.to_dict(), "options": {k: v for k, v in options.items() if k != "variants"},
+             "variants": options["variants"], "summary": summary.reset_index().to_dict("records")},
+        )  # fmt: skip
+    return 1 if result.errors() else 0

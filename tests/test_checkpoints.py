@@ -1,0 +1,141 @@
+"""A checkpoint knows what it was trained on: the original gets its MFCC, resume and
+loading refuse changed data naming what changed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_dataset import write_fake_corpus
+from wav2kp.checkpoints import CheckpointMismatch, load_checkpoint
+from wav2kp.config import TrainConfig
+from wav2kp.dataset import fit_normalizer_and_stats
+from wav2kp.features import FeatureConfig
+from wav2kp.inference import load_predictor
+from wav2kp.train import _Sequences, load_corpus_for_training, model_inputs, train_model
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+LOGMEL = FeatureConfig(kind="logmel")
+TINY = {"epochs": 2, "model_overrides": {"hidden": 8, "frame_bottleneck": 4}}
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """The fake corpus (audio + extraction) with log-mel pipeline features, its
+    extraction manifest carrying fingerprints."""
+    paths = write_fake_corpus(tmp_path)
+    manifest = pd.read_csv(paths.extracted / "manifest.csv")
+    manifest["fingerprint"] = [f"fp-{c}" for c in manifest["clip_id"]]
+    manifest.to_csv(paths.extracted / "manifest.csv", index=False)
+    fit_normalizer_and_stats("fake", feature_config=LOGMEL, root=tmp_path)
+    return tmp_path
+
+
+def train(root, out, **overrides):
+    data = load_corpus_for_training("fake", progress=False, root=root)
+    config = TrainConfig.preset(overrides.pop("model", "default"), **{**TINY, **overrides})
+    return train_model(data.train, data.val, config, out, progress=False, context=data.context)
+
+
+def test_the_original_is_fed_the_original_mfcc_bit_for_bit_on_a_logmel_corpus(corpus, tmp_path):
+    import torchaudio
+    from wav2kp.audio import load_audio
+
+    data = load_corpus_for_training("fake", progress=False, root=corpus)
+    clip = data.train[0]
+    assert clip.extra["feature_config"]["kind"] == "logmel"
+    config = TrainConfig.preset("original", epochs=1, model_overrides={"hidden": 8})
+    inputs = model_inputs(data.train, config, data.context)
+    fed = _Sequences([clip], config, (), inputs).windows[0].features
+    samples, _ = load_audio(clip.audio_path, sample_rate=16000)
+    # the original's call, verbatim
+    mfcc = torchaudio.transforms.MFCC(sample_rate=16000, melkwargs={"n_mels": 40})
+    expected = mfcc(torch.from_numpy(np.asarray(samples, np.float32))).T.numpy()
+    np.testing.assert_array_equal(fed, expected)
+    # the trained replica gets the same at inference, from a log-mel clip
+    result = train_model(data.train, data.val, config, tmp_path / "o", progress=False,
+                         context=data.context)  # fmt: skip
+    predictor = load_predictor(result.best_checkpoint, corpus="fake", root=corpus)
+    np.testing.assert_array_equal(predictor.model_clip(clip).features, expected)
+    assert predictor.predict_landmarks(data.val[0]).shape == (data.val[0].n_frames, 68, 2)
+
+
+def test_a_checkpoint_records_what_it_was_trained_on(corpus, tmp_path):
+    result = train(corpus, tmp_path / "m")
+    saved = load_checkpoint(result.best_checkpoint)["fingerprint"]
+    data = load_corpus_for_training("fake", progress=False, root=corpus)
+    assert saved["corpus"] == "fake" and saved["speakers"] == ["ann", "bob"]
+    assert saved["train_clips"] == {c.clip_id: f"fp-{c.clip_id}" for c in data.train}
+    assert saved["features"]["config"]["kind"] == "logmel" and saved["features"]["stats"]
+    assert saved["split"]["settings"]["seed"] == 0 and saved["normalizer"]
+    assert saved["window"]["past_ms"] == 100.0
+    predictor = load_predictor(result.best_checkpoint, corpus="fake", root=corpus)
+    assert predictor.corpus == "fake" and predictor.speakers == ["ann", "bob"]
+
+
+def change_split(root):
+    from wav2kp.splits import ensure_split
+
+    with pytest.warns(UserWarning):
+        ensure_split("fake", seed=1, root=root)
+        fit_normalizer_and_stats("fake", feature_config=LOGMEL, root=root)
+
+
+def change_feature_kind(root):
+    fit_normalizer_and_stats("fake", feature_config=FeatureConfig(kind="mfcc"), root=root)
+
+
+def re_extract_a_training_clip(root):
+    from wav2kp.paths import CorpusPaths
+
+    paths = CorpusPaths("fake", root)
+    split = pd.read_csv(paths.split_file)
+    clip = split.loc[split["split"] == "train", "clip_id"].iloc[0]
+    manifest = pd.read_csv(paths.extracted / "manifest.csv")
+    manifest.loc[manifest["clip_id"] == clip, "fingerprint"] = "fp-new"
+    manifest.to_csv(paths.extracted / "manifest.csv", index=False)
+    return clip
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (change_split, r"split: seed 0 -> 1"),
+        (change_feature_kind, r"features: kind 'logmel' -> 'mfcc'"),
+        (re_extract_a_training_clip, r"train clips: 1 re-extracted \(\w+"),
+    ],
+)
+def test_loading_for_a_changed_corpus_is_refused_naming_the_change(corpus, tmp_path, change, named):
+    result = train(corpus, tmp_path / "m")
+    load_predictor(result.best_checkpoint, corpus="fake", root=corpus)  # unchanged: fine
+    change(corpus)
+    with pytest.raises(CheckpointMismatch, match=named):
+        load_predictor(result.best_checkpoint, corpus="fake", root=corpus)
+    load_predictor(result.best_checkpoint)  # without a corpus to check against: loads
+
+
+def test_resume_on_changed_data_trains_afresh_and_says_what_changed(corpus, tmp_path):
+    out = tmp_path / "m"
+    train(corpus, out, max_minutes=0)
+    finished = load_checkpoint(out / "last.pt")
+    assert finished["state"]["epoch"] == 2
+    # the same command on the same data: finished, nothing trained
+    again = train(corpus, out)
+    assert torch.equal(
+        load_checkpoint(again.last_checkpoint)["model_state"]["head.weight"],
+        finished["model_state"]["head.weight"],
+    )
+    change_split(corpus)
+    with pytest.warns(UserWarning, match=r"trained on other data \(split: seed 0 -> 1"):
+        retrained = train(corpus, out)
+    fresh = train(corpus, tmp_path / "fresh")  # the new data from scratch
+    assert torch.equal(
+        load_checkpoint(retrained.last_checkpoint)["model_state"]["head.weight"],
+        load_checkpoint(fresh.last_checkpoint)["model_state"]["head.weight"],
+    )
+    saved = load_checkpoint(retrained.last_checkpoint)["fingerprint"]
+    assert saved["split"]["settings"]["seed"] == 1
+    assert json.dumps(saved)  # plain values only
