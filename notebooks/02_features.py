@@ -27,7 +27,7 @@
 #   *k* x 12.5 ms; these times are what notebook 03 aligns keypoint frames to. The
 #   original used 40 MFCC from the same 40 bands (`feature_kind="mfcc"`); on the demo
 #   corpus log-mel predicts mouth opening better on held-out sentences
-#   (cross-validated mouth-opening r 0.86 vs 0.83 for the default model). Options:
+#   (`wav2kp cv --study design`, shown in notebook 04). Options:
 #   MFCC, more mel bands, delta and delta-delta features.
 # * **Split.** Whole sentences are held out (as the original did): a sentence text in
 #   val or test never appears in training, so a model cannot pass by memorising a

@@ -210,3 +210,27 @@ if run.ablation is not None:
         display(Markdown(f"**Failed:** {error}"))
 else:
     print("ablation skipped (ablation=False)")
+
+# %% [markdown]
+# ## The committed studies behind the defaults
+# Cross-validation over the train + validation sentences (5 folds, 3 seeds; the test
+# split untouched) of the default's design choices, and the ablation trained at this
+# profile's short budget and at the full budget (do they rank the variants alike?). Each
+# table is the committed output of the command printed with it; re-run the command to
+# reproduce it (finished tasks are reused).
+
+# %%
+from wav2kp.cv import load_results
+from wav2kp.paths import project_root
+
+for study_name in ("design", "budget"):
+    path = project_root() / "results" / f"{cfg.corpus}-cv-{study_name}.json"
+    if not path.is_file():
+        print(f"no committed {study_name} study for corpus {cfg.corpus!r} ({path})")
+        continue
+    summary, record = load_results(path)
+    display(Markdown(f"**{study_name}** — `{record['command']}` (commit `{record['commit']}`)"))
+    columns = [c for c in summary.columns if c.startswith(("mouth_open_r", "mouth_lmd_iod"))]
+    display(summary[[*columns, "seeds", "folds"]].round(4))
+    if record.get("rank_agreement"):
+        display(pd.Series(record["rank_agreement"], dtype=object).to_frame("short vs full budget"))

@@ -139,3 +139,16 @@ def test_resume_on_changed_data_trains_afresh_and_says_what_changed(corpus, tmp_
     saved = load_checkpoint(retrained.last_checkpoint)["fingerprint"]
     assert saved["split"]["settings"]["seed"] == 1
     assert json.dumps(saved)  # plain values only
+
+
+def test_an_older_checkpoint_format_is_refused_and_retrained_over(tmp_path):
+    from wav2kp.benchmarks.training import synthetic_clips
+
+    torch.save({"format": "wav2kp-checkpoint-1"}, tmp_path / "last.pt")
+    with pytest.raises(ValueError, match="older wav2kp-checkpoint-1 file: train it again"):
+        load_checkpoint(tmp_path / "last.pt")
+    clips = synthetic_clips(n_clips=3, seconds=1.0, feature_dim=8, seed=1)
+    config = TrainConfig.preset("default", target_space="frame", **TINY)
+    with pytest.warns(UserWarning, match="older wav2kp-checkpoint-1 file"):
+        result = train_model(clips[:2], clips[2:], config, tmp_path, progress=False)
+    assert result.epochs_run == 2 and load_checkpoint(result.last_checkpoint)["fingerprint"]

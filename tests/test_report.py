@@ -152,3 +152,46 @@ def test_diary_lists_runs_newest_first(tmp_path: Path):
     text = write_diary(runs).read_text()
     assert text.index("20260103") < text.index("beta-run") < text.index("alpha-run")
     assert "broken" in text
+
+
+SHOW = (
+    HEADER
+    + """
+# %% tags=["parameters"]
+output_dir = "unset"
+
+# %%
+print("only output_dir here")
+"""
+)
+
+
+def test_an_unknown_parameter_is_an_error_naming_it(notebooks: Path, tmp_path: Path):
+    runs = tmp_path / "runs"
+    with pytest.raises(ValueError, match="'epocs'"):
+        run_report("typo", {"epocs": 7}, notebooks_dir=notebooks, runs_dir=runs, progress=False)
+    assert not runs.exists() or not any(runs.iterdir())  # refused before anything ran
+    from wav2kp.report import execute_notebook
+
+    with pytest.raises(ValueError, match="'epocs'"):
+        execute_notebook(notebooks / "01_write.py", tmp_path, {"epocs": 7}, tmp_path, "python3")
+
+
+def test_each_notebook_gets_only_the_parameters_it_declares(notebooks: Path, tmp_path: Path):
+    (notebooks / "02_write_again.py").write_text(SHOW)
+    runs = tmp_path / "runs"
+    record = run_report(
+        "scoped", {"epochs": 7}, notebooks_dir=notebooks, runs_dir=runs, progress=False
+    )
+    assert record.status == "ok", record.failure
+    run_dir = runs / record.folder
+    stored = json.loads((run_dir / "run.json").read_text())
+    given = {nb["name"]: nb["parameters"] for nb in stored["notebooks"]}
+    assert given["01_write"] == {"epochs": 7, "output_dir": str(run_dir)}
+    assert given["02_write_again"] == {"output_dir": str(run_dir)}
+    injected = (run_dir / "02_write_again.ipynb").read_text()
+    assert "epochs" not in injected
+    # run.json holds the run configuration the notebooks resolve
+    from wav2kp.config import RunConfig
+
+    assert stored["config"] == RunConfig.resolve(epochs=7).to_dict()

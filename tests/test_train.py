@@ -325,7 +325,7 @@ import sys
 from wav2kp.benchmarks.training import synthetic_clips
 from wav2kp.train import TrainConfig, train_model
 
-clips = synthetic_clips(n_clips=12, seconds=4.0, feature_dim=8, seed=3)
+clips = synthetic_clips(n_clips=8, seconds=3.0, feature_dim=8, seed=3)
 config = TrainConfig.preset(
     "default", epochs=int(sys.argv[2]), batch_size=4, crop_frames=20, target_space="frame",
     window={"past_ms": 50.0, "future_ms": 100.0},
@@ -347,7 +347,7 @@ def test_kill_9_during_training_then_the_same_command_resumes_to_the_same_weight
 
     from wav2kp.checkpoints import load_checkpoint
 
-    epochs = 40
+    epochs = 30
     script = tmp_path / "train.py"
     script.write_text(KILL_SCRIPT)
 

@@ -30,7 +30,8 @@ stopping. Held-out clips are scored with ``wav2kp.evaluate`` (mean over clips).
 
 **Reuse**: a task is keyed by its resolved config, its fold's clip ids and the data's
 fingerprint; its checkpoints and ``result.json`` live in ``models/<corpus>/cv/<key>/``,
-and a finished task is read back instead of trained again (a half-trained one resumes).
+and a finished task is read back instead of trained again (a half-trained one resumes;
+one scored by other evaluation code is scored again from its checkpoint).
 """
 
 from __future__ import annotations
@@ -257,12 +258,15 @@ def cv_tasks(
 
 
 def validation_tasks(cfg: RunConfig, data, root=None) -> tuple[list[Task], list[Task]]:
-    """Notebook 04's validation runs: (each model's recipe on the val fold, for its curves
-    and val scores; with ``cfg.ablation`` the ablation variants at the ablation budget)."""
+    """Notebook 04's validation runs: (each model's recipe on the val fold with its first
+    training seed, for its curves and val scores; with ``cfg.ablation`` the ablation
+    variants at the ablation budget on ``cfg.ablation_seeds``)."""
     if not data.val:
         return [], []
-    variants = {m: ({"model": m} if m != "default" else {}) for m in cfg.models}
-    models = cv_tasks(cfg, data, variants, "val", cfg.ablation_seeds, root=root)
+    models = []
+    for model in cfg.models:  # the curves: each model's first training seed
+        variant = {"model": model} if model != "default" else {}
+        models += cv_tasks(cfg, data, {model: variant}, "val", cfg.seeds_of(model)[:1], root=root)
     ablation = cv_tasks(cfg, data, **study(cfg, "ablation"), root=root) if cfg.ablation else []
     return models, ablation
 
@@ -373,9 +377,10 @@ def execute(task: Task, data) -> dict[str, Any]:
     try:
         if task.kind == "cv" and result_file.is_file():
             saved = json.loads(result_file.read_text())
-            if saved.get("key") == task.key:
+            if saved.get("key") == task.key and saved.get("scoring") == scoring_digest():
                 return {**saved, "name": task.name, "reused": True}
         row.update(_execute(task, data))
+        row["scoring"] = scoring_digest()
     except Exception as err:  # one broken task must not stop the study
         row["error"] = (
             f"{task.name} (seed {task.config.seed}, fold {task.fold or '-'}): "
@@ -389,6 +394,20 @@ def execute(task: Task, data) -> dict[str, Any]:
 
         write_json(result_file, row)
     return row
+
+
+def scoring_digest() -> str:
+    """Digest of the code that scores a model (``wav2kp.metrics``, ``wav2kp.evaluate``):
+    a saved result scored by other code is scored again (from its finished checkpoint,
+    without training again)."""
+    import hashlib
+
+    from wav2kp import evaluate, metrics
+
+    digest = hashlib.sha1()
+    for module in (metrics, evaluate):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _execute(task: Task, data) -> dict[str, Any]:
@@ -471,7 +490,7 @@ def run_tasks(
             client.submit(execute, task, shared, key=f"train-{key}", pure=False, retries=1): key
             for key, task in unique.items()
         }
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             results[futures[future]] = future.result()
             bar.update()
     bar.close()
@@ -608,10 +627,15 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", type=Path, help="JSON file: {variant name: overrides}")
     parser.add_argument("--folds", default=None, help="'val' or a number of folds (default val)")
     parser.add_argument("--seeds", default=None, help="training seeds, e.g. 0,1,2 (default 0)")
-    parser.add_argument("--out", type=Path, help="write the table and summary here (csv + json)")
+    parser.add_argument(
+        "--out", type=Path,
+        help="write the results to OUT.json (summary, config, command) and OUT.csv (every task)",
+    )  # fmt: skip
 
 
 def run_cli(args: argparse.Namespace) -> int:
+    import sys
+
     from wav2kp.train import run_config_from_args
 
     cfg = run_config_from_args(args)
@@ -630,17 +654,47 @@ def run_cli(args: argparse.Namespace) -> int:
     summary = result.summary()
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(summary.round(4).to_string())
-    if args.study == "budget":
-        print(json.dumps(rank_agreement(summary), indent=1))
+    agreement = rank_agreement(summary) if args.study == "budget" else None
+    if agreement:
+        print(json.dumps(agreement, indent=1))
     for error in result.errors():
         print(f"error: {error}")
     if args.out:
-        from wav2kp.atomic import write_csv, write_json
-
-        write_csv(args.out / "cv_table.csv", result.table)
-        write_json(
-            args.out / "cv_summary.json",
-            {"config": cfg.to_dict(), "options": {k: v for k, v in options.items() if k != "variants"},
-             "variants": options["variants"], "summary": summary.reset_index().to_dict("records")},
-        )  # fmt: skip
+        save_results(args.out, result, cfg, options, agreement, " ".join(["wav2kp", *sys.argv[1:]]))
     return 1 if result.errors() else 0
+
+
+def save_results(out: Path, result: CVResult, cfg: RunConfig, options, agreement, command):
+    """``out.json``: the command, commit, run configuration, options and the summary (and
+    the budget study's rank agreement); ``out.csv``: every task's row."""
+    from wav2kp.atomic import write_csv, write_json
+    from wav2kp.paths import project_root
+    from wav2kp.report import git_commit
+
+    out = Path(out)
+    write_csv(out.with_suffix(".csv"), result.table)
+    write_json(
+        out.with_suffix(".json"),
+        {
+            "command": command,
+            "commit": git_commit(project_root()),
+            "config": cfg.to_dict(),
+            "folds": options.get("folds"),
+            "seeds": list(options.get("seeds", ())),
+            "budget": dict(options.get("budget") or {}),
+            "variants": options["variants"],
+            "summary": summary_records(result.summary()),
+            "rank_agreement": agreement,
+            "cpu_seconds": float(result.table["cpu_seconds"].sum()),
+        },
+    )
+
+
+def summary_records(summary: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(summary.reset_index().to_json(orient="records"))
+
+
+def load_results(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """(summary table indexed by variant, the whole saved record) of ``save_results``."""
+    record = json.loads(Path(path).with_suffix(".json").read_text())
+    return pd.DataFrame(record["summary"]).set_index("variant"), record

@@ -5,32 +5,25 @@ Two families live here:
 - ``original``: a faithful replica of the original wav2kp network (LSTM(flattened C x D
   window, hidden 200, 2 layers, batch_first) -> Dropout(0.25) -> Linear(200 -> K) at
   every step). Recurrent, so long inputs are run in chunks that carry the LSTM state.
-- ``default`` (the project's model, chosen by the ablation in notebook 04): a small
+- ``default`` (the project's model): a small
   frame-wise encoder (a shared projection of each feature frame, then one layer over the
   whole window) followed by residual dilated temporal convolutions across keypoint
   frames, a learnt offset per emotion label, and an optional PCA output head.
-  Convolutional, so chunked inference with an
-  overlap of its receptive radius is exact; 1 h of audio runs in about 1.5 s on one core.
+  Convolutional, so chunked inference with an overlap of its receptive radius is exact
+  (``wav2kp bench training`` times it per audio hour).
 
-Why this default (demo corpus, val split, seed 0, ~20 s of CPU training; the ablation in
-notebook 04 reproduces the first rows): future context matters most (mouth-opening r
-0.79 with 0 ms, 0.84 with 100 ms, 0.88 with 200 ms); normalised pose-free targets vs
-raw frame coordinates: r 0.88 vs 0.21; an emotion offset cut mouth LMD from 0.019 to
-0.015 IOD; a PCA head (8), no velocity loss, more dilations, wider kernels, larger or
-smaller hidden sizes, more dropout, feature noise, a mouth-weighted loss or 400 ms of
-past audio did not beat it on val.
-
-Generalisation to held-out sentences (5-fold cross-validation over the demo's train +
-val sentences, 2 sentences per fold, mean mouth-opening r): log-mel features instead of
-MFCC 0.860 vs 0.832 (3 seeds each); training on the 2 more sentences for the full
-schedule instead of early stopping on them 0.822 vs 0.795 (MFCC) and 0.858 vs 0.811
-(log-mel); then 100 ms of past audio instead of 200 0.862 vs 0.856 (3 seeds; adopted,
-and cheaper). Within seed noise (+-0.01) or worse: 300 ms of past audio, 300 ms of
-future, dropout 0.3, weight decay 1e-2, feature noise 0.3, mouth weight 3, hidden 64,
-bottleneck 8, 120-frame crops, 60 epochs, MFCC deltas (0.847), log-mel deltas or 80
-bands, SpecAugment-style masks (MFCC 0.840, log-mel 0.818). A bidirectional GRU over the
-sequence and seed ensembles do not fit the inference budget (a BiGRU(64) alone takes
-3.3 s for 1 h of audio on one core).
+Why this default: the choices were compared on held-out sentences, and the comparisons
+are commands whose committed outputs notebook 04 shows: ``wav2kp cv --study design``
+(5-fold cross-validation over the demo's train + validation sentences, 3 seeds: log-mel vs
+the original's MFCC, 100 vs 200 ms of past audio, refitting on all training sentences vs
+early stopping on some; ``results/demo-cv-design.json``) and notebook 04's ablation
+(``wav2kp cv --study ablation``: future context, alignment, pose-free targets, PCA head,
+velocity loss, emotion conditioning, one at a time). Variants tried earlier and not
+adopted (wider or narrower hidden sizes, more dilations, dropout, feature noise, a
+mouth-weighted loss, SpecAugment-style masks, delta features) are ``TrainConfig``
+overrides too: give them to ``wav2kp cv`` to measure them. A bidirectional recurrent
+layer over the whole sequence does not fit the inference budget
+(``wav2kp bench training`` prints seconds per audio hour).
 
 Every model is described by a ``ModelConfig`` (plain JSON-able fields) so a checkpoint
 can rebuild it with ``build_model(config)``.

@@ -739,7 +739,7 @@ def final_tasks(cfg: RunConfig, root=None) -> list[Any]:
             out_dir=str(model_dir(cfg.corpus, model, seed, root)),
         )
         for model in cfg.models
-        for seed in cfg.seeds
+        for seed in cfg.seeds_of(model)
     ]
 
 
