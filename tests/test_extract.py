@@ -15,6 +15,7 @@ import skimage.data
 import soundfile as sf
 from test_extract_videos import face_frames, face_transform, write_audio_only_mp4, write_video
 from wav2kp.extract import (
+    TIMING_COLUMNS,
     ExtractParams,
     extract_corpus,
     load_extracted,
@@ -67,7 +68,7 @@ def batch(tmp_path_factory):
     params = ExtractParams(
         gaps=GapParams(max_gap_frames=5, max_gap_seconds=0.25, min_detection_rate=0.5)
     )
-    table = extract_corpus(src, paths, workers=1, params=params, progress=False)
+    table = extract_corpus(src, paths, workers=0, params=params, progress=False)
     return src, paths, params, table
 
 
@@ -165,9 +166,9 @@ def test_rerun_skips_finished_and_redoes_changed_sources_and_parameters(batch, t
     src, paths, params, table = batch
     npz = paths.extracted / "Ola_mundo_1.npz"
     before = npz.stat().st_mtime_ns
-    again = extract_corpus(src, paths, workers=1, params=params, progress=False)
+    again = extract_corpus(src, paths, workers=0, params=params, progress=False)
     assert npz.stat().st_mtime_ns == before
-    keep = ["clip_id", "status", "fingerprint", "seconds"]
+    keep = ["clip_id", "status", "fingerprint", *TIMING_COLUMNS]
     ok = again["status"] != "error"  # errors are retried (they are cheap)
     pd.testing.assert_frame_equal(
         again.loc[ok, keep].reset_index(drop=True),
@@ -176,7 +177,7 @@ def test_rerun_skips_finished_and_redoes_changed_sources_and_parameters(batch, t
     # a changed source file is redone (its fingerprint changes)
     write_video(src / "solid.mp4", np.full((10, 64, 64, 3), 30, np.uint8), fps=20)
     third = extract_corpus(
-        src, paths, workers=1, params=params, clip_filter="solid", progress=False
+        src, paths, workers=0, params=params, clip_filter="solid", progress=False
     )
     assert row(third, "solid")["fingerprint"] != row(table, "solid")["fingerprint"]
     assert row(third, "solid")["frames"] == 10
@@ -189,7 +190,7 @@ def test_keep_frames_writes_one_jpeg_per_row(tmp_path):
     src.mkdir()
     write_video(src / "a.mp4", face_frames(6, 96), fps=10)
     paths = CorpusPaths("k", root=tmp_path / "data")
-    table = extract_corpus(src, paths, workers=1, keep_frames=True, progress=False)
+    table = extract_corpus(src, paths, workers=0, keep_frames=True, progress=False)
     assert table["status"].tolist() == ["ok"]
     jpgs = sorted((paths.frames / "a").glob("*.jpg"))
     assert [p.name for p in jpgs] == [f"{i:05d}.jpg" for i in range(6)]
@@ -199,9 +200,9 @@ def test_keep_frames_writes_one_jpeg_per_row(tmp_path):
     assert not list(paths.frames.glob(".*partial"))
     # a source deleted since the last run leaves the manifest
     write_video(src / "b.mp4", face_frames(4, 96), fps=10)
-    assert extract_corpus(src, paths, workers=1, progress=False)["clip_id"].tolist() == ["a", "b"]
+    assert extract_corpus(src, paths, workers=0, progress=False)["clip_id"].tolist() == ["a", "b"]
     (src / "a.mp4").unlink()
-    assert extract_corpus(src, paths, workers=1, progress=False)["clip_id"].tolist() == ["b"]
+    assert extract_corpus(src, paths, workers=0, progress=False)["clip_id"].tolist() == ["b"]
 
 
 def _extract_script(src: Path, root: Path) -> list[str]:
@@ -209,7 +210,7 @@ def _extract_script(src: Path, root: Path) -> list[str]:
         "from wav2kp.extract import extract_corpus\n"
         "from wav2kp.paths import CorpusPaths\n"
         f"extract_corpus({str(src)!r}, CorpusPaths('r', root=__import__('pathlib').Path({str(root)!r})),"
-        " workers=1, progress=False)\n"
+        " workers=0, progress=False)\n"
     )
     return [sys.executable, "-c", code]
 
@@ -239,10 +240,10 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     first = killed_root / "interim" / "r" / "extracted" / f"{done_before['clip_id'][0]}.npz"
     first_mtime = first.stat().st_mtime_ns
 
-    resumed = extract_corpus(src, CorpusPaths("r", root=killed_root), workers=1, progress=False)
-    clean = extract_corpus(src, CorpusPaths("r", root=clean_root), workers=2, progress=False)
+    resumed = extract_corpus(src, CorpusPaths("r", root=killed_root), workers=0, progress=False)
+    clean = extract_corpus(src, CorpusPaths("r", root=clean_root), workers=0, progress=False)
     assert first.stat().st_mtime_ns == first_mtime  # finished clip not redone
-    cols = [c for c in clean.columns if c != "seconds"]
+    cols = [c for c in clean.columns if c not in TIMING_COLUMNS]
     pd.testing.assert_frame_equal(resumed[cols], clean[cols])
     for clip_id in clean["clip_id"]:
         a = load_extracted(CorpusPaths("r", root=killed_root), clip_id)
@@ -250,8 +251,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
         assert a.keys() == b.keys()
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{clip_id}:{key}")
+    # the resumed run removed the killed run's temp files (the lock file stays)
     leftovers = [p for p in (killed_root / "interim").rglob("*") if p.name.startswith(".")]
-    assert leftovers == [] or all(p.suffix in {".npz", ".wav"} for p in leftovers)
+    assert [p.name for p in leftovers] == [".extract.lock"]
 
 
 def test_cli_extracts_into_the_named_corpus(tmp_path, monkeypatch):
@@ -261,7 +263,7 @@ def test_cli_extracts_into_the_named_corpus(tmp_path, monkeypatch):
     src.mkdir()
     write_video(src / "a b.mp4", face_frames(5, 96), fps=10)
     monkeypatch.setenv("WAV2KP_DATA", str(tmp_path / "data"))
-    assert main(["extract", str(src), "--corpus", "cli", "--workers", "1"]) == 0
+    assert main(["extract", str(src), "--corpus", "cli", "--workers", "0"]) == 0
     table = load_manifest("cli")
     assert table["clip_id"].tolist() == ["a_b"] and table["status"].tolist() == ["ok"]
     assert (tmp_path / "data" / "interim" / "cli" / "extracted" / "a_b.npz").is_file()
@@ -275,7 +277,7 @@ def test_real_clips_extract_with_faces_and_stream_timing(realclips, tmp_path):
     for name in ("retalking_face_1.mp4", "pcavs_vox2_Pose_Source_731200067.mp4"):
         os.symlink(realclips / name, src / name)
     paths = CorpusPaths("real", root=tmp_path / "data")
-    table = extract_corpus(src, paths, workers=1, progress=False).set_index("clip_id")
+    table = extract_corpus(src, paths, workers=0, progress=False).set_index("clip_id")
     assert (table["status"] == "ok").all() and (table["detection_rate"] > 0.95).all()
     vfr = table.loc["retalking_face_1"]
     assert (vfr["frames"], vfr["width"], vfr["audio_sample_rate"], vfr["audio_channels"]) == (
@@ -315,7 +317,7 @@ def test_single_frame_video(tmp_path):
     src.mkdir()
     write_video(src / "one.mp4", face_frames(1, 128), fps=25)
     paths = CorpusPaths("one", root=tmp_path / "data")
-    table = extract_corpus(src, paths, workers=1, progress=False)
+    table = extract_corpus(src, paths, workers=0, progress=False)
     assert table["status"].tolist() == ["ok"] and table["frames"].tolist() == [1]
     data = load_extracted(paths, "one")
     assert data["lm68"].shape == (1, 68, 2) and np.isfinite(data["pose_scale"]).all()

@@ -8,12 +8,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# Temp files are named ".<target name>.tmp-<random><suffix>" beside their target.
+TEMP_MARKER = ".tmp-"
+
+
+def is_temp_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is one of ``atomic_path``'s temp files (left by a killed run)."""
+    name = Path(path).name
+    return name.startswith(".") and TEMP_MARKER in name
 
 
 @contextlib.contextmanager
@@ -25,25 +34,27 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=suffix if suffix else path.suffix
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_temp(path, suffix if suffix else path.suffix)
     try:
         yield tmp_path
-        # mkstemp makes 0600 files; results should get the usual umask permissions.
-        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _create_temp(path: Path, suffix: str) -> Path:
+    """A new empty file beside ``path``, created with mode 0666 so that the process's
+    umask gives it the usual permissions (no umask query: changing the umask, even
+    briefly, would race with other threads creating files)."""
+    while True:
+        tmp = path.parent / f".{path.name}{TEMP_MARKER}{secrets.token_hex(4)}{suffix}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

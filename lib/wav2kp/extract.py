@@ -2,8 +2,9 @@
 
 For every video: PCM audio (original rate/channels and 16 kHz mono), the real timestamp of
 every frame, MediaPipe's 478 points and the 68-point layout per frame, short gaps
-interpolated and long ones left missing, head pose, and one manifest row. Files written
-(see docs/architecture.md), all atomically:
+interpolated and long ones left missing, head pose, and one manifest row
+(``wav2kp.extract_clip`` does one clip). Files written (see docs/architecture.md), each
+atomically:
 
     <interim>/extracted/<clip_id>.npz      per-clip arrays
     <interim>/audio/<clip_id>.wav          16 kHz mono PCM16
@@ -11,73 +12,84 @@ interpolated and long ones left missing, head pose, and one manifest row. Files 
     <interim>/frames/<clip_id>/%05d.jpg    only with keep_frames; 00000.jpg is npz row 0
     <interim>/extracted/manifest.csv       one row per input file
 
+The clips run as tasks on a Dask client (``wav2kp.cluster``): an embedded LocalCluster
+with one process per core by default, an existing cluster with ``scheduler=`` (or
+``$DASK_SCHEDULER_ADDRESS``), or in this process with ``workers=0``. Every engine gives
+the same files. Only this process writes the manifest; workers write the clips' files.
+
 Bad inputs never stop the batch: each gets status ``error`` (unusable file) or
-``rejected`` (usable file, too little face) and a one-line reason naming the file.
-A re-run skips clips whose fingerprint (source content + parameters) is unchanged.
+``rejected`` (usable file, too little face; or a file that crashed its worker every
+time) and a one-line reason naming the file; things worth knowing about a good clip
+(several faces, the face lost for a while, audio and video of different lengths) are in
+its ``warning``. A re-run skips clips whose fingerprint (source content + parameters) is
+unchanged, whichever engine made them; asking for frames later writes only the frames.
+One extraction at a time per corpus (a lock file); a full disk stops the batch with one
+line, the manifest keeping every finished clip.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
-import traceback
+import signal
+import socket
+import sys
+import time
 import unicodedata
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from wav2kp.atomic import write_csv, write_npz
-from wav2kp.gaps import DETECTED, INTERPOLATED, MISSING, GapParams, clip_verdict, fill_gaps
+from wav2kp.atomic import is_temp_file, write_csv
+from wav2kp.extract_clip import (
+    EXTRACT_VERSION,
+    MANIFEST_COLUMNS,
+    METADATA_COLUMNS,
+    TIMING_COLUMNS,
+    ClipJob,
+    ExtractParams,
+    StorageFull,
+    base_row,
+    extract_clip,
+    fingerprint,
+    one_line,
+    output_files,
+    run_job,
+)
+from wav2kp.gaps import DETECTED, GapParams
 from wav2kp.paths import CorpusPaths
 
-# Bump when the extraction's output changes for the same input and parameters.
-EXTRACT_VERSION = 1
+__all__ = [
+    "EXTRACT_VERSION", "MANIFEST_COLUMNS", "METADATA_COLUMNS", "ClipJob", "CorpusBusy",
+    "ExtractError", "ExtractParams", "StorageFull", "TIMING_COLUMNS", "clip_signals", "dlib_cross_check",
+    "extract_clip", "extract_corpus", "fingerprint", "load_extracted", "load_manifest",
+    "plan_jobs", "safe_clip_id", "summarise",
+]  # fmt: skip
 
 VIDEO_SUFFIXES = {
     ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".flv", ".wmv",
     ".3gp", ".ts", ".mts", ".ogv",
 }  # fmt: skip
 
-METADATA_COLUMNS = ("speaker", "emotion", "sentence_id", "text")
-MANIFEST_COLUMNS = (
-    "clip_id", "file", "status", "error", "frames", "fps", "duration", "width", "height",
-    "detection_rate", "interpolated_frames", "missing_frames", "audio_sample_rate",
-    "audio_channels", *METADATA_COLUMNS, "source_size", "source_mtime_ns", "source_sha1",
-    "fingerprint", "seconds",
-)  # fmt: skip
+# The manifest is rewritten after finished clips at most this often (and at the end,
+# on Ctrl-C and on errors): at 10^5 clips a rewrite per clip would cost more than the work.
+MANIFEST_SAVE_SECONDS = 2.0
 
 
-@dataclass(frozen=True)
-class ExtractParams:
-    """Everything that changes the extraction's output (part of the fingerprint)."""
+class ExtractError(Exception):
+    """A problem with the whole request (folders, names, lock, disk): one line for the user."""
 
-    max_faces: int = 2
-    refine_landmarks: bool = True
-    min_detection_confidence: float = 0.5
-    min_tracking_confidence: float = 0.5
-    gaps: GapParams = field(default_factory=GapParams)
-    audio_sample_rate: int = 16000
-    keep_frames: bool = False
-    jpeg_quality: int = 95
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ExtractParams:
-        values = dict(values)
-        if isinstance(values.get("gaps"), dict):
-            values["gaps"] = GapParams(**values["gaps"])
-        return cls(**values)
+class CorpusBusy(ExtractError):
+    """Another extraction holds the corpus's lock."""
 
 
 # ---------------------------------------------------------------- inputs and identities
@@ -110,23 +122,8 @@ def read_input_metadata(input_dir: Path) -> dict[str, dict[str, Any]]:
         return {}
     table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
     if "file" not in table.columns:
-        raise ValueError(f"{manifest}: needs a 'file' column naming each video")
+        raise ExtractError(f"{manifest}: needs a 'file' column naming each video")
     return {Path(row["file"]).as_posix(): row for row in table.to_dict("records")}
-
-
-@dataclass
-class ClipJob:
-    clip_id: str
-    source: str
-    relative: str
-    metadata: dict[str, str]
-    paths_root: str | None
-    corpus: str
-    params: dict
-    source_size: int
-    source_mtime_ns: int
-    source_sha1: str
-    fingerprint: str
 
 
 def file_sha1(path: Path, chunk: int = 1 << 20) -> str:
@@ -135,14 +132,6 @@ def file_sha1(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-def fingerprint(source_sha1: str, params: ExtractParams) -> str:
-    blob = json.dumps(
-        {"source": source_sha1, "params": params.as_dict(), "version": EXTRACT_VERSION},
-        sort_keys=True,
-    )
-    return hashlib.sha1(blob.encode("utf-8")).hexdigest()
 
 
 def plan_jobs(
@@ -214,197 +203,7 @@ def _int(value: Any) -> int | None:
         return None
 
 
-# ---------------------------------------------------------------- one clip
-
-
-def _job_paths(job: ClipJob) -> CorpusPaths:
-    return CorpusPaths(job.corpus, Path(job.paths_root) if job.paths_root else None)
-
-
-def output_files(paths: CorpusPaths, clip_id: str) -> dict[str, Path]:
-    return {
-        "npz": paths.extracted / f"{clip_id}.npz",
-        "wav": paths.audio / f"{clip_id}.wav",
-        "orig_wav": paths.audio / f"{clip_id}.orig.wav",
-        "frames": paths.frames / clip_id,
-    }
-
-
-def _base_row(job: ClipJob) -> dict[str, Any]:
-    row = {c: None for c in MANIFEST_COLUMNS}
-    row.update(
-        clip_id=job.clip_id,
-        file=job.relative,
-        error="",
-        source_size=job.source_size,
-        source_mtime_ns=job.source_mtime_ns,
-        source_sha1=job.source_sha1,
-        fingerprint=job.fingerprint,
-        **job.metadata,
-    )
-    return row
-
-
-def extract_clip(job: ClipJob) -> dict[str, Any]:
-    """Extract one clip; never raises: failures become an ``error`` row naming the file."""
-    import time
-
-    start = time.perf_counter()
-    row = _base_row(job)
-    try:
-        row.update(_extract_clip(job))
-    except Exception as error:  # one bad file must not stop the batch
-        row["status"] = "error"
-        row["error"] = _one_line(job.source, error)
-        _remove_outputs(_job_paths(job), job.clip_id)
-    row["seconds"] = round(time.perf_counter() - start, 3)
-    return row
-
-
-def _one_line(source: str, error: BaseException) -> str:
-    message = " ".join(str(error).split()) or type(error).__name__
-    if source not in message:
-        message = f"{source}: {message}"
-    if not isinstance(error, (ValueError, RuntimeError, OSError)):
-        frame = traceback.extract_tb(error.__traceback__)[-1:]
-        where = f" [{frame[0].name}:{frame[0].lineno}]" if frame else ""
-        message = f"{message} ({type(error).__name__}{where})"
-    return message
-
-
-def _remove_outputs(paths: CorpusPaths, clip_id: str) -> None:
-    files = output_files(paths, clip_id)
-    for key in ("npz", "wav", "orig_wav"):
-        files[key].unlink(missing_ok=True)
-    shutil.rmtree(paths.frames / f".{clip_id}.partial", ignore_errors=True)
-
-
-def _extract_clip(job: ClipJob) -> dict[str, Any]:
-    from wav2kp.audio import load_audio, write_wav
-    from wav2kp.facemesh import FaceMeshTracker
-    from wav2kp.landmarks import mediapipe_to_68
-    from wav2kp.media.decode import DecodeLog, extract_audio_pcm, iter_frames
-    from wav2kp.media.probe import MediaError, probe
-    from wav2kp.pose import head_pose
-
-    params = ExtractParams.from_dict(job.params)
-    paths = _job_paths(job)
-    files = output_files(paths, job.clip_id)
-    source = Path(job.source)
-
-    info = probe(source)
-    if not info.has_video:
-        raise MediaError(f"{source}: no video stream (audio-only file)")
-    if not info.has_audio:
-        raise MediaError(f"{source}: no audio stream (a speech model needs the voice)")
-
-    def audio_job() -> tuple[int, int]:
-        rate, n_channels = extract_audio_pcm(source, files["orig_wav"], info=info)
-        samples, _ = load_audio(files["orig_wav"], sample_rate=params.audio_sample_rate)
-        write_wav(files["wav"], samples, params.audio_sample_rate)
-        return rate, n_channels
-
-    # the audio is decoded while the frames are tracked (ffmpeg and torch release the GIL)
-    audio_pool = ThreadPoolExecutor(max_workers=1)
-    audio_future = audio_pool.submit(audio_job)
-
-    try:
-        frames_tmp = None
-        if params.keep_frames:
-            import cv2
-
-            frames_tmp = paths.frames / f".{job.clip_id}.partial"
-            shutil.rmtree(frames_tmp, ignore_errors=True)
-            frames_tmp.mkdir(parents=True)
-
-        times: list[float] = []
-        points: list[np.ndarray | None] = []
-        log = DecodeLog()
-        size = (info.width or 0, info.height or 0)
-        with FaceMeshTracker(
-            max_faces=params.max_faces,
-            refine=params.refine_landmarks,
-            static=False,
-            min_detection_confidence=params.min_detection_confidence,
-            min_tracking_confidence=params.min_tracking_confidence,
-        ) as tracker:
-            for index, (time_s, rgb) in enumerate(iter_frames(source, log, info=info)):
-                size = (rgb.shape[1], rgb.shape[0])
-                times.append(time_s)
-                points.append(tracker.process(rgb))
-                if frames_tmp is not None:
-                    jpg = frames_tmp / f"{index:05d}.jpg"
-                    cv2.imwrite(
-                        str(jpg),
-                        cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality],
-                    )
-    finally:
-        # always wait: the audio thread must not write after a failure cleaned up
-        audio_pool.shutdown(wait=True)
-    sample_rate, channels = audio_future.result()
-    if log.returncode not in (0, None):
-        cause = log.last_error() or f"ffmpeg exit code {log.returncode}"
-        raise MediaError(f"{source}: video decoding failed after {len(times)} frames ({cause})")
-    if not times:
-        raise MediaError(f"{source}: no decodable video frames (zero-length or corrupt)")
-    covered = times[-1] - times[0] + (1.0 / info.fps if info.fps else 0.0)
-    if log.errors() and info.duration and covered < 0.9 * info.duration:
-        raise MediaError(
-            f"{source}: truncated or corrupt video: frames decode for {covered:.2f} s of "
-            f"{info.duration:.2f} s ({log.errors()[-1]})"
-        )
-
-    n_mesh = 478 if params.refine_landmarks else 468
-    lm = np.full((len(times), n_mesh, 3), np.nan, dtype=np.float32)
-    for i, p in enumerate(points):
-        if p is not None:
-            lm[i] = p[:n_mesh]
-    times_arr = np.asarray(times, dtype=np.float64)
-    if np.any(np.diff(times_arr) <= 0):
-        raise MediaError(f"{source}: frame timestamps are not increasing")
-    lm_filled, status = fill_gaps(lm, times_arr, params.gaps)
-    lm68 = mediapipe_to_68(lm_filled).astype(np.float32)
-    rotation, translation, scale = head_pose(lm_filled)
-    ok, reason = clip_verdict(status, params.gaps)
-
-    span = float(times_arr[-1] - times_arr[0]) if len(times_arr) > 1 else 0.0
-    fps = (len(times_arr) - 1) / span if span > 0 else float(info.fps or 0.0)
-    duration = info.duration if info.duration else span + (1.0 / fps if fps else 0.0)
-    write_npz(
-        files["npz"],
-        times=times_arr,
-        lm478=lm_filled.astype(np.float32),
-        lm68=lm68,
-        frame_status=status.astype(np.int8),
-        pose_rotation=rotation,
-        pose_translation=translation,
-        pose_scale=scale,
-        width=np.int32(size[0]),
-        height=np.int32(size[1]),
-        fps=np.float64(fps),
-        audio_sample_rate=np.int32(sample_rate),
-    )
-    if frames_tmp is not None:
-        shutil.rmtree(files["frames"], ignore_errors=True)
-        os.replace(frames_tmp, files["frames"])
-    return {
-        "status": "ok" if ok else "rejected",
-        "error": "" if ok else f"{source}: {reason}",
-        "frames": len(times_arr),
-        "fps": round(fps, 4),
-        "duration": round(float(duration), 4),
-        "width": size[0],
-        "height": size[1],
-        "detection_rate": round(float(np.mean(status == DETECTED)), 4),
-        "interpolated_frames": int(np.sum(status == INTERPOLATED)),
-        "missing_frames": int(np.sum(status == MISSING)),
-        "audio_sample_rate": sample_rate,
-        "audio_channels": channels,
-    }
-
-
-# ---------------------------------------------------------------- the batch
+# ---------------------------------------------------------------- reading results
 
 
 def _as_paths(corpus: str | CorpusPaths) -> CorpusPaths:
@@ -419,15 +218,16 @@ def load_manifest(corpus: str | CorpusPaths) -> pd.DataFrame:
     table = pd.read_csv(
         path, dtype={"clip_id": str, "file": str, "sentence_id": str, "speaker": str}
     )
-    for column in ("error", "emotion", "text", "speaker", "sentence_id"):
+    for column in ("error", "warning", "emotion", "text", "speaker", "sentence_id"):
         if column in table:
             table[column] = table[column].fillna("")
     return table
 
 
 def load_extracted(corpus: str | CorpusPaths, clip_id: str) -> dict[str, Any]:
-    """One clip's arrays (``times``, ``lm478``, ``lm68``, ``frame_status``, ``pose_*``) and
-    scalars (``width``, ``height``, ``fps``, ``audio_sample_rate``) as Python numbers."""
+    """One clip's arrays (``times``, ``lm478``, ``lm68``, ``frame_status``, ``faces``,
+    ``pose_*``) and scalars (``width``, ``height``, ``fps``, ``audio_sample_rate``) as
+    Python numbers."""
     path = _as_paths(corpus).extracted / f"{clip_id}.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no extraction result for clip {clip_id!r}")
@@ -439,44 +239,176 @@ def load_extracted(corpus: str | CorpusPaths, clip_id: str) -> dict[str, Any]:
     return out
 
 
-def _is_done(job: ClipJob, old: dict | None, paths: CorpusPaths, params: ExtractParams) -> bool:
+# ---------------------------------------------------------------- the batch
+
+
+def _is_done(job: ClipJob, old: dict | None, paths: CorpusPaths) -> bool:
+    """Extracted before with the same source and parameters, and its files are there."""
     if old is None or old.get("fingerprint") != job.fingerprint:
         return False
     if old.get("status") not in ("ok", "rejected"):
         return False  # errors are retried: they are cheap and may have been transient
     files = output_files(paths, job.clip_id)
-    needed = [files["npz"], files["wav"], files["orig_wav"]]
-    if params.keep_frames:
-        needed.append(files["frames"])
-    return all(p.exists() for p in needed)
+    return all(files[key].exists() for key in ("npz", "wav", "orig_wav"))
+
+
+def _needs_frames(job: ClipJob, old: dict, paths: CorpusPaths) -> bool:
+    return old.get("status") in ("ok", "rejected") and not (
+        output_files(paths, job.clip_id)["frames"].is_dir()
+    )
+
+
+@contextlib.contextmanager
+def corpus_lock(paths: CorpusPaths, wait_seconds: float = 0.0) -> Iterator[None]:
+    """Only one extraction writes a corpus at a time (``<interim>/.extract.lock``; the
+    operating system releases it when the holder dies, even by kill -9). A second one
+    waits up to ``wait_seconds``, then raises ``CorpusBusy`` saying who holds it."""
+    from filelock import FileLock, Timeout
+
+    paths.interim.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(paths.interim / ".extract.lock", timeout=wait_seconds)
+    owner_file = paths.interim / ".extract.lock.owner"
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            owner = json.loads(owner_file.read_text())
+            who = f"pid {owner['pid']} on {owner['host']}, started {owner['started']}"
+        except (OSError, ValueError, KeyError):
+            who = "another process"
+        raise CorpusBusy(
+            f"{paths.interim}: another extraction is writing this corpus ({who}); "
+            "wait for it to finish, or extract into another --corpus"
+        ) from None
+    try:
+        owner_file.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                }
+            )
+        )
+        yield
+    finally:
+        owner_file.unlink(missing_ok=True)
+        lock.release()
+
+
+def _sweep_partial_files(paths: CorpusPaths) -> None:
+    """Remove temp files and half-written frame folders that a killed run left behind.
+    Only while holding the corpus lock and with no worker of ours running: then no one
+    else is writing these folders."""
+    for folder in (paths.extracted, paths.audio):
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if is_temp_file(entry):
+                    entry.unlink(missing_ok=True)
+    if paths.frames.is_dir():
+        for entry in paths.frames.glob(".*.partial"):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def check_layout(input_dir: Path, paths: CorpusPaths) -> None:
+    """Refuse folders that overlap: outputs inside the input would be read back as input
+    by the next run; an input inside the outputs could be overwritten."""
+    source = input_dir.resolve()
+    output = paths.interim.resolve()
+    if output == source or source in output.parents:
+        raise ExtractError(
+            f"{output}: the output folder is inside the input folder {source}; "
+            "set WAV2KP_DATA to a data folder outside the videos' folder"
+        )
+    if output in source.parents:
+        raise ExtractError(
+            f"{source}: the input folder is inside the output folder {output}; "
+            "move the videos out of it"
+        )
+
+
+class _ManifestWriter:
+    """Keeps the rows; writes the manifest after finished clips at most every
+    ``MANIFEST_SAVE_SECONDS`` (the first clip at once), and on demand."""
+
+    def __init__(self, path: Path, rows: dict[str, dict]) -> None:
+        self.path, self.rows = path, rows
+        self.last = -float("inf")
+
+    def table(self) -> pd.DataFrame:
+        table = pd.DataFrame(list(self.rows.values()), columns=list(MANIFEST_COLUMNS))
+        return table.sort_values("file", kind="stable").reset_index(drop=True)
+
+    def save(self, force: bool = False) -> pd.DataFrame | None:
+        if not force and time.monotonic() - self.last < MANIFEST_SAVE_SECONDS:
+            return None
+        table = self.table()
+        write_csv(self.path, table)
+        self.last = time.monotonic()
+        return table
 
 
 def extract_corpus(
     input_dir: str | os.PathLike | None,
     corpus: str | CorpusPaths,
-    workers: int = 2,
+    workers: int | None = None,
     keep_frames: bool = False,
     clip_filter: str | list[str] | None = None,
     limit: int | None = None,
     params: ExtractParams | None = None,
     progress: bool = True,
+    scheduler: str | None = None,
+    client=None,
 ) -> pd.DataFrame:
     """Extract every video under ``input_dir`` into the corpus's interim folder.
 
-    ``input_dir=None`` uses the corpus's raw folder. Returns the manifest (also written to
-    ``extracted/manifest.csv`` after every finished clip, so a killed run resumes).
-    """
-    from tqdm.auto import tqdm
+    ``input_dir=None`` uses the corpus's raw folder. Engine: ``client`` (a
+    ``distributed.Client``, left open), else ``scheduler`` (address or scheduler file;
+    default ``$DASK_SCHEDULER_ADDRESS``), else an embedded LocalCluster of ``workers``
+    processes (``None``: one per core, see ``wav2kp.cluster``); ``workers=0`` runs in
+    this process (as does a lone clip when no cluster was asked for). ``keep_frames``:
+    also write each frame as JPEG (added to clips extracted before, never a reason to
+    extract again). Returns the manifest, also written to ``extracted/manifest.csv``
+    while the clips finish, so a killed run resumes.
 
+    Raises ``ExtractError`` (one line) for a missing or overlapping folder, a corpus
+    another extraction is writing (``CorpusBusy``), or a full disk (``StorageFull``:
+    the clips finished so far stay in the manifest). Ctrl-C stops it the same way.
+    """
     paths = _as_paths(corpus)
     input_dir = Path(input_dir) if input_dir is not None else paths.raw
     if not input_dir.is_dir():
-        raise FileNotFoundError(f"{input_dir}: input folder not found")
+        raise ExtractError(f"{input_dir}: input folder not found")
+    check_layout(input_dir, paths)
     params = params or ExtractParams()
-    if keep_frames != params.keep_frames:
-        params = ExtractParams.from_dict({**params.as_dict(), "keep_frames": bool(keep_frames)})
-    paths.extracted.mkdir(parents=True, exist_ok=True)
-    paths.audio.mkdir(parents=True, exist_ok=True)
+    try:
+        paths.extracted.mkdir(parents=True, exist_ok=True)
+        paths.audio.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExtractError(
+            f"{paths.interim}: cannot create the output folder ({error.strerror or error}); "
+            "choose a writable data folder (WAV2KP_DATA)"
+        ) from None
+    if not os.access(paths.extracted, os.W_OK) or not os.access(paths.audio, os.W_OK):
+        raise ExtractError(
+            f"{paths.interim}: output folder is read-only; choose a writable data folder "
+            "(WAV2KP_DATA)"
+        )
+    with corpus_lock(paths):
+        _sweep_partial_files(paths)
+        return _extract_locked(
+            input_dir, paths, params, workers, keep_frames, clip_filter, limit, progress,
+            scheduler, client,
+        )  # fmt: skip
+
+
+def _extract_locked(
+    input_dir, paths, params, workers, keep_frames, clip_filter, limit, progress, scheduler,
+    client,
+) -> pd.DataFrame:  # fmt: skip
+    from tqdm.auto import tqdm
+
+    from wav2kp.cluster import map_unordered
 
     previous = load_manifest(paths)
     jobs = plan_jobs(input_dir, paths, params, previous, clip_filter, limit)
@@ -487,54 +419,140 @@ def extract_corpus(
     rows: dict[str, dict] = {
         f: r for f, r in old_rows.items() if f not in selected and f in present
     }
-    todo = []
+    todo: list[ClipJob] = []
     for job in jobs:
+        job.keep_frames = bool(keep_frames)
         old = old_rows.get(job.relative)
-        if _is_done(job, old, paths, params):
+        if _is_done(job, old, paths):
             rows[job.relative] = old
+            if keep_frames and _needs_frames(job, old, paths):
+                job.kind = "frames"
+                todo.append(job)
         else:
             todo.append(job)
-
-    def save() -> pd.DataFrame:
-        table = pd.DataFrame(list(rows.values()), columns=list(MANIFEST_COLUMNS))
-        table = table.sort_values("file", kind="stable").reset_index(drop=True)
-        write_csv(paths.extracted / "manifest.csv", table)
-        return table
-
-    bar = tqdm(total=len(todo), desc=f"extract {paths.corpus}", unit="clip", disable=not progress)
-    if todo and workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(max_workers=int(workers), mp_context=get_context("spawn")) as pool:
-            # largest files first, so that no long clip is left running alone at the end
-            by_size = sorted(todo, key=lambda job: -job.source_size)
-            futures = {pool.submit(extract_clip, job): job for job in by_size}
-            for future in as_completed(futures):
-                job = futures[future]
-                try:
-                    rows[job.relative] = future.result()
-                except Exception as error:  # a worker died (e.g. killed, out of memory)
-                    row = _base_row(job)
-                    row.update(status="error", error=_one_line(job.source, error))
-                    rows[job.relative] = row
-                save()
-                bar.update(1)
-    else:
-        for job in todo:
-            rows[job.relative] = extract_clip(job)
-            save()
-            bar.update(1)
-    bar.close()
-    table = save()
-    table.attrs["extracted_now"] = [job.clip_id for job in todo]  # for frames/s of this run
-    skipped = len(jobs) - len(todo)
-    bad = table[table["file"].isin(selected) & (table["status"] != "ok")]
-    if progress:
-        print(
-            f"extracted {len(todo)} clip(s), {skipped} unchanged and skipped; "
-            f"{int((table['status'] == 'ok').sum())} ok in the manifest"
+    # largest files first, so that no long clip is left running alone at the end
+    todo.sort(key=lambda job: (job.kind != "extract", -job.source_size))
+    manifest = _ManifestWriter(paths.extracted / "manifest.csv", rows)
+    frame_errors: list[str] = []
+    done: list[str] = []
+    with _engine(todo, workers, scheduler, client, progress) as engine:
+        bar = tqdm(
+            total=len(todo), desc=f"extract {paths.corpus}", unit="clip", disable=not progress
         )
-        for _, r in bad.iterrows():
-            print(f"  {r['status']}: {r['error']}")
+        try:
+            for job, outcome in map_unordered(run_job, todo, engine, key=lambda job: job.task_key):
+                result = _result_or_row(job, outcome)
+                if job.kind == "frames":
+                    if result.get("frames_error"):
+                        frame_errors.append(result["frames_error"])
+                else:
+                    rows[job.relative] = result
+                    done.append(job.clip_id)
+                manifest.save()
+                bar.update(1)
+        except BaseException:
+            # Ctrl-C, a full disk, a lost scheduler: keep what finished, then stop
+            _save_quietly(manifest)
+            bar.close()
+            if engine is None or getattr(engine, "wav2kp_embedded", False):
+                _close_engine(engine, interrupted=True)
+                _sweep_partial_files(paths)
+            raise
+        bar.close()
+    table = manifest.save(force=True)
+    table.attrs["extracted_now"] = done  # for frames/s of this run
+    if progress:
+        _print_summary(table, selected, len(done), len(jobs) - len(done), frame_errors)
     return table
+
+
+def _result_or_row(job: ClipJob, outcome) -> dict[str, Any]:
+    """The task's result, or a row saying why it has none (its worker died, the
+    scheduler went away). A full disk propagates: the batch stops."""
+    try:
+        return outcome.result()
+    except StorageFull:
+        raise
+    except Exception as error:
+        if type(error).__name__ == "KilledWorker":
+            reason = (
+                f"{job.source}: the worker process died every time it extracted this file "
+                f"({_attempts(error)} attempts: a crash in the decoder or MediaPipe, or out of "
+                "memory); skipped, the next run tries again"
+            )
+            status = "rejected"
+        else:
+            reason, status = one_line(job.source, error), "error"
+        if job.kind == "frames":
+            return {"frames_error": reason}
+        row = base_row(job)
+        row.update(status=status, error=reason)
+        return row
+
+
+def _attempts(error: BaseException) -> int | str:
+    allowed = getattr(error, "allowed_failures", None)
+    return allowed + 1 if isinstance(allowed, int) else "several"
+
+
+def _save_quietly(manifest: _ManifestWriter) -> None:
+    try:
+        manifest.save(force=True)
+    except OSError:
+        pass  # e.g. the disk is full: the manifest written last (atomically) stays
+
+
+@contextlib.contextmanager
+def _engine(todo, workers, scheduler, client, progress) -> Iterator[Any]:
+    """The Dask client to run on (None: in this process)."""
+    from wav2kp.cluster import describe, get_client, scheduler_address
+
+    if client is not None:
+        yield client
+        return
+    asked_for_cluster = scheduler_address(scheduler) is not None
+    if not todo or workers == 0 or (len(todo) == 1 and not asked_for_cluster):
+        yield None
+        return
+    n_workers = None if workers is None else min(int(workers), len(todo))
+    if n_workers is None and not asked_for_cluster:
+        from wav2kp.cluster import default_workers
+
+        n_workers = min(default_workers(), len(todo))
+    engine = get_client(scheduler, n_workers)
+    try:
+        if progress:
+            print(describe(engine), flush=True)
+        yield engine
+    finally:
+        _close_engine(engine)
+
+
+def _close_engine(engine, interrupted: bool = False) -> None:
+    """Close the client (and an embedded cluster). ``interrupted``: workers may be mid-task;
+    the scheduler then shuts the workers down before itself (no heartbeat errors)."""
+    if engine is None or engine.status in ("closed", "closing"):
+        return
+    with contextlib.suppress(Exception):
+        if interrupted and getattr(engine, "wav2kp_embedded", False):
+            engine.shutdown()
+        engine.close()
+
+
+def _print_summary(
+    table: pd.DataFrame, selected: set[str], extracted: int, skipped: int, frame_errors: list[str]
+) -> None:
+    mine = table[table["file"].isin(selected)]
+    print(
+        f"extracted {extracted} clip(s), {skipped} unchanged and skipped; "
+        f"{int((table['status'] == 'ok').sum())} ok in the manifest"
+    )
+    for _, r in mine[mine["status"] != "ok"].iterrows():
+        print(f"  {r['status']}: {r['error']}")
+    for _, r in mine[(mine["status"] == "ok") & (mine["warning"].fillna("") != "")].iterrows():
+        print(f"  warning: {r['warning']}")
+    for message in frame_errors:
+        print(f"  frames not written: {message}")
 
 
 def clip_signals(data: dict[str, Any]) -> pd.DataFrame:
@@ -649,23 +667,86 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "input_dir", nargs="?", help="folder of videos (default: data/raw/<corpus>)"
     )
     parser.add_argument("--corpus", required=True, help="name of the corpus to write")
-    parser.add_argument("--workers", type=int, default=2, help="parallel clips (processes)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes of the embedded Dask cluster (default: one per core); "
+        "0: everything in this process, no Dask",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="a running Dask cluster: scheduler address (tcp://HOST:8786) or scheduler "
+        "file (default: $DASK_SCHEDULER_ADDRESS; none: an embedded cluster)",
+    )
     parser.add_argument("--keep-frames", action="store_true", help="also write frames as JPEG")
+    parser.add_argument(
+        "--face",
+        default=ExtractParams.face,
+        help="whom to follow when several faces are in view: 'largest' or N, the N-th "
+        "face from the left (default: %(default)s)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="only the first N videos")
     parser.add_argument("--filter", dest="clip_filter", default=None, help="regex on clip ids")
     parser.add_argument("--max-gap-frames", type=int, default=GapParams.max_gap_frames)
     parser.add_argument("--min-detection-rate", type=float, default=GapParams.min_detection_rate)
 
 
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def run_cli(args: argparse.Namespace) -> int:
-    gaps = GapParams(max_gap_frames=args.max_gap_frames, min_detection_rate=args.min_detection_rate)
-    table = extract_corpus(
-        args.input_dir,
-        args.corpus,
-        workers=args.workers,
-        keep_frames=args.keep_frames,
-        clip_filter=args.clip_filter,
-        limit=args.limit,
-        params=ExtractParams(gaps=gaps, keep_frames=args.keep_frames),
-    )
+    def fail(message: str, code: int = 1) -> int:
+        print(f"wav2kp extract: {message}", file=sys.stderr, flush=True)
+        return code
+
+    try:
+        paths = CorpusPaths(args.corpus)
+    except ValueError as error:
+        return fail(f"--corpus {error}", 2)
+    try:
+        gaps = GapParams(
+            max_gap_frames=args.max_gap_frames, min_detection_rate=args.min_detection_rate
+        )
+        params = ExtractParams(gaps=gaps, face=args.face)
+    except ValueError as error:
+        return fail(f"--face {error}", 2)
+    # a batch system's SIGTERM (pre-emption, scancel) stops it like Ctrl-C does
+    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        table = extract_corpus(
+            args.input_dir,
+            paths,
+            workers=args.workers,
+            keep_frames=args.keep_frames,
+            clip_filter=args.clip_filter,
+            limit=args.limit,
+            params=params,
+            scheduler=args.scheduler,
+        )
+    except StorageFull as error:
+        return fail(
+            f"{error}; {_finished_note(paths)}; free some space and run the same command again"
+        )
+    except ExtractError as error:
+        return fail(str(error))
+    except KeyboardInterrupt as interrupt:
+        cause = f" by {interrupt.args[0]}" if interrupt.args else ""
+        return fail(
+            f"interrupted{cause}; {_finished_note(paths)}; run the same command again to continue",
+            130,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     return 0 if (table["status"] == "ok").any() else 1
+
+
+def _finished_note(paths: CorpusPaths) -> str:
+    manifest = paths.extracted / "manifest.csv"
+    try:
+        finished = int(load_manifest(paths)["status"].isin(["ok", "rejected"]).sum())
+    except Exception:  # an unreadable manifest must not hide the real message
+        return f"finished clips are listed in {manifest}"
+    return f"{finished} finished clip(s) are listed in {manifest}"

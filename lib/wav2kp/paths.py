@@ -45,12 +45,38 @@ def shared_realclips() -> Path:
     return project_root().parent / "shared" / "realclips"
 
 
+def check_corpus_name(name: object) -> str:
+    """A corpus name names one folder under each of data/raw, interim, processed and
+    models: it cannot be empty, contain a path separator, or be '.' or '..' (which would
+    write outside data/). Returns it; raises ValueError saying what to use instead."""
+    text = name if isinstance(name, str) else ""
+    problem = None
+    if not text.strip():
+        problem = "is empty"
+    elif "/" in text or "\\" in text or os.sep in text:
+        problem = "contains a path separator"
+    elif text in (".", ".."):
+        problem = "is a relative folder"
+    elif text != text.strip() or any(ord(c) < 32 for c in text):
+        problem = "has leading/trailing spaces or control characters"
+    if problem:
+        raise ValueError(
+            f"{name!r} is not a corpus name: it {problem}; use one folder name under data/ "
+            "(letters, digits, '-', '_', '.'), e.g. 'myvideos'"
+        )
+    return text
+
+
 @dataclass(frozen=True)
 class CorpusPaths:
-    """All derived locations for one named corpus (e.g. 'demo', 'demo-tiny', 'myvideos')."""
+    """All derived locations for one named corpus (e.g. 'demo', 'demo-tiny', 'myvideos').
+    The name is checked (``check_corpus_name``): no corpus writes outside data/."""
 
     corpus: str
     root: Path | None = None
+
+    def __post_init__(self) -> None:
+        check_corpus_name(self.corpus)
 
     @property
     def base(self) -> Path:

@@ -265,7 +265,7 @@ def extract_reference(video: str | os.PathLike, work_dir: Path) -> vid2vid.Refer
         except OSError:
             shutil.copyfile(video, link)
     paths = CorpusPaths("reference", root=work_dir / "reference")
-    table = extract.extract_corpus(inbox, paths, workers=1, keep_frames=True, progress=False)
+    table = extract.extract_corpus(inbox, paths, workers=0, keep_frames=True, progress=False)
     rows = table[table["file"] == video.name]
     if rows.empty:
         raise PredictError(f"{video}: extraction did not list the reference video")
