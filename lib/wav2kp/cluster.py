@@ -166,12 +166,13 @@ def _has_bokeh() -> bool:
 
 
 def dashboard_link(client) -> str | None:
-    """The Dask dashboard's URL when the cluster serves one."""
+    """The Dask dashboard's URL when the scheduler serves one (bokeh installed)."""
     try:
-        link = client.dashboard_link
-    except Exception:  # no dashboard (bokeh missing, or disabled)
+        if "dashboard" not in client.scheduler_info().get("services", {}):
+            return None
+        return client.dashboard_link or None
+    except Exception:  # a scheduler that cannot say: no link rather than a wrong one
         return None
-    return link or None
 
 
 def describe(client) -> str:
