@@ -38,20 +38,28 @@
 #   rigid points to the clip's median face.
 #
 # Bad files (no audio, no video, truncated, empty, no face) get a manifest row with the
-# reason and never stop the batch. A re-run only redoes clips whose source file or
-# extraction parameters changed.
+# reason and never stop the batch; good clips with something worth knowing (several
+# faces, the face lost for a while, audio and video of different lengths) carry a
+# warning. A re-run only redoes clips whose source file or extraction parameters
+# changed; asking for frames later only adds the frames.
+#
+# The clips run as tasks on a Dask cluster (`wav2kp.cluster`): by default one worker
+# process per core on this machine, or an existing cluster (`scheduler`, or
+# `$DASK_SCHEDULER_ADDRESS`; see docs/cluster.md). Every engine gives the same files.
 
 # %% tags=["parameters"]
 corpus = "demo"
 output_dir = "reports/scratch"
 seed = 0
 input_dir = None  # None: the demo corpus named `corpus` (generated if missing)
-workers = 2
+workers = None  # Dask worker processes; None: one per core; 0: all in this process
+scheduler = None  # a running Dask cluster's address; None: $DASK_SCHEDULER_ADDRESS or local
 keep_frames = False
+face = None  # several faces in view: None = the largest, N = the N-th from the left
 clip_filter = None  # regex on clip ids, e.g. "astronaut"
 limit = None  # only the first N videos
-max_gap_frames = 5
-min_detection_rate = 0.5
+max_gap_frames = None  # None: the library's default (wav2kp.gaps.GapParams)
+min_detection_rate = None
 
 # %%
 import time
@@ -82,25 +90,28 @@ sns.set_theme(style="whitegrid")
 if input_dir is None:
     from wav2kp.demo.corpus import ensure_demo_corpus
 
-    source_dir = ensure_demo_corpus(corpus, seed=seed, workers=workers)
+    source_dir = ensure_demo_corpus(corpus, seed=seed)
 else:
     source_dir = Path(input_dir)
 print(f"videos from {source_dir}\nresults in {paths.interim}")
 
 # %% [markdown]
 # ## Run the extraction
-# Clips run in parallel worker processes; already extracted clips are skipped.
+# Clips run as parallel tasks (the Dask dashboard link is printed when there is one);
+# already extracted clips are skipped.
 
 # %%
+gap_settings = {"max_gap_frames": max_gap_frames, "min_detection_rate": min_detection_rate}
 params = ExtractParams(
-    gaps=GapParams(max_gap_frames=max_gap_frames, min_detection_rate=min_detection_rate),
-    keep_frames=keep_frames,
+    gaps=GapParams(**{k: v for k, v in gap_settings.items() if v is not None}),
+    **({"face": face} if face is not None else {}),
 )
 start = time.perf_counter()
 table = extract_corpus(
     source_dir,
     paths,
     workers=workers,
+    scheduler=scheduler,
     keep_frames=keep_frames,
     clip_filter=clip_filter,
     limit=limit,
@@ -109,8 +120,9 @@ table = extract_corpus(
 wall = time.perf_counter() - start
 write_csv(out / "extraction_clips.csv", table)
 columns = ["clip_id", "status", "frames", "fps", "duration", "width", "height",
-           "detection_rate", "interpolated_frames", "missing_frames", "audio_sample_rate",
-           "audio_channels", "speaker", "emotion", "sentence_id"]  # fmt: skip
+           "detection_rate", "interpolated_frames", "missing_frames", "multi_face_frames",
+           "audio_sample_rate", "audio_channels", "audio_duration", "speaker", "emotion",
+           "sentence_id", "seconds", "cpu_seconds"]  # fmt: skip
 display(table[columns])
 
 # %% [markdown]
@@ -140,16 +152,18 @@ fig.savefig(out / "extraction_detection.png", dpi=110)
 plt.show()
 
 # %% [markdown]
-# ## Rejected and failed inputs
-# Each with the one-line reason recorded in the manifest.
+# ## Rejected and failed inputs, and warnings
+# Each with the one-line reason recorded in the manifest; then the warnings of good clips.
 
 # %%
 bad = table[table["status"] != "ok"][["file", "status", "error"]]
-if len(bad):
-    with pd.option_context("display.max_colwidth", 200):
-        display(bad)
-else:
-    print("every input was extracted")
+warned = table[(table["status"] == "ok") & (table["warning"] != "")][["file", "warning"]]
+with pd.option_context("display.max_colwidth", 300):
+    for shown_rows, none_left in ((bad, "every input was extracted"), (warned, "no warnings")):
+        if len(shown_rows):
+            display(shown_rows)
+        else:
+            print(none_left)
 
 # %% [markdown]
 # ## Sample frames with the keypoints
@@ -274,5 +288,6 @@ if len(dlib_check):
     metrics["dlib_mapping_error_iod"] = float(dlib_check["all"].mean())
     metrics["dlib_jaw_ends_error_iod"] = float(dlib_check["jaw_ends_127_356"].mean())
 metrics["rejected"] = {r["file"]: r["error"] for _, r in table[table["status"] != "ok"].iterrows()}
+metrics["warnings"] = dict(zip(warned["file"], warned["warning"], strict=True))
 write_json(out / "metrics_extraction.json", metrics)
 display(pd.Series({k: v for k, v in metrics.items() if k != "rejected"}, name="value").to_frame())

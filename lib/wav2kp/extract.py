@@ -601,7 +601,10 @@ def summarise(table: pd.DataFrame, wall_seconds: float | None = None) -> dict[st
         "missing_frames": int(decoded["missing_frames"].sum()),
         "video_seconds_ok": float(good["duration"].sum()),
         "clip_seconds": float(pd.to_numeric(decoded["seconds"], errors="coerce").sum()),
+        # CPU of the clips' own work (decoding, MediaPipe, audio, writes; not start-up)
+        "clip_cpu_seconds": float(pd.to_numeric(decoded.get("cpu_seconds"), errors="coerce").sum()),
     }
+    out["cpu_ms_per_frame"] = 1000 * out["clip_cpu_seconds"] / frames if frames else float("nan")
     out["frames_per_second_per_worker"] = (
         frames / out["clip_seconds"] if out["clip_seconds"] else float("nan")
     )
