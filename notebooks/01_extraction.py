@@ -145,7 +145,7 @@ if len(decoded):
     axes[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=3, frameon=False)
     sns.histplot(data=decoded, x="detection_rate", hue="status", bins=20, ax=axes[1],
                  binrange=(0, 1))  # fmt: skip
-    axes[1].axvline(min_detection_rate, color="k", ls="--", lw=1)
+    axes[1].axvline(params.gaps.min_detection_rate, color="k", ls="--", lw=1)
     axes[1].set(title="detection rate per clip (dashed: rejection threshold)")
 fig.tight_layout()
 fig.savefig(out / "extraction_detection.png", dpi=110)

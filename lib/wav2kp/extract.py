@@ -59,6 +59,7 @@ from wav2kp.extract_clip import (
     StorageFull,
     base_row,
     extract_clip,
+    file_sha1,
     fingerprint,
     one_line,
     output_files,
@@ -126,14 +127,6 @@ def read_input_metadata(input_dir: Path) -> dict[str, dict[str, Any]]:
     return {Path(row["file"]).as_posix(): row for row in table.to_dict("records")}
 
 
-def file_sha1(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def plan_jobs(
     input_dir: Path,
     paths: CorpusPaths,
@@ -142,7 +135,10 @@ def plan_jobs(
     clip_filter: str | list[str] | None = None,
     limit: int | None = None,
 ) -> list[ClipJob]:
-    """One job per input video, with a unique clip_id and its fingerprint."""
+    """One job per input video, with a unique clip_id. Its fingerprint is known here for
+    files met before (the manifest's hash when size and modification time are unchanged,
+    else hashed again); a new file is hashed by the worker that extracts it, so that the
+    first run over 10^5 videos does not read them all here before any work starts."""
     metadata = read_input_metadata(input_dir)
     known = {}
     if previous is not None and len(previous):
@@ -158,15 +154,17 @@ def plan_jobs(
         used.add(clip_id)
         stat = path.stat()
         old = known.get(relative)
-        if (
-            old is not None
-            and _int(old.get("source_size")) == stat.st_size
+        if old is None:
+            sha1 = ""  # new: hashed by its worker
+        elif (
+            _int(old.get("source_size")) == stat.st_size
             and _int(old.get("source_mtime_ns")) == stat.st_mtime_ns
             and isinstance(old.get("source_sha1"), str)
+            and old["source_sha1"]
         ):
             sha1 = old["source_sha1"]  # unchanged size and mtime: skip re-hashing
         else:
-            sha1 = file_sha1(path)
+            sha1 = file_sha1(path)  # touched: the same content need not be redone
         full_meta = {
             "speaker": meta.get("speaker") or "unknown",
             "emotion": meta.get("emotion") or "",
@@ -185,7 +183,7 @@ def plan_jobs(
                 source_size=stat.st_size,
                 source_mtime_ns=stat.st_mtime_ns,
                 source_sha1=sha1,
-                fingerprint=fingerprint(sha1, params),
+                fingerprint=fingerprint(sha1, params) if sha1 else "",
             )
         )
     if clip_filter:
@@ -329,22 +327,26 @@ def check_layout(input_dir: Path, paths: CorpusPaths) -> None:
 
 class _ManifestWriter:
     """Keeps the rows; writes the manifest after finished clips at most every
-    ``MANIFEST_SAVE_SECONDS`` (the first clip at once), and on demand."""
+    ``MANIFEST_SAVE_SECONDS`` or ten times as long as a write takes (a large manifest),
+    the first clip at once, and on demand."""
 
     def __init__(self, path: Path, rows: dict[str, dict]) -> None:
         self.path, self.rows = path, rows
         self.last = -float("inf")
+        self.interval = MANIFEST_SAVE_SECONDS
 
     def table(self) -> pd.DataFrame:
         table = pd.DataFrame(list(self.rows.values()), columns=list(MANIFEST_COLUMNS))
         return table.sort_values("file", kind="stable").reset_index(drop=True)
 
     def save(self, force: bool = False) -> pd.DataFrame | None:
-        if not force and time.monotonic() - self.last < MANIFEST_SAVE_SECONDS:
+        if not force and time.monotonic() - self.last < self.interval:
             return None
+        start = time.monotonic()
         table = self.table()
         write_csv(self.path, table)
         self.last = time.monotonic()
+        self.interval = max(MANIFEST_SAVE_SECONDS, 10 * (self.last - start))
         return table
 
 

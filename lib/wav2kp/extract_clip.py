@@ -86,6 +86,14 @@ class ExtractParams:
         return cls(**values)
 
 
+def file_sha1(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def fingerprint(source_sha1: str, params: ExtractParams) -> str:
     blob = json.dumps(
         {"source": source_sha1, "params": params.as_dict(), "version": EXTRACT_VERSION},
@@ -121,8 +129,14 @@ class ClipJob:
 
     @property
     def task_key(self) -> str:
-        """Dask task name: readable on the dashboard, unique per clip and content."""
-        return f"{self.kind}-{self.clip_id}-{self.fingerprint[:10]}"
+        """Dask task name: readable on the dashboard, unique per corpus, clip, source
+        version and parameters (a client may run several corpora at once)."""
+        identity = json.dumps(
+            [self.paths_root, self.corpus, self.relative, self.source_size,
+             self.source_mtime_ns, self.params, self.keep_frames],
+            sort_keys=True,
+        )  # fmt: skip
+        return f"{self.kind}-{self.clip_id}-{hashlib.sha1(identity.encode()).hexdigest()[:10]}"
 
 
 class StorageFull(RuntimeError):
@@ -198,6 +212,11 @@ def extract_clip(job: ClipJob) -> dict[str, Any]:
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     row = base_row(job)
     try:
+        if not job.source_sha1:  # a new file: hashed here, in parallel, not by the client
+            row["source_sha1"] = file_sha1(job.source)
+            row["fingerprint"] = fingerprint(
+                row["source_sha1"], ExtractParams.from_dict(job.params)
+            )
         row.update(_extract_clip(job))
     except Exception as error:  # one bad file must not stop the batch
         _remove_outputs(job.paths, job.clip_id)
