@@ -321,3 +321,32 @@ def test_single_frame_video(tmp_path):
     assert table["status"].tolist() == ["ok"] and table["frames"].tolist() == [1]
     data = load_extracted(paths, "one")
     assert data["lm68"].shape == (1, 68, 2) and np.isfinite(data["pose_scale"]).all()
+
+
+def test_frames_asked_for_later_are_added_without_extracting_again(tmp_path):
+    """`wav2kp extract` without frames, then notebook 01 (or predict) with keep_frames:
+    only the JPEGs are written; the finished extraction is not redone."""
+    src = tmp_path / "in"
+    src.mkdir()
+    write_video(src / "a.mp4", face_frames(7, 96), fps=10)
+    write_video(src / "b.mp4", face_frames(5, 112), fps=10)
+    paths = CorpusPaths("f", root=tmp_path / "data")
+    first = extract_corpus(src, paths, workers=0, progress=False)
+    stamps = {p.name: p.stat().st_mtime_ns for p in paths.interim.rglob("*.*") if p.is_file()}
+    assert not paths.frames.exists()
+
+    second = extract_corpus(src, paths, workers=0, keep_frames=True, progress=False)
+    assert second.attrs["extracted_now"] == []  # nothing extracted again ...
+    after = {p.name: p.stat().st_mtime_ns for p in paths.interim.rglob("*.*") if p.is_file()}
+    assert {k: after[k] for k in stamps if k != "manifest.csv"} == {
+        k: v for k, v in stamps.items() if k != "manifest.csv"
+    }
+    pd.testing.assert_frame_equal(first, second)
+    for clip_id, n in (("a", 7), ("b", 5)):  # ... only the frames added, one per npz row
+        jpgs = sorted((paths.frames / clip_id).glob("*.jpg"))
+        assert len(jpgs) == n == len(load_extracted(paths, clip_id)["times"])
+    # the same frames as an extraction that wrote them from the start
+    direct = CorpusPaths("f", root=tmp_path / "direct")
+    extract_corpus(src, direct, workers=0, keep_frames=True, progress=False)
+    for jpg in sorted((paths.frames / "a").glob("*.jpg")):
+        assert jpg.read_bytes() == (direct.frames / "a" / jpg.name).read_bytes()

@@ -55,3 +55,28 @@ def test_keeps_following_the_first_person_when_another_grows_larger():
             points = tracker.process(two_faces(230, int(right)))
             xs.append(points[:, 0].mean())
     assert all(x < 310 for x in xs)  # always the left head, even once the right is bigger
+
+
+def test_a_reused_tracker_gives_the_same_points_as_a_new_one():
+    """Workers keep one tracker for thousands of clips (``shared_tracker``): after another
+    clip, reset, the points must be bit-identical to a fresh tracker's."""
+    from wav2kp.facemesh import shared_tracker
+
+    clip_a = [two_faces(230, 160 + 10 * i) for i in range(6)]
+    clip_b = [np.ascontiguousarray(skimage.data.astronaut()[:, ::-1]) for _ in range(4)]
+
+    def run(tracker, frames):
+        return [tracker.process(f) for f in frames]
+
+    with FaceMeshTracker() as fresh:
+        expected = run(fresh, clip_a)
+        expected_faces = fresh.faces
+    with shared_tracker(max_faces=2) as tracker:
+        run(tracker, clip_b)
+        first = tracker
+    with shared_tracker(max_faces=2) as tracker:
+        assert tracker is first  # the same MediaPipe graph, reset
+        got = run(tracker, clip_a)
+        assert tracker.faces == expected_faces and max(expected_faces) == 2
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -108,7 +108,6 @@ def get_client(
         )
     client.wav2kp_embedded = True
     client.close = _without_shutdown_warnings(client.close)
-    client.shutdown = _without_shutdown_warnings(client.shutdown)
     # ... and by workers a nanny restarts later
     client.register_plugin(LeaveInterruptsToClient(), name="wav2kp-leave-interrupts")
     return client
@@ -140,19 +139,76 @@ class LeaveInterruptsToClient(WorkerPlugin):
         logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
 
 
+def stop_now(client) -> None:
+    """Close a client whose tasks are being abandoned (Ctrl-C, a full disk).
+
+    An embedded cluster's worker processes (and their decoder subprocesses) are killed
+    once their nannies are closing: their work is lost anyway, their files are written
+    atomically, and a worker stopped politely while busy races the scheduler's shutdown
+    and prints heartbeat tracebacks. An external cluster is left running (its abandoned
+    tasks were cancelled)."""
+    if not getattr(client, "wav2kp_embedded", False) or client.cluster is None:
+        with contextlib.suppress(Exception):
+            client.close()
+        return
+    import psutil
+
+    cluster = client.cluster
+    with _dask_logs_hidden(), contextlib.suppress(Exception):
+        nannies = list(cluster.workers.values())
+        processes = []
+        for nanny in nannies:
+            with contextlib.suppress(psutil.Error, TypeError, ValueError):
+                worker = psutil.Process(nanny.pid)
+                processes += [worker, *worker.children(recursive=True)]
+        cluster.scale(0)  # nannies start closing: a dead worker is not restarted
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(
+            nanny.status.name not in ("closing", "closed", "closing_gracefully")
+            for nanny in nannies
+        ):
+            time.sleep(0.02)
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        psutil.wait_procs(processes, timeout=10)
+        deadline = time.monotonic() + 30
+        while cluster.workers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        client.close()
+
+
+@contextlib.contextmanager
+def _dask_logs_hidden() -> Iterator[None]:
+    """Dask's own reports of a shutdown we asked for (lost workers, killed processes)."""
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _nanny_warnings_hidden() -> Iterator[None]:
+    logger = logging.getLogger("distributed.nanny")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _without_shutdown_warnings(close: Callable) -> Callable:
     """Closing an embedded cluster ends its workers; those that take a few seconds to
     exit (torch unloading) get "Worker process still alive after 4.0 seconds, killing"
     from their nanny. Expected at shutdown, so not shown then (still shown mid-run)."""
 
     def quiet_close(*args, **kwargs):
-        logger = logging.getLogger("distributed.nanny")
-        level = logger.level
-        logger.setLevel(logging.ERROR)
-        try:
+        with _nanny_warnings_hidden():
             return close(*args, **kwargs)
-        finally:
-            logger.setLevel(level)
 
     return quiet_close
 

@@ -531,14 +531,17 @@ def _engine(todo, workers, scheduler, client, progress) -> Iterator[Any]:
 
 
 def _close_engine(engine, interrupted: bool = False) -> None:
-    """Close the client (and an embedded cluster). ``interrupted``: workers may be mid-task;
-    the scheduler then shuts the workers down before itself (no heartbeat errors)."""
+    """Close the client (and an embedded cluster); ``interrupted``: its workers may be
+    mid-task (see ``wav2kp.cluster.stop_now``)."""
     if engine is None or engine.status in ("closed", "closing"):
         return
-    with contextlib.suppress(Exception):
-        if interrupted and getattr(engine, "wav2kp_embedded", False):
-            engine.shutdown()
-        engine.close()
+    from wav2kp.cluster import stop_now
+
+    if interrupted:
+        stop_now(engine)
+    else:
+        with contextlib.suppress(Exception):
+            engine.close()
 
 
 def _print_summary(

@@ -240,7 +240,7 @@ def parse_face(face: str | int) -> str | int:
     except (TypeError, ValueError):
         number = 0
     if number < 1 or (isinstance(face, float) and not float(face).is_integer()):
-        raise ValueError(f"face={face!r}: use {FACE_CHOICES}")
+        raise ValueError(f"{face!r} is not a face to follow: use {FACE_CHOICES}")
     return number
 
 
