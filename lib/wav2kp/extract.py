@@ -379,6 +379,8 @@ def extract_corpus(
     """
     paths = _as_paths(corpus)
     input_dir = Path(input_dir) if input_dir is not None else paths.raw
+    if input_dir.exists() and not input_dir.is_dir():
+        raise ExtractError(f"{input_dir}: not a folder; give the folder that holds the videos")
     if not input_dir.is_dir():
         raise ExtractError(f"{input_dir}: input folder not found")
     check_layout(input_dir, paths)
