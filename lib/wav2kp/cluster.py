@@ -82,6 +82,7 @@ def get_client(
     processes (``None``: ``default_workers()``). Closing the client (or leaving its
     ``with`` block) shuts an embedded cluster down; an external cluster is left running.
     ``quiet``: Dask's own log lines only from warnings up (no start-up chatter)."""
+    import dask
     from distributed import Client
 
     address = scheduler_address(scheduler)
@@ -97,7 +98,10 @@ def get_client(
     n_workers = default_workers() if workers is None else int(workers)
     if n_workers < 1:
         raise ValueError(f"workers={workers}: an embedded Dask cluster needs at least 1 worker")
-    with _interrupts_ignored():  # inherited by the worker processes started now
+    # One task per worker thread at a time (Dask would send a second one ahead): when a
+    # clip crashes its worker, only that clip counts the death, not an innocent one that
+    # happened to wait in the same worker's queue.
+    with _interrupts_ignored(), dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
         client = Client(
             n_workers=n_workers,
             threads_per_worker=int(threads_per_worker),
