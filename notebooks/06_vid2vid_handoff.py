@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from IPython.display import HTML, Image, Markdown, display
-from wav2kp import metrics, predict, render, vid2vid
+from wav2kp import metrics, predict, references, render, vid2vid
 from wav2kp.atomic import write_json
 from wav2kp.inference import checkpoint_file
 from wav2kp.paths import CorpusPaths, resolve_output_dir
@@ -86,7 +86,7 @@ def save(fig, name):
 # clip of the same speaker when there is one.
 
 # %%
-clips = predict.choose_handoff_clips(corpus, speech_clip, reference_clip, seed=seed)
+clips = references.choose_handoff_clips(corpus, speech_clip, reference_clip, seed=seed)
 display(pd.Series({
     "speech clip (audio)": clips.speech_clip,
     "reference clip (head, blinks, frames)": clips.reference_clip,

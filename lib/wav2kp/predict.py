@@ -1,56 +1,98 @@
-"""``wav2kp predict``: a speech file in, keypoints + a vid2vid folder + a preview out.
+"""``wav2kp predict``: speech files in, keypoints + hand-off folders + a preview out.
 
-1. Speech is read in any format, rate and channel count (``wav2kp.audio.load_audio``);
-   unreadable, empty or silent files fail with an error naming the file.
+1. Speech is read in any format, rate and channel count (``wav2kp.audio``); unreadable,
+   empty, silent or badly clipped files fail with one line naming the file.
 2. The trained model predicts keypoints at ``fps`` in chunks of audio (bounded memory on
-   long files; each chunk carries extra audio and warm-up frames so chunk seams do not
-   show).
+   long files; each chunk carries extra audio and warm-up frames so seams do not show).
 3. The predicted mouth/jaw motion is composed onto a real reference head track
-   (``wav2kp.vid2vid.compose_on_reference``): a reference video (extracted here), else a
-   reference clip of the demo corpus, else a neutral face on a plain canvas (frozen).
-4. Written to ``out_dir``: ``keypoints.npz``, ``keypoints.csv`` (reference pixels; the npz
-   also holds the vid2vid frames' points and the mapping between the two),
-   ``vid2vid_face/`` (on a canvas where vid2vid's crop fits; checked frame by frame),
-   ``preview.mp4`` (what vid2vid's generator gets: real frame | edge channel, with the
-   speech), ``predict.json``. A re-run with the same inputs returns the earlier result.
+   (``wav2kp.vid2vid.compose_on_reference``). The reference is, in this order: the video
+   or extraction given with ``reference``; else a held-out clip of the checkpoint's own
+   corpus and speaker (never another corpus' face); else that speaker's neutral face on a
+   plain canvas (head frozen). The summary says which one was used and how to change it.
+4. Written to ``out_dir`` in the formats asked for (``wav2kp.exports``; default vid2vid,
+   npz, csv) plus ``preview.mp4`` (reference frame | vid2vid edge map, with the speech)
+   and ``predict.json``. Everything is written into a hidden staging folder beside
+   ``out_dir`` and moved into place when complete: a failure leaves nothing behind. An
+   existing ``out_dir`` is replaced only where an earlier ``predict`` wrote it (listed in
+   its ``predict.json``); a folder holding anything else is refused. A re-run with the
+   same inputs returns the earlier result.
+
+Many files in one call (:func:`predict_files`, ``wav2kp predict a.wav b.wav --out DIR``)
+load the model and the reference once and write ``DIR/<name>/`` per file; a bad file is
+reported in one line and the others carry on.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
-import json
+import io
 import os
-import shutil
+import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from wav2kp import vid2vid
-from wav2kp.atomic import write_csv, write_json, write_npz
+from wav2kp import exports, vid2vid
+from wav2kp.atomic import write_json
+from wav2kp.preview import write_preview
+from wav2kp.references import Reference, resolve_reference
+from wav2kp.staging import (
+    SUMMARY_FILE,
+    Staging,
+    check_no_inputs_inside,
+    check_output_parent,
+    check_replaceable,
+)
 
 NTSC_FPS = 30000 / 1001
 SILENCE_DBFS = -60.0  # loudest 50 ms stretch quieter than this: no speech to follow
+CLIP_LEVEL = 0.99  # |sample| at or above this share of full scale counts as clipped
+CLIPPED_REFUSE = 0.01  # refuse speech with more clipped samples than this (1 %) ...
+CLIPPED_WARN = 0.001  # ... and warn above 0.1 %
 CHUNK_SECONDS = 30.0
 MARGIN_SECONDS = 2.0  # extra audio each side of a chunk and warm-up frames before it
-NEUTRAL_CANVAS = (512, 512)
-PREVIEW_PANEL = 256
-SUMMARY_FILE = "predict.json"
+PREVIEW_FILE = "preview.mp4"
 
 
 class PredictError(ValueError):
-    """Input that cannot be predicted from; the message names the file and the cause."""
+    """Input that cannot be predicted from; the message names the file or option and
+    says what to do, in one line."""
 
 
-# --------------------------------------------------------------------------- audio
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+# --------------------------------------------------------------------------- speech
+
+
+@dataclass
+class Speech:
+    path: Path
+    samples: np.ndarray  # mono float32 at ``rate`` (the model's input)
+    rate: int
+    native: np.ndarray  # (N, C) float32 at ``native_rate``: the file as it is (preview)
+    native_rate: int
+    clipped_share: float
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.rate
 
 
 def check_speech(samples: np.ndarray, sample_rate: int, path: str | os.PathLike) -> None:
     """Refuse signals with nothing to follow: too short for one frame, or silent."""
     if len(samples) < sample_rate // 10:
-        raise PredictError(f"{path}: {len(samples) / sample_rate:.3f} s of audio is too short")
+        raise PredictError(
+            f"{path}: {len(samples) / sample_rate:.3f} s of audio is too short "
+            "(at least 0.1 s of speech is needed)"
+        )
     step = max(1, int(0.05 * sample_rate))
     usable = len(samples) // step * step
     frames = samples[:usable].reshape(-1, step) if usable else samples[None]
@@ -58,27 +100,130 @@ def check_speech(samples: np.ndarray, sample_rate: int, path: str | os.PathLike)
     level = 20 * np.log10(max(loudest, 1e-12))
     if level < SILENCE_DBFS:
         raise PredictError(
-            f"{path}: silent (loudest 50 ms at {level:.0f} dBFS, below {SILENCE_DBFS:.0f})"
+            f"{path}: silent (loudest 50 ms at {level:.0f} dBFS, below "
+            f"{SILENCE_DBFS:.0f}); pass a recording with speech in it"
         )
 
 
-def load_speech(path: str | os.PathLike, sample_rate: int = 16000) -> tuple[np.ndarray, int]:
-    """Mono float32 speech at ``sample_rate``; :class:`PredictError` for bad input."""
-    from wav2kp.audio import load_audio
+def clipped_share(native: np.ndarray) -> float:
+    """Share of samples at (or beyond) full scale in any channel: a clipped recording."""
+    if native.size == 0:
+        return 0.0
+    return float((np.abs(native) >= CLIP_LEVEL).any(axis=-1).mean())
 
+
+def read_speech(
+    path: str | os.PathLike, sample_rate: int = 16000, allow_clipped: bool = False
+) -> Speech:
+    """The file's samples as they are (for the preview) and mono at ``sample_rate`` (for
+    the model: the same as ``load_audio(path, sample_rate)``); :class:`PredictError` for
+    unreadable, empty, non-finite, silent or badly clipped audio."""
+    from wav2kp.audio import load_audio, resample
+
+    path = Path(path)
     try:
-        samples, rate = load_audio(path, sample_rate=sample_rate)
-    except PredictError:
-        raise
+        native, native_rate = load_audio(path, sample_rate=None, mono=False)
     except Exception as error:  # AudioError, decoder failures: say which file
-        message = str(error)
+        message = _first_line(error)
         if str(path) not in message:
             message = f"{path}: {message}"
-        raise PredictError(message) from error
-    if not np.isfinite(samples).all():
-        raise PredictError(f"{path}: audio holds NaN or infinite samples")
-    check_speech(samples, rate, path)
-    return samples, rate
+        raise PredictError(f"{message} (pass a readable audio file)") from error
+    if not np.isfinite(native).all():
+        raise PredictError(f"{path}: audio holds NaN or infinite samples; re-export it")
+    mono = native.mean(axis=1)
+    samples = mono if native_rate == sample_rate else resample(mono, native_rate, sample_rate)
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    check_speech(samples, sample_rate, path)
+    share = clipped_share(native)
+    if share > CLIPPED_REFUSE and not allow_clipped:
+        raise PredictError(
+            f"{path}: clipped ({100 * share:.1f} % of samples at full scale); re-record "
+            "or lower the gain, or pass --allow-clipped to predict anyway"
+        )
+    return Speech(path, samples, sample_rate, native, native_rate, share)
+
+
+# --------------------------------------------------------------------------- checkpoint
+
+
+def available_models() -> list[Path]:
+    """Checkpoints under ``data/models/<corpus>/<model>/best.pt``."""
+    from wav2kp.paths import data_root
+
+    return sorted((data_root() / "models").glob("*/*/best.pt"))
+
+
+def resolve_checkpoint(spec) -> Path:
+    """``spec``: a checkpoint file, its folder, or a model name ``CORPUS/MODEL`` (or
+    ``CORPUS`` for its default model) under ``data/models/``."""
+    from wav2kp.paths import data_root
+
+    if spec is None or str(spec) == "":
+        found = ", ".join(str(p) for p in available_models()[:5]) or "none yet"
+        raise PredictError(
+            f"--checkpoint: required (a best.pt or CORPUS/MODEL); models here: {found}"
+        )
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "best.pt"
+    if path.is_file():
+        return path
+    models = data_root() / "models"
+    for candidate in (models / str(spec) / "best.pt", models / str(spec) / "default" / "best.pt"):
+        if candidate.is_file():
+            return candidate
+    raise PredictError(
+        f"{spec}: checkpoint not found (no such file, and no model {str(spec)!r} under "
+        f"{models}); pass a best.pt written by `wav2kp train` or notebook 04"
+    )
+
+
+def _diagnose_checkpoint(path: Path, error: BaseException) -> str:
+    """Why ``path`` did not load, in words a user can act on."""
+    import torch
+
+    from wav2kp.train import CHECKPOINT_FORMAT
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return f"{path}: not a wav2kp checkpoint (not a PyTorch file); pass a best.pt written by `wav2kp train`"
+    if not isinstance(payload, dict) or "format" not in payload:
+        return f"{path}: a PyTorch file but not a wav2kp checkpoint; pass a best.pt written by `wav2kp train`"
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        return (
+            f"{path}: written by an incompatible wav2kp version (format "
+            f"{payload.get('format')!r}, this version reads {CHECKPOINT_FORMAT!r}); "
+            "retrain it with this version (`wav2kp train`)"
+        )
+    return (
+        f"{path}: does not match this wav2kp version's model ({_first_line(error)}); "
+        "retrain it with this version (`wav2kp train`)"
+    )
+
+
+def load_checkpoint_for_predict(spec, device: str = "cpu"):
+    """(predictor, checkpoint path) for ``spec`` (see :func:`resolve_checkpoint`), checked
+    for what prediction needs: feature statistics and the target normaliser."""
+    from wav2kp.train import load_predictor
+
+    path = resolve_checkpoint(spec)
+    try:
+        predictor = load_predictor(path, device=device)
+    except Exception as error:  # torch's pickling advice, key errors: one line instead
+        raise PredictError(_diagnose_checkpoint(path, error)) from error
+    context = getattr(predictor, "context", None) or {}
+    missing = [
+        what
+        for key, what in (("feature_stats", "feature statistics"), ("normalizer", "normaliser"))
+        if context.get(key) is None
+    ]
+    if missing:
+        raise PredictError(
+            f"{path}: the checkpoint holds no {' and no '.join(missing)} (saved without its "
+            "inference context); retrain it with `wav2kp train` or notebook 04"
+        )
+    return predictor, path
 
 
 # --------------------------------------------------------------------------- model
@@ -155,305 +300,7 @@ def predict_track(
     return times, out
 
 
-# --------------------------------------------------------------------------- references
-
-
-def neutral_reference(predictor, speaker: str = "", size=NEUTRAL_CANVAS):
-    """A frozen neutral face centred on a plain canvas (the last-resort reference)."""
-    from wav2kp.targets import apply_pose
-
-    normalizer = getattr(predictor, "normalizer", None)
-    if normalizer is None:
-        raise ValueError(
-            "no reference given, no demo corpus and the checkpoint has no neutral face: "
-            "pass --reference VIDEO"
-        )
-    from wav2kp.edgemap import crop_box
-
-    face = normalizer.neutral_for(speaker or None)
-    width, height = size
-    # small enough that vid2vid's crop (2.5 face widths) fits inside the canvas
-    iod = 0.15 * width
-    pixels = apply_pose(face[None], np.array([[iod, 0.0, 0.0, 0.0]]))[0]
-    x0, y0, x1, y1 = crop_box(pixels, (10**6, 10**6))
-    pixels += np.array([width / 2 - (x0 + x1) / 2, height / 2 - (y0 + y1) / 2])
-    return vid2vid.static_reference(pixels, size)
-
-
-def demo_reference(corpus: str = "demo", speaker: str | None = None):
-    """The demo corpus' reference clip: a test-split clip (of ``speaker`` when given)
-    with the most detected frames; its frames are decoded on demand if not kept."""
-    from wav2kp.paths import CorpusPaths
-
-    paths = CorpusPaths(corpus)
-    candidates = sorted(paths.extracted.glob("*.npz")) if paths.extracted.is_dir() else []
-    if not candidates:
-        return None
-    test_ids = None
-    if paths.split_file.is_file():
-        import pandas as pd
-
-        split = pd.read_csv(paths.split_file, dtype=str)
-        test_ids = set(split.loc[split["split"] == "test", "clip_id"])
-    if speaker:
-        prefixed = [p for p in candidates if p.stem.startswith(f"{speaker}_")]
-        candidates = prefixed or candidates
-    if test_ids:
-        candidates = [p for p in candidates if p.stem in test_ids] or candidates
-    best, best_count = None, -1
-    for path in candidates:
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                count = int(np.isfinite(data["lm68"]).all(axis=(1, 2)).sum())
-        except (OSError, KeyError, ValueError):
-            continue
-        if count > best_count:
-            best, best_count = path, count
-    return best
-
-
-def decode_frames_to(video: str | os.PathLike, folder: Path, n_expected: int) -> Path:
-    """Write a video's frames as ``%05d.jpg`` (skipped when already complete)."""
-    import cv2
-
-    from wav2kp.atomic import atomic_path
-    from wav2kp.media.decode import iter_frames
-
-    folder.mkdir(parents=True, exist_ok=True)
-    if len(list(folder.glob("*.jpg"))) == n_expected:
-        return folder
-    count = 0
-    for count, (_, rgb) in enumerate(iter_frames(video), start=1):
-        with atomic_path(folder / f"{count - 1:05d}.jpg") as tmp:
-            cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if count != n_expected:
-        raise ValueError(f"{video}: decoded {count} frames, the extraction has {n_expected}")
-    return folder
-
-
-def reference_from_npz(npz: Path, video: Path | None, work_dir: Path) -> vid2vid.ReferenceTrack:
-    """A reference track from an extraction result, with frames from the kept frames
-    folder (``interim/<corpus>/frames/<clip_id>``) or decoded from ``video``."""
-    frames_dir = npz.parent.parent / "frames" / npz.stem
-    with np.load(npz, allow_pickle=False) as data:
-        n_frames = len(data["times"])
-    usable = frames_dir.is_dir() and len(list(frames_dir.glob("*.jpg"))) == n_frames
-    if not usable and video is not None and Path(video).is_file():
-        frames_dir = decode_frames_to(video, work_dir / "reference_frames" / npz.stem, n_frames)
-        usable = True
-    return vid2vid.load_reference_track(npz, frames_dir if usable else None)
-
-
-def extract_reference(video: str | os.PathLike, work_dir: Path) -> vid2vid.ReferenceTrack:
-    """Run extraction (frames kept) on a reference video and load its head track.
-    Re-runs reuse the earlier extraction (``wav2kp.extract`` fingerprints the source)."""
-    from wav2kp import extract
-    from wav2kp.paths import CorpusPaths
-
-    video = Path(video).resolve()
-    if not video.is_file():
-        raise PredictError(f"{video}: reference video not found")
-    inbox = work_dir / "reference" / "input"
-    inbox.mkdir(parents=True, exist_ok=True)
-    for old in inbox.iterdir():  # one video per prediction
-        if old.name != video.name:
-            old.unlink()
-    link = inbox / video.name
-    if not link.exists():
-        try:
-            link.symlink_to(video)
-        except OSError:
-            shutil.copyfile(video, link)
-    paths = CorpusPaths("reference", root=work_dir / "reference")
-    table = extract.extract_corpus(inbox, paths, workers=0, keep_frames=True, progress=False)
-    rows = table[table["file"] == video.name]
-    if rows.empty:
-        raise PredictError(f"{video}: extraction did not list the reference video")
-    row = rows.iloc[0]
-    if row["status"] != "ok":
-        raise PredictError(f"{video}: reference extraction {row['status']}: {row['error']}")
-    return reference_from_npz(paths.extracted / f"{row['clip_id']}.npz", video, work_dir)
-
-
-def resolve_reference(reference, predictor, speaker: str, work_dir: Path, corpus: str = "demo"):
-    """(ReferenceTrack, description) for ``reference``: a ReferenceTrack, an extraction
-    ``.npz``, a video file, or None (demo corpus clip, else a neutral face)."""
-    if isinstance(reference, vid2vid.ReferenceTrack):
-        return reference, f"reference track {reference.name}"
-    if reference is not None:
-        path = Path(reference)
-        if path.suffix == ".npz":
-            from wav2kp.paths import CorpusPaths
-
-            video = _raw_video_for(path, CorpusPaths)
-            return reference_from_npz(path, video, work_dir), f"extracted clip {path.stem}"
-        return extract_reference(path, work_dir), f"reference video {path.name}"
-    npz = demo_reference(corpus, speaker or None)
-    if npz is not None:
-        from wav2kp.paths import CorpusPaths
-
-        video = _raw_video_for(npz, CorpusPaths)
-        return reference_from_npz(npz, video, work_dir), f"{corpus} corpus clip {npz.stem}"
-    track = neutral_reference(predictor, speaker)
-    return track, "neutral face on a plain canvas (no reference video, no demo corpus): head frozen"
-
-
-def _raw_video_for(npz: Path, corpus_paths) -> Path | None:
-    """The source video of an extraction result, from the extraction manifest."""
-    manifest = npz.parent / "manifest.csv"
-    if manifest.is_file():
-        import pandas as pd
-
-        table = pd.read_csv(manifest, dtype=str)
-        row = table[table["clip_id"] == npz.stem]
-        if len(row) and isinstance(row.iloc[0].get("file"), str):
-            file = Path(row.iloc[0]["file"])
-            if file.is_file():
-                return file
-            corpus = npz.parent.parent.name
-            candidate = corpus_paths(corpus).raw / file
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-@dataclass
-class HandoffClips:
-    """Which held-out clip's audio drives the hand-off and whose head it is drawn on."""
-
-    speech_clip: str
-    reference_clip: str
-    speaker: str
-    speech_audio: Path  # 16 kHz mono wav of the speech clip
-    reference_npz: Path  # extraction result of the reference clip
-    speech_npz: Path  # extraction result of the speech clip (its true keypoints)
-
-
-def choose_handoff_clips(
-    corpus: str,
-    speech_clip: str | None = None,
-    reference_clip: str | None = None,
-    seed: int = 0,
-    split_name: str = "test",
-) -> HandoffClips:
-    """Pick the speech clip (a ``test``-split clip: never training audio) and a reference
-    clip of the same speaker (another test clip when there is one). Given names are
-    checked: a speech clip outside the test split is refused."""
-    import pandas as pd
-
-    from wav2kp.paths import CorpusPaths
-
-    paths = CorpusPaths(corpus)
-    if not paths.split_file.is_file():
-        raise FileNotFoundError(f"{paths.split_file}: no split; run notebooks 01-03 first")
-    split = pd.read_csv(paths.split_file, dtype=str, keep_default_na=False)
-    extracted = {p.stem for p in paths.extracted.glob("*.npz")}
-    split = split[split["clip_id"].isin(extracted)]
-    if "speaker" not in split.columns:
-        split = split.assign(speaker="")
-    held_out = split[split["split"] == split_name].sort_values("clip_id")
-    if speech_clip is None:
-        if held_out.empty:
-            raise ValueError(f"corpus {corpus!r}: no extracted clip in the {split_name} split")
-        rng = np.random.default_rng(seed)
-        speech_clip = str(held_out["clip_id"].iloc[int(rng.integers(len(held_out)))])
-    row = split[split["clip_id"] == speech_clip]
-    if row.empty:
-        raise ValueError(f"corpus {corpus!r}: speech clip {speech_clip!r} is not extracted/split")
-    if row["split"].iloc[0] != split_name:
-        raise ValueError(
-            f"speech clip {speech_clip!r} is in the {row['split'].iloc[0]!r} split; the "
-            f"hand-off must use held-out ({split_name}) audio, never training audio"
-        )
-    speaker = str(row["speaker"].iloc[0])
-    if reference_clip is None:
-        same = held_out[(held_out["speaker"] == speaker) & (held_out["clip_id"] != speech_clip)]
-        reference_clip = str(same["clip_id"].iloc[0]) if len(same) else speech_clip
-    if reference_clip not in extracted:
-        raise ValueError(f"corpus {corpus!r}: reference clip {reference_clip!r} is not extracted")
-    audio = paths.audio / f"{speech_clip}.wav"
-    if not audio.is_file():
-        raise FileNotFoundError(f"{audio}: the speech clip's audio is missing (run notebook 01)")
-    return HandoffClips(
-        speech_clip, reference_clip, speaker, audio,
-        paths.extracted / f"{reference_clip}.npz", paths.extracted / f"{speech_clip}.npz",
-    )  # fmt: skip
-
-
-# --------------------------------------------------------------------------- preview
-
-
-class _FrameCache:
-    """Exported frames and their Canny edges per reference frame, within a memory
-    budget: a ping-ponged reference revisits its frames, and decoding + Canny are most of
-    a preview frame's cost."""
-
-    def __init__(self, budget_bytes: int = 256 << 20) -> None:
-        self.budget = budget_bytes
-        self.used = 0
-        self.items: dict = {}
-
-    def get(self, key, path: Path) -> tuple[np.ndarray, np.ndarray]:
-        from PIL import Image
-
-        from wav2kp.edgemap import canny_edges
-
-        if key in self.items:
-            return self.items[key]
-        rgb = np.asarray(Image.open(path).convert("RGB"))  # decoded as vid2vid does (PIL)
-        item = (rgb, canny_edges(rgb))
-        if self.used + rgb.nbytes + item[1].nbytes <= self.budget:
-            self.items[key] = item
-            self.used += rgb.nbytes + item[1].nbytes
-        return item
-
-
-def preview_frames(export: vid2vid.Vid2vidExport, panel: int = PREVIEW_PANEL, with_reference=True):
-    """RGB frames read back from the exported vid2vid folder: [the real frame with the
-    keypoints |] the edge channel, both exactly as vid2vid's generator gets them
-    (``wav2kp.edgemap.generator_input``: its crop, set on the first frame, and resize)."""
-    import cv2
-
-    from wav2kp import edgemap
-    from wav2kp.explorer import draw_keypoints
-
-    box = export.crop_box
-    size = export.canvas.size
-    cache = _FrameCache()
-    for i, points in enumerate(export.landmarks):
-        frame, frame_edges = cache.get(export.frame_keys[i], export.image_path(i))
-        seen = edgemap.generator_input(points, size, box, frame=frame, frame_edges=frame_edges,
-                                       load_size=export.canvas.load_size)  # fmt: skip
-        edge_panel = cv2.resize(seen.edges, (panel, panel), interpolation=cv2.INTER_AREA)
-        edge_panel = np.repeat(edge_panel[..., None], 3, axis=2)
-        if not with_reference:
-            yield edge_panel
-            continue
-        real = cv2.resize(seen.image, (panel, panel), interpolation=cv2.INTER_AREA)
-        scale = panel / (box[2] - box[0])
-        shown = draw_keypoints(real.copy(), (points - box[:2]) * scale, (80, 255, 120), radius=2)
-        yield np.hstack([shown, edge_panel])
-
-
-def write_preview(path, export, audio, sample_rate, fps, with_reference=True):
-    from wav2kp.media.encode import write_video
-
-    frames = preview_frames(export, with_reference=with_reference)
-    return write_video(path, frames, fps=fps, audio=audio, sample_rate=sample_rate)
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def keypoints_table(times: np.ndarray, landmarks: np.ndarray):
-    """One row per frame: ``frame, time, x0, y0, ..., x67, y67`` (pixels)."""
-    import pandas as pd
-
-    columns = {"frame": np.arange(len(times)), "time": np.round(times, 6)}
-    for k in range(68):
-        columns[f"x{k}"] = np.round(landmarks[:, k, 0], 3)
-        columns[f"y{k}"] = np.round(landmarks[:, k, 1], 3)
-    return pd.DataFrame(columns)
+# --------------------------------------------------------------------------- predict
 
 
 def _fingerprint(*parts) -> str:
@@ -470,13 +317,160 @@ def _fingerprint(*parts) -> str:
 @dataclass
 class PredictOptions:
     fps: float = NTSC_FPS
+    formats: tuple[str, ...] = exports.DEFAULT_FORMATS
     preview: bool = True
+    preview_seconds: float | None = None  # None: the whole file
     preview_with_reference: bool = True
     chunk_seconds: float = CHUNK_SECONDS
-    corpus: str = "demo"
+    corpus: str | None = None  # reference corpus; None: the checkpoint's own
     speaker: str = ""
     sequence: str | None = None
+    allow_clipped: bool = False
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.formats = exports.parse_formats(self.formats)
+
+
+@dataclass
+class Session:
+    """A loaded model and a resolved reference, shared by every file of one call."""
+
+    predictor: object
+    checkpoint: str
+    reference: Reference
+    options: PredictOptions
+    eye_uv: np.ndarray | None = field(default=None, repr=False)  # pupils in eye coordinates
+
+    def __post_init__(self) -> None:
+        self.eye_uv = self.reference.eye_coordinates
+
+    def fingerprint(self, speech_path: Path) -> str:
+        opts = asdict(self.options)
+        opts.pop("progress")
+        return _fingerprint(speech_path, self.checkpoint, self.reference.source, opts)
+
+    def predict(self, speech_path, out_dir) -> dict:
+        """One speech file into ``out_dir`` (see the module docstring)."""
+        speech_path, out_dir = Path(speech_path), Path(out_dir)
+        opts = self.options
+        check_output_parent(out_dir)
+        sources = [Path(self.reference.source)] if self.reference.source else []
+        check_no_inputs_inside(out_dir, [speech_path, *sources])
+        fingerprint = self.fingerprint(speech_path)
+        earlier = check_replaceable(out_dir)
+        if (
+            earlier is not None
+            and earlier.get("fingerprint") == fingerprint
+            and all((out_dir / name).exists() for name in earlier.get("files", {}).values())
+        ):
+            return dict(earlier, skipped=True)
+        started = time.perf_counter()
+        speech = read_speech(speech_path, allow_clipped=opts.allow_clipped)
+        staging = Staging(out_dir, earlier)
+        try:
+            summary = self._write(speech, staging.folder, out_dir, fingerprint, started)
+            staging.commit()
+        except BaseException:
+            staging.abort()
+            raise
+        return summary
+
+    def _write(self, speech: Speech, folder: Path, out_dir: Path, fingerprint: str,
+               started: float) -> dict:  # fmt: skip
+        opts = self.options
+        reference = self.reference
+        track = reference.track
+        model_started = time.perf_counter()
+        times, predicted = predict_track(
+            self.predictor, speech.samples, speech.rate, opts.fps, reference.speaker,
+            opts.chunk_seconds, progress=opts.progress,
+        )  # fmt: skip
+        composition = vid2vid.compose_on_reference(
+            predicted, track, getattr(self.predictor, "normalizer", None),
+            reference.speaker or None, out_times=times,
+        )  # fmt: skip
+        landmarks = composition.landmarks.astype(np.float32)
+        pupils = None
+        if self.eye_uv is not None:
+            pupils = exports.pupils_on_frames(landmarks, self.eye_uv[composition.reference_index])
+        predict_seconds = time.perf_counter() - model_started
+
+        sequence = opts.sequence or speech.path.stem
+        prediction = exports.Prediction(
+            sequence, times, landmarks, predicted, pupils, composition.reference_index,
+            composition.reference_missing, track, reference.lm478, opts.fps,
+        )  # fmt: skip
+        files, timings, problems = exports.write_formats(folder, opts.formats, prediction)
+        timings["predict"] = predict_seconds
+        n_frames = len(landmarks)
+        if opts.preview:
+            begun = time.perf_counter()
+            files["preview"] = PREVIEW_FILE
+            write_preview(
+                folder / PREVIEW_FILE, composition, track, speech.native, speech.native_rate,
+                opts.fps, opts.preview_with_reference, opts.preview_seconds,
+            )  # fmt: skip
+            timings["preview"] = time.perf_counter() - begun
+        total_seconds = time.perf_counter() - started
+        duration = speech.duration
+        summary = {
+            "speech": str(speech.path),
+            "checkpoint": self.checkpoint,
+            "model": getattr(self.predictor, "name", ""),
+            "reference": reference.description,
+            "reference_change": reference.change,
+            "speaker": reference.speaker,
+            "sequence": sequence,
+            "fps": opts.fps,
+            "frames": int(n_frames),
+            "audio_seconds": duration,
+            "frame_size": list(track.size),
+            "formats": list(opts.formats),
+            "pupils": "MediaPipe iris centres of the reference"
+            if pupils is not None
+            else "none (the reference has no iris track)",
+            "clipped_share": speech.clipped_share,
+            "reference_frames_interpolated": int(composition.reference_missing.sum()),
+            "vid2vid_problems": problems,
+            "seconds": timings,
+            "predict_seconds": predict_seconds,
+            "total_seconds": total_seconds,
+            "realtime_factor_predict": duration / max(predict_seconds, 1e-9),
+            "realtime_factor_total": duration / max(total_seconds, 1e-9),
+            "files": files,
+            "fingerprint": fingerprint,
+        }
+        if "vid2vid" in files:
+            with contextlib.redirect_stdout(io.StringIO()):  # it prints; the CLI says it once
+                summary["vid2vid_command"] = vid2vid.vid2vid_test_command(
+                    out_dir.resolve() / "vid2vid", n_frames
+                )
+        write_json(folder / SUMMARY_FILE, summary)
+        return summary
+
+
+def open_session(checkpoint, reference=None, **options) -> Session:
+    """Load the model and resolve the reference once (the start-up a batch pays once)."""
+    opts = PredictOptions(**options)
+    if isinstance(checkpoint, (str, os.PathLike)) or checkpoint is None:
+        predictor, path = load_checkpoint_for_predict(checkpoint)
+        checkpoint_id = str(path)
+    else:
+        # an in-memory model has no file to fingerprint: its identity stands in
+        predictor, checkpoint_id = checkpoint, f"<in memory {id(checkpoint)}>"
+    try:
+        resolved = resolve_reference(reference, predictor, opts.speaker, opts.corpus)
+    except PredictError:
+        raise
+    except (ValueError, OSError) as error:  # unreadable reference: one line naming it
+        raise PredictError(f"--reference {reference}: {_first_line(error)}") from error
+    if "mediapipe" in opts.formats and resolved.lm478 is None:
+        raise PredictError(
+            f"--format mediapipe: the reference ({resolved.description}) has no MediaPipe "
+            "mesh; pass --reference VIDEO or drop the format"
+        )
+    return Session(predictor, checkpoint_id, resolved, opts)
 
 
 def predict_file(
@@ -487,196 +481,152 @@ def predict_file(
     fps: float = NTSC_FPS,
     **options,
 ) -> dict:
-    """Predict keypoints for a speech file and write everything the hand-off needs.
+    """Predict keypoints for one speech file and write everything into ``out_dir``.
 
-    ``checkpoint``: a checkpoint path/folder or an already loaded predictor.
-    ``reference``: a reference video, an extraction ``.npz``, a ``ReferenceTrack`` or None.
-    Options: ``preview`` (bool), ``preview_with_reference``, ``chunk_seconds``, ``corpus``
-    (where to look for the demo reference), ``speaker`` (neutral face to use; default the
-    reference clip's speaker when the checkpoint knows it), ``sequence`` (vid2vid folder
-    name, default the speech file's stem), ``progress``. Returns the summary written to
-    ``predict.json``. ``out_dir/vid2vid`` holds this one sequence (vid2vid crops every
-    sequence of a folder with the first one's face box).
+    ``checkpoint``: a checkpoint path/folder, a model name ``CORPUS/MODEL``, or a loaded
+    predictor. ``reference``: a reference video, an extraction ``.npz``, a
+    ``ReferenceTrack`` or None (the checkpoint corpus' clip, else a neutral face).
+    Options (:class:`PredictOptions`): ``formats``, ``preview``, ``preview_seconds``,
+    ``preview_with_reference``, ``chunk_seconds``, ``corpus``, ``speaker``, ``sequence``
+    (vid2vid sequence name, default the speech file's stem), ``allow_clipped``,
+    ``progress``. Returns the summary written to ``predict.json``.
     """
-    opts = PredictOptions(fps=float(fps), **options)
-    speech_path = Path(speech_path)
+    session = open_session(checkpoint, reference, fps=float(fps), **options)
+    return session.predict(speech_path, out_dir)
+
+
+def batch_names(speech_paths: Sequence[Path]) -> dict[Path, str]:
+    """Each file's folder name (its stem); files whose stems collide get none."""
+    from collections import Counter
+
+    counts = Counter(Path(p).stem for p in speech_paths)
+    return {Path(p): Path(p).stem for p in speech_paths if counts[Path(p).stem] == 1}
+
+
+def predict_files(
+    speech_paths: Sequence[str | os.PathLike],
+    checkpoint,
+    out_dir: str | os.PathLike,
+    reference=None,
+    fps: float = NTSC_FPS,
+    on_result=None,
+    **options,
+) -> list[dict]:
+    """Many speech files with one model load and one reference: ``out_dir/<stem>/`` each
+    (one file alone goes straight into ``out_dir``). A file that fails gets a result
+    ``{"speech": ..., "error": one line}`` and the others carry on. ``on_result(result)``
+    is called as each file finishes."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    summary_path = out_dir / SUMMARY_FILE
-    ckpt_id = checkpoint if isinstance(checkpoint, (str, os.PathLike)) else id(checkpoint)
-    if isinstance(ckpt_id, (str, os.PathLike)) and Path(ckpt_id).is_dir():
-        from wav2kp.inference import checkpoint_file
-
-        ckpt_id = checkpoint_file(ckpt_id)
-    fingerprint = _fingerprint(
-        speech_path, ckpt_id, reference if not isinstance(reference, vid2vid.ReferenceTrack)
-        else reference.name, opts,
-    )  # fmt: skip
-    if summary_path.is_file():
-        earlier = json.loads(summary_path.read_text())
-        if earlier.get("fingerprint") == fingerprint and all(
-            (out_dir / name).exists() for name in earlier.get("files", {}).values()
-        ):
-            return dict(earlier, skipped=True)
-
-    started = time.perf_counter()
-    samples, rate = load_speech(speech_path)
-    duration = len(samples) / rate
-    predictor = _load(checkpoint)
-    reference_started = time.perf_counter()
-    try:
-        reference_track, description = resolve_reference(
-            reference, predictor, opts.speaker, out_dir, opts.corpus
-        )
-    except PredictError:
-        raise
-    except (ValueError, OSError) as error:  # unreadable reference: the message names it
-        raise PredictError(f"reference: {error}") from error
-    model_started = time.perf_counter()
-    speaker = opts.speaker or _speaker_of(reference_track.name, predictor)
-    times, predicted = predict_track(
-        predictor, samples, rate, opts.fps, speaker, opts.chunk_seconds, progress=opts.progress
-    )
-    composition = vid2vid.compose_on_reference(
-        predicted, reference_track, getattr(predictor, "normalizer", None), speaker or None,
-        out_times=times,
-    )  # fmt: skip
-    predict_seconds = time.perf_counter() - model_started
-
-    sequence = opts.sequence or speech_path.stem
-    files = {"keypoints_npz": "keypoints.npz", "keypoints_csv": "keypoints.csv"}
-    landmarks = composition.landmarks.astype(np.float32)
-    vid2vid_root = out_dir / vid2vid.EXPORT_DIR
-    # vid2vid sets its face crop on the first sequence and reuses it for all: a folder
-    # must not mix sequences of different heads, so an earlier run's sequence goes.
-    for tree in vid2vid.keypoint_dirs(vid2vid_root):
-        for old in tree.glob("*"):
-            if old.is_dir() and old.name != sequence:
-                shutil.rmtree(old)
-    export = vid2vid.export_composition(vid2vid_root, sequence, composition, reference_track)
-    n_frames = export.n_frames
-    files["vid2vid"] = vid2vid.EXPORT_DIR
-    handoff = vid2vid.handoff_summary(export, opts.fps, speech_path)
-    write_npz(
-        out_dir / files["keypoints_npz"],
-        times=times,
-        landmarks=landmarks,
-        predicted=predicted,
-        reference_index=composition.reference_index,
-        reference_missing=composition.reference_missing,
-        fps=np.float64(opts.fps),
-        width=np.int32(reference_track.size[0]),
-        height=np.int32(reference_track.size[1]),
-        **export.npz_fields(),
-    )
-    write_csv(out_dir / files["keypoints_csv"], keypoints_table(times, landmarks))
-    export_seconds = time.perf_counter() - model_started
-
-    if opts.preview:
-        from wav2kp.audio import load_audio
-
-        audio, audio_rate = load_audio(speech_path, sample_rate=None, mono=False)
-        write_preview(
-            out_dir / "preview.mp4", export, audio, audio_rate, opts.fps,
-            opts.preview_with_reference,
-        )  # fmt: skip
-        files["preview"] = "preview.mp4"
-    total_seconds = time.perf_counter() - started
-    summary = {
-        "speech": str(speech_path),
-        "checkpoint": str(ckpt_id) if not isinstance(ckpt_id, int) else "<in memory>",
-        "model": getattr(predictor, "name", ""),
-        "reference": description,
-        "speaker": speaker,
-        "sequence": sequence,
-        "fps": opts.fps,
-        "frames": int(n_frames),
-        "audio_seconds": duration,
-        "frame_size": list(reference_track.size),
-        "reference_frames_interpolated": int(composition.reference_missing.sum()),
-        "vid2vid_problems": handoff["problems"],
-        "vid2vid_command": handoff["test_command"],
-        "vid2vid": handoff,
-        "coordinates": "keypoints.npz 'landmarks' and keypoints.csv: the reference's own "
-        "pixels; vid2vid files and 'vid2vid_landmarks': the exported frames' pixels, "
-        "x = x_ref * vid2vid_scale + vid2vid_offset[0] (y alike)",
-        "reference_seconds": model_started - reference_started,
-        "predict_seconds": predict_seconds,
-        "export_seconds": export_seconds,
-        "total_seconds": total_seconds,
-        "realtime_factor_predict": duration / max(predict_seconds, 1e-9),
-        "realtime_factor_total": duration / max(total_seconds, 1e-9),
-        "files": files,
-        "fingerprint": fingerprint,
-    }
-    write_json(summary_path, summary)
-    return summary
+    paths = [Path(p) for p in speech_paths]
+    check_output_parent(out_dir)
+    check_no_inputs_inside(out_dir, paths)
+    session = open_session(checkpoint, reference, fps=float(fps), **options)
+    return predict_files_with(session, paths, out_dir, on_result)
 
 
-def _load(checkpoint):
-    if isinstance(checkpoint, (str, os.PathLike)):
-        from wav2kp.train import load_predictor
-
-        path = Path(checkpoint)
-        if not path.exists():
-            raise PredictError(f"{path}: checkpoint not found")
+def predict_files_with(session: Session, paths: Sequence[Path], out_dir: Path, on_result=None):
+    """:func:`predict_files` with an already opened session."""
+    single = len(paths) == 1
+    names = batch_names(paths)
+    results = []
+    for path in paths:
         try:
-            return load_predictor(path)
-        except (ValueError, OSError, KeyError) as error:
-            raise PredictError(f"{path}: cannot load the checkpoint ({error})") from error
-    return checkpoint
-
-
-def _speaker_of(clip_name: str, predictor) -> str:
-    """The reference clip's speaker when the checkpoint has a neutral face for it
-    (demo clip ids are ``<speaker>_<emotion>_<sentence>``)."""
-    normalizer = getattr(predictor, "normalizer", None)
-    if normalizer is None:
-        return ""
-    for speaker in sorted(normalizer.neutrals, key=len, reverse=True):
-        if clip_name.startswith(f"{speaker}_"):
-            return speaker
-    return ""
+            if not single and path not in names:
+                others = [str(p) for p in paths if p.stem == path.stem and p != path]
+                raise PredictError(
+                    f"{path}: same name as {others[0]}, both would go to "
+                    f"{out_dir / path.stem}; rename one or predict them separately"
+                )
+            target = out_dir if single else out_dir / names[path]
+            result = dict(session.predict(path, target), out_dir=str(target))
+        except (PredictError, exports.ExportError, OSError, ValueError) as error:
+            message = _first_line(error)
+            if str(path) not in message and not message.startswith("--"):
+                message = f"{path}: {message}"
+            result = {"speech": str(path), "error": message}
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
 
 
 # --------------------------------------------------------------------------- command line
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("speech", help="speech file (wav/flac/mp3/m4a/..., any rate/channels)")
-    parser.add_argument(
-        "--checkpoint", required=True, help="model checkpoint (best.pt or its folder)"
-    )
+    parser.add_argument("speech", nargs="+",
+                        help="speech file(s): wav/flac/mp3/m4a/..., any rate and channels")  # fmt: skip
+    parser.add_argument("--checkpoint", default=None,
+                        help="model: a best.pt, its folder, or CORPUS/MODEL under data/models")  # fmt: skip
     parser.add_argument("--reference", default=None,
                         help="video of the target speaker (head motion, blinks, frames); "
-                        "default: the demo corpus' reference clip, else a neutral face")  # fmt: skip
-    parser.add_argument("--out", required=True, help="output folder")
+                        "default: a held-out clip of the checkpoint's own corpus and speaker, "
+                        "else that speaker's neutral face")  # fmt: skip
+    parser.add_argument("--out", required=True,
+                        help="output folder (several speech files: one sub-folder each)")  # fmt: skip
+    parser.add_argument("--format", default=None,
+                        help=f"comma-separated: {','.join(exports.FORMATS)} "
+                        f"(default {','.join(exports.DEFAULT_FORMATS)})")  # fmt: skip
     parser.add_argument("--fps", type=float, default=29.97, help="keypoint frame rate (29.97)")
-    parser.add_argument("--corpus", default="demo", help="corpus to take a reference clip from")
-    parser.add_argument("--speaker", default="", help="speaker whose neutral face to use")
+    parser.add_argument("--corpus", default=None,
+                        help="corpus to take the reference clip from (default: the checkpoint's)")  # fmt: skip
+    parser.add_argument("--speaker", default="",
+                        help="speaker of the checkpoint whose clip / neutral face to use")  # fmt: skip
     parser.add_argument("--no-preview", action="store_true", help="skip the preview mp4")
+    parser.add_argument("--preview-seconds", type=float, default=None,
+                        help="preview only the first SECONDS (long files)")  # fmt: skip
     parser.add_argument("--preview-edges-only", action="store_true",
                         help="preview shows vid2vid's edge map alone, not beside the frame")  # fmt: skip
+    parser.add_argument("--allow-clipped", action="store_true",
+                        help="predict even from badly clipped recordings")  # fmt: skip
+
+
+def _print_result(result: dict) -> None:
+    if "error" in result:
+        print(f"error: {result['error']}", file=sys.stderr, flush=True)
+        return
+    note = " (unchanged, skipped)" if result.get("skipped") else ""
+    print(f"{result['speech']}: {result['frames']} frames, {result['audio_seconds']:.1f} s of "
+          f"speech, {result['realtime_factor_total']:.1f}x real time -> "
+          f"{result['out_dir']}{note}", flush=True)  # fmt: skip
+    share = result.get("clipped_share", 0.0)
+    if share > CLIPPED_WARN:
+        print(f"warning: {result['speech']}: {100 * share:.2f} % of samples clipped; "
+              "keypoints may be less accurate", file=sys.stderr)  # fmt: skip
+    for problem in result.get("vid2vid_problems", []):
+        print(f"vid2vid folder problem: {problem}", file=sys.stderr)
+    if result.get("vid2vid_command"):
+        print(f"  vid2vid: {result['vid2vid_command']}")
 
 
 def run_cli(args: argparse.Namespace) -> int:
     from wav2kp.media.encode import as_fraction
 
-    try:
-        summary = predict_file(
-            args.speech, args.checkpoint, args.out, reference=args.reference,
-            fps=float(as_fraction(args.fps)), preview=not args.no_preview, corpus=args.corpus,
-            speaker=args.speaker, preview_with_reference=not args.preview_edges_only,
-        )  # fmt: skip
-    except PredictError as error:
-        print(f"error: {error}")
+    if args.preview_seconds is not None and args.preview_seconds <= 0:
+        print(f"error: --preview-seconds {args.preview_seconds:g}: must be positive "
+              "(or use --no-preview)", file=sys.stderr)  # fmt: skip
         return 2
-    print(f"reference: {summary['reference']}")
-    print(f"{summary['frames']} frames, {summary['audio_seconds']:.1f} s of speech, "
-          f"{summary['realtime_factor_total']:.1f}x real time -> {args.out}")  # fmt: skip
-    for problem in summary["vid2vid_problems"]:
-        print(f"vid2vid folder problem: {problem}")
-    handoff = summary["vid2vid"]
-    print(f"vid2vid: {handoff['test_command']}")
-    print(f"  writes {handoff['output_files']}; speech on it: {handoff['mux_command']}")
-    return 0 if not summary["vid2vid_problems"] else 1
+    options = dict(
+        fps=float(as_fraction(args.fps)), preview=not args.no_preview,
+        preview_seconds=args.preview_seconds, corpus=args.corpus, speaker=args.speaker,
+        preview_with_reference=not args.preview_edges_only, allow_clipped=args.allow_clipped,
+    )  # fmt: skip
+    try:
+        options["formats"] = exports.parse_formats(args.format)
+        out_dir = Path(args.out)
+        paths = [Path(p) for p in args.speech]
+        check_output_parent(out_dir)
+        check_no_inputs_inside(out_dir, paths)
+        session = open_session(args.checkpoint, args.reference, **options)
+    except (PredictError, exports.ExportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"reference: {session.reference.description}")
+    print(f"  to change it: {session.reference.change}")
+    results = predict_files_with(session, paths, out_dir, _print_result)
+    failed = [r for r in results if "error" in r]
+    if len(results) > 1:
+        print(f"{len(results) - len(failed)} of {len(results)} files done"
+              + (f"; {len(failed)} failed (listed above)" if failed else ""))  # fmt: skip
+    problems = any(r.get("vid2vid_problems") for r in results)
+    return 2 if failed else (1 if problems else 0)
