@@ -1,18 +1,21 @@
-"""wav2kp predict on generated and real speech, odd formats and bad inputs.
+"""wav2kp predict on generated and real speech: outputs, formats, batches, reference choice,
+the preview, odd audio formats.
 
 The checkpoint is a real one: the default architecture (small) trained for a few epochs
-with ``wav2kp.train`` on a synthetic speaker whose mouth follows the speech loudness.
+with ``wav2kp.train`` on a synthetic speaker whose mouth follows the speech loudness. The
+reference video is a real generated demo clip, extracted with MediaPipe like any video.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from wav2kp import predict, vid2vid
+from wav2kp import exports, predict, preview, references, vid2vid
 from wav2kp.benchmarks.predict import speech_sample, tiny_checkpoint
 from wav2kp.media.probe import ffmpeg_exe, probe
 from wav2kp.train import load_predictor
@@ -32,6 +35,25 @@ def speech(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def reference_video(tmp_path_factory):
+    """A real face video: one generated demo clip (a photo animated by espeak's timing)."""
+    from wav2kp.demo.corpus import clip_specs, make_clip
+
+    folder = tmp_path_factory.mktemp("reference")
+    make_clip(clip_specs("tiny")[0], folder)
+    return next(folder.glob("*.mp4"))
+
+
+@pytest.fixture(autouse=True)
+def data_root(tmp_path_factory, monkeypatch):
+    """Reference extractions are cached under the data root: one per module, not the
+    checkout's data/."""
+    root = tmp_path_factory.getbasetemp() / "predict-data"
+    monkeypatch.setenv("WAV2KP_DATA", str(root))
+    return root
+
+
 def _ffmpeg(src, dst, *args):
     subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(src), *args, str(dst)],
                    check=True)  # fmt: skip
@@ -40,15 +62,17 @@ def _ffmpeg(src, dst, *args):
 
 def test_predict_writes_keypoints_vid2vid_tree_and_preview(tmp_path, checkpoint, speech):
     out = tmp_path / "out"
-    summary = predict.predict_file(speech, checkpoint, out, corpus="no-such-corpus", progress=False)
+    summary = predict.predict_file(speech, checkpoint, out, progress=False)
     n = int(np.floor(3.0 * FPS))
     assert summary["frames"] == n and summary["vid2vid_problems"] == []
-    assert "neutral face" in summary["reference"]
+    assert "neutral face" in summary["reference"] and "--reference" in summary["reference_change"]
+    assert summary["files"] == {"vid2vid": "vid2vid", "npz": "keypoints.npz",
+                                "csv": "keypoints.csv", "preview": "preview.mp4"}  # fmt: skip
     with np.load(out / "keypoints.npz") as data:
         assert data["landmarks"].shape == (n, 68, 2) and np.isfinite(data["landmarks"]).all()
         assert np.allclose(data["times"], np.arange(n) / FPS)
-        landmarks, exported = data["landmarks"], data["vid2vid_landmarks"]
-        scale, offset = float(data["vid2vid_scale"]), data["vid2vid_offset"]
+        assert np.isnan(data["pupils"]).all()  # a neutral face has no iris track
+        landmarks = data["landmarks"]
     table = pd.read_csv(out / "keypoints.csv")
     assert len(table) == n and list(table.columns[:4]) == ["frame", "time", "x0", "y0"]
     assert np.allclose(table["x33"], landmarks[:, 33, 0], atol=1e-3)
@@ -61,33 +85,84 @@ def test_predict_writes_keypoints_vid2vid_tree_and_preview(tmp_path, checkpoint,
     assert handoff["crop_box"] == [32, 32, 544, 544] and handoff["face_edge_share"] == 1.0
     assert handoff["first_output_frame"] == 2 and handoff["output_frames"] == n - 2
     info = probe(out / "preview.mp4")
-    assert info.has_audio and info.has_video and info.width == 2 * predict.PREVIEW_PANEL
+    assert info.has_audio and info.has_video and info.width == 2 * preview.PREVIEW_PANEL
     assert info.duration == pytest.approx(3.0, abs=0.2)
     assert summary["realtime_factor_predict"] > 0
     assert f"--how_many {n}" in summary["vid2vid_command"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
     # a re-run with the same inputs is skipped
-    assert predict.predict_file(
-        speech, checkpoint, out, corpus="no-such-corpus", progress=False
-    ).get("skipped")
+    assert predict.predict_file(speech, checkpoint, out, progress=False).get("skipped")
 
 
-def test_cli_predict(tmp_path, checkpoint, speech, capsys):
+def test_cli_predict_replaces_its_own_earlier_run_only(tmp_path, checkpoint, speech, capsys):
     from wav2kp.cli import main
 
-    args = ["predict", str(speech), "--checkpoint", str(checkpoint), "--out", str(tmp_path),
-            "--fps", "25", "--no-preview", "--corpus", "none"]  # fmt: skip
+    args = ["predict", str(speech), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"),
+            "--fps", "25", "--no-preview"]  # fmt: skip
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "--how_many 75" in printed and "neutral face" in printed
-    assert not (tmp_path / "preview.mp4").exists()
-    assert len(vid2vid.sequence_frames(tmp_path / vid2vid.EXPORT_DIR, "speech")) == 75
-    assert "-start_number 2" in printed and "-ss 0.080000" in printed  # the mux command
-    # a new run into the same folder replaces the sequence (vid2vid crops all sequences
-    # of a folder with the first one's face box, so heads must not be mixed)
-    predict.predict_file(speech, checkpoint, tmp_path, preview=False, sequence="other",
-                         corpus="none", progress=False)  # fmt: skip
-    kp_root, img_root = vid2vid.keypoint_dirs(tmp_path / vid2vid.EXPORT_DIR)
+    assert "--how_many 75" in printed and "neutral face" in printed and "to change it" in printed
+    assert not (tmp_path / "o" / "preview.mp4").exists()
+    assert len(vid2vid.sequence_frames(tmp_path / "o" / "vid2vid", "speech")) == 75
+    # a new run into the same folder replaces the earlier run's sequence (vid2vid crops all
+    # sequences of a folder with the first one's face box, so heads must not be mixed)
+    predict.predict_file(speech, checkpoint, tmp_path / "o", preview=False, sequence="other",
+                         progress=False)  # fmt: skip
+    kp_root, img_root = vid2vid.keypoint_dirs(tmp_path / "o" / "vid2vid")
     assert [p.name for p in kp_root.iterdir()] == [p.name for p in img_root.iterdir()] == ["other"]
+    # ... but a file it did not write stops it, and stays
+    (tmp_path / "o" / "notes.txt").write_text("mine")
+    with pytest.raises(predict.PredictError, match="notes.txt"):
+        predict.predict_file(speech, checkpoint, tmp_path / "o", preview=False, progress=False,
+                             sequence="third")  # fmt: skip
+    assert (tmp_path / "o" / "notes.txt").read_text() == "mine"
+    assert [p.name for p in kp_root.iterdir()] == ["other"]
+
+
+def test_batch_loads_model_and_reference_once(tmp_path, checkpoint, monkeypatch, capsys):
+    from wav2kp.cli import main
+
+    files = []
+    for k in range(3):
+        files.append(tmp_path / "in" / f"s{k}.wav")
+        files[-1].parent.mkdir(exist_ok=True)
+        sf.write(files[-1], speech_sample(1.5, seed=k), 16000)
+    silent = tmp_path / "in" / "quiet.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    calls = {"load": 0, "reference": 0}
+    load, resolve = predict.load_checkpoint_for_predict, predict.resolve_reference
+
+    def counting_load(*args, **kwargs):
+        calls["load"] += 1
+        return load(*args, **kwargs)
+
+    def counting_resolve(*args, **kwargs):
+        calls["reference"] += 1
+        return resolve(*args, **kwargs)
+
+    monkeypatch.setattr(predict, "load_checkpoint_for_predict", counting_load)
+    monkeypatch.setattr(predict, "resolve_reference", counting_resolve)
+    out = tmp_path / "out"
+    code = main(["predict", *map(str, [files[0], silent, files[1], files[2]]), "--checkpoint",
+                 str(checkpoint), "--out", str(out), "--preview-seconds", "0.5"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 2 and calls == {"load": 1, "reference": 1}
+    assert sorted(p.name for p in out.iterdir()) == ["s0", "s1", "s2"]  # nothing for quiet
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "quiet.wav: silent" in errors[0]
+    assert "3 of 4 files done; 1 failed" in captured.out
+    for k in range(3):
+        summary = json.loads((out / f"s{k}" / "predict.json").read_text())
+        assert summary["sequence"] == f"s{k}" and summary["frames"] == int(1.5 * FPS)
+        assert probe(out / f"s{k}" / "preview.mp4").duration == pytest.approx(0.5, abs=0.15)
+    # two files with the same name cannot share a folder: that one is refused, not mixed
+    other = tmp_path / "other" / "s0.wav"
+    other.parent.mkdir()
+    sf.write(other, speech_sample(1.0, seed=9), 16000)
+    results = predict.predict_files([files[1], other, files[0]], checkpoint, tmp_path / "out2",
+                                    preview=False, progress=False)  # fmt: skip
+    assert "error" not in results[0]
+    assert "same name as" in results[1]["error"] and "same name as" in results[2]["error"]
 
 
 def test_chunked_prediction_matches_one_pass(checkpoint):
@@ -109,37 +184,45 @@ def test_chunked_prediction_matches_one_pass(checkpoint):
 )
 def test_predict_accepts_formats_rates_and_channels(tmp_path, checkpoint, speech, suffix, args):
     source = _ffmpeg(speech, tmp_path / f"speech{suffix}", *args)
-    summary = predict.predict_file(
-        source, checkpoint, tmp_path / "out", preview=False, corpus="none", progress=False
-    )
+    summary = predict.predict_file(source, checkpoint, tmp_path / "out", preview=False,
+                                   progress=False)  # fmt: skip
     assert summary["frames"] == pytest.approx(3.0 * FPS, abs=2)
     assert summary["vid2vid_problems"] == []
 
 
-def test_clear_errors_for_bad_input(tmp_path, checkpoint, speech, capsys):
-    empty = tmp_path / "empty.wav"
-    empty.write_bytes(b"")
-    garbage = tmp_path / "garbage.mp3"
-    garbage.write_bytes(b"this is not audio at all" * 50)
-    silent = tmp_path / "silent.wav"
-    sf.write(silent, np.zeros(32000, np.float32), 16000)
-    for path, cause in ((empty, "empty"), (garbage, ""), (silent, "silent")):
-        with pytest.raises(predict.PredictError, match=path.name) as error:
-            predict.predict_file(path, checkpoint, tmp_path / "out", progress=False)
-        assert cause in str(error.value)
-    from wav2kp.cli import main
-
-    assert main(["predict", str(silent), "--checkpoint", str(checkpoint), "--out",
-                 str(tmp_path / "cli")]) == 2  # fmt: skip
-    assert "silent.wav" in capsys.readouterr().out
-    with pytest.raises(predict.PredictError, match="checkpoint not found"):
-        predict.predict_file(speech, tmp_path / "missing.pt", tmp_path / "o")
-    broken = tmp_path / "broken.pt"
-    broken.write_bytes(b"not a checkpoint")
-    with pytest.raises(predict.PredictError, match="broken.pt"):
-        predict.predict_file(speech, broken, tmp_path / "o")
-    with pytest.raises(predict.PredictError, match="nowhere.mp4"):
-        predict.predict_file(speech, checkpoint, tmp_path / "o", reference=tmp_path / "nowhere.mp4")
+def test_all_formats_on_a_real_reference_video(tmp_path, checkpoint, speech, reference_video):
+    out = tmp_path / "out"
+    summary = predict.predict_file(
+        speech, checkpoint, out, reference=reference_video, progress=False,
+        formats="vid2vid,openpose,fsvid2vid,csv,npz,mediapipe", preview_seconds=1.0,
+    )  # fmt: skip
+    n = summary["frames"]
+    assert summary["vid2vid_problems"] == [] and "reference video" in summary["reference"]
+    assert summary["pupils"].startswith("MediaPipe iris")
+    with np.load(out / "keypoints.npz") as data:
+        landmarks, pupils = data["landmarks"], data["pupils"]
+    # OpenPose: 70 points as ControlNet reads them, the pupils inside their eyes
+    jsons = sorted((out / "openpose").glob("*.json"))
+    assert len(jsons) == n
+    for i in (0, n // 2, n - 1):
+        points, canvas = exports.read_openpose_face(jsons[i])
+        assert canvas == tuple(summary["frame_size"])
+        assert np.allclose(points[:68], landmarks[i], atol=0.006)
+        assert np.allclose(points[68:], pupils[i], atol=0.006)
+        for eye, (a, b) in enumerate(exports.EYE_CORNERS):
+            corners = points[[a, b]]
+            width = np.linalg.norm(corners[1] - corners[0])
+            assert np.linalg.norm(points[68 + eye] - corners.mean(axis=0)) < 0.35 * width
+    # few-shot vid2vid: the loader's mapping, the predicted landmarks on reference frames
+    reference, driving = exports.read_fsvid2vid(out / "fsvid2vid")
+    assert reference["root"] == "reference" and len(reference["filenames"]) >= 3
+    assert driving["sequence"] == "speech" and len(driving["filenames"]) == n
+    assert np.allclose(driving["landmarks"], landmarks, atol=0.006)
+    # MediaPipe: the reference's own mesh behind each frame (not predicted)
+    with np.load(out / "mediapipe478.npz") as data:
+        mesh = data["reference_lm478"][data["reference_index"]]
+    assert mesh.shape == (n, 478, 3) and np.isfinite(mesh[0]).all()
+    assert probe(out / "preview.mp4").duration == pytest.approx(1.0, abs=0.15)
 
 
 def test_composition_follows_the_reference_head(tmp_path, checkpoint, speech):
@@ -166,24 +249,25 @@ def test_predict_real_speech_with_real_reference_video(tmp_path, checkpoint, rea
     if not wavs or not video.is_file():
         pytest.skip("no real speech or reference video in the real clips folder")
     summary = predict.predict_file(
-        wavs[0], checkpoint, tmp_path / "out", reference=video, progress=False
-    )
+        wavs[0], checkpoint, tmp_path / "out", reference=video, progress=False,
+        formats="vid2vid,openpose",
+    )  # fmt: skip
     assert summary["vid2vid_problems"] == [] and summary["frame_size"] == [224, 224]
     assert "pcavs" in summary["reference"]
     assert summary["frames"] == int(np.floor(sf.info(wavs[0]).duration * FPS))
     images = sorted((tmp_path / "out" / vid2vid.EXPORT_DIR / "test_img").rglob("*.jpg"))
     assert len(images) == summary["frames"]
-    assert summary["vid2vid"]["face_edge_share"] == 1.0  # the 224x224 crop is padded
+    assert summary["pupils"].startswith("MediaPipe iris")
 
 
-def _fake_corpus(root, monkeypatch):
+def _fake_corpus(root, monkeypatch, corpus="fake", size=512, face_center=(256.0, 256.0)):
     """A processed corpus on disk: split.csv, extraction npz, audio, kept frames."""
     import cv2
     from wav2kp.benchmarks.predict import synthetic_face
     from wav2kp.paths import CorpusPaths
 
     monkeypatch.setenv("WAV2KP_DATA", str(root))
-    paths = CorpusPaths("fake")
+    paths = CorpusPaths(corpus)
     rows = [("a_joy_s1", "train", "a"), ("a_joy_s2", "test", "a"), ("a_neu_s2", "test", "a"),
             ("b_joy_s2", "test", "b")]  # fmt: skip
     for folder in (paths.extracted, paths.audio, paths.processed):
@@ -191,61 +275,91 @@ def _fake_corpus(root, monkeypatch):
     pd.DataFrame(rows, columns=["clip_id", "split", "speaker"]).to_csv(
         paths.split_file, index=False
     )
+    rng = np.random.default_rng(0)
     for k, (clip_id, _, _) in enumerate(rows):
         n = 12 + 2 * k
-        lm = np.stack([synthetic_face(mouth_open=0.02 * (t % 3)) for t in range(n)])
+        lm = np.stack([synthetic_face(center=face_center, mouth_open=0.02 * (t % 3)) for t in range(n)])  # fmt: skip
         lm[: k % 2] = np.nan  # a_joy_s2 misses its first frame
         np.savez(paths.extracted / f"{clip_id}.npz", times=np.arange(n) / 30.0, lm68=lm,
-                 frame_status=np.isnan(lm[:, 0, 0]).astype(np.int8) * 2, width=512, height=512)  # fmt: skip
+                 frame_status=np.isnan(lm[:, 0, 0]).astype(np.int8) * 2, width=size, height=size)  # fmt: skip
         sf.write(paths.audio / f"{clip_id}.wav", speech_sample(1.0, seed=k), 16000)
         frames = paths.frames / clip_id
         frames.mkdir(parents=True)
         for t in range(n):
-            cv2.imwrite(str(frames / f"{t:05d}.jpg"), np.full((512, 512, 3), 90, np.uint8))
+            image = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+            image = cv2.GaussianBlur(image, (0, 0), 3)  # textured: Canny finds edges
+            cv2.imwrite(str(frames / f"{t:05d}.jpg"), image)
     return paths
 
 
 def test_choose_handoff_clips_uses_held_out_audio_only(tmp_path, monkeypatch):
     paths = _fake_corpus(tmp_path, monkeypatch)
-    chosen = predict.choose_handoff_clips("fake", speech_clip="a_joy_s2")
+    chosen = references.choose_handoff_clips("fake", speech_clip="a_joy_s2")
     assert chosen.reference_clip == "a_neu_s2" and chosen.speaker == "a"
     assert chosen.speech_audio == paths.audio / "a_joy_s2.wav"
-    lone = predict.choose_handoff_clips("fake", speech_clip="b_joy_s2")
+    lone = references.choose_handoff_clips("fake", speech_clip="b_joy_s2")
     assert lone.reference_clip == "b_joy_s2"  # no other test clip of speaker b
     with pytest.raises(ValueError, match="never training audio"):
-        predict.choose_handoff_clips("fake", speech_clip="a_joy_s1")
-    picks = {predict.choose_handoff_clips("fake", seed=s).speech_clip for s in range(12)}
+        references.choose_handoff_clips("fake", speech_clip="a_joy_s1")
+    picks = {references.choose_handoff_clips("fake", seed=s).speech_clip for s in range(12)}
     assert picks <= {"a_joy_s2", "a_neu_s2", "b_joy_s2"} and len(picks) > 1
     with pytest.raises(FileNotFoundError, match="split"):
-        predict.choose_handoff_clips("other")
+        references.choose_handoff_clips("other")
 
 
 def test_demo_reference_prefers_test_clips_with_most_detections(tmp_path, monkeypatch):
     _fake_corpus(tmp_path, monkeypatch)
-    assert predict.demo_reference("fake").stem == "b_joy_s2"  # longest fully detected test clip
-    assert predict.demo_reference("fake", speaker="a").stem == "a_neu_s2"
-    assert predict.demo_reference("absent") is None
-    track, description = predict.resolve_reference(None, None, "a", tmp_path / "w", "fake")
-    assert "a_neu_s2" in description and len(track.frame_paths) == track.n_frames == 16
+    assert references.demo_reference("fake").stem == "b_joy_s2"  # longest detected test clip
+    assert references.demo_reference("fake", speaker="a").stem == "a_neu_s2"
+    assert references.demo_reference("fake", speaker="nobody") is None
+    assert references.demo_reference("absent") is None
 
 
-def test_preview_shows_what_the_generator_gets(tmp_path, monkeypatch):
-    import cv2
-    from PIL import Image
+def test_reference_comes_from_the_checkpoints_own_corpus_and_speaker(
+    tmp_path, monkeypatch, checkpoint
+):
+    _fake_corpus(tmp_path, monkeypatch, corpus="fake")
+    _fake_corpus(tmp_path, monkeypatch, corpus="demo")  # a demo corpus is there too
+    predictor = load_predictor(checkpoint)
+    predictor.context.update(corpus="fake", speakers=["a", "b"])
+    chosen = references.resolve_reference(None, predictor)
+    assert chosen.track.name == "a_neu_s2" and chosen.speaker == "a"
+    assert "fake corpus clip a_neu_s2" in chosen.description and "speaker a" in chosen.description
+    assert "--reference VIDEO" in chosen.change and "--speaker NAME" in chosen.change
+    assert len(chosen.track.frame_paths) == chosen.track.n_frames == 16
+    assert references.resolve_reference(None, predictor, speaker="b").track.name == "b_joy_s2"
+    with pytest.raises(
+        predict.PredictError, match="--speaker zed: not a speaker of this checkpoint"
+    ):
+        references.resolve_reference(None, predictor, speaker="zed")
+    # a model of a corpus that is not here gets its own speaker's neutral face, never the demo's
+    predictor.context.update(corpus="grid", speakers=["s1"])
+    fallback = references.resolve_reference(None, predictor)
+    assert fallback.track.frame_paths == [] and fallback.speaker == "s1"
+    assert "neutral face of speaker s1" in fallback.description
+    assert "no extracted clip of corpus 'grid'" in fallback.description
+
+
+@pytest.mark.parametrize(("size", "face_center"), [(512, (256.0, 256.0)), (400, (180.0, 230.0))])
+def test_preview_edge_panel_is_vid2vids_edge_map(tmp_path, monkeypatch, size, face_center):
+    """The fast box-only renderer gives exactly what drawing the full frame and cropping
+    gives - also when vid2vid's box reaches outside the frame (face near a corner)."""
     from wav2kp import edgemap
 
-    paths = _fake_corpus(tmp_path, monkeypatch)
+    paths = _fake_corpus(tmp_path, monkeypatch, size=size, face_center=face_center)
     track = vid2vid.load_reference_track(
         paths.extracted / "a_neu_s2.npz", paths.frames / "a_neu_s2"
     )
     predicted = np.stack([track.landmarks[t % 16] for t in range(40)])
     composition = vid2vid.compose_on_reference(predicted, track, fps=30)
-    export = vid2vid.export_composition(tmp_path / "v_face", "s", composition, track)
-    frames = list(predict.preview_frames(export, panel=128))
+    frames = list(preview.preview_frames(composition, track, panel=128))
     assert len(frames) == 40 and frames[0].shape == (128, 256, 3)
-    i = 30  # a ping-pong revisit, served from the cache
-    image = np.asarray(Image.open(export.image_path(i)).convert("RGB"))
-    seen = edgemap.generator_input(vid2vid.read_keypoint_file(vid2vid.sequence_frames(
-        tmp_path / "v_face", "s")[i]), export.canvas.size, export.crop_box, frame=image)  # fmt: skip
-    expected = cv2.resize(seen.edges, (128, 128), interpolation=cv2.INTER_AREA)
-    assert np.array_equal(frames[i][:, 128:, 0], expected)
+    box = edgemap.crop_box(composition.landmarks[0], track.size)
+    if size < 500:  # vid2vid's box (2.5 face widths) is larger than the frame
+        assert min(box[:2]) < 0 or max(box[2:]) > size
+    for i in (0, 17, 30):  # 30: a ping-pong revisit, served from the cache
+        frame = track.image(int(composition.reference_index[i]))
+        canny = edgemap.canny_edges(frame, box)  # Canny of the box (edgemap's shortcut)
+        direct = edgemap.draw_edge_map(composition.landmarks[i], track.size, frame, canny)
+        assert np.array_equal(frames[i][:, 128:, 0], edgemap.crop_and_resize(direct, box, 128))
+    assert frames[30][:, 128:].any() and frames[30][:, :128].std() > 0

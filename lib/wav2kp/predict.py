@@ -169,6 +169,11 @@ def resolve_checkpoint(spec) -> Path:
     if path.is_file():
         return path
     models = data_root() / "models"
+    if path.suffix or path.is_absolute():  # a file name, not a model name
+        raise PredictError(
+            f"{spec}: checkpoint not found (no such file); pass a best.pt written by "
+            "`wav2kp train` or notebook 04, or a model name CORPUS/MODEL"
+        )
     for candidate in (models / str(spec) / "best.pt", models / str(spec) / "default" / "best.pt"):
         if candidate.is_file():
             return candidate
@@ -374,6 +379,8 @@ class Session:
         except BaseException:
             staging.abort()
             raise
+        if earlier is not None:
+            summary = dict(summary, replaced=earlier.get("speech", "?"))
         return summary
 
     def _write(self, speech: Speech, folder: Path, out_dir: Path, fingerprint: str,
@@ -589,6 +596,9 @@ def _print_result(result: dict) -> None:
     print(f"{result['speech']}: {result['frames']} frames, {result['audio_seconds']:.1f} s of "
           f"speech, {result['realtime_factor_total']:.1f}x real time -> "
           f"{result['out_dir']}{note}", flush=True)  # fmt: skip
+    if result.get("replaced"):
+        print(f"  replaced the earlier prediction in {result['out_dir']} (from "
+              f"{result['replaced']})")  # fmt: skip
     share = result.get("clipped_share", 0.0)
     if share > CLIPPED_WARN:
         print(f"warning: {result['speech']}: {100 * share:.2f} % of samples clipped; "

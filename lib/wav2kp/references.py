@@ -221,6 +221,7 @@ def extract_reference(video: str | os.PathLike) -> tuple[vid2vid.ReferenceTrack,
     row = rows.iloc[0]
     if row["status"] != "ok":
         reason = str(row.get("error") or row["status"]).replace(str(inbox), video.name)
+        reason = reason.removeprefix(f"{inbox.name}: ").removeprefix(f"{video.name}: ")
         raise _error(
             f"--reference {video}: unusable as a reference ({reason}); pass a video in "
             "which the target speaker's face is visible"

@@ -1,0 +1,168 @@
+"""Fault and bad-input matrix of ``wav2kp predict`` (issue 13): one row per case.
+
+Every row runs the real command line and asserts: a non-zero exit, exactly one line on
+stderr (``error: ...``, no traceback) naming the file or option, saying what to do, and
+no output left behind (no output folder, no staging folder, foreign files untouched).
+The lines the user sees are listed in ``docs/faults.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from wav2kp.benchmarks.predict import speech_sample, tiny_checkpoint
+from wav2kp.cli import main
+from wav2kp.media.encode import write_video
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    """Inputs shared by the rows: a real checkpoint and broken variants, speech, videos."""
+    root = tmp_path_factory.mktemp("kit")
+    checkpoint = tiny_checkpoint(root / "model", epochs=1, seconds=2.0)
+    payload = torch.load(checkpoint, weights_only=True)
+    old = dict(payload, format="wav2kp-checkpoint-0")
+    torch.save(old, root / "old.pt")
+    no_norm = dict(payload, context={k: v for k, v in payload["context"].items() if k != "normalizer"})  # fmt: skip
+    torch.save(no_norm, root / "no_normaliser.pt")
+    (root / "README.md").write_text("# not a checkpoint\n")
+    speech = root / "speech.wav"
+    sf.write(speech, speech_sample(2.0, seed=3), 16000)
+    sf.write(root / "silence.wav", np.zeros(32000, np.float32), 16000)
+    t = np.arange(32000) / 16000
+    sf.write(root / "clipped.wav", np.clip(3 * np.sin(2 * np.pi * 150 * t), -1, 1).astype(np.float32), 16000)  # fmt: skip
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 255, (128, 128, 3), dtype=np.uint8) for _ in range(40)]
+    write_video(root / "no_face.mp4", noise, fps=25)  # no face, no audio track
+    write_video(root / "short.mp4", noise[:10], fps=25)  # 0.4 s
+    import cv2
+
+    cv2.imwrite(str(root / "portrait.png"), noise[0])
+    return root
+
+
+@pytest.fixture(autouse=True)
+def data_root(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("WAV2KP_DATA", str(tmp_path_factory.getbasetemp() / "faults-data"))
+
+
+# (case, extra arguments, speech file, what the one line must contain)
+ROWS = [
+    ("output folder under a regular file", ["--out", "{tmp}/afile/out"], "speech.wav",
+     ["--out", "afile is a file", "choose a folder"]),
+    ("output folder is a file", ["--out", "{tmp}/afile"], "speech.wav",
+     ["--out", "is a file, not a folder"]),
+    ("output folder read-only", ["--out", "{tmp}/readonly/out"], "speech.wav",
+     ["--out", "read-only", "writable folder"]),
+    ("output folder holds the input", ["--out", "{kit}"], "speech.wav",
+     ["--out", "holds the input", "speech.wav", "contains no input"]),
+    ("output folder holds files from elsewhere", ["--out", "{tmp}/theirs"], "speech.wav",
+     ["--out", "did not write", "mine.txt", "new or empty folder"]),
+    ("reference is audio only", ["--reference", "{kit}/speech.wav"], "speech.wav",
+     ["--reference", "speech.wav", "no video stream", "pass a video"]),
+    ("reference is an image", ["--reference", "{kit}/portrait.png"], "speech.wav",
+     ["--reference", "portrait.png", "an image, not a video"]),
+    ("reference video without a face", ["--reference", "{kit}/no_face.mp4"], "speech.wav",
+     ["--reference", "no_face.mp4", "unusable as a reference", "face is visible"]),
+    ("reference shorter than one second", ["--reference", "{kit}/short.mp4"], "speech.wav",
+     ["--reference", "short.mp4", "at least 1 s"]),
+    ("reference missing", ["--reference", "{kit}/nowhere.mp4"], "speech.wav",
+     ["--reference", "nowhere.mp4", "not found"]),
+    ("speech all silence", [], "silence.wav", ["silence.wav", "silent", "speech in it"]),
+    ("speech clipped", [], "clipped.wav", ["clipped.wav", "clipped", "--allow-clipped"]),
+    ("speech file missing", [], "absent.wav", ["absent.wav", "no such file"]),
+    ("checkpoint is not one", ["--checkpoint", "{kit}/README.md"], "speech.wav",
+     ["README.md", "not a wav2kp checkpoint", "wav2kp train"]),
+    ("checkpoint from an incompatible version", ["--checkpoint", "{kit}/old.pt"], "speech.wav",
+     ["old.pt", "incompatible wav2kp version", "retrain"]),
+    ("checkpoint missing its normaliser", ["--checkpoint", "{kit}/no_normaliser.pt"],
+     "speech.wav", ["no_normaliser.pt", "no normaliser", "retrain"]),
+    ("checkpoint not found", ["--checkpoint", "{kit}/gone.pt"], "speech.wav",
+     ["gone.pt", "checkpoint not found"]),
+    ("unknown format", ["--format", "vid2vid,gif"], "speech.wav", ["--format", "'gif'"]),
+    ("preview length not positive", ["--preview-seconds", "0"], "speech.wav",
+     ["--preview-seconds", "must be positive"]),
+    ("unknown speaker", ["--speaker", "zed"], "speech.wav",
+     ["--speaker zed", "not a speaker of this checkpoint", "synth"]),
+    ("mediapipe export without a mesh", ["--format", "mediapipe"], "speech.wav",
+     ["--format mediapipe", "no MediaPipe mesh", "--reference VIDEO"]),
+]  # fmt: skip
+
+
+def _args(row_args, kit: Path, tmp: Path) -> list[str]:
+    return [a.format(kit=kit, tmp=tmp) for a in row_args]
+
+
+@pytest.mark.parametrize(("case", "row_args", "speech", "needles"), ROWS, ids=[r[0] for r in ROWS])
+def test_fault_row(case, row_args, speech, needles, kit, tmp_path, capsys, monkeypatch):
+    (tmp_path / "afile").write_text("a file where a folder is expected")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "mine.txt").write_text("keep me")
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    if os.geteuid() == 0:  # root writes anywhere: make the check see the folder as read-only
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == readonly else real_access(p, mode, **kw))  # fmt: skip
+    args = _args(row_args, kit, tmp_path)
+    if "--checkpoint" not in args:
+        args += ["--checkpoint", str(kit / "model" / "best.pt")]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "out")]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = main(["predict", str(kit / speech), *args, "--no-preview"])
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert code != 0, case
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert "Traceback" not in captured.err + captured.out
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    # nothing left behind: no output, no staging folder, foreign files untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (theirs / "mine.txt").read_text() == "keep me" and len(list(theirs.iterdir())) == 1
+    assert not list(kit.glob(".*partial*"))
+    readonly.chmod(0o755)
+
+
+def test_output_folder_of_an_earlier_run_is_replaced_and_says_so(kit, tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["--checkpoint", str(kit / "model" / "best.pt"), "--out", str(out), "--no-preview"]
+    assert main(["predict", str(kit / "speech.wav"), *base]) == 0
+    first = (out / "predict.json").read_text()
+    other = tmp_path / "other.wav"
+    sf.write(other, speech_sample(1.0, seed=8), 16000)
+    assert main(["predict", str(other), *base, "--format", "csv"]) == 0
+    captured = capsys.readouterr()
+    assert (out / "predict.json").read_text() != first
+    assert sorted(p.name for p in out.iterdir()) == ["keypoints.csv", "predict.json"]
+    assert "replaced the earlier prediction" in captured.out
+
+
+def test_interrupted_run_leaves_the_earlier_output_whole(kit, tmp_path, monkeypatch):
+    """A failure (here: the disk fills while writing the csv) leaves the earlier run's
+    folder exactly as it was, and no staging folder."""
+    from wav2kp import exports, predict
+
+    out = tmp_path / "out"
+    predict.predict_file(kit / "speech.wav", kit / "model" / "best.pt", out, preview=False,
+                         progress=False)  # fmt: skip
+    snapshot = {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(exports, "write_keypoints_csv", full_disk)
+    other = tmp_path / "other.wav"
+    sf.write(other, speech_sample(1.0, seed=8), 16000)
+    results = predict.predict_files([other], kit / "model" / "best.pt", out, preview=False,
+                                    progress=False)  # fmt: skip
+    assert "No space left on device" in results[0]["error"] and "other.wav" in results[0]["error"]
+    assert {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")} == snapshot
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.wav", "out"]
