@@ -140,13 +140,24 @@ def test_batch_loads_model_and_reference_once(tmp_path, checkpoint, monkeypatch,
         calls["reference"] += 1
         return resolve(*args, **kwargs)
 
+    from wav2kp import edgemap
+
+    canny = edgemap.canny_edges
+
+    def counting_canny(*args, **kwargs):
+        calls["canny"] += 1
+        return canny(*args, **kwargs)
+
+    calls["canny"] = 0
     monkeypatch.setattr(predict, "load_checkpoint_for_predict", counting_load)
     monkeypatch.setattr(predict, "resolve_reference", counting_resolve)
+    monkeypatch.setattr(edgemap, "canny_edges", counting_canny)
     out = tmp_path / "out"
     code = main(["predict", *map(str, [files[0], silent, files[1], files[2]]), "--checkpoint",
                  str(checkpoint), "--out", str(out), "--preview-seconds", "0.5"])  # fmt: skip
     captured = capsys.readouterr()
-    assert code == 2 and calls == {"load": 1, "reference": 1}
+    # one model load, one reference, and the reference frame's edges found once for all
+    assert code == 2 and calls == {"load": 1, "reference": 1, "canny": 1}
     assert sorted(p.name for p in out.iterdir()) == ["s0", "s1", "s2"]  # nothing for quiet
     errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "quiet.wav: silent" in errors[0]
@@ -359,7 +370,6 @@ def test_preview_edge_panel_is_vid2vids_edge_map(tmp_path, monkeypatch, size, fa
         assert min(box[:2]) < 0 or max(box[2:]) > size
     for i in (0, 17, 30):  # 30: a ping-pong revisit, served from the cache
         frame = track.image(int(composition.reference_index[i]))
-        canny = edgemap.canny_edges(frame, box)  # Canny of the box (edgemap's shortcut)
-        direct = edgemap.draw_edge_map(composition.landmarks[i], track.size, frame, canny)
+        direct = edgemap.draw_edge_map(composition.landmarks[i], track.size, frame=frame)
         assert np.array_equal(frames[i][:, 128:, 0], edgemap.crop_and_resize(direct, box, 128))
     assert frames[30][:, 128:].any() and frames[30][:, :128].std() > 0

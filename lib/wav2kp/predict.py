@@ -39,7 +39,7 @@ import numpy as np
 
 from wav2kp import exports, vid2vid
 from wav2kp.atomic import write_json
-from wav2kp.preview import write_preview
+from wav2kp.preview import FrameCache, write_preview
 from wav2kp.references import Reference, resolve_reference
 from wav2kp.staging import (
     SUMMARY_FILE,
@@ -346,9 +346,11 @@ class Session:
     reference: Reference
     options: PredictOptions
     eye_uv: np.ndarray | None = field(default=None, repr=False)  # pupils in eye coordinates
+    preview_cache: FrameCache | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.eye_uv = self.reference.eye_coordinates
+        self.preview_cache = FrameCache(self.reference.track)
 
     def fingerprint(self, speech_path: Path) -> str:
         opts = asdict(self.options)
@@ -416,7 +418,7 @@ class Session:
             files["preview"] = PREVIEW_FILE
             write_preview(
                 folder / PREVIEW_FILE, composition, track, speech.native, speech.native_rate,
-                opts.fps, opts.preview_with_reference, opts.preview_seconds,
+                opts.fps, opts.preview_with_reference, opts.preview_seconds, self.preview_cache,
             )  # fmt: skip
             timings["preview"] = time.perf_counter() - begun
         total_seconds = time.perf_counter() - started

@@ -1,10 +1,11 @@
-"""Benchmark: ``wav2kp predict`` real-time factor on this machine's CPU or GPU.
+"""Benchmark: ``wav2kp predict`` real-time factors and output size on this machine.
 
-Real-time factor = seconds of speech per second of compute, for a 60 s speech file
-(10 s with ``quick``), without and with the preview mp4. The model is the demo corpus'
-trained default model when it exists, else a tiny model trained here on synthetic data
-(which costs the same per frame as the architecture is the same; only the weights
-differ). The reference is the one ``predict_file`` picks (printed).
+``wav2kp bench predict``: a 10-minute speech file (1 minute with ``--quick``) without the
+preview, with the whole preview and with ``preview_seconds``; CPU seconds (the process and
+its ffmpeg children) beside wall seconds; the output folder's size on disk; and the
+per-file cost of 3-second files predicted one per call against eight in one call (the
+start-up paid once). Targets (issue 11): >= 50x real time without the preview, >= 10x
+with it.
 
 Also home of the synthetic speaker used by the hand-off tests (a 68-point face whose
 mouth follows the speech loudness), so tests and benchmark share one definition.
@@ -12,6 +13,8 @@ mouth follows the speech loudness), so tests and benchmark share one definition.
 
 from __future__ import annotations
 
+import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -194,12 +197,63 @@ def _default_checkpoint() -> Path | None:
     return path if path.is_file() else None
 
 
+def disk_usage(folder: Path) -> int:
+    """Bytes on disk under ``folder``, each hard-linked file counted once (like ``du``)."""
+    seen, total = set(), 0
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            stat = os.lstat(os.path.join(root, name))
+            if (stat.st_dev, stat.st_ino) not in seen:
+                seen.add((stat.st_dev, stat.st_ino))
+                total += stat.st_blocks * 512
+    return total
+
+
+def _measure(call) -> tuple[object, dict]:
+    """Run ``call()``; wall seconds, this process' CPU seconds and its children's (ffmpeg)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = call()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    return result, {
+        "wall_seconds": time.perf_counter() - wall,
+        "cpu_seconds": time.process_time() - cpu,
+        "child_cpu_seconds": child,
+    }
+
+
+def _cli(args: list[str], env: dict) -> dict:
+    """``wav2kp predict ...`` in a fresh process, as a user runs it."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "wav2kp.cli", "predict", *args]
+    done, numbers = _measure(
+        lambda: subprocess.run(command, env=env, capture_output=True, text=True)
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"wav2kp predict failed: {done.stderr.strip()[-500:]}")
+    return numbers
+
+
 def run(quick: bool = False) -> dict:
+    """Real-time factors of ``predict`` on a 10-minute file (1 minute with ``quick``)
+    without and with the preview (whole, and limited with ``preview_seconds``), output
+    size, and per-file cost of 3-second files one per call vs many in one call.
+
+    Same model, reference and speech in every run: the demo corpus' default model when it
+    exists (else a tiny model trained here: the same architecture family, smaller), a
+    generated demo clip as the reference video (extracted once, cached), and espeak speech
+    (a minute of sentences, repeated). Wall seconds on a shared machine are noisy: CPU
+    seconds (this process + its ffmpeg children) are printed beside them."""
     import soundfile as sf
 
+    from wav2kp.demo.corpus import clip_specs, make_clip
     from wav2kp.predict import predict_file
 
-    seconds = 10.0 if quick else 60.0
+    seconds = 60.0 if quick else 600.0
+    preview_limit = 20.0 if quick else 60.0
     with tempfile.TemporaryDirectory(prefix="wav2kp-bench-predict-") as tmp:
         tmp = Path(tmp)
         checkpoint = _default_checkpoint()
@@ -207,37 +261,77 @@ def run(quick: bool = False) -> dict:
         if checkpoint is None:
             checkpoint = tiny_checkpoint(tmp / "model", epochs=1)
             model_source = "tiny synthetic model (no demo checkpoint)"
+        make_clip(clip_specs("tiny")[0], tmp / "reference")
+        video = next((tmp / "reference").glob("*.mp4"))
+        minute = speech_sample(min(seconds, 60.0), seed=7)
         speech = tmp / "speech.wav"
-        sf.write(speech, speech_sample(seconds, seed=7), 16000)
-        results = {}
-        for preview in (False, True):
-            start = time.perf_counter()
-            summary = predict_file(
-                speech, checkpoint, tmp / f"out_{preview}", preview=preview, progress=False
-            )
-            wall = time.perf_counter() - start
-            key = "with_preview" if preview else "without_preview"
-            results[key] = {
-                "realtime_factor": summary["audio_seconds"] / wall,
-                "realtime_factor_model_and_compose": summary["realtime_factor_predict"],
-                "wall_seconds": wall,
-            }
-        import torch
-
-        out = {
-            "audio_seconds": summary["audio_seconds"],
-            "frames": summary["frames"],
-            "model": model_source,
-            "reference": summary["reference"],
-            "device": "cuda" if torch.cuda.is_available() else "cpu",
-            **{f"{k}_{m}": v for k, d in results.items() for m, v in d.items()},
-        }
-    ratio = out["without_preview_realtime_factor"] / out["with_preview_realtime_factor"]
-    print(f"predict on {out['audio_seconds']:.0f} s of speech ({out['frames']} frames), "
-          f"{out['model']}, reference: {out['reference']}")  # fmt: skip
-    print(f"  real-time factor without preview: {out['without_preview_realtime_factor']:.1f}x "
-          f"(model + composition alone {out['without_preview_realtime_factor_model_and_compose']:.1f}x)")  # fmt: skip
-    print(f"  real-time factor with preview:    {out['with_preview_realtime_factor']:.1f}x "
-          f"(preview costs {ratio:.1f}x the time)")  # fmt: skip
-    out["preview_cost_ratio"] = ratio
+        sf.write(
+            speech, np.tile(minute, int(np.ceil(seconds / 60.0)))[: int(seconds * 16000)], 16000
+        )
+        short = []
+        for k in range(8):
+            short.append(tmp / "short" / f"s{k}.wav")
+            short[-1].parent.mkdir(exist_ok=True)
+            sf.write(short[-1], speech_sample(3.0, seed=20 + k), 16000)
+        env = dict(os.environ, WAV2KP_DATA=str(tmp / "data"))
+        old_data = os.environ.get("WAV2KP_DATA")
+        os.environ["WAV2KP_DATA"] = env["WAV2KP_DATA"]
+        try:
+            # start-up: model load + reference extraction (cached for every later run)
+            _, startup = _measure(lambda: predict_file(
+                short[0], checkpoint, tmp / "warm", reference=video, preview=False,
+                progress=False))  # fmt: skip
+            runs = {}
+            for name, options in (
+                ("without_preview", {"preview": False}),
+                ("with_preview", {"preview": True}),
+                (f"with_preview_{preview_limit:.0f}s", {"preview": True, "preview_seconds": preview_limit}),
+            ):  # fmt: skip
+                out = tmp / f"out_{name}"
+                summary, numbers = _measure(lambda o=out, kw=options: predict_file(
+                    speech, checkpoint, o, reference=video, progress=False, **kw))  # fmt: skip
+                numbers["output_mb"] = disk_usage(out) / 1e6
+                numbers["stages"] = summary.get("seconds", {})
+                runs[name] = numbers
+            base = ["--checkpoint", str(checkpoint), "--reference", str(video)]
+            single = [
+                _cli([str(f), *base, "--out", str(tmp / "one" / f.stem)], env) for f in short[:3]
+            ]
+            batch = _cli([*map(str, short), *base, "--out", str(tmp / "batch")], env)
+        finally:
+            if old_data is None:
+                os.environ.pop("WAV2KP_DATA", None)
+            else:
+                os.environ["WAV2KP_DATA"] = old_data
+    duration = summary["audio_seconds"]
+    out = {
+        "audio_seconds": duration,
+        "frames": summary["frames"],
+        "model": model_source,
+        "reference": summary["reference"],
+        "startup": startup,
+        "runs": runs,
+        "short_file_seconds": 3.0,
+        "single_call_per_file": {k: float(np.mean([s[k] for s in single])) for k in single[0]},
+        "batch_per_file": {k: v / len(short) for k, v in batch.items()},
+    }
+    print(f"predict on {duration:.0f} s of speech ({out['frames']} frames), {model_source}, "
+          f"reference: {out['reference']}")  # fmt: skip
+    print(f"  start-up (model load + reference extraction, once): {startup['wall_seconds']:.1f} s "
+          f"wall, {startup['cpu_seconds'] + startup['child_cpu_seconds']:.1f} s CPU")  # fmt: skip
+    print(f"  {'run':<24}{'wall s':>8}{'CPU s':>8}{'RT wall':>9}{'RT CPU':>8}{'output MB':>11}")
+    for name, n in runs.items():
+        cpu = n["cpu_seconds"] + n["child_cpu_seconds"]
+        print(f"  {name:<24}{n['wall_seconds']:8.1f}{cpu:8.1f}{duration / n['wall_seconds']:8.1f}x"
+              f"{duration / cpu:7.1f}x{n['output_mb']:11.1f}")  # fmt: skip
+        n["realtime_factor_wall"] = duration / n["wall_seconds"]
+        n["realtime_factor_cpu"] = duration / cpu
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in n["stages"].items())
+        print(f"    stages (wall s): {stages}")
+    one, many = out["single_call_per_file"], out["batch_per_file"]
+    print(f"  3 s files, one per call: {one['wall_seconds']:.1f} s wall / "
+          f"{one['cpu_seconds'] + one['child_cpu_seconds']:.1f} s CPU per file; "
+          f"{len(short)} in one call: {many['wall_seconds']:.1f} s wall / "
+          f"{many['cpu_seconds'] + many['child_cpu_seconds']:.1f} s CPU per file "
+          f"({one['wall_seconds'] / many['wall_seconds']:.1f}x faster per file)")  # fmt: skip
     return out
