@@ -168,9 +168,10 @@ def test_write_formats_writes_what_was_asked(tmp_path):
     prediction = exports.Prediction(
         "talk", np.arange(6) / 30, lm, lm, None, index, np.zeros(6, bool), track, None, 30.0
     )
-    files, timings, problems = exports.write_formats(tmp_path / "out", ["csv", "openpose"], prediction)  # fmt: skip
-    assert files == {"csv": "keypoints.csv", "openpose": "openpose"} and set(timings) == set(files)
-    assert problems == []
+    written = exports.write_formats(tmp_path / "out", ["csv", "openpose"], prediction)
+    assert written.files == {"csv": "keypoints.csv", "openpose": "openpose"}
+    assert set(written.seconds) == set(written.files) and written.problems == []
+    assert written.vid2vid is None and written.handoff is None
     points, _ = exports.read_openpose_face(
         sorted((tmp_path / "out" / "openpose").glob("*.json"))[0]
     )

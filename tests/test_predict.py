@@ -66,13 +66,14 @@ def test_predict_writes_keypoints_vid2vid_tree_and_preview(tmp_path, checkpoint,
     n = int(np.floor(3.0 * FPS))
     assert summary["frames"] == n and summary["vid2vid_problems"] == []
     assert "neutral face" in summary["reference"] and "--reference" in summary["reference_change"]
-    assert summary["files"] == {"vid2vid": "vid2vid", "npz": "keypoints.npz",
+    assert summary["files"] == {"vid2vid": vid2vid.EXPORT_DIR, "npz": "keypoints.npz",
                                 "csv": "keypoints.csv", "preview": "preview.mp4"}  # fmt: skip
     with np.load(out / "keypoints.npz") as data:
         assert data["landmarks"].shape == (n, 68, 2) and np.isfinite(data["landmarks"]).all()
         assert np.allclose(data["times"], np.arange(n) / FPS)
         assert np.isnan(data["pupils"]).all()  # a neutral face has no iris track
-        landmarks = data["landmarks"]
+        landmarks, exported = data["landmarks"], data["vid2vid_landmarks"]
+        scale, offset = float(data["vid2vid_scale"]), data["vid2vid_offset"]
     table = pd.read_csv(out / "keypoints.csv")
     assert len(table) == n and list(table.columns[:4]) == ["frame", "time", "x0", "y0"]
     assert np.allclose(table["x33"], landmarks[:, 33, 0], atol=1e-3)
@@ -89,6 +90,7 @@ def test_predict_writes_keypoints_vid2vid_tree_and_preview(tmp_path, checkpoint,
     assert info.duration == pytest.approx(3.0, abs=0.2)
     assert summary["realtime_factor_predict"] > 0
     assert f"--how_many {n}" in summary["vid2vid_command"]
+    assert str(out.resolve()) in summary["vid2vid_command"]  # not the staging folder
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
     # a re-run with the same inputs is skipped
     assert predict.predict_file(speech, checkpoint, out, progress=False).get("skipped")
@@ -102,13 +104,14 @@ def test_cli_predict_replaces_its_own_earlier_run_only(tmp_path, checkpoint, spe
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "--how_many 75" in printed and "neutral face" in printed and "to change it" in printed
+    assert "-start_number 2" in printed and "-ss 0.080000" in printed  # the mux command
     assert not (tmp_path / "o" / "preview.mp4").exists()
-    assert len(vid2vid.sequence_frames(tmp_path / "o" / "vid2vid", "speech")) == 75
+    assert len(vid2vid.sequence_frames(tmp_path / "o" / vid2vid.EXPORT_DIR, "speech")) == 75
     # a new run into the same folder replaces the earlier run's sequence (vid2vid crops all
     # sequences of a folder with the first one's face box, so heads must not be mixed)
     predict.predict_file(speech, checkpoint, tmp_path / "o", preview=False, sequence="other",
                          progress=False)  # fmt: skip
-    kp_root, img_root = vid2vid.keypoint_dirs(tmp_path / "o" / "vid2vid")
+    kp_root, img_root = vid2vid.keypoint_dirs(tmp_path / "o" / vid2vid.EXPORT_DIR)
     assert [p.name for p in kp_root.iterdir()] == [p.name for p in img_root.iterdir()] == ["other"]
     # ... but a file it did not write stops it, and stays
     (tmp_path / "o" / "notes.txt").write_text("mine")
@@ -156,12 +159,17 @@ def test_batch_loads_model_and_reference_once(tmp_path, checkpoint, monkeypatch,
     code = main(["predict", *map(str, [files[0], silent, files[1], files[2]]), "--checkpoint",
                  str(checkpoint), "--out", str(out), "--preview-seconds", "0.5"])  # fmt: skip
     captured = capsys.readouterr()
-    # one model load, one reference, and the reference frame's edges found once for all
-    assert code == 2 and calls == {"load": 1, "reference": 1, "canny": 1}
+    assert code == 2 and {k: calls[k] for k in ("load", "reference")} == {"load": 1, "reference": 1}
     assert sorted(p.name for p in out.iterdir()) == ["s0", "s1", "s2"]  # nothing for quiet
     errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "quiet.wav: silent" in errors[0]
     assert "3 of 4 files done; 1 failed" in captured.out
+    # the reference frame's edges are found once per distinct canvas, not once per file
+    canvases = set()
+    for k in range(3):
+        with np.load(out / f"s{k}" / "keypoints.npz") as data:
+            canvases.add((float(data["vid2vid_scale"]), *data["vid2vid_offset"].tolist()))
+    assert calls["canny"] == len(canvases)
     for k in range(3):
         summary = json.loads((out / f"s{k}" / "predict.json").read_text())
         assert summary["sequence"] == f"s{k}" and summary["frames"] == int(1.5 * FPS)
@@ -352,9 +360,12 @@ def test_reference_comes_from_the_checkpoints_own_corpus_and_speaker(
 
 
 @pytest.mark.parametrize(("size", "face_center"), [(512, (256.0, 256.0)), (400, (180.0, 230.0))])
-def test_preview_edge_panel_is_vid2vids_edge_map(tmp_path, monkeypatch, size, face_center):
-    """The fast box-only renderer gives exactly what drawing the full frame and cropping
-    gives - also when vid2vid's box reaches outside the frame (face near a corner)."""
+def test_preview_shows_what_the_generator_gets(tmp_path, monkeypatch, size, face_center):
+    """The fast box-only renderer gives exactly vid2vid's generator input (read back from
+    the export through ``edgemap.generator_input``) - also when the reference frame is
+    smaller than vid2vid's crop (the canvas pads it), and in memory without an export."""
+    import cv2
+    from PIL import Image
     from wav2kp import edgemap
 
     paths = _fake_corpus(tmp_path, monkeypatch, size=size, face_center=face_center)
@@ -363,13 +374,22 @@ def test_preview_edge_panel_is_vid2vids_edge_map(tmp_path, monkeypatch, size, fa
     )
     predicted = np.stack([track.landmarks[t % 16] for t in range(40)])
     composition = vid2vid.compose_on_reference(predicted, track, fps=30)
-    frames = list(preview.preview_frames(composition, track, panel=128))
+    export = vid2vid.export_composition(tmp_path / "v_face", "s", composition, track)
+    view = preview.GeneratorView.from_export(export)
+    cache = preview.FrameCache()
+    frames = list(preview.preview_frames(view, panel=128, cache=cache))
     assert len(frames) == 40 and frames[0].shape == (128, 256, 3)
-    box = edgemap.crop_box(composition.landmarks[0], track.size)
-    if size < 500:  # vid2vid's box (2.5 face widths) is larger than the frame
-        assert min(box[:2]) < 0 or max(box[2:]) > size
+    files = vid2vid.sequence_frames(tmp_path / "v_face", "s")
     for i in (0, 17, 30):  # 30: a ping-pong revisit, served from the cache
-        frame = track.image(int(composition.reference_index[i]))
-        direct = edgemap.draw_edge_map(composition.landmarks[i], track.size, frame=frame)
-        assert np.array_equal(frames[i][:, 128:, 0], edgemap.crop_and_resize(direct, box, 128))
+        image = np.asarray(Image.open(export.image_path(i)).convert("RGB"))
+        seen = edgemap.generator_input(vid2vid.read_keypoint_file(files[i]), export.canvas.size,
+                                       export.crop_box, frame=image)  # fmt: skip
+        expected = cv2.resize(seen.edges, (128, 128), interpolation=cv2.INTER_AREA)
+        assert np.array_equal(frames[i][:, 128:, 0], expected)
     assert frames[30][:, 128:].any() and frames[30][:, :128].std() > 0
+    assert len(cache.items) == 16  # one entry per distinct reference frame
+    # without an export (no vid2vid format): the same canvas, frames warped in memory
+    memory = preview.GeneratorView.from_composition(composition, track)
+    assert memory.box == view.box and np.array_equal(memory.landmarks, view.landmarks)
+    again = list(preview.preview_frames(memory, panel=128))
+    assert np.abs(again[30].astype(int) - frames[30]).mean() < 2  # only the jpg round trip

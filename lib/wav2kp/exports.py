@@ -431,48 +431,60 @@ class Prediction:
     reference: object  # wav2kp.vid2vid.ReferenceTrack
     reference_lm478: np.ndarray | None  # (N, 478, 3) the reference's mesh, if known
     fps: float
+    speech: str | os.PathLike = ""  # the speech file (vid2vid's mux command)
+
+
+@dataclass
+class Written:
+    files: dict[str, str]  # format -> path relative to the folder
+    seconds: dict[str, float]  # format -> seconds taken
+    problems: list[str]  # vid2vid self-check
+    vid2vid: object = None  # wav2kp.vid2vid.Vid2vidExport when written
+    handoff: dict | None = None  # its predict.json block (wav2kp.vid2vid.handoff_summary)
 
 
 def write_formats(
     folder: str | os.PathLike, formats: Sequence[str], prediction: Prediction
-) -> tuple[dict[str, str], dict[str, float], list[str]]:
-    """Write each of ``formats`` into ``folder``. Returns (format -> path relative to
-    ``folder``, format -> seconds taken, vid2vid self-check problems)."""
+) -> Written:
+    """Write each of ``formats`` into ``folder`` (vid2vid first: the npz holds the
+    mapping to its frames)."""
     from wav2kp import vid2vid
 
     folder = Path(folder)
     p = prediction
     track = p.reference
     n_frames = len(p.landmarks)
-    files: dict[str, str] = {}
-    timings: dict[str, float] = {}
-    problems: list[str] = []
-    for name in parse_formats(list(formats)):
+    names = parse_formats(list(formats))
+    out = Written({}, {}, [])
+    for name in sorted(names, key=lambda n: n != "vid2vid"):
         begun = time.perf_counter()
-        if name == "npz":
-            files[name] = "keypoints.npz"
+        if name == "vid2vid":
+            composition = vid2vid.Composition(p.landmarks, p.reference_index, p.reference_missing)
+            out.vid2vid = vid2vid.export_composition(
+                folder / vid2vid.EXPORT_DIR, p.sequence, composition, track
+            )
+            out.handoff = vid2vid.handoff_summary(out.vid2vid, p.fps, p.speech)
+            out.problems = out.handoff["problems"]
+            out.files[name] = vid2vid.EXPORT_DIR
+        elif name == "npz":
+            out.files[name] = "keypoints.npz"
             pupils = np.full((n_frames, 2, 2), np.nan) if p.pupils is None else p.pupils
             write_keypoints_npz(
-                folder / files[name], times=p.times, landmarks=p.landmarks,
-                landmarks_int=np.rint(p.landmarks).astype(np.int32),
+                folder / out.files[name], times=p.times, landmarks=p.landmarks,
                 pupils=pupils.astype(np.float32), predicted=p.predicted,
                 reference_index=p.reference_index, reference_missing=p.reference_missing,
                 fps=np.float64(p.fps), width=np.int32(track.size[0]),
                 height=np.int32(track.size[1]),
+                **(out.vid2vid.npz_fields() if out.vid2vid is not None else {}),
             )  # fmt: skip
         elif name == "csv":
-            files[name] = "keypoints.csv"
-            write_keypoints_csv(folder / files[name], p.times, p.landmarks)
-        elif name == "vid2vid":
-            files[name] = "vid2vid"
-            composition = vid2vid.Composition(p.landmarks, p.reference_index, p.reference_missing)
-            vid2vid.export_composition(folder / files[name], p.sequence, composition, track)
-            problems = vid2vid.check_vid2vid_tree(folder / files[name])
+            out.files[name] = "keypoints.csv"
+            write_keypoints_csv(folder / out.files[name], p.times, p.landmarks)
         elif name == "openpose":
-            files[name] = OPENPOSE_DIR
+            out.files[name] = OPENPOSE_DIR
             write_openpose(folder / OPENPOSE_DIR, p.sequence, p.landmarks, p.pupils, track.size)
         elif name == "fsvid2vid":
-            files[name] = FSVID2VID_DIR
+            out.files[name] = FSVID2VID_DIR
             write_fsvid2vid(
                 folder / FSVID2VID_DIR, p.sequence, p.landmarks,
                 lambda i: track.frame(int(p.reference_index[i])),
@@ -481,8 +493,9 @@ def write_formats(
         elif name == "mediapipe":
             if p.reference_lm478 is None:
                 raise ExportError("mediapipe: the reference has no MediaPipe mesh to export")
-            files[name] = MEDIAPIPE_FILE
+            out.files[name] = MEDIAPIPE_FILE
             write_mediapipe(folder / MEDIAPIPE_FILE, p.times, p.reference_index,
                             p.reference_lm478, track.times, track.size)  # fmt: skip
-        timings[name] = time.perf_counter() - begun
-    return files, timings, problems
+        out.seconds[name] = time.perf_counter() - begun
+    out.files = {name: out.files[name] for name in names}  # the order asked for
+    return out

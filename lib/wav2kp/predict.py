@@ -25,9 +25,7 @@ reported in one line and the others carry on.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import io
 import os
 import sys
 import time
@@ -39,7 +37,7 @@ import numpy as np
 
 from wav2kp import exports, vid2vid
 from wav2kp.atomic import write_json
-from wav2kp.preview import FrameCache, write_preview
+from wav2kp.preview import FrameCache, GeneratorView, write_preview
 from wav2kp.references import Reference, resolve_reference
 from wav2kp.staging import (
     SUMMARY_FILE,
@@ -350,7 +348,7 @@ class Session:
 
     def __post_init__(self) -> None:
         self.eye_uv = self.reference.eye_coordinates
-        self.preview_cache = FrameCache(self.reference.track)
+        self.preview_cache = FrameCache()
 
     def fingerprint(self, speech_path: Path) -> str:
         opts = asdict(self.options)
@@ -408,17 +406,22 @@ class Session:
         sequence = opts.sequence or speech.path.stem
         prediction = exports.Prediction(
             sequence, times, landmarks, predicted, pupils, composition.reference_index,
-            composition.reference_missing, track, reference.lm478, opts.fps,
+            composition.reference_missing, track, reference.lm478, opts.fps, speech.path,
         )  # fmt: skip
-        files, timings, problems = exports.write_formats(folder, opts.formats, prediction)
+        written = exports.write_formats(folder, opts.formats, prediction)
+        files, timings = dict(written.files), dict(written.seconds)
         timings["predict"] = predict_seconds
-        n_frames = len(landmarks)
         if opts.preview:
             begun = time.perf_counter()
             files["preview"] = PREVIEW_FILE
+            view = (
+                GeneratorView.from_export(written.vid2vid)
+                if written.vid2vid is not None
+                else GeneratorView.from_composition(composition, track)
+            )
             write_preview(
-                folder / PREVIEW_FILE, composition, track, speech.native, speech.native_rate,
-                opts.fps, opts.preview_with_reference, opts.preview_seconds, self.preview_cache,
+                folder / PREVIEW_FILE, view, speech.native, speech.native_rate, opts.fps,
+                opts.preview_with_reference, opts.preview_seconds, self.preview_cache,
             )  # fmt: skip
             timings["preview"] = time.perf_counter() - begun
         total_seconds = time.perf_counter() - started
@@ -432,7 +435,7 @@ class Session:
             "speaker": reference.speaker,
             "sequence": sequence,
             "fps": opts.fps,
-            "frames": int(n_frames),
+            "frames": int(len(landmarks)),
             "audio_seconds": duration,
             "frame_size": list(track.size),
             "formats": list(opts.formats),
@@ -441,7 +444,7 @@ class Session:
             else "none (the reference has no iris track)",
             "clipped_share": speech.clipped_share,
             "reference_frames_interpolated": int(composition.reference_missing.sum()),
-            "vid2vid_problems": problems,
+            "vid2vid_problems": written.problems,
             "seconds": timings,
             "predict_seconds": predict_seconds,
             "total_seconds": total_seconds,
@@ -450,13 +453,30 @@ class Session:
             "files": files,
             "fingerprint": fingerprint,
         }
-        if "vid2vid" in files:
-            with contextlib.redirect_stdout(io.StringIO()):  # it prints; the CLI says it once
-                summary["vid2vid_command"] = vid2vid.vid2vid_test_command(
-                    out_dir.resolve() / "vid2vid", n_frames
-                )
+        if written.handoff is not None:
+            # written in the staging folder: its paths are the output folder's once moved
+            handoff = _relocate(written.handoff, str(folder.resolve()), str(out_dir.resolve()))
+            summary.update(
+                vid2vid=handoff,
+                vid2vid_problems=handoff["problems"],
+                vid2vid_command=handoff["test_command"],
+                coordinates="keypoints.npz 'landmarks' and keypoints.csv: the reference's own "
+                "pixels; vid2vid files and 'vid2vid_landmarks': the exported frames' pixels, "
+                "x = x_ref * vid2vid_scale + vid2vid_offset[0] (y alike)",
+            )  # fmt: skip
         write_json(folder / SUMMARY_FILE, summary)
         return summary
+
+
+def _relocate(value, old: str, new: str):
+    """``value`` (JSON-like) with every string's ``old`` path replaced by ``new``."""
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, dict):
+        return {k: _relocate(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relocate(v, old, new) for v in value]
+    return value
 
 
 def open_session(checkpoint, reference=None, **options) -> Session:
@@ -607,8 +627,10 @@ def _print_result(result: dict) -> None:
               "keypoints may be less accurate", file=sys.stderr)  # fmt: skip
     for problem in result.get("vid2vid_problems", []):
         print(f"vid2vid folder problem: {problem}", file=sys.stderr)
-    if result.get("vid2vid_command"):
-        print(f"  vid2vid: {result['vid2vid_command']}")
+    handoff = result.get("vid2vid")
+    if handoff:
+        print(f"  vid2vid: {handoff['test_command']}")
+        print(f"    writes {handoff['output_files']}; speech on it: {handoff['mux_command']}")
 
 
 def run_cli(args: argparse.Namespace) -> int:

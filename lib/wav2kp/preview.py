@@ -1,202 +1,215 @@
-"""The preview video: the reference frame with the keypoints beside vid2vid's edge map.
+"""The preview video: what vid2vid's generator gets, with the speech.
 
-Fast on long files and batches: all drawing happens inside vid2vid's face box (the only
-part shown), and what depends on the reference frame alone (its Canny edges, its cropped
-panel) is done once per distinct reference frame and shared by every preview on that
-reference (:class:`FrameCache`; a looped reference revisits its frames). The edge panel
-is bit for bit ``edgemap.crop_and_resize(edgemap.draw_edge_map(...), box, panel)`` with
-the frame's Canny edges (tested).
+Each preview frame is [the real frame with the keypoints |] the edge channel, both as
+vid2vid's face model hands them to its generator: on the exported canvas
+(``wav2kp.vid2vid.plan_canvas``, where vid2vid's crop fits exactly), cropped with the box
+set on the first frame and resized to the generator size, then shrunk to the panel.
+
+Fast on long files and batches: drawing happens inside the crop box only (the only part
+the generator sees; the box fits the canvas, so this is vid2vid's numpy crop), and what
+depends on the reference frame alone (its decoded image, Canny edges, cropped panel) is
+done once per distinct reference frame and shared by every preview on that reference
+(:class:`FrameCache`; a looped reference revisits its frames). The edge panel is bit for
+bit ``edgemap.generator_input(...).edges`` shrunk to the panel (tested).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 PREVIEW_PANEL = 256
 PREVIEW_CACHE_BYTES = 256 << 20
+PREVIEW_CRF = 28  # H.264 quality of the preview: near-identical to 20 at 40 % of the size
 
 
-def window(image: np.ndarray, box) -> np.ndarray:
-    """The part of a full-frame image inside ``box`` (x0, y0, x1, y1), zeros where the box
-    leaves the frame (as vid2vid's crop pads)."""
-    x0, y0, x1, y1 = box
-    h, w = image.shape[:2]
-    out = np.zeros((y1 - y0, x1 - x0, *image.shape[2:]), image.dtype)
-    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    if sx1 > sx0 and sy1 > sy0:
-        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
-    return out
+@dataclass
+class GeneratorView:
+    """One sequence as vid2vid's generator will see it."""
+
+    size: tuple[int, int]  # (width, height) of the exported frames (the canvas)
+    box: tuple[int, int, int, int]  # vid2vid's crop, set on the first frame
+    landmarks: np.ndarray  # (T, 68, 2) int: the keypoint files' content
+    frame_keys: np.ndarray  # (T,) equal keys show the same image (the reference frame)
+    image: Callable[[int], np.ndarray]  # RGB exported frame of output frame i
+    canvas_key: tuple  # identifies the canvas: frames of equal keys can be shared
+    load_size: int
+
+    @classmethod
+    def from_export(cls, export) -> GeneratorView:
+        """Read back from an exported vid2vid folder (``wav2kp.vid2vid.Vid2vidExport``):
+        the images decoded as vid2vid decodes them (PIL)."""
+        from PIL import Image
+
+        def image(i: int) -> np.ndarray:
+            with Image.open(export.image_path(i)) as picture:
+                return np.asarray(picture.convert("RGB"))
+
+        canvas = export.canvas
+        return cls(tuple(canvas.size), tuple(export.crop_box), np.asarray(export.landmarks),
+                   np.asarray(export.frame_keys), image, _canvas_key(canvas),
+                   canvas.load_size)  # fmt: skip
+
+    @classmethod
+    def from_composition(cls, composition, reference) -> GeneratorView:
+        """The view an export of ``composition`` would give (no files written)."""
+        from wav2kp import edgemap, vid2vid
+
+        canvas = vid2vid.plan_canvas(composition.landmarks[0], reference.size)
+        points = vid2vid.to_vid2vid_ints_all(canvas.to_export(composition.landmarks))
+        keys = np.asarray(composition.reference_index, dtype=int)
+        if not reference.frame_paths:
+            keys = np.zeros(len(keys), int)
+
+        def image(i: int) -> np.ndarray:
+            return canvas.warp(reference.image(int(composition.reference_index[i])))
+
+        box = edgemap.crop_box(points[0], canvas.size)
+        return cls(tuple(canvas.size), box, points, keys, image, _canvas_key(canvas),
+                   canvas.load_size)  # fmt: skip
+
+
+def _canvas_key(canvas) -> tuple:
+    return (tuple(canvas.reference_size), tuple(canvas.size), float(canvas.scale),
+            tuple(canvas.offset))  # fmt: skip
 
 
 class FrameCache:
-    """What the preview needs from each reference frame, kept for every preview drawn on
-    that reference (a batch shares it): its Canny edges over a region around the face
-    (the face box grown by half its side each way, so that inside any face box of the
-    batch the edges are the frame's own), and its cropped panel per face box. Within a
-    memory budget; beyond it, recomputed."""
+    """What the preview needs from each exported frame, kept for every preview of the
+    session (a batch shares it): its Canny edges inside the crop box and its cropped
+    generator-size image, per (canvas, frame key, box). Within a memory budget; beyond it,
+    recomputed."""
 
-    def __init__(self, reference, budget_bytes: int = PREVIEW_CACHE_BYTES) -> None:
-        self.reference = reference
+    def __init__(self, budget_bytes: int = PREVIEW_CACHE_BYTES) -> None:
         self.budget = budget_bytes
         self.used = 0
-        self.region: tuple[int, int, int, int] | None = None
-        self.edges: dict[int, np.ndarray] = {}  # index -> packed Canny bits of the region
-        self.panels: dict[tuple, np.ndarray] = {}  # (index, box, size) -> RGB panel
+        self.items: dict[tuple, tuple[np.ndarray, np.ndarray, tuple[int, int]]] = {}
 
-    def _keep(self, store: dict, key, value: np.ndarray) -> None:
-        if self.used + value.nbytes <= self.budget:
-            store[key] = value
-            self.used += value.nbytes
+    def get(self, view: GeneratorView, i: int, out_size) -> tuple[np.ndarray, np.ndarray]:
+        """(generator-size RGB crop of frame ``i``, its Canny edges inside the box)."""
+        from wav2kp import edgemap
 
-    def _region_for(self, box) -> tuple[int, int, int, int]:
-        width, height = self.reference.size
-        x0, y0, x1, y1 = box
-        grow = (x1 - x0) // 2
-        return max(x0 - grow, 0), max(y0 - grow, 0), min(x1 + grow, width), min(y1 + grow, height)
+        key = (view.canvas_key, _key(view.frame_keys[i]), view.box, tuple(out_size))
+        item = self.items.get(key)
+        if item is not None:
+            image, bits, shape = item
+            return image, np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+        frame = view.image(i)
+        x0, y0, x1, y1 = view.box
+        edges = edgemap.canny_edges(frame)[y0:y1, x0:x1]  # the box fits: vid2vid's crop
+        image = edgemap.pil_resize(edgemap.pil_crop(frame, view.box), out_size, "bicubic")
+        bits = np.packbits(edges)
+        if self.used + image.nbytes + bits.nbytes <= self.budget:
+            self.items[key] = (image, bits, edges.shape)
+            self.used += image.nbytes + bits.nbytes
+        return image, edges
 
-    def canny(self, index: int, box) -> np.ndarray:
-        """(box height, box width) bool: the frame's Canny edges inside ``box``."""
-        from wav2kp.edgemap import canny_edges
 
-        if self.region is None:
-            self.region = self._region_for(box)
-        rx0, ry0, rx1, ry1 = self.region
-        width, height = self.reference.size
-        inside = (
-            max(box[0], 0) >= rx0 and max(box[1], 0) >= ry0
-            and min(box[2], width) <= rx1 and min(box[3], height) <= ry1
-        )  # fmt: skip
-        if not inside:  # a face far from the first one: its own box, not kept
-            return window(canny_edges(self.reference.image(index), box), box)
-        shape = (ry1 - ry0, rx1 - rx0)
-        bits = self.edges.get(index)
-        if bits is None:
-            edges = canny_edges(self.reference.image(index), self.region)[ry0:ry1, rx0:rx1]
-            bits = np.packbits(edges)
-            self._keep(self.edges, index, bits)
-        else:
-            edges = np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
-        x0, y0, x1, y1 = box
-        out = np.zeros((y1 - y0, x1 - x0), bool)
-        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
-        if sx1 > sx0 and sy1 > sy0:
-            out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = edges[
-                sy0 - ry0 : sy1 - ry0, sx0 - rx0 : sx1 - rx0
-            ]
-        return out
+def _key(value):
+    return value.item() if isinstance(value, np.generic) else value
 
-    def panel(self, index: int, box, size: int) -> np.ndarray:
-        """(size, size, 3) RGB: the frame cropped to ``box`` and resized (vid2vid's crop)."""
-        import cv2
 
-        key = (index, tuple(box), size)
-        panel = self.panels.get(key)
-        if panel is None:
-            panel = cv2.resize(window(self.reference.image(index), box), (size, size),
-                               interpolation=cv2.INTER_LINEAR)  # fmt: skip
-            self._keep(self.panels, key, panel)
-        return panel
+def edge_window(points: np.ndarray, size, box, canny: np.ndarray) -> np.ndarray:
+    """vid2vid's full-resolution edge map of ``points`` inside ``box`` (which fits the
+    frame): face curves with its 2x2 brush (clipped to the frame), plus the frame's
+    Canny edges outside the face parts, added on uint8 as vid2vid adds them."""
+    import cv2
+
+    from wav2kp import edgemap
+
+    width, height = size
+    x0, y0, x1, y1 = box
+    window = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    curves = [curve for edge in edgemap.edge_curves(points) for curve in edge]
+    if curves:
+        xs = np.concatenate([c[0] for c in curves])
+        ys = np.concatenate([c[1] for c in curves])
+        half = edgemap.LINE_HALF_WIDTH
+        for dy in range(-half, half):
+            for dx in range(-half, half):
+                cx = np.clip(xs + dx, 0, width - 1) - x0
+                cy = np.clip(ys + dy, 0, height - 1) - y0
+                keep = (cx >= 0) & (cx < x1 - x0) & (cy >= 0) & (cy < y1 - y0)
+                window[cy[keep], cx[keep]] = 255
+    if canny.any():
+        labels = np.zeros_like(window)
+        face = edgemap.with_forehead(points)
+        for _, label, edges in edgemap.FACE_PARTS:
+            polygon = face[[i for edge in edges for i in edge]]
+            if np.isfinite(polygon).all():
+                cv2.fillPoly(labels, [polygon.astype(np.int32)], color=label, offset=(-x0, -y0))
+        window = window + ((canny & (labels == 0)) * 255).astype(np.uint8)  # uint8 wrap
+    return window
 
 
 class PreviewRenderer:
-    """Preview frames: [reference frame with keypoints |] vid2vid's edge map (Canny
-    background from the reference frame included), both cropped with vid2vid's face box
-    (set on the first frame and kept, as vid2vid does)."""
+    """Preview frames of one :class:`GeneratorView`."""
 
-    def __init__(self, reference, box, panel: int = PREVIEW_PANEL,
+    def __init__(self, view: GeneratorView, panel: int = PREVIEW_PANEL,
                  cache: FrameCache | None = None) -> None:  # fmt: skip
-        self.reference = reference
-        self.box = tuple(int(v) for v in box)
-        self.panel = panel
-        self.cache = cache if cache is not None else FrameCache(reference)
-
-    def frame_parts(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """(panel RGB of the reference frame, its Canny edges inside the box)."""
-        return self.cache.panel(index, self.box, self.panel), self.cache.canny(index, self.box)
-
-    def edge_window(self, points: np.ndarray, canny: np.ndarray) -> np.ndarray:
-        """vid2vid's full-resolution edge map of ``points``, inside the box only."""
-        import cv2
-
         from wav2kp import edgemap
 
-        width, height = self.reference.size
-        x0, y0, x1, y1 = self.box
-        window = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        curves = [curve for edge in edgemap.edge_curves(points) for curve in edge]
-        if curves:
-            xs = np.concatenate([c[0] for c in curves])
-            ys = np.concatenate([c[1] for c in curves])
-            half = edgemap.LINE_HALF_WIDTH
-            for dy in range(-half, half):
-                for dx in range(-half, half):
-                    # clipped to the frame as vid2vid's brush is, then moved into the box
-                    cx = np.clip(xs + dx, 0, width - 1) - x0
-                    cy = np.clip(ys + dy, 0, height - 1) - y0
-                    keep = (cx >= 0) & (cx < x1 - x0) & (cy >= 0) & (cy < y1 - y0)
-                    window[cy[keep], cx[keep]] = 255
-        if canny.any():
-            labels = np.zeros_like(window)
-            face = edgemap.with_forehead(points)
-            for _, label, edges in edgemap.FACE_PARTS:
-                polygon = face[[i for edge in edges for i in edge]]
-                if np.isfinite(polygon).all():
-                    cv2.fillPoly(labels, [polygon.astype(np.int32)], color=label,
-                                 offset=(-x0, -y0))  # fmt: skip
-            window = np.maximum(window, ((canny & (labels == 0)) * 255).astype(np.uint8))
+        if not edgemap.crop_fits(view.box, view.size):
+            raise ValueError(f"vid2vid's crop {view.box} does not fit the {view.size} canvas")
+        self.view = view
+        self.panel = panel
+        self.cache = cache if cache is not None else FrameCache()
+        x0, y0, x1, y1 = view.box
+        self.out_size = edgemap.generator_size((x1 - x0, y1 - y0), view.load_size)
+
+    def edges(self, i: int) -> np.ndarray:
+        """The generator's edge channel of frame ``i`` (generator size)."""
+        from wav2kp import edgemap
+
+        view = self.view
+        _, canny = self.cache.get(view, i, self.out_size)
+        window = edge_window(view.landmarks[i], view.size, view.box, canny)
+        if window.shape[::-1] != tuple(self.out_size):
+            window = edgemap.pil_resize(window, self.out_size)
         return window
 
-    def frames(self, composition, n_frames: int | None = None, with_reference: bool = True):
+    def frames(self, n_frames: int | None = None, with_reference: bool = True):
         import cv2
 
         from wav2kp.explorer import draw_keypoints
 
-        x0, y0, x1, y1 = self.box
+        view = self.view
+        x0, y0, x1, y1 = view.box
         scale = self.panel / max(x1 - x0, 1)
-        landmarks = composition.landmarks
-        n_frames = len(landmarks) if n_frames is None else min(n_frames, len(landmarks))
+        n_frames = len(view.landmarks) if n_frames is None else min(n_frames, len(view.landmarks))
+        size = (self.panel, self.panel)
         for i in range(n_frames):
-            index = int(composition.reference_index[i])
-            panel, canny = self.frame_parts(index)
-            edges = cv2.resize(self.edge_window(landmarks[i], canny), (self.panel, self.panel),
-                               interpolation=cv2.INTER_LINEAR)  # fmt: skip
+            image, _ = self.cache.get(view, i, self.out_size)
+            edges = cv2.resize(self.edges(i), size, interpolation=cv2.INTER_AREA)
             edge_rgb = cv2.cvtColor(edges, cv2.COLOR_GRAY2RGB)
             if not with_reference:
                 yield edge_rgb
                 continue
-            shown = draw_keypoints(panel.copy(), (landmarks[i] - (x0, y0)) * scale,
-                                   (80, 255, 120), radius=1)  # fmt: skip
+            shown = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            draw_keypoints(shown, (view.landmarks[i] - (x0, y0)) * scale, (80, 255, 120), radius=1)
             yield np.hstack([shown, edge_rgb])
 
 
-def preview_box(composition, reference) -> tuple[int, int, int, int]:
-    """vid2vid's face box, set on the first complete frame and kept for the sequence."""
-    from wav2kp import edgemap
-
-    landmarks = composition.landmarks
-    return edgemap.crop_box(landmarks[edgemap.first_complete_frame(landmarks)], reference.size)
-
-
-def preview_frames(
-    composition, reference, panel: int = PREVIEW_PANEL, with_reference=True, cache=None
-):
+def preview_frames(view: GeneratorView, panel: int = PREVIEW_PANEL, with_reference=True,
+                   cache: FrameCache | None = None):  # fmt: skip
     """RGB preview frames (see :class:`PreviewRenderer`)."""
-    renderer = PreviewRenderer(reference, preview_box(composition, reference), panel, cache)
-    return renderer.frames(composition, with_reference=with_reference)
+    return PreviewRenderer(view, panel, cache).frames(with_reference=with_reference)
 
 
 def write_preview(
-    path, composition, reference, audio, sample_rate, fps, with_reference=True, seconds=None,
-    cache: FrameCache | None = None,
+    path: str | Path, view: GeneratorView, audio, sample_rate, fps, with_reference=True,
+    seconds=None, cache: FrameCache | None = None,
 ):  # fmt: skip
     """The preview mp4 with the speech; ``seconds`` limits it to the first seconds;
-    ``cache``: a :class:`FrameCache` of this reference shared with other previews."""
+    ``cache``: a :class:`FrameCache` shared with other previews of the same reference."""
     from wav2kp.media.encode import write_video
 
-    n_frames = len(composition.landmarks)
+    n_frames = len(view.landmarks)
     if seconds is not None:
         n_frames = max(1, min(n_frames, int(np.ceil(float(seconds) * fps))))
         audio = audio[: int(round(n_frames / fps * sample_rate))]
-    renderer = PreviewRenderer(reference, preview_box(composition, reference), cache=cache)
-    frames = renderer.frames(composition, n_frames, with_reference=with_reference)
-    return write_video(path, frames, fps=fps, audio=audio, sample_rate=sample_rate)
+    frames = PreviewRenderer(view, cache=cache).frames(n_frames, with_reference=with_reference)
+    return write_video(path, frames, fps=fps, audio=audio, sample_rate=sample_rate, crf=PREVIEW_CRF)

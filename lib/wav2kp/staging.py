@@ -103,7 +103,7 @@ def check_replaceable(out_dir: Path, option: str = "--out") -> dict | None:
             "not write; move it away or choose a new folder"
         )
     sequence = earlier.get("sequence")
-    for tree in vid2vid.keypoint_dirs(out_dir / "vid2vid"):
+    for tree in vid2vid.keypoint_dirs(out_dir / vid2vid.EXPORT_DIR):
         others = (
             sorted(p.name for p in tree.iterdir() if p.name != sequence) if tree.is_dir() else []
         )
