@@ -79,8 +79,8 @@ def _canvas_key(canvas) -> tuple:
 
 class FrameCache:
     """What the preview needs from each exported frame, kept for every preview of the
-    session (a batch shares it): its Canny edges inside the crop box and its cropped
-    generator-size image, per (canvas, frame key, box). Within a memory budget; beyond it,
+    session (a batch shares it): its Canny edges inside the crop box and its crop as a
+    preview panel, per (canvas, frame key, box). Within a memory budget; beyond it,
     recomputed."""
 
     def __init__(self, budget_bytes: int = PREVIEW_CACHE_BYTES) -> None:
@@ -88,11 +88,16 @@ class FrameCache:
         self.used = 0
         self.items: dict[tuple, tuple[np.ndarray, np.ndarray, tuple[int, int]]] = {}
 
-    def get(self, view: GeneratorView, i: int, out_size) -> tuple[np.ndarray, np.ndarray]:
-        """(generator-size RGB crop of frame ``i``, its Canny edges inside the box)."""
+    def get(
+        self, view: GeneratorView, i: int, out_size, panel: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(frame ``i`` as the generator's real-frame crop, shrunk to ``panel``; its Canny
+        edges inside the box)."""
+        import cv2
+
         from wav2kp import edgemap
 
-        key = (view.canvas_key, _key(view.frame_keys[i]), view.box, tuple(out_size))
+        key = (view.canvas_key, _key(view.frame_keys[i]), view.box, tuple(out_size), panel)
         item = self.items.get(key)
         if item is not None:
             image, bits, shape = item
@@ -101,6 +106,7 @@ class FrameCache:
         x0, y0, x1, y1 = view.box
         edges = edgemap.canny_edges(frame)[y0:y1, x0:x1]  # the box fits: vid2vid's crop
         image = edgemap.pil_resize(edgemap.pil_crop(frame, view.box), out_size, "bicubic")
+        image = cv2.resize(image, (panel, panel), interpolation=cv2.INTER_AREA)
         bits = np.packbits(edges)
         if self.used + image.nbytes + bits.nbytes <= self.budget:
             self.items[key] = (image, bits, edges.shape)
@@ -160,12 +166,13 @@ class PreviewRenderer:
         x0, y0, x1, y1 = view.box
         self.out_size = edgemap.generator_size((x1 - x0, y1 - y0), view.load_size)
 
-    def edges(self, i: int) -> np.ndarray:
+    def edges(self, i: int, canny: np.ndarray | None = None) -> np.ndarray:
         """The generator's edge channel of frame ``i`` (generator size)."""
         from wav2kp import edgemap
 
         view = self.view
-        _, canny = self.cache.get(view, i, self.out_size)
+        if canny is None:
+            _, canny = self.cache.get(view, i, self.out_size, self.panel)
         window = edge_window(view.landmarks[i], view.size, view.box, canny)
         if window.shape[::-1] != tuple(self.out_size):
             window = edgemap.pil_resize(window, self.out_size)
@@ -182,14 +189,14 @@ class PreviewRenderer:
         n_frames = len(view.landmarks) if n_frames is None else min(n_frames, len(view.landmarks))
         size = (self.panel, self.panel)
         for i in range(n_frames):
-            image, _ = self.cache.get(view, i, self.out_size)
-            edges = cv2.resize(self.edges(i), size, interpolation=cv2.INTER_AREA)
+            image, canny = self.cache.get(view, i, self.out_size, self.panel)
+            edges = cv2.resize(self.edges(i, canny), size, interpolation=cv2.INTER_AREA)
             edge_rgb = cv2.cvtColor(edges, cv2.COLOR_GRAY2RGB)
             if not with_reference:
                 yield edge_rgb
                 continue
-            shown = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            draw_keypoints(shown, (view.landmarks[i] - (x0, y0)) * scale, (80, 255, 120), radius=1)
+            shown = draw_keypoints(image.copy(), (view.landmarks[i] - (x0, y0)) * scale,
+                                   (80, 255, 120), radius=1)  # fmt: skip
             yield np.hstack([shown, edge_rgb])
 
 
