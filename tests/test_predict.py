@@ -17,8 +17,8 @@ import pytest
 import soundfile as sf
 from wav2kp import exports, predict, preview, references, vid2vid
 from wav2kp.benchmarks.predict import speech_sample, tiny_checkpoint
+from wav2kp.inference import load_predictor
 from wav2kp.media.probe import ffmpeg_exe, probe
-from wav2kp.train import load_predictor
 
 FPS = 30000 / 1001
 
@@ -340,7 +340,7 @@ def test_reference_comes_from_the_checkpoints_own_corpus_and_speaker(
     _fake_corpus(tmp_path, monkeypatch, corpus="fake")
     _fake_corpus(tmp_path, monkeypatch, corpus="demo")  # a demo corpus is there too
     predictor = load_predictor(checkpoint)
-    predictor.context.update(corpus="fake", speakers=["a", "b"])
+    predictor.fingerprint.update(corpus="fake", speakers=["a", "b"])
     chosen = references.resolve_reference(None, predictor)
     assert chosen.track.name == "a_neu_s2" and chosen.speaker == "a"
     assert "fake corpus clip a_neu_s2" in chosen.description and "speaker a" in chosen.description
@@ -352,7 +352,7 @@ def test_reference_comes_from_the_checkpoints_own_corpus_and_speaker(
     ):
         references.resolve_reference(None, predictor, speaker="zed")
     # a model of a corpus that is not here gets its own speaker's neutral face, never the demo's
-    predictor.context.update(corpus="grid", speakers=["s1"])
+    predictor.fingerprint.update(corpus="grid", speakers=["s1"])
     fallback = references.resolve_reference(None, predictor)
     assert fallback.track.frame_paths == [] and fallback.speaker == "s1"
     assert "neutral face of speaker s1" in fallback.description

@@ -161,18 +161,20 @@ def resolve_checkpoint(spec) -> Path:
         raise PredictError(
             f"--checkpoint: required (a best.pt or CORPUS/MODEL); models here: {found}"
         )
-    path = Path(spec)
-    if path.is_dir():
-        path = path / "best.pt"
+    from wav2kp.inference import checkpoint_file
+
+    path = checkpoint_file(spec)  # a model folder: its best.pt (or its first seed's)
     if path.is_file():
         return path
+    path = Path(spec)
     models = data_root() / "models"
     if path.suffix or path.is_absolute():  # a file name, not a model name
         raise PredictError(
             f"{spec}: checkpoint not found (no such file); pass a best.pt written by "
             "`wav2kp train` or notebook 04, or a model name CORPUS/MODEL"
         )
-    for candidate in (models / str(spec) / "best.pt", models / str(spec) / "default" / "best.pt"):
+    for folder in (models / str(spec), models / str(spec) / "default"):
+        candidate = checkpoint_file(folder) if folder.is_dir() else folder / "best.pt"
         if candidate.is_file():
             return candidate
     raise PredictError(
@@ -185,7 +187,7 @@ def _diagnose_checkpoint(path: Path, error: BaseException) -> str:
     """Why ``path`` did not load, in words a user can act on."""
     import torch
 
-    from wav2kp.train import CHECKPOINT_FORMAT
+    from wav2kp.checkpoints import CHECKPOINT_FORMAT
 
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -208,7 +210,7 @@ def _diagnose_checkpoint(path: Path, error: BaseException) -> str:
 def load_checkpoint_for_predict(spec, device: str = "cpu"):
     """(predictor, checkpoint path) for ``spec`` (see :func:`resolve_checkpoint`), checked
     for what prediction needs: feature statistics and the target normaliser."""
-    from wav2kp.train import load_predictor
+    from wav2kp.inference import load_predictor
 
     path = resolve_checkpoint(spec)
     try:

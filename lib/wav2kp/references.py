@@ -40,9 +40,11 @@ def _first_line(error: BaseException) -> str:
 
 
 def checkpoint_speakers(predictor) -> list[str]:
-    """Speakers the checkpoint was trained on (its context, else its normaliser's)."""
+    """Speakers the checkpoint was trained on (its training fingerprint, else its
+    context, else its normaliser's neutral faces)."""
+    speakers = list(getattr(predictor, "speakers", None) or [])
     context = getattr(predictor, "context", None) or {}
-    speakers = context.get("speakers")
+    speakers = speakers or list(context.get("speakers") or [])
     if speakers:
         return [str(s) for s in speakers]
     normalizer = getattr(predictor, "normalizer", None)
@@ -50,8 +52,10 @@ def checkpoint_speakers(predictor) -> list[str]:
 
 
 def checkpoint_corpus(predictor) -> str | None:
-    context = getattr(predictor, "context", None) or {}
-    corpus = context.get("corpus")
+    """The corpus the checkpoint was trained on (None if it does not say)."""
+    corpus = getattr(predictor, "corpus", None)
+    if not corpus:
+        corpus = (getattr(predictor, "context", None) or {}).get("corpus")
     return str(corpus) if corpus else None
 
 
