@@ -393,3 +393,23 @@ def test_preview_shows_what_the_generator_gets(tmp_path, monkeypatch, size, face
     assert memory.box == view.box and np.array_equal(memory.landmarks, view.landmarks)
     again = list(preview.preview_frames(memory, panel=128))
     assert np.abs(again[30].astype(int) - frames[30]).mean() < 2  # only the jpg round trip
+
+
+def test_checkpoint_by_name_and_the_default_model(tmp_path, monkeypatch, checkpoint):
+    import shutil
+
+    monkeypatch.setenv("WAV2KP_DATA", str(tmp_path))
+    with pytest.raises(predict.PredictError, match="no default model"):
+        predict.resolve_checkpoint(None)
+    demo = tmp_path / "models" / "demo" / "default"
+    demo.mkdir(parents=True)
+    shutil.copy(checkpoint, demo / "best.pt")
+    assert predict.resolve_checkpoint(None) == demo / "best.pt"
+    assert predict.resolve_checkpoint("demo") == predict.resolve_checkpoint("demo/default")
+    assert predict.resolve_checkpoint(str(demo)) == demo / "best.pt"
+    grid = tmp_path / "models" / "grid" / "default" / "seed-0"  # a multi-seed model folder
+    grid.mkdir(parents=True)
+    shutil.copy(checkpoint, grid / "best.pt")
+    assert predict.resolve_checkpoint(None) == grid / "best.pt"  # real speech first
+    with pytest.raises(predict.PredictError, match="no model 'nope'"):
+        predict.resolve_checkpoint("nope")

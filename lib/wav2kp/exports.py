@@ -31,7 +31,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -438,6 +438,7 @@ class Prediction:
 class Written:
     files: dict[str, str]  # format -> path relative to the folder
     seconds: dict[str, float]  # format -> seconds taken
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # format -> CPU of this process
     problems: list[str]  # vid2vid self-check
     vid2vid: object = None  # wav2kp.vid2vid.Vid2vidExport when written
     handoff: dict | None = None  # its predict.json block (wav2kp.vid2vid.handoff_summary)
@@ -457,7 +458,7 @@ def write_formats(
     names = parse_formats(list(formats))
     out = Written({}, {}, [])
     for name in sorted(names, key=lambda n: n != "vid2vid"):
-        begun = time.perf_counter()
+        begun, cpu = time.perf_counter(), time.process_time()
         if name == "vid2vid":
             composition = vid2vid.Composition(p.landmarks, p.reference_index, p.reference_missing)
             out.vid2vid = vid2vid.export_composition(
@@ -497,5 +498,6 @@ def write_formats(
             write_mediapipe(folder / MEDIAPIPE_FILE, p.times, p.reference_index,
                             p.reference_lm478, track.times, track.size)  # fmt: skip
         out.seconds[name] = time.perf_counter() - begun
+        out.cpu_seconds[name] = time.process_time() - cpu
     out.files = {name: out.files[name] for name in names}  # the order asked for
     return out

@@ -144,6 +144,11 @@ def read_speech(
 # --------------------------------------------------------------------------- checkpoint
 
 
+# Models `predict` uses when no --checkpoint is given, first found first: the real-speech
+# model (make report-grid) before the demo corpus' synthetic-speech model.
+DEFAULT_MODELS = ("grid/default", "demo/default")
+
+
 def available_models() -> list[Path]:
     """Checkpoints under ``data/models/<corpus>/<model>/best.pt``."""
     from wav2kp.paths import data_root
@@ -154,15 +159,20 @@ def available_models() -> list[Path]:
 def resolve_checkpoint(spec) -> Path:
     """``spec``: a checkpoint file, its folder, or a model name ``CORPUS/MODEL`` (or
     ``CORPUS`` for its default model) under ``data/models/``."""
+    from wav2kp.inference import checkpoint_file
     from wav2kp.paths import data_root
 
     if spec is None or str(spec) == "":
+        models = data_root() / "models"
+        for name in DEFAULT_MODELS:
+            if (models / name).is_dir() and checkpoint_file(models / name).is_file():
+                return checkpoint_file(models / name)
         found = ", ".join(str(p) for p in available_models()[:5]) or "none yet"
         raise PredictError(
-            f"--checkpoint: required (a best.pt or CORPUS/MODEL); models here: {found}"
+            f"--checkpoint: none given and no default model ({', '.join(DEFAULT_MODELS)} under "
+            f"{models}); pass a best.pt or CORPUS/MODEL (models here: {found}), or build "
+            "one with make report / make report-grid"
         )
-    from wav2kp.inference import checkpoint_file
-
     path = checkpoint_file(spec)  # a model folder: its best.pt (or its first seed's)
     if path.is_file():
         return path
@@ -390,7 +400,7 @@ class Session:
         opts = self.options
         reference = self.reference
         track = reference.track
-        model_started = time.perf_counter()
+        model_started, model_cpu = time.perf_counter(), time.process_time()
         times, predicted = predict_track(
             self.predictor, speech.samples, speech.rate, opts.fps, reference.speaker,
             opts.chunk_seconds, progress=opts.progress,
@@ -404,6 +414,7 @@ class Session:
         if self.eye_uv is not None:
             pupils = exports.pupils_on_frames(landmarks, self.eye_uv[composition.reference_index])
         predict_seconds = time.perf_counter() - model_started
+        predict_cpu = time.process_time() - model_cpu
 
         sequence = opts.sequence or speech.path.stem
         prediction = exports.Prediction(
@@ -412,9 +423,10 @@ class Session:
         )  # fmt: skip
         written = exports.write_formats(folder, opts.formats, prediction)
         files, timings = dict(written.files), dict(written.seconds)
+        cpu_timings = {"predict": predict_cpu, **written.cpu_seconds}
         timings["predict"] = predict_seconds
         if opts.preview:
-            begun = time.perf_counter()
+            begun, cpu = time.perf_counter(), time.process_time()
             files["preview"] = PREVIEW_FILE
             view = (
                 GeneratorView.from_export(written.vid2vid)
@@ -426,6 +438,7 @@ class Session:
                 opts.preview_with_reference, opts.preview_seconds, self.preview_cache,
             )  # fmt: skip
             timings["preview"] = time.perf_counter() - begun
+            cpu_timings["preview"] = time.process_time() - cpu  # without ffmpeg's own
         total_seconds = time.perf_counter() - started
         duration = speech.duration
         summary = {
@@ -448,6 +461,7 @@ class Session:
             "reference_frames_interpolated": int(composition.reference_missing.sum()),
             "vid2vid_problems": written.problems,
             "seconds": timings,
+            "cpu_seconds": cpu_timings,
             "predict_seconds": predict_seconds,
             "total_seconds": total_seconds,
             "realtime_factor_predict": duration / max(predict_seconds, 1e-9),
@@ -588,7 +602,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("speech", nargs="+",
                         help="speech file(s): wav/flac/mp3/m4a/..., any rate and channels")  # fmt: skip
     parser.add_argument("--checkpoint", default=None,
-                        help="model: a best.pt, its folder, or CORPUS/MODEL under data/models")  # fmt: skip
+                        help="model: a best.pt, its folder, or CORPUS/MODEL under data/models "
+                        f"(default: the first of {', '.join(DEFAULT_MODELS)} found)")  # fmt: skip
     parser.add_argument("--reference", default=None,
                         help="video of the target speaker (head motion, blinks, frames); "
                         "default: a held-out clip of the checkpoint's own corpus and speaker, "
@@ -657,6 +672,8 @@ def run_cli(args: argparse.Namespace) -> int:
     except (PredictError, exports.ExportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    print(f"model: {session.checkpoint}" + ("" if args.checkpoint else
+          " (the default; pass --checkpoint to choose another)"))  # fmt: skip
     print(f"reference: {session.reference.description}")
     print(f"  to change it: {session.reference.change}")
     results = predict_files_with(session, paths, out_dir, _print_result)

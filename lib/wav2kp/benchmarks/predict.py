@@ -292,6 +292,7 @@ def run(quick: bool = False) -> dict:
                     speech, checkpoint, o, reference=video, progress=False, **kw))  # fmt: skip
                 numbers["output_mb"] = disk_usage(out) / 1e6
                 numbers["stages"] = summary.get("seconds", {})
+                numbers["stages_cpu"] = summary.get("cpu_seconds", {})
                 runs[name] = numbers
             base = ["--checkpoint", str(checkpoint), "--reference", str(video)]
             single = [
@@ -326,8 +327,11 @@ def run(quick: bool = False) -> dict:
               f"{duration / cpu:7.1f}x{n['output_mb']:11.1f}")  # fmt: skip
         n["realtime_factor_wall"] = duration / n["wall_seconds"]
         n["realtime_factor_cpu"] = duration / cpu
-        stages = ", ".join(f"{k} {v:.1f}" for k, v in n["stages"].items())
-        print(f"    stages (wall s): {stages}")
+        stages = ", ".join(
+            f"{k} {v:.1f}/{n['stages_cpu'].get(k, float('nan')):.1f}"
+            for k, v in n["stages"].items()
+        )
+        print(f"    stages (wall/CPU s, CPU without ffmpeg): {stages}")
     one, many = out["single_call_per_file"], out["batch_per_file"]
     print(f"  3 s files, one per call: {one['wall_seconds']:.1f} s wall / "
           f"{one['cpu_seconds'] + one['child_cpu_seconds']:.1f} s CPU per file; "
