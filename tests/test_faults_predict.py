@@ -166,3 +166,18 @@ def test_interrupted_run_leaves_the_earlier_output_whole(kit, tmp_path, monkeypa
     assert "No space left on device" in results[0]["error"] and "other.wav" in results[0]["error"]
     assert {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")} == snapshot
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.wav", "out"]
+
+
+def test_mildly_clipped_speech_is_predicted_with_a_warning(kit, tmp_path, capsys):
+    samples = speech_sample(2.0, seed=3)
+    samples = samples / np.abs(samples).max() * 0.9
+    peaks = np.argsort(np.abs(samples))[-int(0.005 * len(samples)) :]  # 0.5 % at full scale
+    samples[peaks] = np.sign(samples[peaks])
+    path = tmp_path / "hot.wav"
+    sf.write(path, samples.astype(np.float32), 16000)
+    out = tmp_path / "out"
+    code = main(["predict", str(path), "--checkpoint", str(kit / "model" / "best.pt"), "--out",
+                 str(out), "--no-preview", "--format", "csv"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0 and (out / "keypoints.csv").is_file()
+    assert "warning: " in captured.err and "hot.wav: 0.50 % of samples clipped" in captured.err

@@ -438,8 +438,8 @@ class Prediction:
 class Written:
     files: dict[str, str]  # format -> path relative to the folder
     seconds: dict[str, float]  # format -> seconds taken
-    cpu_seconds: dict[str, float] = field(default_factory=dict)  # format -> CPU of this process
     problems: list[str]  # vid2vid self-check
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # format -> CPU of this process
     vid2vid: object = None  # wav2kp.vid2vid.Vid2vidExport when written
     handoff: dict | None = None  # its predict.json block (wav2kp.vid2vid.handoff_summary)
 
