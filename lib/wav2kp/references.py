@@ -207,9 +207,10 @@ def _reference_input(video: Path, inbox: Path) -> Path:
     return target
 
 
-def extract_reference(video: str | os.PathLike) -> tuple[vid2vid.ReferenceTrack, np.ndarray | None]:
+def extract_reference(video: str | os.PathLike):
     """Extract (frames kept) a reference video into the reference cache and load its head
-    track; a later call for the same unchanged file reuses the extraction."""
+    track: (track, MediaPipe mesh, extraction warning or ""). A later call for the same
+    unchanged file reuses the extraction."""
     from wav2kp import extract
     from wav2kp.paths import CorpusPaths
 
@@ -218,7 +219,11 @@ def extract_reference(video: str | os.PathLike) -> tuple[vid2vid.ReferenceTrack,
     root = reference_cache_dir() / f"{extract.safe_clip_id(video.stem)}-{_file_key(video)}"
     inbox = _reference_input(video, root / "input")
     paths = CorpusPaths("reference", root=root)
-    table = extract.extract_corpus(inbox.parent, paths, workers=1, keep_frames=True, progress=False)
+    try:  # in this process: one clip, no cluster to start
+        table = extract.extract_corpus(inbox.parent, paths, workers=0, keep_frames=True,
+                                       progress=False)  # fmt: skip
+    except (OSError, ValueError, RuntimeError) as error:  # ExtractError, a full disk: one line
+        raise _error(f"--reference {video}: extraction failed ({_first_line(error)})") from error
     rows = table[table["file"] == inbox.name]
     if rows.empty:
         raise _error(f"--reference {video}: extraction did not list it; pass another video")
@@ -230,7 +235,10 @@ def extract_reference(video: str | os.PathLike) -> tuple[vid2vid.ReferenceTrack,
             f"--reference {video}: unusable as a reference ({reason}); pass a video in "
             "which the target speaker's face is visible"
         )
-    return reference_from_npz(paths.extracted / f"{row['clip_id']}.npz", inbox)
+    track, mesh = reference_from_npz(paths.extracted / f"{row['clip_id']}.npz", inbox)
+    warning = row.get("warning")
+    warning = str(warning).replace(str(inbox), video.name) if isinstance(warning, str) else ""
+    return track, mesh, warning
 
 
 def neutral_reference(predictor, speaker: str = "", size=NEUTRAL_CANVAS):
@@ -341,8 +349,9 @@ def resolve_reference(
             track, mesh = reference_from_npz(path, _raw_video_for(path))
             return Reference(track, f"extracted clip {path.stem}", CHANGE_HINT,
                              speaker or _speaker_of(path.stem, predictor), mesh, str(path))  # fmt: skip
-        track, mesh = extract_reference(path)
-        return Reference(track, f"reference video {path.name}", CHANGE_HINT,
+        track, mesh, warning = extract_reference(path)
+        note = f" (extraction warning: {warning})" if warning else ""
+        return Reference(track, f"reference video {path.name}{note}", CHANGE_HINT,
                          speaker or _speaker_of(path.stem, predictor), mesh, str(path))  # fmt: skip
     corpus = corpus or checkpoint_corpus(predictor)
     chosen = speaker or (speakers[0] if speakers else "")
