@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed
 PARAMS ?=
 NAME ?= demo
 PYTEST_ARGS ?=
+LAB_ARGS ?=
 
 .PHONY: setup report test lint format lab bench notebooks demo clean-venv lock
 
@@ -45,9 +46,12 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix lib tests notebooks
 	$(BIN)/ruff format lib tests notebooks
 
-# JupyterLab with the jupytext pairing active: the py:percent scripts open as notebooks.
+# JupyterLab with the jupytext pairing active: double-clicking a py:percent script opens it
+# as a notebook (jupyter-config/labconfig sets jupytext's viewer as the default; your own
+# JupyterLab settings still win). Extra options: make lab LAB_ARGS="--no-browser --port=8899"
 lab: $(STAMP) notebooks
-	$(BIN)/jupyter lab --notebook-dir=.
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	  $(BIN)/jupyter lab --notebook-dir=. $(LAB_ARGS)
 
 notebooks: $(STAMP)
 	$(BIN)/jupytext --sync notebooks/[0-9]*.py

@@ -1,9 +1,24 @@
-"""Shared fixtures: the optional real clips beside the checkout."""
+"""Shared fixtures: the optional real clips beside the checkout; the whole 01-06 chain
+run once on the tiny demo corpus."""
 
 from __future__ import annotations
 
 import pytest
 from wav2kp.paths import shared_realclips
+from wav2kp.report import run_report
+
+# The chain's parameters: the tiny demo corpus and a few epochs, as CI can afford.
+CI_PARAMETERS = {
+    "corpus": "demo-tiny",
+    "seed": 0,
+    "workers": 2,
+    "seeds": [0],
+    "epochs": 4,
+    "original_epochs": 1,
+    "ablation": False,
+    "video_clips": 1,
+    "trace_clips": 1,
+}
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +39,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def chain_run(tmp_path_factory: pytest.TempPathFactory):
+    """`make report`'s run of notebooks 01-06 on demo-tiny, in a temp data and reports
+    folder: (base folder, RunRecord); the data is under ``base / "data"``."""
+    base = tmp_path_factory.mktemp("chain")
+    with pytest.MonkeyPatch.context() as mp:
+        # kernels inherit the environment: all data goes to the temp folder
+        mp.setenv("WAV2KP_DATA", str(base / "data"))
+        record = run_report(
+            "ci-chain", dict(CI_PARAMETERS), runs_dir=base / "reports" / "runs", progress=False
+        )
+    return base, record

@@ -1,5 +1,7 @@
 """The whole chain 01-06, executed by papermill on the tiny demo corpus, as `make report`
-does it (own data folder and runs folder, so nothing in data/ or reports/ is touched)."""
+does it (own data folder and runs folder, so nothing in data/ or reports/ is touched).
+The run itself is the session fixture ``chain_run`` (conftest.py): other tests reuse its
+trained model and corpus."""
 
 from __future__ import annotations
 
@@ -10,31 +12,6 @@ import pytest
 from wav2kp import cli, results
 from wav2kp.metrics import METRIC_DIRECTIONS
 from wav2kp.paths import project_root
-from wav2kp.report import run_report
-
-CI_PARAMETERS = {
-    "corpus": "demo-tiny",
-    "seed": 0,
-    "workers": 2,
-    "seeds": [0],
-    "epochs": 4,
-    "original_epochs": 1,
-    "ablation": False,
-    "video_clips": 1,
-    "trace_clips": 1,
-}
-
-
-@pytest.fixture(scope="module")
-def chain_run(tmp_path_factory: pytest.TempPathFactory):
-    base = tmp_path_factory.mktemp("chain")
-    with pytest.MonkeyPatch.context() as mp:
-        # kernels inherit the environment: all data goes to the temp folder
-        mp.setenv("WAV2KP_DATA", str(base / "data"))
-        record = run_report(
-            "ci-chain", dict(CI_PARAMETERS), runs_dir=base / "reports" / "runs", progress=False
-        )
-    return base, record
 
 
 def test_all_six_notebooks_ran(chain_run):
@@ -55,10 +32,32 @@ def test_diary_lists_the_run_with_resolving_links(chain_run):
     assert record.folder in text
     import re
 
-    links = re.findall(r'(?:href|src)="([^"]+)"', text)
+    # the page's own links (the inline plots' in-SVG "#id" references excluded)
+    links = re.findall(r' (?:href|src)="([^"#][^"]*)"', text)
     assert len(links) >= 6
     for link in links:
-        assert (index.parent / link).is_file(), f"dangling diary link {link}"
+        assert (index.parent / link).exists(), f"dangling diary link {link}"
+
+
+def test_diary_checked_in_a_browser(chain_run):
+    """The run opened its diary in headless Chromium: links, videos, screenshot."""
+    from wav2kp import browsercheck, diary
+
+    missing = browsercheck.missing_browser_reason()
+    if missing:
+        pytest.skip(f"browser check: {missing}")
+    base, record = chain_run
+    run_dir = base / "reports" / "runs" / record.folder
+    check = json.loads((run_dir / diary.BROWSER_CHECK).read_text())
+    assert not check["broken_links"] and not check["bad_videos"], check
+    videos = list(run_dir.rglob("*.mp4"))
+    assert len(check["videos"]) == len(videos) > 0
+    assert all(v["duration"] > 0 for v in check["videos"])
+    assert (run_dir / check["screenshot"]).stat().st_size > 10_000
+    # the diary links the screenshot and shows a thumbnail per video
+    text = (base / "reports" / "index.html").read_text()
+    assert f"{record.folder}/{diary.SCREENSHOT}" in text
+    assert len(list((run_dir / diary.THUMBS).glob("*.jpg"))) == len(videos)
 
 
 EVALUATED_MODELS = {"neutral_face", "mean_face", "loudness", "ridge", "original", "default",

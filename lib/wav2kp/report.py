@@ -1,11 +1,23 @@
 """The report: run the numbered notebooks with papermill into one run folder, render them
-to HTML, collect their metrics, and regenerate the diary ``reports/index.html``.
+to HTML, collect their metrics, regenerate the diary ``reports/index.html`` and check it in
+a headless browser.
 
 A run folder ``reports/runs/<UTC timestamp>-<name>/`` holds the executed notebooks, their
 HTML, every ``metrics*.json`` the notebooks wrote, figures, videos and ``run.json`` (date,
-git commit, parameters, per-notebook status and timing, collected metrics). A failing
-notebook stops the run; ``run.json`` names the notebook and cell, and the diary marks the
-run failed.
+git commit, parameters, per-notebook status, timing and input fingerprint, collected
+metrics), rewritten after every notebook. A failing notebook stops the run; ``run.json``
+names the notebook and cell, and the diary marks the run failed.
+
+Resume: a run that was killed (kill -9, Ctrl-C, a closed terminal) stays ``running`` in
+its ``run.json`` while its folder lock is free. The same command again (same name,
+parameters and notebooks) resumes it in the same folder: a finished notebook is not run
+again when its inputs are unchanged - same source, parameters, kernel and library code,
+the notebooks before it reused too, and every file it wrote (under the data folder and
+in the run folder) still as it left it. The rest runs again, so the finished folder holds
+what an uninterrupted run writes.
+
+The console stays quiet (``wav2kp.quiet``): kernels run on IPC sockets with their stderr
+filtered, so progress and real warnings show and known library chatter does not.
 """
 
 from __future__ import annotations
@@ -13,32 +25,54 @@ from __future__ import annotations
 import argparse
 import ast
 import datetime as dt
-import html
+import fcntl
+import hashlib
 import json
+import os
 import subprocess
+import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from wav2kp.atomic import write_json, write_text
-from wav2kp.paths import project_root, reports_root
-
-RUN_FILE = "run.json"
-# Metrics shown as columns in the diary (flattened keys are matched by suffix).
-KEY_METRICS = (
-    "mouth_open_r",
-    "variance_ratio",
-    "mouth_lmd_iod",
-    "face_lmd_iod",
-    "lvd_mouth_iod",
-    "jitter_ratio",
-    "av_offset_ms",
+from wav2kp.diary import (
+    BROWSER_CHECK,
+    RUN_FILE,
+    RUN_LOCK,
+    SCREENSHOT,
+    THUMBS,
+    key_metrics,
+    load_runs,
+    run_lock_held,
+    write_diary,
 )
+from wav2kp.paths import data_root, project_root, reports_root
+
+__all__ = [
+    "NotebookFailed",
+    "ReportInterrupted",
+    "RunRecord",
+    "key_metrics",
+    "load_runs",
+    "parse_parameter",
+    "run_report",
+    "write_diary",
+]
+
+RESUME_DIR = "_resume"  # per-run bookkeeping: which files each finished notebook wrote
+# Run-folder entries that are bookkeeping, not a notebook's output.
+_NOT_OUTPUTS = {RUN_FILE, RUN_LOCK, "_sources", RESUME_DIR, THUMBS, SCREENSHOT, BROWSER_CHECK}
 
 
 class NotebookFailed(RuntimeError):
     """A notebook of the run raised; the message names the notebook and the cell."""
+
+
+class ReportInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; the message names the kept run folder and how to resume."""
 
 
 @dataclass
@@ -50,6 +84,13 @@ class NotebookResult:
     html: str = ""
     error: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)  # what it was given
+    fingerprint: str = ""  # of its inputs: source, parameters, kernel, library code
+    reused: bool = False  # finished in an earlier, interrupted attempt of this run
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NotebookResult:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
@@ -66,11 +107,20 @@ class RunRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
     failure: str = ""
     config: dict[str, Any] = field(default_factory=dict)  # the resolved RunConfig
+    notebook_names: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)  # when each resume started (UTC)
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data["notebooks"] = [nb.__dict__ for nb in self.notebooks]
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        known = {f.name for f in fields(cls)}
+        record = cls(**{k: v for k, v in data.items() if k in known and k != "notebooks"})
+        record.notebooks = [NotebookResult.from_json(nb) for nb in data.get("notebooks", [])]
+        return record
 
 
 def parse_parameter(text: str) -> tuple[str, Any]:
@@ -142,8 +192,23 @@ def check_parameters(parameters: dict[str, Any], declared: dict[str, dict[str, A
         )
 
 
+def run_configuration(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The ``wav2kp.config.RunConfig`` the notebooks resolve from these parameters (the
+    run parameters among them; None = the default), as run.json records it."""
+    from wav2kp.config import RunConfig
+
+    return RunConfig.resolve(
+        **{k: v for k, v in parameters.items() if k in RunConfig.fields()}
+    ).to_dict()
+
+
 def execute_notebook(
-    source: Path, run_dir: Path, parameters: dict[str, Any], cwd: Path, kernel: str
+    source: Path,
+    run_dir: Path,
+    parameters: dict[str, Any],
+    cwd: Path,
+    kernel: str,
+    kernel_manager_class: type | None = None,
 ) -> NotebookResult:
     """Convert a py:percent source to ipynb, execute it with papermill (given only the
     parameters it declares; ``ValueError`` for one it does not), render HTML."""
@@ -160,6 +225,7 @@ def execute_notebook(
     result = NotebookResult(
         name=source.stem, status="ok", ipynb=executed.name, parameters=dict(parameters)
     )
+    extra = {"kernel_manager_class": kernel_manager_class} if kernel_manager_class else {}
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -170,6 +236,7 @@ def execute_notebook(
             cwd=str(cwd),
             progress_bar=False,
             report_mode=False,
+            **extra,
         )
     except PapermillExecutionError as err:
         result.status = "failed"
@@ -208,6 +275,163 @@ def collect_metrics(run_dir: Path) -> dict[str, Any]:
     return metrics
 
 
+# ---------------------------------------------------------------- resume bookkeeping
+
+
+def library_fingerprint() -> str:
+    """Hash of the installed wav2kp package's files (code a notebook runs besides its own)."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def notebook_fingerprint(
+    source: Path, parameters: dict[str, Any], kernel: str, library: str
+) -> str:
+    """What a notebook's result depends on besides the files earlier notebooks wrote."""
+    digest = hashlib.sha256(source.read_bytes())
+    digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
+    digest.update(kernel.encode() + b"\0" + library.encode())
+    return digest.hexdigest()[:20]
+
+
+FileState = tuple[int, int, int]  # size, mtime_ns, inode
+
+
+def file_states(roots: Iterable[Path]) -> dict[str, FileState]:
+    """Size, modification time and inode of every file under ``roots`` (hidden files,
+    i.e. locks and atomic-write temporaries, and run-folder bookkeeping excluded)."""
+    states: dict[str, FileState] = {}
+    for root in roots:
+        for folder, subfolders, names in os.walk(root):
+            at_top = Path(folder) == Path(root)
+            subfolders[:] = [
+                d
+                for d in subfolders
+                if not d.startswith(".") and not (at_top and d in _NOT_OUTPUTS)
+            ]
+            for name in names:
+                if name.startswith(".") or (at_top and name in _NOT_OUTPUTS):
+                    continue
+                path = os.path.join(folder, name)
+                try:
+                    stat = os.stat(path)
+                except OSError:  # deleted while we looked
+                    continue
+                states[path] = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    return states
+
+
+def _outputs_file(run_dir: Path) -> Path:
+    return run_dir / RESUME_DIR / "outputs.json"
+
+
+def _load_outputs(run_dir: Path) -> dict[str, list]:
+    try:
+        return json.loads(_outputs_file(run_dir).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def record_outputs(
+    run_dir: Path, notebook: str, before: dict[str, FileState], after: dict[str, FileState]
+) -> None:
+    """Remember the files ``notebook`` wrote (new or changed) with their state; a later
+    notebook that rewrites one of them takes it over."""
+    outputs = _load_outputs(run_dir)
+    for path, state in after.items():
+        if before.get(path) != state:
+            outputs[path] = [*state, notebook]
+    write_json(_outputs_file(run_dir), outputs)
+
+
+def changed_outputs(run_dir: Path) -> dict[str, str]:
+    """{notebook: first file of its outputs that is missing or no longer as it left it}."""
+    changed: dict[str, str] = {}
+    for path, (*state, notebook) in _load_outputs(run_dir).items():
+        if notebook in changed:
+            continue
+        try:
+            stat = os.stat(path)
+            now = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        except OSError:
+            now = None
+        if now != state:
+            changed[notebook] = path
+    return changed
+
+
+def reusable_notebooks(
+    previous: list[NotebookResult], fingerprints: list[str], run_dir: Path
+) -> tuple[int, str]:
+    """How many leading notebooks of an interrupted run need not run again, and why the
+    next one does."""
+    changed = changed_outputs(run_dir)
+    for index, (done, fingerprint) in enumerate(zip(previous, fingerprints, strict=False)):
+        if done.status != "ok":
+            return index, f"{done.name} did not finish"
+        if done.fingerprint != fingerprint:
+            return index, f"{done.name}: its source, parameters or the library changed"
+        if done.name in changed:
+            return index, f"{done.name}: {changed[done.name]} changed since it was written"
+        if not (run_dir / done.ipynb).is_file():
+            return index, f"{done.name}: its executed notebook is gone"
+    reusable = min(len(previous), len(fingerprints))
+    return reusable, "it was interrupted" if reusable < len(fingerprints) else ""
+
+
+def _comparable(parameters: dict[str, Any]) -> str:
+    plain = {k: v for k, v in parameters.items() if k != "output_dir"}
+    return json.dumps(json.loads(json.dumps(plain, default=str)), sort_keys=True)
+
+
+def _try_lock(folder: Path) -> IO | None:
+    """Hold the run folder's lock for the life of this process (None if another holds it)."""
+    handle = open(folder / RUN_LOCK, "a")  # noqa: SIM115 - held until the run ends
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def find_interrupted_run(
+    runs_dir: Path, name: str, parameters: dict[str, Any], notebook_names: list[str]
+) -> tuple[Path, RunRecord, IO] | None:
+    """The newest run of the same command that was interrupted, locked for us."""
+    wanted = _comparable(parameters)
+    for folder in sorted((p for p in runs_dir.glob("*") if p.is_dir()), reverse=True):
+        try:
+            data = json.loads((folder / RUN_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if (
+            data.get("status") != "running"
+            or data.get("name") != name
+            or data.get("notebook_names") != notebook_names
+            or _comparable(data.get("parameters", {})) != wanted
+            or run_lock_held(folder)
+        ):
+            continue
+        lock = _try_lock(folder)
+        if lock is not None:
+            return folder, RunRecord.from_json(data), lock
+    return None
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _say(text: str, progress: bool) -> None:
+    if progress:
+        print(text, flush=True)
+
+
 def run_report(
     name: str = "demo",
     parameters: dict[str, Any] | None = None,
@@ -216,12 +440,17 @@ def run_report(
     runs_dir: Path | None = None,
     kernel: str = "python3",
     progress: bool = True,
+    browser_check: bool | None = None,
 ) -> RunRecord:
-    """Execute the notebooks in order into a new run folder; always rewrites the diary.
+    """Execute the notebooks in order into a run folder (resuming an interrupted run of
+    the same command), rewrite the diary and, when Chromium is installed (or
+    ``browser_check`` is True), check the diary in a headless browser.
 
     Raises ``NotebookFailed`` (after recording the failure) when a notebook fails.
     """
     from tqdm.auto import tqdm
+
+    from wav2kp.quiet import StderrFilter, quiet_kernel_manager, quiet_papermill
 
     root = project_root()
     notebooks_dir = Path(notebooks_dir) if notebooks_dir else root / "notebooks"
@@ -229,198 +458,129 @@ def run_report(
     sources = find_notebooks(notebooks_dir, select)
     if not sources:
         raise FileNotFoundError(f"no numbered notebooks (NN_name.py) found in {notebooks_dir}")
+    names = [s.stem for s in sources]
     # every notebook's declared parameters (also those not selected: a parameter of
     # notebook 04 is not unknown in a run of 01 and 02 only)
     declared = {p.stem: declared_parameters(p) for p in find_notebooks(notebooks_dir)}
-    parameters = dict(parameters or {})
-    check_parameters(parameters, declared)
-    config = run_configuration(parameters)
-    started = dt.datetime.now(dt.timezone.utc)
-    safe_name = "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "run"
-    run_dir = runs_dir / f"{started:%Y%m%d-%H%M%S}-{safe_name}"
-    run_dir.mkdir(parents=True, exist_ok=False)
-    params = {**parameters, "output_dir": str(run_dir)}
-    record = RunRecord(
-        name=name,
-        folder=run_dir.name,
-        started=started.isoformat(timespec="seconds"),
-        parameters=params,
-        commit=git_commit(root),
-        config=config,
-    )
-    write_json(run_dir / RUN_FILE, record.to_json())
-    clock = time.perf_counter()
-    bar = tqdm(sources, desc=f"report {run_dir.name}", unit="notebook", disable=not progress)
-    for source in bar:
-        bar.set_postfix_str(source.stem)
-        given = {k: v for k, v in params.items() if k in declared[source.stem]}
-        result = execute_notebook(source, run_dir, given, cwd=root, kernel=kernel)
-        record.notebooks.append(result)
-        if result.status == "failed":
-            record.status = "failed"
-            record.failure = result.error
-            break
+    requested = dict(parameters or {})
+    check_parameters(requested, declared)
+    config = run_configuration(requested)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.timezone.utc)
+    interrupted = find_interrupted_run(runs_dir, name, requested, names)
+    if interrupted:
+        run_dir, previous, lock = interrupted
+        record = RunRecord.from_json(previous.to_json())
+        record.resumed.append(now.isoformat(timespec="seconds"))
+        record.commit = git_commit(root)
     else:
-        record.status = "ok"
-    for skipped in sources[len(record.notebooks) :]:
-        record.notebooks.append(NotebookResult(name=skipped.stem, status="skipped"))
-    record.seconds = round(time.perf_counter() - clock, 1)
-    record.finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    record.metrics = collect_metrics(run_dir)
+        safe_name = "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "run"
+        run_dir = runs_dir / f"{now:%Y%m%d-%H%M%S}-{safe_name}"
+        run_dir.mkdir(parents=True, exist_ok=False)
+        lock = _try_lock(run_dir)
+        record = RunRecord(
+            name=name, folder=run_dir.name, started=now.isoformat(timespec="seconds"),
+            parameters={}, commit=git_commit(root), notebook_names=names,
+        )  # fmt: skip
+    params = {**requested, "output_dir": str(run_dir)}
+    record.parameters, record.config = params, config
+    # each notebook is given only the parameters it declares
+    given = {s.stem: {k: v for k, v in params.items() if k in declared[s.stem]} for s in sources}
+    library = library_fingerprint()
+    fingerprints = [notebook_fingerprint(s, given[s.stem], kernel, library) for s in sources]
+    done = 0
+    if interrupted:
+        done, reason = reusable_notebooks(record.notebooks, fingerprints, run_dir)
+        reused = ", ".join(names[:done]) or "none"
+        _say(
+            f"resuming interrupted run {run_dir}: finished with unchanged inputs: {reused}"
+            + (f"; running from {names[done]} ({reason})" if done < len(names) else ""),
+            progress,
+        )
+    record.notebooks = [
+        NotebookResult.from_json({**nb.__dict__, "reused": True}) for nb in record.notebooks[:done]
+    ]
+    record.status, record.failure = "running", ""
     write_json(run_dir / RUN_FILE, record.to_json())
-    write_diary(runs_dir)
+    roots = [data_root(), run_dir]
+    try:
+        with (
+            StderrFilter() as stderr_filter,
+            stderr_filter.muted_on_interrupt(),
+            quiet_papermill(),
+        ):
+            manager = quiet_kernel_manager(stderr_filter)
+            states = file_states(roots)
+            bar = tqdm(
+                sources, desc=f"report {run_dir.name}", unit="notebook", disable=not progress,
+                initial=done, total=len(sources),
+            )  # fmt: skip
+            with bar:
+                for source, fingerprint in zip(sources[done:], fingerprints[done:], strict=True):
+                    bar.set_postfix_str(source.stem)
+                    result = execute_notebook(
+                        source, run_dir, given[source.stem], root, kernel, manager
+                    )
+                    result.fingerprint = fingerprint
+                    record.notebooks.append(result)
+                    bar.update()
+                    if result.status == "failed":
+                        record.status, record.failure = "failed", result.error
+                        break
+                    after = file_states(roots)
+                    record_outputs(run_dir, source.stem, states, after)
+                    states = after
+                    write_json(run_dir / RUN_FILE, record.to_json())
+        if record.status != "failed":
+            record.status = "ok"
+        for skipped in sources[len(record.notebooks) :]:
+            record.notebooks.append(NotebookResult(name=skipped.stem, status="skipped"))
+        record.seconds = round(sum(nb.seconds for nb in record.notebooks), 1)
+        record.finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        record.metrics = collect_metrics(run_dir)
+        write_json(run_dir / RUN_FILE, record.to_json())
+        index = write_diary(runs_dir)
+        check_diary(index, runs_dir, run_dir, browser_check, progress)
+    except KeyboardInterrupt:
+        # run.json still says 'running' and the lock goes with us: a resumable run
+        raise ReportInterrupted(
+            f"interrupted: {run_dir} is kept; the same command again resumes it"
+        ) from None
+    finally:
+        if lock is not None:
+            lock.close()
     if record.status == "failed":
         raise NotebookFailed(f"run {run_dir.name} failed: {record.failure}")
     return record
 
 
-def run_configuration(parameters: dict[str, Any]) -> dict[str, Any]:
-    """The ``wav2kp.config.RunConfig`` the notebooks resolve from these parameters (the
-    run parameters among them; None = the default), as run.json records it."""
-    from wav2kp.config import RunConfig
+def check_diary(
+    index: Path, runs_dir: Path, run_dir: Path, wanted: bool | None, progress: bool
+) -> None:
+    """Open the diary in headless Chromium, save the result and a screenshot with the run,
+    rewrite the diary so it links them. ``wanted`` None: only when Chromium is installed."""
+    from wav2kp import browsercheck
 
-    return RunConfig.resolve(
-        **{k: v for k, v in parameters.items() if k in RunConfig.fields()}
-    ).to_dict()
-
-
-# ---------------------------------------------------------------- diary (reports/index.html)
-
-
-def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
-    """All run records, newest first; a run folder without a readable run.json is listed
-    as broken rather than hidden."""
-    runs = []
-    for folder in sorted((p for p in runs_dir.glob("*") if p.is_dir()), reverse=True):
-        try:
-            runs.append(json.loads((folder / RUN_FILE).read_text()))
-        except (OSError, json.JSONDecodeError) as err:
-            runs.append({"name": folder.name, "folder": folder.name, "status": f"broken ({err})"})
-    return runs
-
-
-def flatten(data: Any, prefix: str = "") -> dict[str, float]:
-    """Numeric leaves of nested dicts as {"a.b.c": value}."""
-    flat: dict[str, float] = {}
-    if isinstance(data, dict):
-        for key, value in data.items():
-            flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(data, (int, float)) and not isinstance(data, bool):
-        flat[prefix] = float(data)
-    return flat
-
-
-def key_metrics(run: dict[str, Any], model: str = "default") -> dict[str, float]:
-    """The diary's headline numbers: the default model's evaluation metrics."""
-    evaluation = run.get("metrics", {}).get("metrics", {})
-    flat = flatten(evaluation.get(model, evaluation) if isinstance(evaluation, dict) else {})
-    picked = {}
-    for wanted in KEY_METRICS:
-        for key, value in flat.items():
-            if key == wanted or key.endswith("." + wanted):
-                picked[wanted] = value
-                break
-    return picked
-
-
-def write_diary(runs_dir: Path | None = None, index: Path | None = None) -> Path:
-    """Regenerate the diary page listing every run with its links and key metrics."""
-    runs_dir = Path(runs_dir) if runs_dir else reports_root() / "runs"
-    index = Path(index) if index else runs_dir.parent / "index.html"
-    runs = load_runs(runs_dir) if runs_dir.exists() else []
-    rel = runs_dir.relative_to(index.parent) if runs_dir.is_relative_to(index.parent) else runs_dir
-    write_text(index, render_diary(runs, rel.as_posix(), runs_dir))
-    return index
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return html.escape(str(value))
-
-
-def render_diary(runs: list[dict[str, Any]], rel_runs: str, runs_dir: Path) -> str:
-    rows, compare_cols = [], []
-    for run in runs:
-        folder = run.get("folder", "")
-        base = f"{rel_runs}/{folder}"
-        links = "<br>".join(
-            f'<a href="{html.escape(base)}/{html.escape(nb["html"])}">{html.escape(nb["name"])}</a>'
-            if nb.get("html")
-            else f'<span class="{nb.get("status", "")}">{html.escape(nb["name"])}</span>'
-            for nb in run.get("notebooks", [])
-        )
-        videos = sorted((runs_dir / folder).rglob("*.mp4")) if folder else []
-        video_links = "<br>".join(
-            f'<a href="{html.escape(base)}/{html.escape(v.relative_to(runs_dir / folder).as_posix())}">'
-            f"{html.escape(v.name)}</a>"
-            for v in videos
-        )
-        params = ", ".join(
-            f"{k}={_fmt(v)}"
-            for k, v in sorted(run.get("parameters", {}).items())
-            if k != "output_dir"
-        )
-        metrics = key_metrics(run)
-        metric_cells = "".join(f"<td>{_fmt(metrics.get(m, ''))}</td>" for m in KEY_METRICS)
-        status = run.get("status", "?")
-        failure = (
-            f'<div class="err">{html.escape(run.get("failure", ""))}</div>'
-            if run.get("failure")
-            else ""
-        )
-        rows.append(
-            f'<tr class="{html.escape(status.split()[0])}"><td>{_fmt(run.get("started", ""))}</td>'
-            f"<td>{_fmt(run.get('name', ''))}</td><td><code>{_fmt(run.get('commit', ''))}</code></td>"
-            f"<td>{_fmt(status)}{failure}</td><td>{_fmt(run.get('seconds', ''))}</td>"
-            f'<td class="links">{links}<br>{video_links}</td><td>{params}</td>{metric_cells}</tr>'
-        )
-        if metrics:
-            compare_cols.append((folder, metrics))
-    header = "".join(f"<th>{m}</th>" for m in KEY_METRICS)
-    compare = ""
-    if compare_cols:
-        head = "".join(f"<th>{html.escape(f)}</th>" for f, _ in compare_cols)
-        body = "".join(
-            f"<tr><th>{m}</th>"
-            + "".join(f"<td>{_fmt(c.get(m, ''))}</td>" for _, c in compare_cols)
-            + "</tr>"
-            for m in KEY_METRICS
-        )
-        compare = f"<h2>Runs side by side (default model, test split)</h2><table><tr><th></th>{head}</tr>{body}</table>"
-    latest_videos = ""
-    if runs and runs[0].get("folder"):
-        folder = runs[0]["folder"]
-        vids = sorted((runs_dir / folder).rglob("*.mp4"))[:4]
-        latest_videos = "".join(
-            f'<figure><video controls width="480" src="{html.escape(rel_runs)}/{html.escape(folder)}/'
-            f'{html.escape(v.relative_to(runs_dir / folder).as_posix())}"></video>'
-            f"<figcaption>{html.escape(v.name)}</figcaption></figure>"
-            for v in vids
-        )
-        if latest_videos:
-            latest_videos = f"<h2>Latest run's videos</h2><div class='videos'>{latest_videos}</div>"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>wav2kp diary</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; margin-bottom: 2em; }}
-td, th {{ border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; font-size: 0.9em; }}
-tr.failed td {{ background: #fde8e8; }} .err {{ color: #a00; font-size: 0.85em; }}
-span.skipped {{ color: #999; }} span.failed {{ color: #a00; }}
-.videos {{ display: flex; flex-wrap: wrap; gap: 1em; }}
-</style></head><body>
-<h1>wav2kp diary</h1>
-<p>One entry per <code>make report</code> run: date, commit, parameters, headline metrics of the
-default model on held-out sentences, and links to the six rendered notebooks and videos.</p>
-<table><tr><th>started (UTC)</th><th>name</th><th>commit</th><th>status</th><th>seconds</th>
-<th>notebooks / videos</th><th>parameters</th>{header}</tr>
-{"".join(rows) or '<tr><td colspan="99">no runs yet</td></tr>'}
-</table>
-{compare}
-{latest_videos}
-</body></html>
-"""
+    if wanted is False:
+        return
+    missing = browsercheck.missing_browser_reason()
+    if missing:
+        if wanted:
+            raise RuntimeError(f"diary browser check: {missing}")
+        _say(f"diary browser check skipped: {missing}", progress)
+        return
+    try:
+        result = browsercheck.check_page(index, screenshot=run_dir / SCREENSHOT)
+    except Exception as err:  # the report is done; a browser that will not start is a note
+        if wanted:
+            raise
+        _say(f"diary browser check could not run: {type(err).__name__}: {err}", progress)
+        return
+    write_json(run_dir / BROWSER_CHECK, result.to_json())
+    write_diary(runs_dir, index)
+    _say(result.summary() + f"; screenshot {run_dir / SCREENSHOT}", progress)
+    for problem in result.problems():
+        print(f"  {problem}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- command line
@@ -440,12 +600,35 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--notebooks-dir", type=Path, help="folder of NN_name.py sources")
     parser.add_argument("--runs-dir", type=Path, help="where run folders go (reports/runs)")
     parser.add_argument("--kernel", default="python3")
-    parser.add_argument("--diary-only", action="store_true", help="only regenerate index.html")
+    parser.add_argument(
+        "--diary-only",
+        action="store_true",
+        help="only regenerate index.html (and check it in the browser, screenshot beside it)",
+    )
+    parser.add_argument(
+        "--browser-check",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="open the diary in headless Chromium afterwards (default: when installed)",
+    )
 
 
 def run_cli(args: argparse.Namespace) -> int:
     if args.diary_only:
-        print(write_diary(args.runs_dir))
+        index = write_diary(args.runs_dir)
+        print(f"diary: {index.resolve()}")
+        if args.browser_check is not False:
+            from wav2kp import browsercheck
+
+            missing = browsercheck.missing_browser_reason()
+            if missing:
+                print(f"diary browser check skipped: {missing}")
+                return 1 if args.browser_check else 0
+            result = browsercheck.check_page(index, screenshot=index.with_name(SCREENSHOT))
+            print(result.summary() + f"; screenshot {index.with_name(SCREENSHOT)}")
+            for problem in result.problems():
+                print(f"  {problem}", file=sys.stderr)
+            return 0 if result.ok else 1
         return 0
     parameters = dict(parse_parameter(p) for p in args.param)
     try:
@@ -456,10 +639,14 @@ def run_cli(args: argparse.Namespace) -> int:
             select=args.notebooks,
             runs_dir=args.runs_dir,
             kernel=args.kernel,
+            browser_check=args.browser_check,
         )
     except NotebookFailed as err:
         print(f"FAILED: {err}")
         return 1
+    except ReportInterrupted as err:
+        print(err, file=sys.stderr)
+        return 130
     runs_dir = args.runs_dir or reports_root() / "runs"
     print(f"run {record.folder}: ok in {record.seconds:.0f} s")
     print(f"diary: {(Path(runs_dir).parent / 'index.html').resolve()}")

@@ -1,0 +1,119 @@
+"""A quiet console: library chatter is dropped from `wav2kp report`, real warnings show."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from wav2kp.quiet import StderrFilter, is_noise
+
+# Lines as MediaPipe/TFLite, ipykernel and papermill print them (captured from a report).
+NOISE_LINES = [
+    "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "W0000 00:00:1796030644.587648   16226 inference_feedback_manager.cc:114] Feedback manager "
+    "requires a model with a single signature inference. Disabling support for feedback tensors.",
+    "W0000 00:00:1796030644.694256   16226 landmark_projection_calculator.cc:186] Using "
+    "NORM_RECT without IMAGE_DIMENSIONS is only supported for the square ROI. Provide "
+    "IMAGE_DIMENSIONS or use PROJECTION_MATRIX.",
+    "[IPKernelApp] WARNING | Kernel is running over TCP without encryption. All communication "
+    "(including code and outputs) is sent in plain text and is susceptible to eavesdropping.",
+    "Passed unknown parameter: epochs",
+    # two processes writing into one pipe: the glog line cut into the TFLite one
+    "INFO: W0000 00:00:1796030697.435970   19288 inference_feedback_manager.cc:114] Feedback",
+]
+REAL_LINES = [
+    "UserWarning: the test split has only 228 frames; too few to judge",
+    "WARNING: clip a.mp4 has no audio stream",
+    "E0000 00:00:1796030644.1 1 face_landmarker_graph.cc:10] could not load the model file",
+    "Traceback (most recent call last):",
+    "run 20261130-092346-demo: ok in 479 s",
+]
+MARKER = "real warning: the disk is almost full"
+HEADER = """# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+"""
+
+
+def test_noise_is_recognised_and_real_lines_are_not():
+    assert all(is_noise(line) for line in NOISE_LINES)
+    assert not any(is_noise(line) for line in REAL_LINES)
+
+
+def test_filter_forwards_real_lines_of_a_child_process(capfd):
+    script = "import os\n" + "".join(
+        f"os.write(2, {(line + chr(10)).encode()!r})\n" for line in NOISE_LINES + REAL_LINES
+    )
+    with StderrFilter() as quiet:
+        subprocess.run([sys.executable, "-c", script], stderr=quiet.fd, check=True)
+    err = capfd.readouterr().err
+    assert err.splitlines() == REAL_LINES
+    assert quiet.dropped == len(NOISE_LINES)
+
+
+def test_report_console_is_free_of_noise(tmp_path: Path):
+    """A small `wav2kp report` whose notebook runs MediaPipe's face mesh in the kernel and in
+    a worker process, and receives a parameter only another notebook declares."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    worker = "import os\n" + "".join(
+        f"os.write(2, {(line + chr(10)).encode()!r})\n" for line in NOISE_LINES[:4]
+    )
+    (notebooks / "01_facemesh.py").write_text(
+        HEADER
+        + textwrap.dedent(f"""
+        # %% tags=["parameters"]
+        output_dir = "unset"
+
+        # %%
+        import os, subprocess, sys
+        import numpy as np
+        from wav2kp.facemesh import FaceMeshTracker
+
+        with FaceMeshTracker() as tracker:
+            tracker.process(np.zeros((96, 96, 3), np.uint8))
+        # an extraction worker: a process the kernel starts, printing MediaPipe's lines
+        subprocess.run([sys.executable, "-c", {worker!r}], check=True)
+        os.write(2, b"{MARKER}\\n")
+        """)
+    )
+    (notebooks / "02_declares_extra.py").write_text(
+        HEADER
+        + textwrap.dedent("""
+        # %% tags=["parameters"]
+        output_dir = "unset"
+        extra = 0
+
+        # %%
+        print("extra", extra)
+        """)
+    )
+    runs = tmp_path / "runs"
+    env = {**os.environ, "WAV2KP_DATA": str(tmp_path / "data")}
+    command = [
+        sys.executable, "-m", "wav2kp.cli", "report", "--name", "quiet",
+        "--notebooks-dir", str(notebooks), "--runs-dir", str(runs),
+        "-p", "extra=1", "--no-browser-check",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    console = done.stdout + done.stderr
+    assert done.returncode == 0, console
+    for noise in (
+        "inference_feedback_manager", "XNNPACK delegate", "absl::InitializeLog",
+        "running over TCP without encryption", "Passed unknown parameter", "NORM_RECT",
+    ):  # fmt: skip
+        assert noise not in console, f"{noise!r} reached the console:\n{console}"
+    assert MARKER in console, "a real warning was swallowed"
+    assert "ok in" in console and "diary:" in console
+    # the worker did print the chatter (check=True): it was kept off the console
+    (run_dir,) = runs.iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "ok"
