@@ -34,3 +34,17 @@ def test_cheek_jaw_ends_beat_the_temple_variant(astronaut):
     used = np.linalg.norm(mediapipe_to_68(mesh)[[0, 16]] - reference[[0, 16]], axis=1) / iod
     temples = np.linalg.norm(mesh[[162, 389], :2] - reference[[0, 16]], axis=1) / iod
     assert (used < temples).all() and used.max() < 0.1
+
+
+@pytest.mark.realclips
+def test_mapping_against_dlib_on_real_video(realclips):
+    # the measurement `wav2kp bench landmarks` prints (36 frames per video there)
+    from wav2kp.landmarks import MIRROR_68, dlib_comparison, mirror_summary
+
+    videos = sorted([*realclips.glob("*.mp4"), *realclips.glob("*.mpg")])
+    summary = mirror_summary(dlib_comparison(videos, frames_per_video=12, progress=False))
+    assert summary["frames"] >= 10 * len(videos) // 2
+    assert summary["mean_iod"] <= 0.04
+    assert summary["worst_mirror_ratio"] <= 2.0
+    per_point = np.array(summary["point_mean_iod"])
+    assert per_point[13] <= 2 * per_point[MIRROR_68[13]]  # jaw 13 was 3x its mirror

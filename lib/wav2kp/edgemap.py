@@ -478,18 +478,31 @@ def crop_and_resize(
 # ------------------------------------------------------------------ face edges vs the crop
 
 
-def edge_pixels(lm68: np.ndarray) -> list[np.ndarray]:
-    """For each of the 14 edges, the (n, 2) integer ``x, y`` pixels vid2vid's brush sets,
-    on an unbounded canvas (before any clipping to the frame)."""
-    pixels = []
-    for curves in edge_curves(lm68):
-        xy = [np.zeros((0, 2), np.int64)]
-        for xs, ys in curves:
-            for dy in range(-LINE_HALF_WIDTH, LINE_HALF_WIDTH):
-                for dx in range(-LINE_HALF_WIDTH, LINE_HALF_WIDTH):
-                    xy.append(np.c_[xs + dx, ys + dy])
-        pixels.append(np.unique(np.concatenate(xy), axis=0))
-    return pixels
+_BRUSH = [(dx, dy) for dy in range(-LINE_HALF_WIDTH, LINE_HALF_WIDTH)
+          for dx in range(-LINE_HALF_WIDTH, LINE_HALF_WIDTH)]  # fmt: skip
+_KEY = 1 << 21  # pixel keys: coordinates within +-2^20 of the frame
+
+
+def edge_pixels(lm68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels vid2vid's brush sets for the 14 face edges on an unbounded canvas
+    (before any clipping to the frame): ``(xy (n, 2) int, edge index (n,))``, each
+    pixel once per edge."""
+    xs, ys, ids = [], [], []
+    for index, curves in enumerate(edge_curves(lm68)):
+        for cx, cy in curves:
+            xs.append(cx)
+            ys.append(cy)
+            ids.append(np.full(len(cx), index))
+    if not xs:
+        return np.zeros((0, 2), np.int64), np.zeros(0, np.int64)
+    x, y, edge = np.concatenate(xs), np.concatenate(ys), np.concatenate(ids)
+    keys = np.concatenate([
+        (edge * _KEY + (y + dy + _KEY // 2)) * _KEY + (x + dx + _KEY // 2) for dx, dy in _BRUSH
+    ])  # fmt: skip
+    keys = np.unique(keys)
+    px = keys % _KEY - _KEY // 2
+    py = (keys // _KEY) % _KEY - _KEY // 2
+    return np.stack([px, py], axis=1), keys // (_KEY * _KEY)
 
 
 def edge_names() -> list[str]:
@@ -522,16 +535,14 @@ def crop_reach(
     edge map instead and nothing arrives where the real frame's crop puts it (0)."""
     width, height = size
     x0, y0, x1, y1 = box
-    fits = crop_fits(box, size)
-    per_edge = edge_pixels(lm68)
-    total = reached = outside_frame = outside_crop = 0
-    for xy in per_edge:
-        in_frame = (xy[:, 0] >= 0) & (xy[:, 0] < width) & (xy[:, 1] >= 0) & (xy[:, 1] < height)
-        in_box = (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
-        total += len(xy)
-        outside_frame += int((~in_frame).sum())
-        outside_crop += int((in_frame & ~in_box).sum())
-        if fits:
-            reached += int((in_frame & in_box).sum())
-    empty = [name for name, xy in zip(edge_names(), per_edge, strict=True) if not len(xy)]
+    xy, edge = edge_pixels(lm68)
+    x, y = xy[:, 0], xy[:, 1]
+    in_frame = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    in_box = (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
+    total = len(xy)
+    outside_frame = int((~in_frame).sum())
+    outside_crop = int((in_frame & ~in_box).sum())
+    reached = int((in_frame & in_box).sum()) if crop_fits(box, size) else 0
+    drawn = np.bincount(edge, minlength=N_EDGES)
+    empty = [name for name, count in zip(edge_names(), drawn, strict=True) if not count]
     return CropReach(total, reached, outside_frame, outside_crop, empty)

@@ -95,10 +95,13 @@ def file_sha1(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def fingerprint(source_sha1: str, params: ExtractParams) -> str:
+    from wav2kp.landmarks import MAPPING_ID
+
     blob = json.dumps(
-        {"source": source_sha1, "params": params.as_dict(), "version": EXTRACT_VERSION},
+        {"source": source_sha1, "params": params.as_dict(), "version": EXTRACT_VERSION,
+         "lm68_mapping": MAPPING_ID},  # a new 478 -> 68 table redoes the lm68 points
         sort_keys=True,
-    )
+    )  # fmt: skip
     return hashlib.sha1(blob.encode("utf-8")).hexdigest()
 
 

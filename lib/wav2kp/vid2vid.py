@@ -478,14 +478,22 @@ def inspect_tree(
             problems.append(f"{seq}: {len(txts)} frames; vid2vid needs at least "
                             f"{FIRST_OUTPUT_FRAME + 1} (it writes frames 2..N-1)")  # fmt: skip
         sizes: set = set()
+        seen_files: dict = {}  # hard links to one image are read once
         for path in imgs:
-            try:
-                with Image.open(path) as image:
-                    image.verify()
-                with Image.open(path) as image:
-                    sizes.add(image.size)
-            except Exception:  # noqa: BLE001 - any decoder complaint means unreadable
+            stat = path.stat()
+            inode = (stat.st_dev, stat.st_ino)
+            if inode not in seen_files:
+                try:
+                    with Image.open(path) as image:
+                        image.verify()
+                    with Image.open(path) as image:
+                        seen_files[inode] = image.size
+                except Exception:  # noqa: BLE001 - any decoder complaint means unreadable
+                    seen_files[inode] = None
+            if seen_files[inode] is None:
                 problems.append(f"{path}: image not readable")
+            else:
+                sizes.add(seen_files[inode])
         if len(sizes) > 1:
             problems.append(f"{seq}: images have different sizes {sorted(sizes)}")
         size = min(sizes) if sizes else None

@@ -17,6 +17,8 @@ BENCHMARKS = {
     "training": "wav2kp.benchmarks.training",
     "predict": "wav2kp.benchmarks.predict",
     "media": "wav2kp.benchmarks.media",
+    "landmarks": "wav2kp.benchmarks.landmarks",
+    "handoff": "wav2kp.benchmarks.handoff",
 }
 
 
