@@ -32,10 +32,17 @@
 #    test clip), in that clip's frame coordinates (`wav2kp.vid2vid.compose_on_reference`).
 # 3. The folder is written in vid2vid's layout - `test_keypoints/<seq>/%05d.txt` (68
 #    integer `x,y` rows) beside `test_img/<seq>/%05d.jpg` (the **real frames** of the
-#    reference clip) - then **checked** the way vid2vid would trip over it.
-# 4. We show what vid2vid's generator will see: its edge maps (synthesized forehead,
-#    quadratic pieces, 2 px lines, face crop), reproduced by `wav2kp.edgemap`, and a
-#    preview video with the speech.
+#    reference clip) - on a canvas where **vid2vid's own face crop fits**: it crops a
+#    square of 2.5 face widths set on the first frame, and on a tight talking-head clip
+#    like ours that square is larger than the frame, so vid2vid's numpy slicing would
+#    hand its generator an empty corner of the edge map. The frames are scaled so the
+#    crop is exactly 512 px and padded where the clip does not reach
+#    (`wav2kp.vid2vid.plan_canvas`). The folder is then **checked frame by frame** the
+#    way vid2vid will read it.
+# 4. We show what vid2vid's generator will get: the real frame and the edge channel
+#    (synthesized forehead, quadratic pieces, 2 px lines, crop and resize), reproduced
+#    step by step by `wav2kp.edgemap.generator_input`, and a preview video with the
+#    speech.
 #
 # The same runs from the command line on any speech file:
 # `wav2kp predict speech.mp3 --checkpoint data/models/demo/default/best.pt --reference
@@ -111,19 +118,49 @@ display(pd.Series({k: summary[k] for k in (
 )}, name="predict").to_frame())  # fmt: skip
 
 # %% [markdown]
-# ## What vid2vid will see
-# Read back from the exported files: the reference frame (`test_img`) and the edge map
-# vid2vid draws from the keypoint file, both cropped with vid2vid's face box (set on the
-# first frame and kept). Background edges outside the face come from the real frame.
+# ## vid2vid's crop: the reference as it is, and the exported canvas
+# Left: the reference clip's frame with the square vid2vid would crop from it (set on the
+# first frame); where it leaves the frame, vid2vid's numpy slicing keeps only the red
+# corner of the edge map. Right: the exported frame, scaled and padded so the crop (green)
+# is exactly 512 px inside it. `predict.json` records the mapping back to the reference's
+# pixels.
 
 # %%
+from wav2kp.media.decode import read_frames_at
+
 vid2vid_root = handoff_dir / vid2vid.EXPORT_DIR
+handoff = summary["vid2vid"]
+with np.load(handoff_dir / "keypoints.npz") as data:
+    first_points, first_reference = data["landmarks"][0], int(data["reference_index"][0])
+reference_video = paths.raw / f"{clips.reference_clip}.mp4"
+reference_frame = read_frames_at(reference_video, [first_reference])[first_reference]
+fig = vid2vid.plot_crop_fix(reference_frame, first_points, vid2vid_root, clips.speech_clip)
+save(fig, "handoff_crop.png")
+display(pd.Series({
+    "reference frame size": summary["frame_size"],
+    "exported frame size": handoff["canvas"]["size"],
+    "scale, offset (exported = reference * scale + offset)":
+        (round(handoff["canvas"]["scale"], 4), handoff["canvas"]["offset"]),
+    "padding left, top, right, bottom (px)": handoff["canvas"]["padding_ltrb"],
+    "vid2vid's crop box": handoff["crop_box"],
+    "face-edge pixels reaching the edge channel (worst frame)": handoff["face_edge_share"],
+    "images written (the rest are hard links)": handoff["images_written"],
+}, name="canvas").to_frame())  # fmt: skip
+
+# %% [markdown]
+# ## What vid2vid's generator will get
+# Read back from the exported files through vid2vid's own test-time path: the real frame
+# and the edge channel, cropped with vid2vid's box (set on the first frame and kept) and
+# resized to 512 px. Background edges outside the face come from the real frame.
+
+# %%
 fig = vid2vid.plot_vid2vid_inputs(vid2vid_root, clips.speech_clip, n_frames=preview_frames)
 save(fig, "handoff_edge_maps.png")
 
 # %% [markdown]
 # ## Preview with the speech
-# Left: the reference frame with the composed keypoints; right: vid2vid's edge map.
+# Left: the real frame with the keypoints, right: the edge channel, both as vid2vid's
+# generator gets them.
 
 # %%
 display(HTML(render.video_html(handoff_dir / "preview.mp4", width=512)))
@@ -172,18 +209,29 @@ alive = pd.DataFrame({
 display(alive.round(3))
 
 # %% [markdown]
-# ## Self-check of the folder, and the vid2vid command
-# Same number of sequences and files in both trees, matching sorted names, 68 integer
-# rows per keypoint file, readable images of one size. vid2vid stops after 300 frames
-# unless `--how_many` says otherwise, so the command covers every frame.
-# (vid2vid's own environment is PyTorch 0.4-era; its keypoint reader passes a float to
-# `np.linspace`, which needs NumPy < 1.18 there.)
+# ## Self-check of the folder, and the vid2vid commands
+# The trees as vid2vid lists them (same sequences, files and names, 68 integer rows per
+# keypoint file, readable images of one size), `face` in the path (its `--use_single_G`
+# needs it), and for every frame: the crop fits, no face edge is cut by it or leaves the
+# frame, no edge channel is empty. vid2vid stops after 300 frames unless `--how_many`
+# says otherwise, so the command covers every frame. It uses the first two frames as
+# history and writes frames 2 .. N-1, so the speech goes under its output starting
+# 2 frames in. (vid2vid's own environment is PyTorch 0.4-era; its keypoint reader passes
+# a float to `np.linspace`, which needs NumPy < 1.18 there.)
 
 # %%
-problems = vid2vid.check_vid2vid_tree(vid2vid_root)
+inspection = vid2vid.inspect_tree(vid2vid_root)
+problems = inspection.problems
+display(pd.DataFrame([{
+    "sequence": r.name, "frames": r.n_frames, "frame size": r.frame_size,
+    "vid2vid crop": r.crop_box, "crop fits": r.crop_fits,
+    "face edges reaching the edge channel (worst frame)": r.face_edge_share_min,
+} for r in inspection.sequences]))  # fmt: skip
 display(Markdown("**vid2vid folder check: OK**" if not problems else
                  "**vid2vid folder problems:**\n\n" + "\n".join(f"- {p}" for p in problems)))  # fmt: skip
 command = vid2vid.vid2vid_test_command(vid2vid_root, summary["frames"])
+display(Markdown(f"vid2vid writes `{handoff['output_files']}`; the speech under it:\n\n"
+                 f"`{handoff['mux_command']}`"))  # fmt: skip
 
 # %% [markdown]
 # ## Explorer
@@ -225,6 +273,8 @@ metrics_handoff = {
     "audio_seconds": summary["audio_seconds"],
     "vid2vid_check_ok": not problems,
     "vid2vid_problems": len(problems),
+    "vid2vid_crop_fits": all(r.crop_fits for r in inspection.sequences),
+    "face_edge_share": min(r.face_edge_share_min for r in inspection.sequences),
     "reference_frames_interpolated": summary["reference_frames_interpolated"],
     "mouth_open_r_vs_true": r,
     "head_translation_std_iod": alive.iloc[1]["head_translation_std_iod"],

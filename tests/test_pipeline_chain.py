@@ -118,3 +118,13 @@ def test_vid2vid_tree_written(chain_run):
     assert txts and len(txts) == len(imgs)
     rows = np.loadtxt(txts[0], delimiter=",", dtype=np.int64)
     assert rows.shape == (68, 2)
+    # the notebook-06 export passes the vid2vid-exact check: crop inside the frame, every
+    # face edge reaches the generator's edge channel
+    (metrics_file,) = run_dir.rglob("metrics_handoff.json")
+    handoff = json.loads(metrics_file.read_text())
+    assert handoff["vid2vid_check_ok"] and handoff["vid2vid_crop_fits"]
+    assert handoff["face_edge_share"] == 1.0
+    from wav2kp import vid2vid
+
+    (root,) = {p.parent.parent.parent for p in txts}
+    assert vid2vid.check_vid2vid_tree(root) == []

@@ -256,23 +256,34 @@ def test_composition_follows_the_reference_head(tmp_path, checkpoint, speech):
     with np.load(tmp_path / "out" / "keypoints.npz") as data:
         nose = data["landmarks"][:, 30, 0]
         index = data["reference_index"]
-    assert summary["frame_size"] == [640, 480]
+    assert summary["frame_size"] == [640, 480] and summary["vid2vid_problems"] == []
     assert index.max() == n_ref - 1 and index[n_ref] == n_ref - 2  # ping-pong
     assert np.abs(nose - ref[index, 30, 0]).max() < 2.0  # the head moves with the reference
 
 
 @pytest.mark.realclips
-def test_predict_real_speech_with_real_reference_video(tmp_path, checkpoint, realclips):
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [
+        ("pcavs_vox2_Pose_Source_731200067.mp4", [224, 224]),  # tight VoxCeleb2 crop
+        ("liveportrait_d11.mp4", [512, 512]),
+        ("retalking_face_1.mp4", [700, 700]),  # variable frame rate
+        ("eamm_MEAD_M030_sad_3_001.mp4", [1920, 1080]),  # small face in full HD
+    ],
+)
+def test_predict_real_speech_with_real_reference_video(tmp_path, checkpoint, realclips, name,
+                                                       size):  # fmt: skip
     wavs = sorted(realclips.glob("*.wav"))
-    video = realclips / "pcavs_vox2_Pose_Source_731200067.mp4"
+    video = realclips / name
     if not wavs or not video.is_file():
         pytest.skip("no real speech or reference video in the real clips folder")
     summary = predict.predict_file(
         wavs[0], checkpoint, tmp_path / "out", reference=video, progress=False,
         formats="vid2vid,openpose",
     )  # fmt: skip
-    assert summary["vid2vid_problems"] == [] and summary["frame_size"] == [224, 224]
-    assert "pcavs" in summary["reference"]
+    assert summary["vid2vid_problems"] == [] and summary["frame_size"] == size
+    assert summary["vid2vid"]["face_edge_share"] == 1.0  # every face edge reaches vid2vid
+    assert name.split("_")[0] in summary["reference"]
     assert summary["frames"] == int(np.floor(sf.info(wavs[0]).duration * FPS))
     images = sorted((tmp_path / "out" / vid2vid.EXPORT_DIR / "test_img").rglob("*.jpg"))
     assert len(images) == summary["frames"]

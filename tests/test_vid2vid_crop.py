@@ -224,3 +224,19 @@ def test_handoff_summary_says_how_to_get_back(tmp_path):
     expected = canvas.to_reference(np.array([u + x0, v + y0]))
     assert ((u + x0 - tx) / scale, (v + y0 - ty) / scale) == pytest.approx(tuple(expected))
     assert summary["canvas"]["scale"] == scale and summary["crop_box"] == list(export.crop_box)
+
+
+def test_crop_figure_shows_both_crops(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    size, centre, width = REFERENCES["512 tight"]
+    track = _reference(tmp_path / "ref", size, centre, width, n=4)
+    composition = _compose(track, n_out=6)
+    export = vid2vid.export_composition(tmp_path / "f_face", "seq", composition, track)
+    frame = cv2.imread(str(track.frame_paths[0]))[..., ::-1]
+    fig = vid2vid.plot_crop_fix(frame, composition.landmarks[0], tmp_path / "f_face", "seq")
+    before, after = (ax.get_title() for ax in fig.axes)
+    box = edgemap.crop_box(composition.landmarks[0], size)
+    assert str(box) in before and "does not fit" in before
+    assert str(export.crop_box) in after and "576x576" in after

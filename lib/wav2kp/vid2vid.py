@@ -998,6 +998,48 @@ def plot_vid2vid_inputs(
     return fig
 
 
+def plot_crop_fix(
+    reference_frame: np.ndarray, reference_points: np.ndarray, root: str | os.PathLike, seq: str,
+    phase: str = PHASE,
+):  # fmt: skip
+    """Two panels: the reference frame as it is, with the square vid2vid would crop from
+    it (set on the first frame; dashed where it leaves the frame) and the corner its numpy
+    slicing would keep (red); and the exported frame with vid2vid's crop (green)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    height, width = reference_frame.shape[:2]
+    box = edgemap.crop_box(reference_points, (width, height))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
+    ax = axes[0]
+    ax.imshow(reference_frame)
+    x0, y0, x1, y1 = box
+    ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="orange", ls="--", lw=2))
+    if not edgemap.crop_fits(box, (width, height)):
+        cx0, cy0 = (width + x0 if x0 < 0 else x0), (height + y0 if y0 < 0 else y0)
+        ax.add_patch(Rectangle((cx0, cy0), x1 - cx0, y1 - cy0, fill=False, ec="red", lw=2))
+    ax.set_xlim(min(0, x0) - 10, max(width, x1) + 10)
+    ax.set_ylim(max(height, y1) + 10, min(0, y0) - 10)
+    fits = (
+        "fits" if edgemap.crop_fits(box, (width, height)) else "does not fit: red = what it keeps"
+    )
+    ax.set_title(f"reference {width}x{height}: crop {box}\n{fits}", fontsize=9)
+    ax = axes[1]
+    first = sequence_frames(root, seq, phase)[0]
+    exported = cv2.imread(str(keypoint_dirs(root, phase)[1] / seq / f"{first.stem}.jpg"))[..., ::-1]
+    points = read_keypoint_file(first)
+    ch, cw = exported.shape[:2]
+    x0, y0, x1, y1 = edgemap.crop_box(points, (cw, ch))
+    ax.imshow(exported)
+    ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="lime", lw=2))
+    ax.plot(*points.T, ".", color="lime", ms=3)
+    ax.set_title(f"exported {cw}x{ch}: crop {(x0, y0, x1, y1)}", fontsize=9)
+    for ax in axes:
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
 def sequence_frames(root: str | os.PathLike, seq: str, phase: str = PHASE) -> Sequence[Path]:
     """The exported keypoint files of one sequence, sorted."""
     return sorted((keypoint_dirs(root, phase)[0] / seq).glob("*.txt"))
