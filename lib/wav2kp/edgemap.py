@@ -109,8 +109,8 @@ def fit_piece(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | N
     ``(xs, ys)`` (read-only arrays), or None when the piece is dropped (quadratic with
     |a| > 1)."""
     curve = _fit_piece(
-        tuple(float(v) for v in np.asarray(x).ravel()),
-        tuple(float(v) for v in np.asarray(y).ravel()),
+        tuple(np.asarray(x, np.float64).ravel().tolist()),
+        tuple(np.asarray(y, np.float64).ravel().tolist()),
     )
     return None if curve is _FIT_FAILED else curve
 
@@ -144,43 +144,48 @@ def _fit_piece(x_key: tuple[float, ...], y_key: tuple[float, ...]):
     return curve
 
 
-def fit_failures(lm68: np.ndarray) -> list[str]:
-    """Pieces whose curve fit does not converge, as ``edge: points``: vid2vid's
-    ``curve_fit`` raises there and its test run stops (none on ordinary faces)."""
-    points = with_forehead(lm68)
-    failed = []
-    for name, edge in zip(edge_names(), (e for _, _, es in FACE_PARTS for e in es), strict=True):
-        for piece in edge_pieces(edge):
-            xy = points[list(piece)]
-            if np.isfinite(xy).all():
-                key = (tuple(map(float, xy[:, 0])), tuple(map(float, xy[:, 1])))
-                if _fit_piece(*key) is _FIT_FAILED:
-                    failed.append(f"{name}: points {list(piece)}")
-    return failed
-
-
 def edge_pieces(edge: tuple[int, ...]) -> list[tuple[int, ...]]:
     """Split a polyline into vid2vid's overlapping 3-point pieces (last may have 2)."""
     step = PIECE_LEN - 1
     return [edge[i : i + PIECE_LEN] for i in range(0, max(1, len(edge) - 1), step)]
 
 
+# (edge index, piece point indices) for every piece of the 14 edges, in drawing order
+_PIECES = [
+    (index, np.array(piece))
+    for index, edge in enumerate(e for _, _, edges in FACE_PARTS for e in edges)
+    for piece in edge_pieces(edge)
+]
+
+
+def _curves_and_failures(lm68: np.ndarray):
+    """Per edge, the drawn curves of its pieces; and the pieces whose fit fails."""
+    points = with_forehead(lm68)
+    complete = bool(np.isfinite(points).all())
+    curves: list[list] = [[] for _ in range(N_EDGES)]
+    failed = []
+    for index, piece in _PIECES:
+        xy = points[piece]
+        if not complete and not np.isfinite(xy).all():
+            continue
+        curve = _fit_piece(tuple(xy[:, 0].tolist()), tuple(xy[:, 1].tolist()))
+        if curve is _FIT_FAILED:
+            failed.append((index, piece))
+        elif curve is not None and curve[0].size:
+            curves[index].append(curve)
+    return curves, failed
+
+
 def edge_curves(lm68: np.ndarray) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     """For each of the 14 edges, the drawn curves of its pieces (dropped pieces omitted)."""
-    points = with_forehead(lm68)
-    curves = []
-    for _, _, edges in FACE_PARTS:
-        for edge in edges:
-            drawn = []
-            for piece in edge_pieces(edge):
-                xy = points[list(piece)]
-                if not np.isfinite(xy).all():
-                    continue
-                curve = fit_piece(xy[:, 0], xy[:, 1])
-                if curve is not None and curve[0].size:
-                    drawn.append(curve)
-            curves.append(drawn)
-    return curves
+    return _curves_and_failures(lm68)[0]
+
+
+def fit_failures(lm68: np.ndarray) -> list[str]:
+    """Pieces whose curve fit does not converge, as ``edge: points``: vid2vid's
+    ``curve_fit`` raises there and its test run stops (none on ordinary faces)."""
+    names = edge_names()
+    return [f"{names[i]}: points {piece.tolist()}" for i, piece in _curves_and_failures(lm68)[1]]
 
 
 def _draw_curve(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, value: int = 255) -> None:
@@ -487,15 +492,20 @@ def edge_pixels(lm68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pixels vid2vid's brush sets for the 14 face edges on an unbounded canvas
     (before any clipping to the frame): ``(xy (n, 2) int, edge index (n,))``, each
     pixel once per edge."""
-    xs, ys, ids = [], [], []
-    for index, curves in enumerate(edge_curves(lm68)):
+    return _edge_pixels(edge_curves(lm68))
+
+
+def _edge_pixels(curves_per_edge) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys, owners = [], [], []
+    for index, curves in enumerate(curves_per_edge):
         for cx, cy in curves:
             xs.append(cx)
             ys.append(cy)
-            ids.append(np.full(len(cx), index))
+            owners.append(index)
     if not xs:
         return np.zeros((0, 2), np.int64), np.zeros(0, np.int64)
-    x, y, edge = np.concatenate(xs), np.concatenate(ys), np.concatenate(ids)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    edge = np.repeat(np.asarray(owners, np.int64), [len(c) for c in xs])
     keys = np.concatenate([
         (edge * _KEY + (y + dy + _KEY // 2)) * _KEY + (x + dx + _KEY // 2) for dx, dy in _BRUSH
     ])  # fmt: skip
@@ -519,6 +529,7 @@ class CropReach:
     outside_frame: int  # clipped by vid2vid's brush onto the frame border (smeared)
     outside_crop: int  # inside the frame but cut off by the crop
     empty_edges: list[str]  # edges that draw nothing (their distance map is blank)
+    failed_fits: list[str]  # pieces whose curve fit fails (vid2vid's run stops there)
 
     @property
     def share(self) -> float:
@@ -535,7 +546,8 @@ def crop_reach(
     edge map instead and nothing arrives where the real frame's crop puts it (0)."""
     width, height = size
     x0, y0, x1, y1 = box
-    xy, edge = edge_pixels(lm68)
+    curves, failed = _curves_and_failures(lm68)
+    xy, edge = _edge_pixels(curves)
     x, y = xy[:, 0], xy[:, 1]
     in_frame = (x >= 0) & (x < width) & (y >= 0) & (y < height)
     in_box = (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
@@ -545,4 +557,6 @@ def crop_reach(
     reached = int((in_frame & in_box).sum()) if crop_fits(box, size) else 0
     drawn = np.bincount(edge, minlength=N_EDGES)
     empty = [name for name, count in zip(edge_names(), drawn, strict=True) if not count]
-    return CropReach(total, reached, outside_frame, outside_crop, empty)
+    names = edge_names()
+    failed_fits = [f"{names[i]}: points {piece.tolist()}" for i, piece in failed]
+    return CropReach(total, reached, outside_frame, outside_crop, empty, failed_fits)
