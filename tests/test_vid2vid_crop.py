@@ -240,3 +240,17 @@ def test_crop_figure_shows_both_crops(tmp_path):
     box = edgemap.crop_box(composition.landmarks[0], size)
     assert str(box) in before and "does not fit" in before
     assert str(export.crop_box) in after and "576x576" in after
+
+
+def test_folder_size_counts_linked_images_once(tmp_path):
+    from wav2kp.benchmarks.handoff import folder_bytes
+
+    size, centre, width = REFERENCES["224 tight"]
+    track = _reference(tmp_path / "ref", size, centre, width, n=3)
+    root = tmp_path / "size_face"
+    vid2vid.export_composition(root, "seq", _compose(track, n_out=12), track)
+    images = vid2vid.keypoint_dirs(root)[1]
+    disk, apparent = folder_bytes(images)
+    one = sum(p.stat().st_size for p in sorted((images / "seq").glob("*.jpg"))[:3])
+    assert apparent > 3 * one  # 12 names ...
+    assert disk < 1.5 * one + 3 * 4096  # ... for 3 files on disk
