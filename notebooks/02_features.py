@@ -36,7 +36,7 @@
 # * **Normalisation stats** (per-dimension mean/std) are fitted on the training clips
 #   only and saved for training and inference.
 # * **A/V sync.** Loudness rises when the mouth opens, so per clip we find the lag
-#   (within +-300 ms) that best correlates the audio's log-RMS envelope with the inner-lip
+#   (within +-120 ms) that best correlates the audio's log-RMS envelope with the inner-lip
 #   gap. A clip far from the corpus median points at a badly muxed file.
 
 # %% tags=["parameters"]
@@ -51,7 +51,10 @@ val_fraction = None
 test_fraction = None
 split_seed = None  # the split's own seed (fixed; training seeds are notebook 04's)
 workers = None  # threads for the features (None: one per core)
-max_lag_ms = 300.0
+# A/V lag search range: +-120 ms. On GRID's 3 s sentences +-300 ms let a quarter of the
+# clips lock onto a neighbouring syllable (+-200-300 ms); a file muxed further off than
+# 120 ms still shows up, as a lag at the limit ("weak", listed below).
+max_lag_ms = 120.0
 
 # %%
 import os
@@ -60,10 +63,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from IPython.display import display
+from IPython.display import Markdown, display
 from wav2kp.atomic import write_csv, write_json
 from wav2kp.audio import load_audio
 from wav2kp.config import RunConfig
+from wav2kp.credits import corpus_credit
 from wav2kp.dataset import read_extraction
 from wav2kp.features import (
     compute_corpus_features,
@@ -80,6 +84,8 @@ out = resolve_output_dir(output_dir)
 paths = CorpusPaths(corpus)
 sns.set_theme(style="whitegrid", context="notebook")
 config = cfg.feature_config
+if corpus_credit(corpus):
+    display(Markdown(f"Results on this corpus: **{corpus_credit(corpus)}**."))
 print(config, f"-> {config.dim} dims at {config.frame_rate:g} frames/s")
 
 # %% [markdown]

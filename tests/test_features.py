@@ -160,3 +160,61 @@ def test_parallel_workers_give_the_same_files(tmp_path):
     assert result["clip_id"].tolist() == ["clip0", "clip1", "clip2", "clip3", "gone"]
     for i in range(4):
         np.testing.assert_array_equal(read_features(paths.features / f"clip{i}.npz")[0], serial[i])
+
+
+def speech_burst(n: int, seed: int = 0) -> np.ndarray:
+    """Noise bursts with silent gaps between them, like syllables and pauses."""
+    t = np.arange(n) / 16000
+    envelope = (np.sin(2 * np.pi * 2.0 * t) > 0.3).astype(np.float32)
+    return noise(n, seed) * envelope + 1e-4 * noise(n, seed + 1)
+
+
+def test_cmvn_removes_gain_and_a_fixed_microphone_colour():
+    from scipy.signal import lfilter
+
+    signal = speech_burst(3 * 16000)
+    coloured = lfilter([1.0, -0.9], [1.0], signal).astype(np.float32)  # a bright microphone
+    plain = FeatureConfig(kind="logmel")
+    cmvn = FeatureConfig(kind="logmel", cmvn="mean", cmvn_seconds=10.0)
+    base_plain, _ = compute_features(signal, 16000, plain)
+    loud_plain, _ = compute_features(4.0 * coloured, 16000, plain)
+    base, _ = compute_features(signal, 16000, cmvn)
+    loud, _ = compute_features(4.0 * coloured, 16000, cmvn)
+    # gain and a linear filter are an offset per band in log-mel: the mean removes it
+    assert np.abs(loud_plain - base_plain).mean() > 5.0
+    assert np.abs(loud - base).mean() < 0.1 * np.abs(loud_plain - base_plain).mean()
+    # a window longer than the clip is the utterance mean: each band centred on 0
+    np.testing.assert_allclose(base.mean(axis=0), 0, atol=1e-3)
+    scaled, _ = compute_features(signal, 16000, FeatureConfig(kind="logmel", cmvn="meanvar"))
+    assert 0.5 < scaled.std() < 1.5 and np.isfinite(scaled).all()
+
+
+def test_floor_makes_silence_independent_of_the_noise_floor():
+    quiet = speech_burst(2 * 16000)
+    noisy = quiet + 0.003 * noise(len(quiet), 7)
+    floored = FeatureConfig(kind="logmel", floor_db=30.0, cmvn_seconds=10.0)
+    a, _ = compute_features(quiet, 16000, floored)
+    b, _ = compute_features(noisy, 16000, floored)
+    plain_a, _ = compute_features(quiet, 16000, FeatureConfig(kind="logmel"))
+    plain_b, _ = compute_features(noisy, 16000, FeatureConfig(kind="logmel"))
+    silent = plain_a.max(axis=1) < plain_a.max() - 40  # the gaps between bursts
+    assert silent.sum() > 10
+    assert np.abs(plain_a[silent] - plain_b[silent]).mean() > 10  # noise fills the gaps
+    assert np.abs(a[silent] - b[silent]).mean() < 1.0  # both at the floor
+    assert a.min() >= a.max() - 30.0 - 1e-3  # the window holds the whole clip here
+    with pytest.raises(ValueError, match="floor_db"):
+        FeatureConfig(kind="mfcc", floor_db=30.0)
+    with pytest.raises(ValueError, match="cmvn"):
+        FeatureConfig(cmvn="utterance")
+
+
+def test_sliding_cmvn_is_local_so_chunks_equal_one_pass():
+    signal = speech_burst(12 * 16000, seed=3)
+    config = FeatureConfig(kind="logmel", floor_db=40.0, cmvn="meanvar", cmvn_seconds=2.0)
+    whole, times = compute_features(signal, 16000, config)
+    start = 4 * 16000  # a chunk starting 4 s in, on the hop grid
+    part, part_times = compute_features(signal[start:], 16000, config)
+    offset = start // config.hop_length
+    # away from the chunk's start (more than half a window + the STFT's reach), equal
+    inner = slice(int(1.1 * 80) + 3, len(part) - int(1.1 * 80) - 3)
+    np.testing.assert_allclose(part[inner], whole[offset:][inner], atol=1e-3)

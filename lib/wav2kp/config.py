@@ -124,6 +124,13 @@ class TrainConfig:
     time_mask: int = 0
     freq_mask: int = 0
     n_masks: int = 2
+    # waveform augmentation: ``wav2kp.augmentation.AugmentConfig`` fields; {} = none.
+    # Adds that many perturbed copies of every training clip (other voices, levels,
+    # microphones, rooms), so an epoch holds (1 + copies) times the frames.
+    augment: dict = field(default_factory=dict)
+    # rest the mouth on the closed neutral while nobody speaks (``wav2kp.vad``; applied
+    # by ``load_predictor``, so evaluation and predict use it alike)
+    silence_gate: bool = False
     max_minutes: float = 0.0  # wall-clock budget of one call (0 = none); resume continues
     # ``train_final_model``: after the selection run (early stopping on val), train again
     # on train + val for the full ``epochs`` and keep the last epoch

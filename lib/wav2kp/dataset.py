@@ -439,6 +439,8 @@ def clip_from_audio(
         frame_size=frame_size,
         audio_path=audio_path,
         pose=pose,
+        # the signal itself, for what listens beyond the features (wav2kp.vad's gate)
+        extra={"samples": samples, "sample_rate": int(sr)},
     )
 
 

@@ -32,6 +32,7 @@ from wav2kp.atomic import write_json, write_npz
 from wav2kp.paths import CorpusPaths
 
 FEATURE_KINDS = ("mfcc", "logmel")
+CMVN_MODES = ("none", "mean", "meanvar")
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,32 @@ class FeatureConfig:
     n_fft: int = 400
     hop_length: int = 200
     deltas: bool = False  # append first and second time differences (x3 dims)
+    # Invariance to who speaks, how loud and through which microphone (issue 10), off by
+    # default so that the original's MFCC stays bit for bit:
+    # ``floor_db``: log-mel levels more than this below the loudest frame within
+    # ``cmvn_seconds`` are raised to that floor, so silence looks the same whatever the
+    # recording's noise floor (log-mel only);
+    # ``cmvn``: per-band mean ("mean") or mean and variance ("meanvar") normalisation
+    # over a sliding window of ``cmvn_seconds`` centred on each frame: removes the gain
+    # (loudness) and the fixed spectral colour of microphone, room and vocal tract.
+    # Both are local, so features of a long file cut into chunks (``wav2kp.predict``)
+    # equal one pass wherever a chunk's margin covers half a window.
+    floor_db: float | None = None
+    cmvn: str = "none"
+    cmvn_seconds: float = 3.0
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
             raise ValueError(f"feature kind must be one of {FEATURE_KINDS}, got {self.kind!r}")
+        if self.cmvn not in CMVN_MODES:
+            raise ValueError(f"cmvn must be one of {CMVN_MODES}, got {self.cmvn!r}")
+        if self.floor_db is not None and (self.kind != "logmel" or self.floor_db <= 0):
+            raise ValueError(
+                f"floor_db needs kind 'logmel' and a positive level, got {self.kind!r}, "
+                f"{self.floor_db!r}"
+            )
+        if self.cmvn_seconds <= 0:
+            raise ValueError(f"cmvn_seconds must be positive, got {self.cmvn_seconds!r}")
         if min(self.sample_rate, self.n_mels, self.n_fft, self.hop_length) < 1:
             raise ValueError(f"feature sizes must be positive: {self}")
         if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
@@ -123,6 +146,8 @@ def compute_features(
         samples = resample(samples, int(sr), config.sample_rate)
     with torch.no_grad():
         feats = _transform(config)(torch.from_numpy(np.ascontiguousarray(samples)))  # (D, F)
+        if config.floor_db is not None or config.cmvn != "none":
+            feats = torch.from_numpy(_normalise_levels(feats.numpy().T, config).T)
         if config.deltas:
             import torchaudio.functional as AF
 
@@ -130,6 +155,44 @@ def compute_features(
             feats = torch.cat([feats, d1, AF.compute_deltas(d1)], dim=0)
     features = feats.T.contiguous().numpy().astype(np.float32)
     return features, frame_times(len(features), config)
+
+
+def sliding_window_sums(values: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sum over rows i-half..i+half of ``values`` (F, D), row count) per row, truncated
+    at the ends; float64 cumulative sums."""
+    values = np.asarray(values, dtype=np.float64)
+    cumulative = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
+    rows = np.arange(len(values))
+    lo = np.clip(rows - half, 0, len(values))
+    hi = np.clip(rows + half + 1, 0, len(values))
+    return cumulative[hi] - cumulative[lo], (hi - lo).astype(np.float64)
+
+
+def _sliding_max(values: np.ndarray, half: int) -> np.ndarray:
+    from scipy.ndimage import maximum_filter1d
+
+    return maximum_filter1d(values, size=2 * half + 1, mode="nearest")
+
+
+def _normalise_levels(features: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """``floor_db`` and ``cmvn`` of ``FeatureConfig`` on (F, D) features (float32)."""
+    feats = np.asarray(features, dtype=np.float64)
+    half = max(int(round(config.cmvn_seconds / config.hop_seconds / 2)), 1)
+    if config.floor_db is not None:
+        # the loudest band of each frame, then the loudest frame within the window
+        peak = _sliding_max(feats.max(axis=1), half)
+        feats = np.maximum(feats, (peak - config.floor_db)[:, None])
+    if config.cmvn != "none":
+        total, count = sliding_window_sums(feats, half)
+        mean = total / count[:, None]
+        if config.cmvn == "meanvar":
+            total_sq, _ = sliding_window_sums(feats**2, half)
+            var = np.maximum(total_sq / count[:, None] - mean**2, 0.0)
+            # + 1 dB^2: a band flat within the window (a floored silence) stays ~0
+            feats = (feats - mean) / np.sqrt(var + 1.0)
+        else:
+            feats = feats - mean
+    return feats.astype(np.float32)
 
 
 # ---------- per-corpus computation ----------
@@ -368,6 +431,12 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-fft", type=int, default=defaults.n_fft)
     parser.add_argument("--hop-length", type=int, default=defaults.hop_length)
     parser.add_argument("--deltas", action="store_true", help="append delta and delta-delta")
+    parser.add_argument(
+        "--floor-db", type=float, default=defaults.floor_db,
+        help="log-mel: raise levels more than this below the window's loudest frame",
+    )  # fmt: skip
+    parser.add_argument("--cmvn", choices=CMVN_MODES, default=defaults.cmvn)
+    parser.add_argument("--cmvn-seconds", type=float, default=defaults.cmvn_seconds)
     parser.add_argument("--split-by", choices=("sentence", "speaker"), default="sentence")
     parser.add_argument("--val-fraction", type=float, default=0.15)
     parser.add_argument("--test-fraction", type=float, default=0.15)
@@ -386,6 +455,9 @@ def run_cli(args: argparse.Namespace) -> int:
         n_fft=args.n_fft,
         hop_length=args.hop_length,
         deltas=args.deltas,
+        floor_db=args.floor_db,
+        cmvn=args.cmvn,
+        cmvn_seconds=args.cmvn_seconds,
     )
     split = ensure_split(
         args.corpus, by=args.split_by, val_fraction=args.val_fraction,

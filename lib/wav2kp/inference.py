@@ -213,7 +213,7 @@ def load_predictor(
     train_config = TrainConfig.from_dict(payload["train_config"])
     model = build_model(model_config).to(resolve_device(device))
     model.load_state_dict(payload["model_state"])
-    return Predictor(
+    predictor = Predictor(
         model,
         model_config,
         train_config,
@@ -221,6 +221,11 @@ def load_predictor(
         name or train_config.model,
         payload.get("fingerprint"),
     )
+    if train_config.silence_gate and train_config.target_space == "normalized":
+        from wav2kp.vad import SilenceGate
+
+        return SilenceGate(predictor, name=predictor.name)
+    return predictor
 
 
 class EmotionFromAudio:

@@ -348,7 +348,7 @@ def _fit_pca(data: _Sequences, n_components: int) -> tuple[np.ndarray, np.ndarra
 
 
 # Settings that change how a run is executed, not what it computes: a resume may differ.
-RUN_ONLY_FIELDS = ("max_minutes", "device", "num_threads")
+RUN_ONLY_FIELDS = ("max_minutes", "device", "num_threads", "silence_gate")
 
 
 def _same_run(saved: dict, current: dict) -> bool:
@@ -414,6 +414,16 @@ def _train(
     emotions = ()
     if config.emotion_conditioning and config.model != "original":
         emotions = tuple(sorted({str(c.emotion) for c in train_clips if c.emotion}))
+    if config.augment:
+        from wav2kp.augmentation import AugmentConfig, augment_clips
+
+        stats = context.get("feature_stats")
+        if stats is None:
+            raise ValueError("augment needs context['feature_stats'] to normalise new features")
+        copies = augment_clips(
+            train_clips, AugmentConfig.from_dict(config.augment), stats, config.seed, progress
+        )
+        train_clips = [*train_clips, *copies]
     inputs = model_inputs(train_clips, config, context)
     train = _Sequences(train_clips, config, emotions, inputs)
     val = _Sequences(val_clips, config, emotions, inputs) if val_clips else None
