@@ -23,6 +23,7 @@ NOISE_LINES = [
     "[IPKernelApp] WARNING | Kernel is running over TCP without encryption. All communication "
     "(including code and outputs) is sent in plain text and is susceptible to eavesdropping.",
     "Passed unknown parameter: epochs",
+    "I0000 00:00:1796030644.100000   16226 gl_context.cc:357] GL version: 3.2 (OpenGL ES 3.2)",
     # two processes writing into one pipe: the glog line cut into the TFLite one
     "INFO: W0000 00:00:1796030697.435970   19288 inference_feedback_manager.cc:114] Feedback",
 ]
@@ -30,6 +31,7 @@ REAL_LINES = [
     "UserWarning: the test split has only 228 frames; too few to judge",
     "WARNING: clip a.mp4 has no audio stream",
     "E0000 00:00:1796030644.1 1 face_landmarker_graph.cc:10] could not load the model file",
+    "W0000 00:00:1796030644.2 1 some_calculator.cc:7] a MediaPipe warning not known as chatter",
     "Traceback (most recent call last):",
     "run 20261130-092346-demo: ok in 479 s",
 ]

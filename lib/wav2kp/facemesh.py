@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -29,21 +28,17 @@ from types import TracebackType
 
 import numpy as np
 
+from wav2kp.quiet import NOISE
+
 # MediaPipe's C++ side logs through glog/absl; keep its start-up chatter off the console.
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 FACE_CHOICES = "'largest' or N (the N-th face from the left)"
 
-# Lines MediaPipe/TFLite print on every start that say nothing to a user.
-MEDIAPIPE_CHATTER = re.compile(
-    r"inference_feedback_manager"
-    r"|XNNPACK delegate"
-    r"|absl::InitializeLog"
-    r"|landmark_projection_calculator.*NORM_RECT without IMAGE_DIMENSIONS"
-    r"|^[IW]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ gl_context"
-    r"|^I\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ "  # absl/glog INFO lines
-)
+# Lines MediaPipe/TFLite print on every start that say nothing to a user: the one list of
+# known console chatter (the report's kernel filter uses it too).
+MEDIAPIPE_CHATTER = NOISE
 
 
 class _NativeStderrFilter:

@@ -35,7 +35,10 @@ NOISE_PATTERNS: tuple[str, ...] = (
     r"All log messages before absl::InitializeLog\(\) is called",  # absl, once per process
     r"inference_feedback_manager\.cc",  # MediaPipe, per graph
     r"landmark_projection_calculator\.cc.*NORM_RECT without IMAGE_DIMENSIONS",  # MediaPipe
-    r"gl_context\.cc|GL version:",  # MediaPipe on machines with a GPU context
+    # glog line heads: "I1130 09:23:46.587648 16226 file.cc:1]", or before absl is
+    # initialised "W0000 00:00:1796030644.587648 16226 file.cc:1]" (seconds since 1970)
+    r"^[IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ gl_context",  # MediaPipe with a GPU context
+    r"^I\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ ",  # absl/glog INFO lines (never warnings)
     r"Kernel is running over TCP without encryption",  # ipykernel >= 7
     r"Passed unknown parameter",  # papermill
 )
