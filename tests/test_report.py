@@ -203,6 +203,28 @@ def test_each_notebook_gets_only_the_parameters_it_declares(notebooks: Path, tmp
     assert stored["config"] == RunConfig.resolve(epochs=7).to_dict()
 
 
+def test_declared_parameters_are_read_like_python_reads_them(tmp_path: Path):
+    source = tmp_path / "01_params.py"
+    source.write_text(
+        HEADER
+        + """
+# %% tags=["parameters"]
+face = None  # several faces in view: None = the largest, N = the N-th from the left
+size: int = 3
+clips = ["a", "b"]  # a list
+rate = 1 / 3  # an expression
+
+# %%
+unrelated = 1
+"""
+    )
+    from wav2kp.report import check_parameters, declared_parameters
+
+    declared = declared_parameters(source)
+    assert declared == {"face": None, "size": 3, "clips": ["a", "b"], "rate": "1 / 3"}
+    check_parameters({"face": 2}, {"01_params": declared})  # not refused as unknown
+
+
 # ---------------------------------------------------------------- resume after kill -9
 
 # 01 draws numbers into the data folder, 02 waits while a hold file exists (so the test

@@ -167,17 +167,33 @@ def git_commit(root: Path) -> str:
 
 
 def declared_parameters(source: Path) -> dict[str, Any]:
-    """The parameters a notebook source declares in its ``parameters`` cell, with their
-    defaults (papermill's reading of the cell)."""
-    import tempfile
+    """The parameters a notebook source declares: every name its ``parameters`` cell
+    assigns, with its default (the literal value; the expression's text otherwise).
 
+    Read with Python's own parser: papermill's line-based reader skips (with an "Unable to
+    parse line" warning) an assignment whose comment holds '=' or ':', so such a parameter
+    would be refused as unknown."""
     import jupytext
-    import papermill
 
-    with tempfile.TemporaryDirectory() as tmp:
-        ipynb = Path(tmp) / f"{source.stem}.ipynb"
-        jupytext.write(jupytext.read(source), ipynb)
-        return {k: v["default"] for k, v in papermill.inspect_notebook(ipynb).items()}
+    for cell in jupytext.read(source).cells:
+        if cell.cell_type != "code" or "parameters" not in cell.metadata.get("tags", []):
+            continue
+        declared: dict[str, Any] = {}
+        for node in ast.parse(cell.source).body:
+            if isinstance(node, ast.Assign):
+                targets, value = node.targets, node.value
+            elif isinstance(node, ast.AnnAssign):
+                targets, value = [node.target], node.value
+            else:
+                continue
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    try:
+                        declared[target.id] = ast.literal_eval(value) if value else None
+                    except ValueError:
+                        declared[target.id] = ast.unparse(value)
+        return declared
+    return {}
 
 
 def check_parameters(parameters: dict[str, Any], declared: dict[str, dict[str, Any]]) -> None:
