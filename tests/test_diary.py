@@ -95,6 +95,7 @@ def test_diary_shows_corpora_side_by_side_with_trends_filters_and_thumbnails(tmp
         "aligned,default,mouth_open_r,0.85,0.8,0.9,\n"
         "frame,default,mouth_open_r,0.7,0.6,0.75,\n"
         "aligned,default,jitter_ratio,1.0,nan,nan,\n"
+        "aligned,default,variance_ratio,0.95,0.95,0.95,\n"  # one sentence: no interval
     )
     grid = make_run(
         runs, "20260103-100000-grid", "grid",
@@ -127,7 +128,7 @@ def test_diary_shows_corpora_side_by_side_with_trends_filters_and_thumbnails(tmp
     assert "20260103-100000-grid" in side and "20260102-100000-demo" in side
     assert "20260101-100000-demo" not in side
     assert "0.91 [0.89, 0.93]" in side and "0.85 [0.8, 0.9]" in side
-    assert "0.7 [0.6, 0.75]" not in text
+    assert "0.7 [0.6, 0.75]" not in text and "0.95 [0.95, 0.95]" not in text
     assert "Cooke, J. Barker" in text and "CC BY 4.0" in text  # GRID credited
 
     # the video's thumbnail: its frame at 40 %, linked to the video
@@ -162,3 +163,18 @@ def test_corpus_comes_from_the_resolved_configuration_when_not_a_parameter(tmp_p
     (run_dir / "run.json").write_text(json.dumps(stored))
     text = diary.write_diary(runs).read_text()
     assert 'data-group="demo"' in text and '<span class="badge demo">demo</span>' in text
+
+
+def test_model_description_reads_both_training_formats():
+    listed = {"metrics": {"metrics_training": {"final_models": [
+        {"model": "default", "n_parameters": 217752, "epochs": 40, "seed": 0},
+        {"model": "default", "n_parameters": 217752, "epochs": 40, "seed": 1},
+        {"model": "original", "n_parameters": 1790536, "epochs": 5, "seed": 0},
+    ]}}}  # fmt: skip
+    assert diary.model_description(listed, "default") == (
+        "default · 218 k parameters · 40 epochs · 2 seeds"
+    )
+    assert diary.model_description(listed, "original").endswith("5 epochs · 1 seed")
+    per_model = {"metrics": evaluation(0.8)}
+    assert diary.model_description(per_model, "default") == "default · 234 k parameters · 40 epochs"
+    assert diary.model_description({"metrics": {}}, "default") == "default"

@@ -135,9 +135,16 @@ def read_intervals(path: Path) -> dict[str, dict[str, list[float]]]:
                     continue
                 try:
                     low, high = float(row["low"]), float(row["high"])
+                    units = float(row.get("n_units") or 2)
                 except (KeyError, TypeError, ValueError):
                     continue
-                if _finite(low) is not None and _finite(high) is not None:
+                # one test sentence gives a zero-width "interval": that says nothing
+                if (
+                    _finite(low) is not None
+                    and _finite(high) is not None
+                    and high > low
+                    and units >= 2
+                ):
                     intervals.setdefault(row.get("model", ""), {})[row.get("metric", "")] = [
                         low,
                         high,
@@ -246,19 +253,29 @@ def key_metrics(run: Mapping[str, Any]) -> dict[str, float]:
 
 
 def model_description(run: Mapping[str, Any], model: str | None) -> str:
-    """e.g. 'default · 218 k parameters · 40 epochs' from the run's training metrics."""
+    """e.g. 'default · 218 k parameters · 40 epochs · 3 seeds' from the run's training
+    metrics (a ``final_models`` list of trained runs, or one block per model)."""
     if not model:
         return "—"
     training = (run.get("metrics") or {}).get("metrics_training")
-    info = training.get(model) if isinstance(training, Mapping) else None
+    trained: list[Mapping[str, Any]] = []
+    if isinstance(training, Mapping):
+        listed = training.get("final_models")
+        if isinstance(listed, list):
+            trained = [t for t in listed if isinstance(t, Mapping) and t.get("model") == model]
+        elif isinstance(training.get(model), Mapping):
+            trained = [training[model]]
     parts = [model]
-    if isinstance(info, Mapping):
-        n_parameters = _finite(info.get("n_parameters"))
+    if trained:
+        n_parameters = _finite(trained[0].get("n_parameters"))
         if n_parameters:
             parts.append(f"{n_parameters / 1000:.0f} k parameters")
-        epochs = _finite(info.get("final_epochs", info.get("epochs")))
+        epochs = _finite(trained[0].get("final_epochs", trained[0].get("epochs")))
         if epochs:
             parts.append(f"{epochs:.0f} epochs")
+        seeds = {t.get("seed") for t in trained if t.get("seed") is not None}
+        if seeds:
+            parts.append(f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}")
     return " · ".join(parts)
 
 
