@@ -38,6 +38,22 @@ SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 # Memory one worker process needs for per-clip work (MediaPipe, torch for resampling,
 # a decoded clip); the embedded cluster starts no more workers than fit.
 WORKER_MEMORY_BYTES = 1_500_000_000
+# Dask settings of an embedded cluster. One task per worker thread at a time (Dask would
+# send a second one ahead): when a clip crashes its worker, only that clip counts the
+# death, not an innocent one queued behind it. Per-clip tasks run for seconds, so the
+# millisecond-scale bookkeeping is slowed down: the statistical profiler (the dashboard's
+# profile page stays empty), event-loop ticks and memory polling cost an idle worker 3% of
+# a core, 0.3% with these settings. Dask's workers also get MALLOC_TRIM_THRESHOLD_=65536
+# (against pandas' heap fragmentation), which turns every video frame's allocation into
+# mmap/munmap and page faults: 15-20% more CPU per clip than in process (measured here);
+# it is left out (see docs/cluster.md for an external cluster).
+EMBEDDED_DASK_CONFIG = {
+    "distributed.scheduler.worker-saturation": 1.0,
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "500ms",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+}
 # Tasks kept submitted per worker thread: enough to hide the scheduler round trip,
 # few enough that 10^5 clips are never all in the scheduler at once.
 TASKS_PER_THREAD = 2
@@ -98,10 +114,13 @@ def get_client(
     n_workers = default_workers() if workers is None else int(workers)
     if n_workers < 1:
         raise ValueError(f"workers={workers}: an embedded Dask cluster needs at least 1 worker")
-    # One task per worker thread at a time (Dask would send a second one ahead): when a
-    # clip crashes its worker, only that clip counts the death, not an innocent one that
-    # happened to wait in the same worker's queue.
-    with _interrupts_ignored(), dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+    environ = {
+        key: value
+        for key, value in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
+        if key != "MALLOC_TRIM_THRESHOLD_"
+    }
+    settings = {**EMBEDDED_DASK_CONFIG, "distributed.nanny.pre-spawn-environ": environ}
+    with _interrupts_ignored(), dask.config.set(settings):
         client = Client(
             n_workers=n_workers,
             threads_per_worker=int(threads_per_worker),
