@@ -40,13 +40,14 @@ SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 WORKER_MEMORY_BYTES = 1_500_000_000
 # Dask settings of an embedded cluster. One task per worker thread at a time (Dask would
 # send a second one ahead): when a clip crashes its worker, only that clip counts the
-# death, not an innocent one queued behind it. Per-clip tasks run for seconds, so the
-# millisecond-scale bookkeeping is slowed down: the statistical profiler (the dashboard's
-# profile page stays empty), event-loop ticks and memory polling cost an idle worker 3% of
-# a core, 0.3% with these settings. Dask's workers also get MALLOC_TRIM_THRESHOLD_=65536
-# (against pandas' heap fragmentation), which turns every video frame's allocation into
-# mmap/munmap and page faults: 15-20% more CPU per clip than in process (measured here);
-# it is left out (see docs/cluster.md for an external cluster).
+# death, not an innocent one queued behind it. Per-clip tasks run for seconds, so Dask's
+# millisecond-scale bookkeeping is slowed down (the statistical profiler every 10 ms, event
+# loop ticks every 20 ms, memory polling every 100 ms: the dashboard's profile page stays
+# empty). And the workers do not get Dask's MALLOC_TRIM_THRESHOLD_=65536 (set against
+# pandas' heap fragmentation): it turns every video frame's allocation into mmap/munmap
+# and page faults. With these, a worker spends the CPU per frame that the in-process
+# engine does (``wav2kp bench extraction``); docs/cluster.md gives the same settings for
+# an external cluster.
 EMBEDDED_DASK_CONFIG = {
     "distributed.scheduler.worker-saturation": 1.0,
     "distributed.worker.profile.enabled": False,

@@ -24,11 +24,20 @@ import numpy as np
 TARGET_CPU_RATIO = 1.2
 
 
-def _inputs(folder: Path, quick: bool) -> list[Path]:
-    """Videos to extract, linked into ``folder``."""
-    from wav2kp.extract import VIDEO_SUFFIXES
+def _inputs(folder: Path, quick: bool, source: Path | None = None) -> list[Path]:
+    """Videos to extract, linked into ``folder``: those of ``source`` (once each) if
+    given, else the real clips (twice each), else generated ones."""
+    from wav2kp.extract import VIDEO_SUFFIXES, find_videos
     from wav2kp.paths import shared_realclips
 
+    if source is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        links = []
+        for video in find_videos(Path(source)):
+            link = folder / f"{video.stem}_r0{video.suffix}"
+            os.symlink(video.resolve(), link)
+            links.append(link)
+        return links
     real = []
     if shared_realclips().is_dir():
         real = sorted(p for p in shared_realclips().iterdir() if p.suffix in VIDEO_SUFFIXES)
@@ -159,15 +168,19 @@ def _extract(input_dir: Path, root: Path, client) -> dict:
 ENGINES = {"in process": 0, "1 worker": 1, "2 workers": 2}
 
 
-def run(quick: bool = False) -> dict:
+def run(
+    quick: bool = False, source: str | os.PathLike | None = None, rounds: int | None = None
+) -> dict:
+    """``wav2kp bench extraction``; ``source``: a folder of videos instead of the real
+    clips (e.g. the demo corpus: ``python -m wav2kp.benchmarks.extraction data/raw/demo``)."""
     from wav2kp.audio import resample
     from wav2kp.extract import ExtractParams
     from wav2kp.facemesh import FaceMeshTracker
 
-    rounds = 1 if quick else 3
+    rounds = rounds or (1 if quick else 3)
     with tempfile.TemporaryDirectory(prefix="wav2kp-bench-extract-") as tmp:
         tmp_path = Path(tmp)
-        videos = _inputs(tmp_path / "videos", quick)
+        videos = _inputs(tmp_path / "videos", quick, Path(source) if source else None)
         # one-time costs in this process (model loading, torch import) before any timing
         with FaceMeshTracker() as tracker:
             tracker.process(np.zeros((64, 64, 3), np.uint8))
@@ -268,3 +281,17 @@ def run(quick: bool = False) -> dict:
         )
     result["per_clip"] = per_clip
     return result
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", nargs="?", help="folder of videos (default: the real clips)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (median)")
+    parser.add_argument("--json", dest="json_out", help="also write the numbers to this file")
+    args = parser.parse_args()
+    numbers = run(source=args.source, rounds=args.rounds)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(numbers, indent=2, default=str) + "\n")
