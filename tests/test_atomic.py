@@ -35,3 +35,33 @@ def test_writers_round_trip_with_group_readable_permissions(tmp_path):
     assert pd.read_csv(csv)["a"].tolist() == [1, 2]
     for path in (npz, csv):
         assert stat.S_IMODE(path.stat().st_mode) & 0o044, "result not readable by others"
+
+
+def test_permissions_follow_the_umask_without_ever_changing_it(tmp_path, monkeypatch):
+    """Files get 0666 minus the process umask, and the umask is never touched: setting it
+    (even to read it back) would race with other threads creating files."""
+    import os
+
+    previous = os.umask(0o027)
+    try:
+
+        def refuse(*_):
+            raise AssertionError("atomic writes must not change the umask")
+
+        monkeypatch.setattr(os, "umask", refuse)
+        path = write_json(tmp_path / "r.json", {"a": 1})
+        npz = write_npz(tmp_path / "x.npz", x=np.zeros(2))
+    finally:
+        monkeypatch.undo()
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert stat.S_IMODE(npz.stat().st_mode) == 0o640
+
+
+def test_temp_files_are_recognisable_for_cleanup(tmp_path):
+    from wav2kp.atomic import is_temp_file
+
+    with atomic_path(tmp_path / "clip.npz") as tmp:
+        assert is_temp_file(tmp) and tmp.parent == tmp_path and tmp.suffix == ".npz"
+    assert not is_temp_file(tmp_path / "clip.npz")
+    assert not is_temp_file(tmp_path / ".extract.lock")
