@@ -327,13 +327,26 @@ def write_frames(job: ClipJob) -> str:
     return ""
 
 
-def _extract_clip(job: ClipJob) -> dict[str, Any]:
+def write_clip_audio(
+    source: Path, files: dict[str, Path], info, sample_rate: int
+) -> tuple[int, int, float]:
+    """The clip's audio as PCM at its own rate and channels (``orig_wav``) and as mono at
+    ``sample_rate`` (``wav``); returns (original rate, channels, seconds)."""
     import soundfile as sf
 
     from wav2kp.audio import load_audio, write_wav
+    from wav2kp.media.decode import extract_audio_pcm
+
+    rate, n_channels = extract_audio_pcm(source, files["orig_wav"], info=info)
+    samples, _ = load_audio(files["orig_wav"], sample_rate=sample_rate)
+    write_wav(files["wav"], samples, sample_rate)
+    return rate, n_channels, float(sf.info(str(files["orig_wav"])).duration)
+
+
+def _extract_clip(job: ClipJob) -> dict[str, Any]:
     from wav2kp.facemesh import shared_tracker
     from wav2kp.landmarks import mediapipe_to_68
-    from wav2kp.media.decode import DecodeLog, extract_audio_pcm, iter_frames
+    from wav2kp.media.decode import DecodeLog, iter_frames
     from wav2kp.media.probe import MediaError, probe
     from wav2kp.pose import head_pose
 
@@ -348,15 +361,11 @@ def _extract_clip(job: ClipJob) -> dict[str, Any]:
     if not info.has_audio:
         raise MediaError(f"{source}: no audio stream (a speech model needs the voice)")
 
-    def audio_job() -> tuple[int, int, float]:
-        rate, n_channels = extract_audio_pcm(source, files["orig_wav"], info=info)
-        samples, _ = load_audio(files["orig_wav"], sample_rate=params.audio_sample_rate)
-        write_wav(files["wav"], samples, params.audio_sample_rate)
-        return rate, n_channels, float(sf.info(str(files["orig_wav"])).duration)
-
     # the audio is decoded while the frames are tracked (libav and torch release the GIL)
     audio_pool = ThreadPoolExecutor(max_workers=1)
-    audio_future = audio_pool.submit(audio_job)
+    audio_future = audio_pool.submit(
+        write_clip_audio, source, files, info, params.audio_sample_rate
+    )
     frames: _FrameWriter | None = None
     frames_later = False  # frames decoded at reduced size: the JPEGs need a full pass
     try:

@@ -115,6 +115,36 @@ def _mediapipe_alone(videos: list[Path]) -> dict[str, tuple[int, float, float]]:
     return out
 
 
+def _parts(videos: list[Path]) -> dict[str, dict[str, float]]:
+    """Per video, CPU seconds of the extraction's parts done alone, as extraction does
+    them: probing, decoding the frames for MediaPipe, the audio (PCM and 16 kHz)."""
+    from wav2kp.extract import ExtractParams
+    from wav2kp.extract_clip import DECODE_THREADS, write_clip_audio
+    from wav2kp.media.decode import iter_frames
+    from wav2kp.media.probe import probe
+
+    params = ExtractParams()
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="wav2kp-bench-parts-") as tmp:
+        for video in videos:
+            start = _cpu_seconds()
+            info = probe(video)
+            probed = _cpu_seconds()
+            for _ in iter_frames(
+                video, info=info, threads=DECODE_THREADS, max_side=params.decode_max_side
+            ):
+                pass
+            decoded = _cpu_seconds()
+            files = {"orig_wav": Path(tmp) / "o.wav", "wav": Path(tmp) / "a.wav"}
+            write_clip_audio(video, files, info, params.audio_sample_rate)
+            out[video.name] = {
+                "probe": probed - start,
+                "decode": decoded - probed,
+                "audio": _cpu_seconds() - decoded,
+            }
+    return out
+
+
 def _worker_cpu() -> float:
     """Run on a worker: its process's CPU so far (decoding and audio run in-process)."""
     return _cpu_seconds()
@@ -192,9 +222,11 @@ def run(
         }
         # rounds in turn, so that the machine's other load falls on every engine alike
         alone_rounds, engine_rounds = [], {name: [] for name in ENGINES}
+        parts_rounds = []
         try:
             for r in range(rounds):
                 alone_rounds.append(_mediapipe_alone(videos))
+                parts_rounds.append(_parts([v for v in videos if "_r0" in v.name]))
                 for name in ENGINES:
                     client = clusters[name][0] if name in clusters else None
                     engine_rounds[name].append(
@@ -259,28 +291,43 @@ def run(
         f"  2 workers / 1 worker frames/s: {result['speedup_2_vs_1_workers']:.2f}x; "
         f"target: CPU ratio <= {TARGET_CPU_RATIO}"
     )
-    # where the rest goes: per source clip, in process, against MediaPipe alone
+    # where the CPU goes: per source clip, in process, in ms per frame; "rest" = end to
+    # end - MediaPipe alone - the parts (MediaPipe on reduced frames, gaps, pose, writes)
     print(
-        f"  per clip, in process: {'frames':>6s} {'CPU ms/frame':>13s} {'MediaPipe alone':>16s} {'ratio':>6s}"
+        f"  per clip, in process, CPU ms/frame: {'frames':>6s} {'end to end':>10s} "
+        f"{'MediaPipe':>9s} {'probe':>6s} {'decode':>6s} {'audio':>6s} {'rest':>6s} {'ratio':>6s}"
     )
-    per_clip = {}
+    keys = ("end", "mediapipe", "probe", "decode", "audio")
+    per_clip, totals, total_frames = {}, dict.fromkeys(keys, 0.0), 0
     for name in sorted(alone_rounds[0]):
         if "_r0" not in name:
             continue
         frames = alone_rounds[0][name][0]
-        cpu = median(r["clip_cpu"][name] for r in engine_rounds["in process"]) / frames
-        alone = median(a[name][2] for a in alone_rounds) / frames
-        per_clip[name.rsplit("_r", 1)[0]] = {
-            "frames": frames,
-            "cpu_ms": 1000 * cpu,
-            "mediapipe_ms": 1000 * alone,
+        row = {
+            "end": median(r["clip_cpu"][name] for r in engine_rounds["in process"]),
+            "mediapipe": median(a[name][2] for a in alone_rounds),
+            **{k: median(p[name][k] for p in parts_rounds) for k in ("probe", "decode", "audio")},
         }
-        print(
-            f"    {name.rsplit('_r', 1)[0][:32]:32s} {frames:6d} {1000 * cpu:13.2f} "
-            f"{1000 * alone:16.2f} {cpu / alone:6.2f}"
-        )
+        for key in keys:
+            totals[key] += row[key]
+        total_frames += frames
+        clip = name.rsplit("_r", 1)[0]
+        per_clip[clip] = {"frames": frames, **{k: 1000 * v / frames for k, v in row.items()}}
+        if len(alone_rounds[0]) <= 24:  # a long corpus: its total only
+            _print_parts(clip, frames, row)
+    _print_parts("all clips", total_frames, totals)
     result["per_clip"] = per_clip
     return result
+
+
+def _print_parts(name: str, frames: int, row: dict[str, float]) -> None:
+    ms = {k: 1000 * v / frames for k, v in row.items()}
+    rest = ms["end"] - ms["mediapipe"] - ms["probe"] - ms["decode"] - ms["audio"]
+    print(
+        f"    {name[:34]:34s} {frames:6d} {ms['end']:10.2f} {ms['mediapipe']:9.2f} "
+        f"{ms['probe']:6.2f} {ms['decode']:6.2f} {ms['audio']:6.2f} {rest:6.2f} "
+        f"{ms['end'] / ms['mediapipe']:6.2f}"
+    )
 
 
 if __name__ == "__main__":
