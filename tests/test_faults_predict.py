@@ -145,9 +145,10 @@ def test_output_folder_of_an_earlier_run_is_replaced_and_says_so(kit, tmp_path, 
     assert "replaced the earlier prediction" in captured.out
 
 
-def test_interrupted_run_leaves_the_earlier_output_whole(kit, tmp_path, monkeypatch):
-    """A failure (here: the disk fills while writing the csv) leaves the earlier run's
-    folder exactly as it was, and no staging folder."""
+@pytest.mark.parametrize("fault", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_interrupted_run_leaves_the_earlier_output_whole(kit, tmp_path, monkeypatch, fault):
+    """A failure while writing (the disk fills, Ctrl-C) leaves the earlier run's folder
+    exactly as it was, no staging folder, and no folder it had to create."""
     from wav2kp import exports, predict
 
     out = tmp_path / "out"
@@ -155,17 +156,59 @@ def test_interrupted_run_leaves_the_earlier_output_whole(kit, tmp_path, monkeypa
                          progress=False)  # fmt: skip
     snapshot = {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")}
 
-    def full_disk(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    def failing(*args, **kwargs):
+        raise fault
 
-    monkeypatch.setattr(exports, "write_keypoints_csv", full_disk)
+    monkeypatch.setattr(exports, "write_keypoints_csv", failing)
     other = tmp_path / "other.wav"
     sf.write(other, speech_sample(1.0, seed=8), 16000)
-    results = predict.predict_files([other], kit / "model" / "best.pt", out, preview=False,
-                                    progress=False)  # fmt: skip
-    assert "No space left on device" in results[0]["error"] and "other.wav" in results[0]["error"]
+    if isinstance(fault, OSError):
+        results = predict.predict_files([other], kit / "model" / "best.pt", out, preview=False,
+                                        progress=False)  # fmt: skip
+        assert "No space left on device" in results[0]["error"]
+        assert "other.wav" in results[0]["error"]
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            predict.predict_file(other, kit / "model" / "best.pt", out, preview=False,
+                                 progress=False)  # fmt: skip
     assert {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")} == snapshot
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.wav", "out"]
+    with pytest.raises(type(fault)):  # a new nested folder: nothing of it stays
+        predict.predict_file(other, kit / "model" / "best.pt", tmp_path / "new" / "deep" / "out",
+                             preview=False, progress=False)  # fmt: skip
+    assert not (tmp_path / "new").exists()
+
+
+def test_kill_9_then_the_same_command_again(kit, tmp_path):
+    """``kill -9`` mid-write leaves only a hidden staging folder beside the output (no
+    output); the same command again removes it and completes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    speech = tmp_path / "long.wav"
+    sf.write(speech, np.tile(speech_sample(5.0, seed=4), 4), 16000)  # 20 s
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "wav2kp.cli", "predict", str(speech), "--checkpoint",
+               str(kit / "model" / "best.pt"), "--out", str(out), "--no-preview"]  # fmt: skip
+    env = dict(os.environ)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    staged = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        staged = [p for p in tmp_path.glob(".out.partial-*") if any(p.rglob("*.txt"))]
+        if staged:
+            break
+        time.sleep(0.05)
+    assert staged, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and staged[0].exists()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not list(tmp_path.glob(".out.partial-*"))  # the killed run's leftovers went
+    assert (out / "predict.json").is_file() and (out / "keypoints.csv").is_file()
 
 
 def test_mildly_clipped_speech_is_predicted_with_a_warning(kit, tmp_path, capsys):

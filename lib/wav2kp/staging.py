@@ -115,16 +115,53 @@ def check_replaceable(out_dir: Path, option: str = "--out") -> dict | None:
     return earlier
 
 
+STAGING_MARK = ".partial-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_staging(out_dir: Path) -> list[Path]:
+    """Staging folders of ``out_dir`` left by a run that was killed outright (``kill -9``:
+    nothing could clean up): ``.<name>.partial-<pid>-*`` whose process is gone. Only
+    those, never anything else."""
+    removed = []
+    prefix = f".{out_dir.name}{STAGING_MARK}"
+    if not out_dir.parent.is_dir():
+        return removed
+    for folder in out_dir.parent.glob(f"{prefix}*"):
+        pid = folder.name[len(prefix) :].split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 class Staging:
     """A hidden folder beside ``out_dir`` that receives one run's files; :meth:`commit`
     moves them into ``out_dir`` (replacing only an earlier run's own files), :meth:`abort`
-    removes everything. Nothing half-written is ever left in ``out_dir``."""
+    removes everything, folders it had to create included. Nothing half-written is ever
+    left in ``out_dir``; what a killed run left beside it goes with the next run."""
 
     def __init__(self, out_dir: Path, earlier: dict | None) -> None:
         self.out_dir = out_dir
         self.earlier = earlier
+        self.created: list[Path] = []  # parent folders made here, innermost last
+        missing = out_dir.parent
+        while not missing.exists():
+            self.created.insert(0, missing)
+            missing = missing.parent
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.folder = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+        remove_stale_staging(out_dir)
+        prefix = f".{out_dir.name}{STAGING_MARK}{os.getpid()}-"
+        self.folder = Path(tempfile.mkdtemp(prefix=prefix, dir=out_dir.parent))
 
     def commit(self) -> None:
         if not self.out_dir.exists():
@@ -143,3 +180,8 @@ class Staging:
 
     def abort(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+        for folder in reversed(self.created):
+            try:
+                folder.rmdir()  # only if still empty
+            except OSError:
+                break
