@@ -292,7 +292,10 @@ def predict_track(
     per_chunk = max(1, int(round(chunk_seconds * fps)))
     out = np.empty((n_frames, 68, 2), np.float32)
     starts = range(0, n_frames, per_chunk)
-    for start in tqdm(starts, desc="predict", unit="chunk", disable=not progress):
+    # a bar only when there is progress to show (several chunks: long files)
+    for start in tqdm(
+        starts, desc="predict", unit="chunk", disable=not progress or len(starts) < 2
+    ):
         stop = min(start + per_chunk, n_frames)
         # warm-up frames on both sides: models look at neighbouring frames too
         first = int(np.searchsorted(times, times[start] - margin_seconds))
