@@ -7,10 +7,16 @@ each one back the way its consumer does.
 - ``npz``: ``keypoints.npz`` (every array, full precision; see :func:`write_keypoints_npz`).
 - ``csv``: ``keypoints.csv``, one row per frame: ``frame, time, x0, y0, ..., x67, y67``.
 - ``openpose``: ``openpose/<seq>_<frame:012d>_keypoints.json``, one OpenPose (1.3) JSON per
-  frame: ``people[0].face_keypoints_2d`` holds 70 ``x, y, confidence`` triplets in pixels
-  (OpenPose's face layout: the 68 iBUG points, then the subject's right and left pupil),
-  plus ControlNet's ``canvas_width`` / ``canvas_height``. Confidence is 1 for a point and
-  ``0, 0, 0`` marks a missing one (ControlNet drops points with confidence < 1). The
+  frame, named as OpenPose's ``--write_json`` names a video's frames:
+  ``people[0].face_keypoints_2d`` holds 70 ``x, y, confidence`` triplets in pixels
+  (OpenPose's default ``--keypoint_scale 0``; its face layout: the 68 iBUG points, then
+  the subject's right and left pupil), plus ControlNet's ``canvas_width`` /
+  ``canvas_height``. Confidence is 1 for a point and ``0, 0, 0`` marks a missing one:
+  ControlNet's reader (sd-webui-controlnet / comfyui_controlnet_aux
+  ``decode_json_as_poses``) drops points with confidence < 1, and its ``draw_facepose``
+  takes pixel coordinates as they are (``is_normalized`` false) or scales normalised
+  ones by the canvas. ``pose_keypoints_2d`` holds 18 missing body points (ControlNet's
+  COCO layout), so its body drawing finds the list it indexes and draws nothing. The
   pupils are the reference video's MediaPipe iris centres (468 right, 473 left), carried
   onto the composed eyes; missing when the reference has no iris track.
 - ``fsvid2vid``: imaginaire's few-shot vid2vid face test data (``configs/projects/
