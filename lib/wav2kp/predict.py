@@ -144,9 +144,10 @@ def read_speech(
 # --------------------------------------------------------------------------- checkpoint
 
 
-# Models `predict` uses when no --checkpoint is given, first found first: the real-speech
-# model (make report-grid) before the demo corpus' synthetic-speech model.
-DEFAULT_MODELS = ("grid/default", "demo/default")
+# Models `predict` uses when no --checkpoint is given, first found first (under
+# data/models/): the out-of-box real-speech model (make model-grid), the GRID run's model
+# (make report-grid), the demo corpus' synthetic-speech model (make report).
+DEFAULT_MODELS = ("grid/final/logmel___silence_gate/seed0", "grid/default", "demo/default")
 
 
 def available_models() -> list[Path]:
