@@ -113,7 +113,8 @@ with open_client(cfg) as client:
         print(f"Dask: {len(client.nthreads())} workers")
     run = train_run(cfg, data, client)
 finals = run.finals.drop(columns=["history"], errors="ignore")
-display(finals[["model", "seed", "epochs", "cpu_seconds", "reused", "n_parameters", "error"]])
+columns = ["model", "seed", "epochs", "epochs_trained_now", "train_cpu_seconds", "n_parameters"]
+display(finals[[c for c in [*columns, "error"] if c in finals]])
 write_csv(out / "training_runs.csv", finals)
 
 # %% [markdown]

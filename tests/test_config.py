@@ -92,3 +92,13 @@ def test_the_replica_departures_are_listed_once():
     assert original.batch_size == 1 and original.clip_grad_norm == 0
     assert original.features["kind"] == "mfcc" and not original.normalize_features
     assert original.lr == 1e-4 and original.scheduler == "none" and original.weight_decay == 0
+
+
+def test_each_profile_keeps_its_own_final_models(tmp_path):
+    from wav2kp.train import final_tasks
+
+    fast = {t.out_dir for t in final_tasks(RunConfig.resolve(), root=tmp_path)}
+    full = {t.out_dir for t in final_tasks(RunConfig.resolve(profile="full"), root=tmp_path)}
+    assert not fast & full
+    assert str(tmp_path / "models" / "demo" / "default" / "seed-0") in fast
+    assert str(tmp_path / "models" / "demo" / "full" / "default" / "seed-2") in full

@@ -105,13 +105,37 @@ def test_val_fold_scores_every_variant_reports_failures_and_reuses_results(corpu
     )
 
 
-def test_budget_study_pairs_each_variant_at_both_budgets():
+def test_budget_study_pairs_each_variant_at_every_budget():
+    from wav2kp.cv import BUDGET_EPOCHS
+
     options = study(RunConfig.resolve(), "budget")
     names = list(options["variants"])
-    assert len(names) == 2 * len(ABLATION_VARIANTS) and options["seeds"] == (0, 1, 2)
     fast = RunConfig.resolve(profile="fast").ablation_epochs
+    budgets = {fast, *BUDGET_EPOCHS}
+    assert len(names) == (len(budgets) + 1) * len(ABLATION_VARIANTS)
     assert options["variants"][f"default @ {fast} epochs"] == {"epochs": fast}
+    assert options["variants"]["default @ preset epochs"] == {} and options["seeds"] == (0, 1, 2)
     assert study(RunConfig.resolve(profile="full"), "ablation")["budget"] == {}
+
+
+def test_rank_agreement_compares_each_budget_with_the_preset_and_the_seed_noise():
+    import pandas as pd
+    from wav2kp.cv import CVResult, rank_agreement
+
+    rows = []
+    for seed, noise in ((0, 0.0), (1, 0.001)):
+        scores = zip("abcd", (0.80, 0.81, 0.82, 0.83), (0.71, 0.70, 0.72, 0.73), strict=True)
+        for name, full, short in scores:
+            full += noise
+            rows += [
+                {"variant": f"{name} @ preset epochs", "seed": seed, "mouth_open_r": full},
+                {"variant": f"{name} @ 10 epochs", "seed": seed, "mouth_open_r": short},
+            ]
+    result = CVResult(pd.DataFrame(rows).assign(error="", fold="val", cpu_seconds=1.0))
+    agreement = rank_agreement(result)
+    assert agreement["variants"] == 4 and agreement["seed_to_seed_rho_at_preset"] == 1.0
+    short = agreement["budgets"]["10 epochs"]
+    assert short["same_best"] and short["spearman_rho"] == pytest.approx(0.8)  # a, b swapped
 
 
 def test_a_dask_client_gives_the_same_results_as_running_here(corpus, tmp_path):

@@ -90,7 +90,10 @@ def test_training_reduces_validation_loss(clips, tmp_path):
         clips[:-1], clips[-1:], small_config(epochs=15, lr=1e-2), tmp_path, progress=False
     )
     history = result.history
-    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "lr", "seconds"]
+    assert list(history.columns) == [
+        "epoch", "train_loss", "val_loss", "lr", "seconds", "cpu_seconds"
+    ]  # fmt: skip
+    assert (history["cpu_seconds"] > 0).all()
     assert len(history) == 15 and result.finished
     assert history["val_loss"].iloc[-1] < history["val_loss"].iloc[0] / 2
     assert result.best_checkpoint.is_file() and result.last_checkpoint.is_file()

@@ -96,6 +96,7 @@ DESIGN_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 STUDIES = ("ablation", "design", "budget")
+BUDGET_EPOCHS = (10, 20)  # the short budgets the ``budget`` study compares with the preset
 
 
 def study(cfg: RunConfig, name: str) -> dict[str, Any]:
@@ -117,9 +118,14 @@ def study(cfg: RunConfig, name: str) -> dict[str, Any]:
         from wav2kp.config import PROFILES
 
         fast = PROFILES["fast"].get("ablation_epochs")
-        variants = {
-            f"{k} @ {fast} epochs": {**v, "epochs": fast} for k, v in ABLATION_VARIANTS.items()
-        }
+        variants: dict[str, dict[str, Any]] = {}
+        for epochs in sorted({fast, *BUDGET_EPOCHS} - {None}):
+            variants.update(
+                {
+                    f"{k} @ {epochs} epochs": {**v, "epochs": epochs}
+                    for k, v in ABLATION_VARIANTS.items()
+                }
+            )
         variants.update({f"{k} @ preset epochs": v for k, v in ABLATION_VARIANTS.items()})
         return dict(variants=variants, folds="val", seeds=(0, 1, 2), budget={})
     raise ValueError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
@@ -455,7 +461,11 @@ def _execute(task: Task, data) -> dict[str, Any]:
 
 def _result_fields(result) -> dict[str, Any]:
     return {
+        # CPU seconds of the training itself, wherever and whenever it ran (NaN for
+        # checkpoints older than that record)
+        "train_cpu_seconds": float(result.history["cpu_seconds"].sum(min_count=1)),
         "epochs": result.epochs_run,
+        "epochs_trained_now": result.epochs_this_call,
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best_val_loss,
         "train_seconds": float(result.history["seconds"].sum()),
@@ -594,26 +604,37 @@ def run_cv(
     return CVResult.from_outcomes([{**results[t.key], "name": t.name} for t in tasks])
 
 
-def rank_agreement(summary: pd.DataFrame, metric: str = "mouth_open_r") -> dict[str, Any]:
-    """For the ``budget`` study: Spearman's rho between the variants' ``metric`` at the
-    short budget and at the preset budget, and whether the best variant is the same."""
+def rank_agreement(result: CVResult, metric: str = "mouth_open_r") -> dict[str, Any]:
+    """For the ``budget`` study: per short budget, Spearman's rho between the variants'
+    mean ``metric`` (over seeds) at that budget and at the preset budget, and whether the
+    best variant is the same; beside it the ceiling the noise allows: the mean rho between
+    the rankings of two single seeds at the preset budget."""
+    from itertools import combinations
+
     from scipy.stats import spearmanr
 
-    short = summary[
-        summary.index.str.contains(" @ ") & ~summary.index.str.endswith("preset epochs")
-    ]
-    full = summary[summary.index.str.endswith(" @ preset epochs")]
-    short_values = {i.rsplit(" @ ", 1)[0]: v for i, v in short[metric].items()}
-    full_values = {i.rsplit(" @ ", 1)[0]: v for i, v in full[metric].items()}
-    names = [n for n in full_values if n in short_values]
-    rho = spearmanr([short_values[n] for n in names], [full_values[n] for n in names]).statistic
-    best = max if metric in ("mouth_open_r",) else min
-    return {
-        "metric": metric,
-        "variants": len(names),
-        "spearman_rho": float(rho),
-        "same_best": best(names, key=short_values.get) == best(names, key=full_values.get),
-    }
+    ok = result.table[result.table["error"].fillna("") == ""].copy()
+    ok[["base", "budget"]] = ok["variant"].str.rsplit(" @ ", n=1, expand=True)
+    means = ok.pivot_table(index="base", columns="budget", values=metric, aggfunc="mean")
+    full = means["preset epochs"].dropna()
+    higher_is_better = metric in ("mouth_open_r",)
+
+    def best(values):
+        return values.idxmax() if higher_is_better else values.idxmin()
+
+    out: dict[str, Any] = {"metric": metric, "variants": int(len(full)), "budgets": {}}
+    for budget in [b for b in means.columns if b != "preset epochs"]:
+        short = means[budget].reindex(full.index)
+        out["budgets"][budget] = {
+            "spearman_rho": float(spearmanr(short, full).statistic),
+            "same_best": bool(best(short) == best(full)),
+        }
+    at_full = ok[ok["budget"] == "preset epochs"].pivot_table(
+        index="base", columns="seed", values=metric
+    )
+    pairs = [spearmanr(at_full[a], at_full[b]).statistic for a, b in combinations(at_full, 2)]
+    out["seed_to_seed_rho_at_preset"] = float(np.mean(pairs)) if pairs else float("nan")
+    return out
 
 
 # ---------------------------------------------------------------- command line
@@ -654,7 +675,7 @@ def run_cli(args: argparse.Namespace) -> int:
     summary = result.summary()
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(summary.round(4).to_string())
-    agreement = rank_agreement(summary) if args.study == "budget" else None
+    agreement = rank_agreement(result) if args.study == "budget" else None
     if agreement:
         print(json.dumps(agreement, indent=1))
     for error in result.errors():

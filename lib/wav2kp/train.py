@@ -164,6 +164,7 @@ class TrainResult:
     n_parameters: int
     stopped_early: bool
     finished: bool  # False when a time budget or max_epochs_this_run cut it short
+    epochs_this_call: int = 0  # 0: a finished run read back, nothing trained
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -530,7 +531,7 @@ def _train(
             break
         if config.max_minutes and (time.perf_counter() - started) / 60 >= config.max_minutes:
             break
-        epoch_start = time.perf_counter()
+        epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
         crops = train.crops(
             config.crop_frames, _epoch_generator(config.seed, state["epoch"]), config.shuffle
         )
@@ -576,6 +577,8 @@ def _train(
                 "val_loss": val_loss,
                 "lr": float(optimizer.param_groups[0]["lr"]),
                 "seconds": time.perf_counter() - epoch_start,
+                # this process's CPU (one thread per training: the training's own)
+                "cpu_seconds": time.process_time() - epoch_cpu,
             },
         ]
         if val_loss < state["best_val"] or val is None:  # no validation: best = last
@@ -595,7 +598,8 @@ def _train(
         save_checkpoint(best_path, payload(full=False))
     return TrainResult(
         history=pd.DataFrame(
-            state["history"], columns=["epoch", "train_loss", "val_loss", "lr", "seconds"]
+            state["history"],
+            columns=["epoch", "train_loss", "val_loss", "lr", "seconds", "cpu_seconds"],
         ),
         out_dir=out_dir,
         best_checkpoint=best_path,
@@ -606,6 +610,7 @@ def _train(
         n_parameters=count_parameters(model),
         stopped_early=bool(state["stopped_early"]),
         finished=bool(finished),
+        epochs_this_call=epochs_this_run,
     )
 
 
@@ -712,12 +717,17 @@ def load_corpus_for_training(
 # ---------- what notebook 04 and `wav2kp train` train ----------
 
 
-def model_dir(corpus: str, model: str, seed: int, root=None) -> Path:
+def model_dir(corpus: str, model: str, seed: int, root=None, profile: str = "fast") -> Path:
     """Where a final model of one training seed lives: ``models/<corpus>/<model>/seed-<n>/``
-    (``wav2kp.inference.checkpoint_file`` picks the first seed for a model folder)."""
+    for the ``fast`` profile (the models ``make report``, notebooks 05-06 and ``predict``
+    use by default), ``models/<corpus>/<profile>/<model>/seed-<n>/`` for another profile,
+    so the full protocol's models and the report's never overwrite each other.
+    (``wav2kp.inference.checkpoint_file`` picks the first seed of a model folder.)"""
     from wav2kp.paths import CorpusPaths
 
-    return CorpusPaths(corpus, root).models / model / f"seed-{int(seed)}"
+    base = CorpusPaths(corpus, root).models
+    base = base if profile == "fast" else base / profile
+    return base / model / f"seed-{int(seed)}"
 
 
 @dataclass
@@ -746,7 +756,7 @@ def final_tasks(cfg: RunConfig, root=None) -> list[Any]:
             kind="final",
             name=model,
             config=cfg.train_config(model, seed),
-            out_dir=str(model_dir(cfg.corpus, model, seed, root)),
+            out_dir=str(model_dir(cfg.corpus, model, seed, root, cfg.profile)),
         )
         for model in cfg.models
         for seed in cfg.seeds_of(model)
