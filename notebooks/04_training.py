@@ -179,7 +179,16 @@ write_json(
         "final_models": finals.to_dict("records"),
         "validation": val_summary.reset_index().to_dict("records"),
         "plateau": plateau.to_dict("records"),
-        "cpu_seconds": float(pd.concat([finals, run.validation.table])["cpu_seconds"].sum()),
+        # CPU seconds of every training of this run (wherever it ran, reused or not)
+        "train_cpu_seconds": float(
+            pd.concat(
+                [
+                    finals,
+                    run.validation.table,
+                    *([run.ablation.table] if run.ablation is not None else []),
+                ]
+            )["train_cpu_seconds"].sum()
+        ),
     },
 )
 
