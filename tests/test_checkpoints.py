@@ -152,3 +152,24 @@ def test_an_older_checkpoint_format_is_refused_and_retrained_over(tmp_path):
     with pytest.warns(UserWarning, match="older wav2kp-checkpoint-1 file"):
         result = train_model(clips[:2], clips[2:], config, tmp_path, progress=False)
     assert result.epochs_run == 2 and load_checkpoint(result.last_checkpoint)["fingerprint"]
+
+
+def test_train_run_refits_a_plateau_recipe_for_the_epochs_its_selection_needed(corpus):
+    from wav2kp.config import RunConfig
+    from wav2kp.train import train_run
+
+    cfg = RunConfig.resolve(
+        corpus="fake", models=["original"], seeds=[0], original_epochs=3, ablation=False,
+        workers=0,
+    )  # fmt: skip
+    run = train_run(cfg, progress=False, root=corpus)
+    (selection,) = run.validation.table.to_dict("records")
+    (final,) = run.finals.to_dict("records")
+    assert not final["error"] and not selection["error"]
+    assert final["epochs"] == selection["best_epoch"] <= 3
+    saved = load_checkpoint(final["checkpoint"])
+    assert saved["train_config"]["epochs"] == selection["best_epoch"]
+    assert set(saved["fingerprint"]["train_clips"]) == {
+        c.clip_id for c in load_corpus_for_training("fake", False, corpus).train
+    } | {c.clip_id for c in load_corpus_for_training("fake", False, corpus).val}
+    assert "models/fake/original/seed-0" in final["checkpoint"]

@@ -380,3 +380,19 @@ def test_kill_9_during_training_then_the_same_command_resumes_to_the_same_weight
     assert resumed["state"]["epoch"] == epochs
     assert_same_weights(resumed["model_state"], load_checkpoint(whole / "last.pt")["model_state"])
     assert_same_weights(weights(killed / "best.pt"), weights(whole / "best.pt"))
+
+
+def test_a_plateau_recipe_stops_when_gains_fall_under_the_threshold(clips, tmp_path):
+    from wav2kp.train import refit_config
+
+    # every epoch must beat the last counted gain by 90 %: after the first epochs none does
+    config = small_config(epochs=40, plateau=True, patience=2, min_improvement=0.9)
+    result = train_model(clips[:-1], clips[-1:], config, tmp_path, progress=False)
+    assert result.stopped_early and result.epochs_run < 40
+    history = result.history
+    assert result.best_epoch == int(history.loc[history["val_loss"].idxmin(), "epoch"])
+    refit = refit_config(config, result.best_epoch)
+    assert (refit.epochs, refit.patience, refit.plateau) == (result.best_epoch, 0, True)
+    # with no threshold the patience counts epochs without any gain, as before
+    plain = small_config(epochs=3)
+    assert plain.min_improvement == 0 and not plain.plateau

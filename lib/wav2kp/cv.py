@@ -14,8 +14,9 @@ window), give it as a variant and run it::
     result.summary()   # per variant: mean and spread over seeds of each metric
 
 or from the shell: ``wav2kp cv --study design`` (the cross-validation behind the
-default's design: features, past context, refit), ``wav2kp cv --variants my.json --folds
-5`` (a JSON object ``{name: overrides}``). A new ``TrainConfig`` field is a new lever.
+default's design: features, past and future context, refit), ``wav2kp cv --variants
+my.json --folds 5`` (a JSON object ``{name: overrides}``). A new ``TrainConfig`` field
+is a new lever.
 
 **Folds**: ``"val"`` trains on the train split and scores the validation split (notebook
 04's ablation is this one-fold case); an integer k splits the train + validation
@@ -84,7 +85,8 @@ ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
     "no emotion conditioning": {"emotion_conditioning": False},
 }
 
-# the choices that made the default (features, past context, refit), cross-validated
+# the choices that made the default (features, past and future context, refit),
+# cross-validated
 DESIGN_VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "MFCC features (the original's)": {
@@ -92,6 +94,8 @@ DESIGN_VARIANTS: dict[str, dict[str, Any]] = {
         "normalize_features": True,
     },
     "past 200 ms": _window(past_ms=200.0),
+    "future 0 ms": _window(future_ms=0.0),
+    "future 100 ms": _window(future_ms=100.0),
     "no refit (early stopping on held-out sentences)": {"refit_on_val": False},
 }
 
@@ -175,7 +179,13 @@ class Task:
 
 
 def task_key(config: TrainConfig, train_ids, heldout_ids, data_digest: str) -> str:
-    recipe = {k: v for k, v in config.to_dict().items() if k not in RUN_ONLY_FIELDS}
+    from wav2kp.config import INERT_FIELDS
+
+    recipe = {
+        k: v
+        for k, v in config.to_dict().items()
+        if k not in RUN_ONLY_FIELDS and not (k in INERT_FIELDS and v == INERT_FIELDS[k])
+    }
     return config_digest(
         {
             "version": RESULT_VERSION,
@@ -270,9 +280,11 @@ def validation_tasks(cfg: RunConfig, data, root=None) -> tuple[list[Task], list[
     if not data.val:
         return [], []
     models = []
-    for model in cfg.models:  # the curves: each model's first training seed
-        variant = {"model": model} if model != "default" else {}
-        models += cv_tasks(cfg, data, {model: variant}, "val", cfg.seeds_of(model)[:1], root=root)
+    for model in cfg.models:  # the curves: each model's first seed; every seed's selection
+        variant = {"model": model} if model != "default" else {}  # run for a plateau recipe
+        plateau = cfg.train_config(model, 0).plateau and cfg.refit_on_val
+        seeds = cfg.seeds_of(model) if plateau else cfg.seeds_of(model)[:1]
+        models += cv_tasks(cfg, data, {model: variant}, "val", seeds, root=root)
     ablation = cv_tasks(cfg, data, **study(cfg, "ablation"), root=root) if cfg.ablation else []
     return models, ablation
 
@@ -431,14 +443,19 @@ def _execute(task: Task, data) -> dict[str, Any]:
         }
     train, heldout, context = fold_data(data, task)
     config = task.config
-    if config.refit_on_val:
+    if config.plateau and task.fold == "val":
+        # the selection run: trained until the val loss stops improving, scored at its best
+        result = train_model(train, heldout, config, task.out_dir, progress=False,
+                             context=context)  # fmt: skip
+        checkpoint = result.best_checkpoint
+    elif config.refit_on_val and not config.plateau:
         # the final model's procedure: all training clips, the full schedule, last epoch;
         # held-out loss only watched (a plateau scheduler would use it: not given then)
         config = dataclasses.replace(config, patience=0)
         watch = heldout if config.scheduler != "plateau" else []
         result = train_model(train, watch, config, task.out_dir, progress=False, context=context)
         checkpoint = result.last_checkpoint
-    else:
+    else:  # early stopping on held-out sentences of the fold's own training clips
         inner_train, inner_val = _inner_split(train, 0.2, task.config.seed)
         result = train_model(
             inner_train, inner_val, config, task.out_dir, progress=False, context=context

@@ -14,16 +14,17 @@ Two families live here:
 
 Why this default: the choices were compared on held-out sentences, and the comparisons
 are commands whose committed outputs notebook 04 shows: ``wav2kp cv --study design``
-(5-fold cross-validation over the demo's train + validation sentences, 3 seeds: log-mel vs
-the original's MFCC, 100 vs 200 ms of past audio, refitting on all training sentences vs
-early stopping on some; ``results/demo-cv-design.json``) and notebook 04's ablation
-(``wav2kp cv --study ablation``: future context, alignment, pose-free targets, PCA head,
-velocity loss, emotion conditioning, one at a time). Variants tried earlier and not
-adopted (wider or narrower hidden sizes, more dilations, dropout, feature noise, a
-mouth-weighted loss, SpecAugment-style masks, delta features) are ``TrainConfig``
-overrides too: give them to ``wav2kp cv`` to measure them. A bidirectional recurrent
-layer over the whole sequence does not fit the inference budget
-(``wav2kp bench training`` prints seconds per audio hour).
+(5-fold cross-validation over the demo's train + validation sentences, 3 seeds: log-mel
+vs the original's MFCC, 100 vs 200 ms of past audio, 0 / 100 / 200 ms of future audio,
+refitting on all training sentences vs early stopping on some;
+``results/demo-cv-design.json``) and notebook 04's ablation (``wav2kp cv --study
+ablation``: future context, alignment, pose-free targets, PCA head, velocity loss,
+emotion conditioning, one at a time). Variants tried earlier and not adopted (wider or
+narrower hidden sizes, more dilations, dropout, feature noise, a mouth-weighted loss,
+SpecAugment-style masks, delta features) are ``TrainConfig`` overrides too: give them to
+``wav2kp cv`` to measure them. A bidirectional recurrent layer over the whole sequence
+does not fit the inference budget (``wav2kp bench training`` prints seconds per audio
+hour).
 
 Every model is described by a ``ModelConfig`` (plain JSON-able fields) so a checkpoint
 can rebuild it with ``build_model(config)``.

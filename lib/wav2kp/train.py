@@ -582,8 +582,13 @@ def _train(
             },
         ]
         if val_loss < state["best_val"] or val is None:  # no validation: best = last
-            state.update(best_val=val_loss, best_epoch=state["epoch"], bad_epochs=0)
+            state.update(best_val=val_loss, best_epoch=state["epoch"])
             save_checkpoint(best_path, payload(full=False))
+        # patience counts epochs without a gain of at least ``min_improvement`` (relative)
+        # over the loss of the last such gain (0: any gain)
+        reference = state.get("plateau_ref", math.inf)
+        if val is None or val_loss < reference * (1 - config.min_improvement):
+            state.update(plateau_ref=val_loss, bad_epochs=0)
         else:
             state["bad_epochs"] += 1
             if config.patience and state["bad_epochs"] >= config.patience:
@@ -625,8 +630,9 @@ def train_final_model(
     max_epochs_this_run: int | None = None,
 ) -> TrainResult:
     """The final model under the refit rule: with ``config.refit_on_val`` (and val clips)
-    trained on train + val for the full ``config.epochs`` with no early stopping (its
-    ``best.pt`` is the last epoch); otherwise trained on train with early stopping on
+    trained on train + val for ``config.epochs`` with no early stopping (its ``best.pt``
+    is the last epoch; for a ``plateau`` recipe, ``refit_config`` has already set the
+    epochs its selection run needed); otherwise trained on train with early stopping on
     val. The validation view of the same recipe is the cross-validation's (``wav2kp.cv``,
     the ``val`` fold), so nothing is trained twice."""
     if config.refit_on_val and val_clips:
@@ -747,20 +753,29 @@ class TrainRun:
         return [Path(p) for p in rows["checkpoint"]]
 
 
-def final_tasks(cfg: RunConfig, root=None) -> list[Any]:
-    """The final models ``cfg`` asks for, as ``wav2kp.cv.Task``s (model x seed)."""
+def refit_config(config: TrainConfig, selected_epochs: int) -> TrainConfig:
+    """A ``plateau`` recipe's final model under the refit rule: as many epochs on train +
+    val as its selection run needed to reach the plateau (its best epoch)."""
+    return dataclasses.replace(config, epochs=max(1, int(selected_epochs)), patience=0)
+
+
+def final_tasks(
+    cfg: RunConfig, root=None, selected_epochs: dict[tuple[str, int], int] | None = None
+) -> list[Any]:
+    """The final models ``cfg`` asks for, as ``wav2kp.cv.Task``s (model x seed). A
+    ``plateau`` recipe refitted on train + val needs its selection run's best epoch
+    (``selected_epochs[(model, seed)]``); without it, it keeps its epoch cap."""
     from wav2kp.cv import Task
 
-    return [
-        Task(
-            kind="final",
-            name=model,
-            config=cfg.train_config(model, seed),
-            out_dir=str(model_dir(cfg.corpus, model, seed, root, cfg.profile)),
-        )
-        for model in cfg.models
-        for seed in cfg.seeds_of(model)
-    ]
+    tasks = []
+    for model in cfg.models:
+        for seed in cfg.seeds_of(model):
+            config = cfg.train_config(model, seed)
+            if config.plateau and config.refit_on_val and selected_epochs is not None:
+                config = refit_config(config, selected_epochs[(model, seed)])
+            out_dir = str(model_dir(cfg.corpus, model, seed, root, cfg.profile))
+            tasks.append(Task(kind="final", name=model, config=config, out_dir=out_dir))
+    return tasks
 
 
 def train_run(
@@ -777,9 +792,21 @@ def train_run(
     from wav2kp import cv
 
     data = data or load_corpus_for_training(cfg.corpus, progress=progress, root=root)
-    finals = final_tasks(cfg, root)
     validation, ablation = cv.validation_tasks(cfg, data, root=root)
-    results = cv.run_tasks([*finals, *validation, *ablation], data, client, progress=progress)
+    # a plateau recipe's final model needs its selection run first (how many epochs);
+    # the others train alongside the validation runs
+    waits = {m for m in cfg.models if cfg.train_config(m, 0).plateau and cfg.refit_on_val}
+    early = [t for t in final_tasks(cfg, root) if t.name not in waits]
+    results = cv.run_tasks([*early, *validation, *ablation], data, client, progress=progress)
+    selected = {
+        (t.name, t.config.seed): results[t.key].get("best_epoch") or t.config.epochs
+        for t in validation
+        if t.name in waits
+    }
+    finals = final_tasks(cfg, root, selected if waits and data.val else None)
+    late = [t for t in finals if t.key not in results]
+    if late:
+        results.update(cv.run_tasks(late, data, client, progress=progress))
 
     def rows(tasks):
         return [{**results[t.key], "name": t.name} for t in tasks]
