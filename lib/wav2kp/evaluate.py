@@ -31,6 +31,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -470,12 +471,10 @@ class EvaluationRun:
     def unit(self) -> str:
         return self.protocol.get("unit", "sentence_id")
 
-    @property
+    @cached_property
     def summary(self) -> pd.DataFrame:
         """``wav2kp.results.summarise`` of the table (estimates, intervals, seed spread)."""
-        if "_summary" not in self.__dict__:
-            self.__dict__["_summary"] = results.summarise(self.table, self.unit)
-        return self.__dict__["_summary"]
+        return results.summarise(self.table, self.unit)
 
     def checks(self, model: str = results.REFERENCE, space: str = "aligned") -> pd.DataFrame:
         return results.target_checks(self.table, model, space, self.unit)
