@@ -61,15 +61,16 @@
 # or 1,000 frames no target is judged.
 
 # %% tags=["parameters"]
-corpus = "demo"
+corpus = None  # None: the default in wav2kp.config.RunConfig
 output_dir = "reports/scratch"
-seed = 0
-models = None  # checkpoint names under data/models/<corpus>/ or paths (None: original, default)
+profile = None  # the profile the models were trained under (recorded with the results)
+seed = None  # which clips get plots and videos
+models = None  # trained models to score, every seed found (`wav2kp evaluate` takes paths)
+device = None
 video_clips = 2  # side-by-side videos of test clips
 trace_clips = 3  # mouth-opening trace plots
 split = "test"
 max_lag_frames = 10  # A/V offset search range (frames each way)
-device = "auto"
 
 # %%
 import warnings
@@ -79,16 +80,14 @@ import seaborn as sns
 from IPython.display import HTML, Markdown, display
 from wav2kp import evaluate, render, results
 from wav2kp.atomic import write_json
+from wav2kp.config import RunConfig
 from wav2kp.paths import resolve_output_dir
 
 warnings.filterwarnings("ignore", category=UserWarning, module="seaborn")
 sns.set_theme(style="whitegrid", context="notebook")
 pd.set_option("display.precision", 4)
 out = resolve_output_dir(output_dir)
-if models is None:
-    models = list(evaluate.DEFAULT_MODELS)
-elif isinstance(models, str):  # papermill -p models "original,default"
-    models = [m.strip() for m in models.split(",") if m.strip()]
+cfg = RunConfig.from_parameters(globals())  # corpus, profile, seed, models, device
 
 
 def save(fig, name):
@@ -106,8 +105,9 @@ def save(fig, name):
 
 # %%
 run = evaluate.run_evaluation(
-    corpus, models, output_dir=None, split=split, max_lag_frames=max_lag_frames, device=device
-)
+    cfg.corpus, cfg.models, output_dir=None, split=split, max_lag_frames=max_lag_frames,
+    device=cfg.device, profile=cfg.profile,
+)  # fmt: skip
 for problem in run.problems:
     display(Markdown(f"**Warning:** {problem}"))
 protocol = run.protocol
@@ -190,7 +190,7 @@ traced = {}
 for predictor in sorted(run.predictors, key=evaluate.training_seed):
     if predictor.name not in ("mean_face", "neutral_face"):
         traced.setdefault(predictor.name, predictor)
-for clip in evaluate.choose_video_clips(run.clips, trace_clips, seed):
+for clip in evaluate.choose_video_clips(run.clips, trace_clips, cfg.seed):
     predictions = {name: p.predict_landmarks(clip) for name, p in traced.items()}
     save(render.plot_mouth_traces(clip, predictions), f"evaluation_trace_{clip.clip_id}.png")
 
@@ -202,7 +202,7 @@ for clip in evaluate.choose_video_clips(run.clips, trace_clips, seed):
 
 # %%
 known_problems = len(run.problems)
-videos = evaluate.write_videos(run, corpus, out / "evaluation_videos", video_clips, seed)
+videos = evaluate.write_videos(run, cfg.corpus, out / "evaluation_videos", video_clips, cfg.seed)
 for path in videos:
     display(HTML(render.video_html(path, width=256 * 4)))
 for problem in run.problems[known_problems:]:

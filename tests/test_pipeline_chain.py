@@ -61,7 +61,7 @@ def test_diary_checked_in_a_browser(chain_run):
 
 
 EVALUATED_MODELS = {"neutral_face", "mean_face", "loudness", "ridge", "original", "default",
-                    "default_label_free"}  # fmt: skip
+                    "default_label_free", "default_audio_emotion"}  # fmt: skip
 
 
 def test_every_model_is_scored_with_every_metric_in_both_spaces(chain_run):
@@ -92,7 +92,7 @@ def test_default_beats_the_true_mean_face(chain_run):
     table, _ = results.load_results(base / "reports" / "runs" / record.folder)
     estimates = results.wide(results.summarise(table))
     for space in ("aligned", "frame"):
-        for model in ("default", "default_label_free"):
+        for model in ("default", "default_label_free", "default_audio_emotion"):
             assert (
                 estimates.loc[(space, model), "mouth_lmd_iod"]
                 < estimates.loc[(space, "mean_face"), "mouth_lmd_iod"]

@@ -26,7 +26,6 @@ that video's measured mouth); ``wav2kp.results`` summarises the clip tables.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -310,17 +309,28 @@ def pooled_offsets(curves: pd.DataFrame) -> pd.DataFrame:
     return best.set_index("model")[["lag_frames", "lag_ms", "r"]]
 
 
-class WithEmotion:
-    """A trained model scored with a given emotion label instead of the clip's true one
-    (``""``: no label, what ``predict`` has for new speech; the model then takes its
-    ``neutral`` label if it knows one)."""
+def label_free_variants(
+    predictors: Sequence[KeypointPredictor], train_clips: Sequence[ClipData]
+) -> tuple[list[KeypointPredictor], list[str]]:
+    """Every training seed of the emotion-conditioned reference model as ``predict`` meets
+    new speech, without the clip's true label: with no label (``LABEL_FREE``; the model
+    then takes ``neutral`` when it knows it) and with a label predicted from the audio
+    (``AUDIO_LABEL``: ``wav2kp.inference.EmotionFromAudio`` fitted on ``train_clips``,
+    when the model knows two emotions or more). Returns ``(predictors, one message per
+    variant that could not be made)``."""
+    from wav2kp.inference import EmotionFromAudio
 
-    def __init__(self, predictor, emotion: str = "", name: str = results.LABEL_FREE):
-        self.predictor, self.emotion, self.name = predictor, emotion, name
-        self.seed = training_seed(predictor)
-
-    def predict_landmarks(self, clip: ClipData) -> np.ndarray:
-        return self.predictor.predict_landmarks(dataclasses.replace(clip, emotion=self.emotion))
+    reference = [p for p in predictors if p.name == results.REFERENCE and uses_emotion(p)]
+    variants = [p.with_emotion("", name=results.LABEL_FREE) for p in reference]
+    problems: list[str] = []
+    if any(len(p.model_config.emotions) >= 2 for p in reference):
+        try:
+            classifier = EmotionFromAudio().fit(train_clips)
+        except ValueError as err:
+            problems.append(f"no audio-predicted emotion label: {err}")
+        else:
+            variants += [p.with_emotion(classifier, name=results.AUDIO_LABEL) for p in reference]
+    return variants, problems
 
 
 def uses_emotion(predictor) -> bool:
@@ -494,14 +504,17 @@ def run_evaluation(
     refit: bool | None = None,
     baselines: Sequence[str] = BASELINES,
     label_free: bool = True,
+    profile: str | None = None,
 ) -> EvaluationRun:
     """Evaluate every model on equal terms (module doc) on the ``split`` clips.
 
     Loads the trained ``models`` (every training seed found), loads the clips with the
     reference (default) model's audio window, fits the ``baselines`` under the trained
     models' refit rule (``refit`` None: as the checkpoints say), adds the default model
-    without its emotion label (``label_free``), scores everything in both spaces on the
+    without its emotion label and with one predicted from audio (``label_free``), scores everything in both spaces on the
     same frames and (with ``output_dir``) writes the result files (:func:`write_results`).
+    ``profile`` (the ``wav2kp.config`` profile the models were trained under) is recorded
+    in the protocol.
     """
     from wav2kp.baselines import fit_baselines
     from wav2kp.dataset import load_clips, load_normalizer
@@ -526,8 +539,10 @@ def run_evaluation(
         fitted, baseline_problems = [], [f"baselines not fitted: {err}"]
     problems += baseline_problems
     if label_free:
-        trained += [WithEmotion(p) for p in trained
-                    if p.name == results.REFERENCE and uses_emotion(p)]  # fmt: skip
+        fit_on = [c for c in clips if c.split == "train" or (refit and c.split == "val")]
+        variants, variant_problems = label_free_variants(trained, fit_on)
+        trained += variants
+        problems += variant_problems
     for problem in problems:
         log.warning(problem)
     predictors = [*fitted, *trained]
@@ -544,6 +559,8 @@ def run_evaluation(
         "seeds": sorted({training_seed(p) for p in trained}),
         "models": sorted({p.name for p in predictors}),
         "refit": refit,
+        "profile": profile,
+        "trained": trained_summary(trained),
         "window": window.to_dict() if window is not None else None,
         "feature_config": dict(held_out[0].extra.get("feature_config", {})),
         "max_lag_frames": max_lag_frames,
@@ -553,6 +570,25 @@ def run_evaluation(
     if output_dir is not None:
         run.files = write_results(run, output_dir)
     return run
+
+
+def trained_summary(predictors: Sequence[KeypointPredictor]) -> dict[str, dict[str, Any]]:
+    """Per trained model, what its checkpoints say it was trained with: training seeds,
+    epochs, refit rule, window mode and input features (the results file's provenance)."""
+    out: dict[str, dict[str, Any]] = {}
+    for predictor in predictors:
+        config = getattr(predictor, "train_config", None)
+        if config is None:
+            continue
+        entry = out.setdefault(predictor.name, {"seeds": []})
+        entry["seeds"] = sorted({*entry["seeds"], training_seed(predictor)})
+        entry.update(
+            epochs=int(config.epochs),
+            refit_on_val=bool(getattr(config, "refit_on_val", False)),
+            window_mode=config.window_config.mode,
+            features=(getattr(config, "features", None) or {}).get("kind", "corpus features"),
+        )
+    return out
 
 
 def _split_settings(corpus: str) -> dict[str, Any]:
@@ -575,7 +611,8 @@ def write_results(run: EvaluationRun, output_dir: str | Path) -> dict[str, Path]
     ``details``), all written atomically."""
     output_dir = Path(output_dir)
     summary = run.summary
-    checks = pd.concat([run.checks(m) for m in (results.REFERENCE, results.LABEL_FREE)
+    labelled = (results.REFERENCE, results.LABEL_FREE, results.AUDIO_LABEL)
+    checks = pd.concat([run.checks(m) for m in labelled
                         if m in set(run.table["model"])] or [run.checks()])  # fmt: skip
     estimates = results.wide(summary)
     headline = (

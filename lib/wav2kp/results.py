@@ -49,9 +49,11 @@ SPACE_TITLES = {
 SPACE_HEADINGS = {"aligned": "Pose-normalised space", "frame": "Frame coordinates"}
 REFERENCE = "default"
 LABEL_FREE = "default_label_free"
+AUDIO_LABEL = "default_audio_emotion"
 ORIGINAL = "original"
 MODEL_ORDER = (
-    "neutral_face", "mean_face", "loudness", "ridge", ORIGINAL, LABEL_FREE, REFERENCE,
+    "neutral_face", "mean_face", "loudness", "ridge", ORIGINAL, LABEL_FREE, AUDIO_LABEL,
+    REFERENCE,
 )  # fmt: skip
 MODEL_LABELS = {
     "neutral_face": "closed-mouth neutral face (static)",
@@ -60,6 +62,7 @@ MODEL_LABELS = {
     "ridge": "ridge on the default's window",
     ORIGINAL: "`original` replica",
     LABEL_FREE: "**default**, no emotion label",
+    AUDIO_LABEL: "**default**, emotion label predicted from the audio",
     REFERENCE: "**default**, true emotion label",
 }
 
@@ -335,6 +338,18 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows)]  # fmt: skip
 
 
+def _profile(protocol: Mapping[str, Any]) -> str:
+    profile = protocol.get("profile")
+    return f" (profile `{profile}`)" if profile else ""
+
+
+def _trained(protocol: Mapping[str, Any]) -> str:
+    trained = protocol.get("trained") or {}
+    parts = [f"`{name}` {info['epochs']} epochs" for name, info in sorted(trained.items())
+             if "epochs" in info]  # fmt: skip
+    return ", ".join(parts) + ", each on " if parts else ""
+
+
 def _describe_protocol(protocol: Mapping[str, Any], summary: pd.DataFrame) -> list[str]:
     first = summary.iloc[0] if len(summary) else None
     n_units = int(first["n_units"]) if first is not None else 0
@@ -347,9 +362,10 @@ def _describe_protocol(protocol: Mapping[str, Any], summary: pd.DataFrame) -> li
         f"Corpus `{protocol.get('corpus', '?')}`, {protocol.get('split', 'test')} split "
         f"(split seed {protocol.get('split_seed', '?')}): {n_units} sentences never seen in "
         f"training, {n_clips} clips, {n_frames:,} frames; every model scored on the same frames.",
-        f"Trained models: {len(seeds)} training seed{'s' if len(seeds) != 1 else ''} "
-        f"({', '.join(str(s) for s in seeds)}); cells read mean ± sd over seeds "
-        f"[95 % bootstrap interval over test sentences, {protocol.get('n_resamples', bootstrap.N_RESAMPLES)} resamples].",
+        f"Trained models{_profile(protocol)}: {_trained(protocol)}{len(seeds)} training "
+        f"seed{'s' if len(seeds) != 1 else ''} ({', '.join(str(s) for s in seeds)}); cells read "
+        f"mean ± sd over seeds [95 % bootstrap interval over test sentences, "
+        f"{protocol.get('n_resamples', bootstrap.N_RESAMPLES)} resamples].",
         "Every model, baselines included, is fitted on "
         + ("train + val sentences (the refit rule), choices such as ridge's alpha made on val "
            "first." if refit else "the train sentences only (no refit on val).")
@@ -403,7 +419,7 @@ def markdown(
                 f"{part.loc[m, 'estimate']:+.{DIGITS[m]}f} [{part.loc[m, 'low']:+.{DIGITS[m]}f}, "
                 f"{part.loc[m, 'high']:+.{DIGITS[m]}f}]" for m in metrics])  # fmt: skip
         lines += _table(["model", *(f"Δ {COLUMN_TITLES[m]}" for m in metrics)], rows)
-    checked = [m for m in (LABEL_FREE, REFERENCE) if m in set(table["model"])]
+    checked = [m for m in (LABEL_FREE, AUDIO_LABEL, REFERENCE) if m in set(table["model"])]
     if checked:
         checks = {m: target_checks(table, m, "aligned", unit, n_resamples).set_index("target")
                   for m in checked}  # fmt: skip
