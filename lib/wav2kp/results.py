@@ -252,13 +252,21 @@ def make_results(table: pd.DataFrame, protocol: Mapping[str, Any]) -> dict[str, 
             "clip_scores": {"columns": columns, "rows": rows}}  # fmt: skip
 
 
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray | tuple):
+        return list(value)
+    return str(value)
+
+
 def results_text(data: Mapping[str, Any]) -> str:
     """The results file's JSON: the protocol indented, one clip-table row per line (small
     diffs when a committed results file is regenerated)."""
     head = {k: v for k, v in data.items() if k != "clip_scores"}
     scores = data["clip_scores"]
     rows = ",\n".join("    " + json.dumps(row, allow_nan=False) for row in scores["rows"])
-    text = json.dumps(head, indent=1, sort_keys=True, allow_nan=False)[:-2]
+    text = json.dumps(head, indent=1, sort_keys=True, allow_nan=False, default=_json_value)[:-2]
     return (f'{text},\n "clip_scores": {{\n  "columns": {json.dumps(scores["columns"])},\n'
             f'  "rows": [\n{rows}\n  ]\n }}\n}}\n')  # fmt: skip
 
