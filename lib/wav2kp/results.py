@@ -352,10 +352,17 @@ def _profile(protocol: Mapping[str, Any]) -> str:
 
 
 def _trained(protocol: Mapping[str, Any]) -> str:
+    """``default`` 40 epochs on seeds 0, 1, 2; ... (from the checkpoints), else the seeds."""
     trained = protocol.get("trained") or {}
-    parts = [f"`{name}` {info['epochs']} epochs" for name, info in sorted(trained.items())
-             if "epochs" in info]  # fmt: skip
-    return ", ".join(parts) + ", each on " if parts else ""
+    parts = []
+    for name, info in sorted(trained.items()):
+        seeds = info.get("seeds", [])
+        parts.append(f"`{name}` {info.get('epochs', '?')} epochs on "
+                     f"seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}")  # fmt: skip
+    if parts:
+        return "; ".join(parts)
+    seeds = protocol.get("seeds") or []
+    return f"training seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}"
 
 
 def _describe_protocol(protocol: Mapping[str, Any], summary: pd.DataFrame) -> list[str]:
@@ -363,16 +370,14 @@ def _describe_protocol(protocol: Mapping[str, Any], summary: pd.DataFrame) -> li
     n_units = int(first["n_units"]) if first is not None else 0
     n_clips = int(first["n_clips"]) if first is not None else 0
     n_frames = int(first["n_frames"]) if first is not None else 0
-    seeds = protocol.get("seeds") or []
     window = protocol.get("window") or {}
     refit = protocol.get("refit")
     lines = [
         f"Corpus `{protocol.get('corpus', '?')}`, {protocol.get('split', 'test')} split "
         f"(split seed {protocol.get('split_seed', '?')}): {n_units} sentences never seen in "
         f"training, {n_clips} clips, {n_frames:,} frames; every model scored on the same frames.",
-        f"Trained models{_profile(protocol)}: {_trained(protocol)}{len(seeds)} training "
-        f"seed{'s' if len(seeds) != 1 else ''} ({', '.join(str(s) for s in seeds)}); cells read "
-        f"mean ± sd over seeds [95 % bootstrap interval over test sentences, "
+        f"Trained models{_profile(protocol)}: {_trained(protocol)}. Cells read mean ± sd over "
+        f"training seeds [95 % bootstrap interval over test sentences, "
         f"{protocol.get('n_resamples', bootstrap.N_RESAMPLES)} resamples].",
         "Every model, baselines included, is fitted on "
         + ("train + val sentences (the refit rule), choices such as ridge's alpha made on val "
