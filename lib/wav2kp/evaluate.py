@@ -511,8 +511,9 @@ def run_evaluation(
     Loads the trained ``models`` (every training seed found), loads the clips with the
     reference (default) model's audio window, fits the ``baselines`` under the trained
     models' refit rule (``refit`` None: as the checkpoints say), adds the default model
-    without its emotion label and with one predicted from audio (``label_free``), scores everything in both spaces on the
-    same frames and (with ``output_dir``) writes the result files (:func:`write_results`).
+    without its emotion label and with one predicted from audio (``label_free``), scores
+    everything in both spaces on the same frames and (with ``output_dir``) writes the
+    result files (:func:`write_results`).
     ``profile`` (the ``wav2kp.config`` profile the models were trained under) is recorded
     in the protocol.
     """
@@ -538,6 +539,7 @@ def run_evaluation(
     except (ValueError, FileNotFoundError) as err:
         fitted, baseline_problems = [], [f"baselines not fitted: {err}"]
     problems += baseline_problems
+    provenance = trained_summary(trained)
     if label_free:
         fit_on = [c for c in clips if c.split == "train" or (refit and c.split == "val")]
         variants, variant_problems = label_free_variants(trained, fit_on)
@@ -560,7 +562,7 @@ def run_evaluation(
         "models": sorted({p.name for p in predictors}),
         "refit": refit,
         "profile": profile,
-        "trained": trained_summary(trained),
+        "trained": provenance,
         "window": window.to_dict() if window is not None else None,
         "feature_config": dict(held_out[0].extra.get("feature_config", {})),
         "max_lag_frames": max_lag_frames,
