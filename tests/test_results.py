@@ -183,6 +183,15 @@ def test_markdown_is_deterministic_and_shows_both_spaces_and_both_label_rows():
     assert "training seeds 0, 1, 2" in text and "train + val" in text
     assert "100 ms past, 200 ms future" in text
     assert bootstrap.TOO_FEW in text  # 2 test sentences
+    trained = {
+        "default": {"epochs": 40, "seeds": [0, 1, 2]},
+        "original": {"epochs": 5, "seeds": [0]},
+    }
+    described = results.markdown(table, {**protocol, "profile": "fast", "trained": trained})
+    assert (
+        "(profile `fast`): `default` 40 epochs on seeds 0, 1, 2; `original` 5 epochs on seed 0."
+        in described
+    )
     assert "mean face (static)" in text and "—" in text  # the frozen mouth's undefined r
     default_r = (
         results.summarise(table)
