@@ -190,17 +190,23 @@ def test_video_clips_spread_over_speakers_and_emotions():
     assert evaluate.choose_video_clips(variants, 0) == []
 
 
-def test_checkpoints_of_every_seed_are_found_but_not_selection_runs(tmp_path):
+def test_checkpoints_of_every_seed_are_found_in_seed_order(tmp_path):
     folder = tmp_path / "default"
-    for sub in ("", "seed1", "seed2", "selection", "seed1/selection"):
+    for sub in ("", "seed-10", "seed-2", "seed-0", "seed-0/selection", "seed-x", "other"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
         (folder / sub / "best.pt").write_bytes(b"")
     found = evaluate.checkpoint_paths("any", str(folder))
     assert [p.relative_to(folder).as_posix() for p in found] == [
-        "best.pt", "seed1/best.pt", "seed2/best.pt"
+        "seed-0/best.pt", "seed-2/best.pt", "seed-10/best.pt"
     ]  # fmt: skip
+    # a folder without seed folders is one checkpoint; a file is itself
+    assert evaluate.checkpoint_paths("any", str(folder / "other")) == [folder / "other" / "best.pt"]
+    assert evaluate.checkpoint_paths("any", str(folder / "x.pt")) == [folder / "x.pt"]
+    assert evaluate.checkpoint_paths("any", str(tmp_path / "nothing")) == []
     assert evaluate.model_name(str(folder)) == "default"
-    assert evaluate.model_name(str(folder / "seed1" / "best.pt")) == "seed1"
+    assert evaluate.model_name(str(folder / "seed-2" / "best.pt")) == "default"
+    assert evaluate.model_name(str(folder / "seed-2")) == "default"
+    assert evaluate.model_name("models/my_model.pt") == "my_model"
 
 
 def test_run_evaluation_on_a_corpus(tmp_path, monkeypatch):

@@ -341,14 +341,14 @@ def uses_emotion(predictor) -> bool:
 # ---------- the whole evaluation of a corpus (notebook 05 and the CLI) ----------
 
 DEFAULT_MODELS = (results.ORIGINAL, results.REFERENCE)
-SELECTION_FOLDER = "selection"  # a refit model's early-stopping run: not the final model
+SEED_FOLDER = "seed-"  # data/models/<corpus>/<model>/seed-<n>/ (wav2kp.train.model_dir)
 
 
 def checkpoint_paths(corpus: str, model: str) -> list[Path]:
-    """The final checkpoints of one model, one per training seed: ``<folder>/best.pt``
-    and ``<folder>/<any>/best.pt`` (selection runs excluded), where ``<folder>`` is
-    ``data/models/<corpus>/<model>`` for a name, or the given folder; a ``.pt`` path is
-    itself."""
+    """The final checkpoints of one model, one per training seed: ``<folder>/seed-<n>/
+    best.pt`` (by n), where ``<folder>`` is ``data/models/<corpus>/<model>`` for a name
+    or the given folder; a folder without seed folders gives its own ``best.pt``; a
+    ``.pt`` path is itself."""
     path = Path(model)
     if path.suffix == ".pt":
         return [path]
@@ -356,16 +356,26 @@ def checkpoint_paths(corpus: str, model: str) -> list[Path]:
         from wav2kp.paths import CorpusPaths
 
         path = CorpusPaths(corpus).models / model
-    found = [path / "best.pt"] if (path / "best.pt").is_file() else []
-    found += sorted(p for p in path.glob("*/best.pt") if p.parent.name != SELECTION_FOLDER)
-    return found
+    seeds = [p for p in path.glob(f"{SEED_FOLDER}*/best.pt") if _seed_number(p.parent) is not None]
+    if seeds:
+        return sorted(seeds, key=lambda p: _seed_number(p.parent))
+    return [path / "best.pt"] if (path / "best.pt").is_file() else []
+
+
+def _seed_number(folder: Path) -> int | None:
+    number = folder.name[len(SEED_FOLDER) :]
+    return int(number) if folder.name.startswith(SEED_FOLDER) and number.isdigit() else None
 
 
 def model_name(model: str) -> str:
+    """The model a name, folder or checkpoint path stands for (``.../default/seed-2/best.pt``
+    is ``default``)."""
     path = Path(model)
     if path.suffix == ".pt":
-        return path.parent.name if path.name in ("best.pt", "last.pt") else path.stem
-    return path.name
+        if path.name not in ("best.pt", "last.pt"):
+            return path.stem
+        path = path.parent
+    return path.parent.name if _seed_number(path) is not None else path.name
 
 
 def load_trained(
