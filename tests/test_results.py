@@ -3,10 +3,13 @@ on hand-made clip tables with known answers."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 from wav2kp import bootstrap, cli, results
+from wav2kp.paths import project_root
 
 
 def clip_table(scores: dict[tuple[str, int], dict[str, np.ndarray]], n_sentences: int,
@@ -220,3 +223,12 @@ def test_results_command_prints_and_updates_the_readme_block(tmp_path, capsys):
     assert cli.main(["results", str(path), "--update-readme", str(readme)]) == 0
     assert results.readme_block(readme.read_text()) == printed
     assert readme.read_text().endswith("end\n")
+
+
+def test_readme_results_block_is_what_the_command_prints_for_the_committed_file():
+    readme = (project_root() / "README.md").read_text()
+    block = results.readme_block(readme)
+    source = re.search(r"`wav2kp results (\S+) --markdown`", block)
+    assert source, "the README block must name the command that generates it"
+    table, protocol = results.load_results(project_root() / source.group(1))
+    assert block == results.markdown(table, protocol, source=source.group(1))
