@@ -1,4 +1,5 @@
-"""Lever cross-validation and unseen-voice scoring on a small fake corpus."""
+"""Unseen-voice levers on `wav2kp cv` (proxies, views), the lever table, and the final
+evaluation on held-out sentences and unseen voices, on a small fake corpus."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import pandas as pd
 import pytest
 from test_dataset import write_fake_corpus
 from wav2kp import robustness as R
+from wav2kp.config import RunConfig
 from wav2kp.splits import ensure_split
+
+BUDGET = {"epochs": 1, "crop_frames": 20}
 
 
 @pytest.fixture
@@ -17,71 +21,103 @@ def corpus(tmp_path):
     return paths
 
 
-def test_sources_folds_and_perturbed_copies(corpus):
-    sources = R.load_sources("fake", ("train", "val"), root=corpus.base, progress=False)
-    assert sources and {s.split for s in sources} <= {"train", "val"}
-    folds = R.sentence_folds(sources, 2, seed=0)
-    by_sentence = pd.DataFrame({"s": [s.sentence_id for s in sources], "f": folds})
-    assert (by_sentence.groupby("s")["f"].nunique() == 1).all()  # sentences never split
-    assert set(folds) == {0, 1}
-    heard = R.perturbed_sources(sources[:2], {"speed": 1.25, "snr_db": 20.0})
-    assert len(heard[0].samples) == pytest.approx(len(sources[0].samples) / 1.25, abs=2)
-    np.testing.assert_allclose(heard[0].times, sources[0].times / 1.25)
-    np.testing.assert_array_equal(heard[0].lm68, sources[0].lm68)
+def test_cv_scores_proxies_and_views_and_reuses(corpus, one_torch_thread):
+    from wav2kp.cv import CVResult, run_cv
+    from wav2kp.train import load_corpus_for_training
+
+    root = corpus.base
+    cfg = RunConfig.resolve(corpus="fake")
+    data = load_corpus_for_training("fake", progress=False, root=root)
+    proxies = R.proxy_sets(data, ["val_phone"], root=root)
+    heard = proxies["val_phone"]
+    assert len(heard) == len(data.train) + len(data.val)
+    assert all(c.clip_id.endswith("~val_phone") and c.audio_path.is_file() for c in heard)
+    variants = {"plain": {}, "calibrated": {"calibrate": True}}
+    result = run_cv(cfg, variants, folds=2, budget=BUDGET, data=data, views=("gate", "calibrated"),
+                    proxies=proxies, root=root, progress=False)  # fmt: skip
+    table = result.table
+    assert not result.errors() and len(table) == 4
+    for column in ("heldout+gate:mouth_open_r", "heldout+calibrated:variance_ratio",
+                   "val_phone:mouth_open_r", "val_phone+gate:jitter_ratio"):  # fmt: skip
+        assert np.isfinite(table[column].astype(float)).all(), column
+    # a fold scores the condition copies of its held-out sentences only
+    assert (table["val_phone:clips"] < len(heard)).all() and (table["val_phone:clips"] > 0).all()
+    assert table.groupby("fold")["val_phone:clips"].first().sum() == len(heard)
+    # the calibrated checkpoint scores calibrated: its held-out variance ratio is the
+    # plain model's calibrated view (the same training: calibrate is inference-only)
+    plain = table[table["variant"] == "plain"].set_index("fold")
+    calibrated = table[table["variant"] == "calibrated"].set_index("fold")
+    np.testing.assert_allclose(
+        calibrated["variance_ratio"], plain["heldout+calibrated:variance_ratio"], rtol=1e-6
+    )
+    summary = result.summary()
+    assert "val_phone:mouth_open_r" in summary.columns and summary.loc["plain", "folds"] == 2
+    again = run_cv(cfg, variants, folds=2, budget=BUDGET, data=data, views=("gate", "calibrated"),
+                   proxies=proxies, root=root, progress=False)  # fmt: skip
+    assert again.table["reused"].all()
+    # another proxy set is scored again from the checkpoints, without training
+    fewer = {"val_phone": heard[:4]}
+    rescored = run_cv(cfg, {"plain": {}}, folds=2, budget=BUDGET, data=data, views=("gate",),
+                      proxies=fewer, root=root, progress=False)  # fmt: skip
+    assert not rescored.table["reused"].any()
+    assert (rescored.table["epochs"] == 1).all()
+    assert isinstance(rescored, CVResult)
 
 
-def test_cv_scores_every_set_and_resumes(corpus, one_torch_thread):
-    sources = R.load_sources("fake", ("train", "val"), root=corpus.base, progress=False)
-    proxy = R.load_sources("fake", ("test",), root=corpus.base, progress=False)
-    variants = {"plain": {}, "cmvn": {"features": {"cmvn": "mean"}}}
-    conditions = {"val_phone": R.HELD_OUT_CONDITIONS["val_phone"]}
-    out = corpus.base / "cv"
-    budget = {"epochs": 1, "crop_frames": 20}
-    table = R.run_cv(sources, variants, out, n_folds=2, budget=budget,
-                     proxies={"proxy": proxy}, conditions=conditions, progress=False)  # fmt: skip
-    assert set(table["set"]) == {"val", "val_phone", "proxy"}
-    assert set(table["model"]) == {"model", "model+gate"}
-    assert set(table["variant"]) == {"plain", "cmvn"} and set(table["fold"]) == {0, 1}
-    assert np.isfinite(table["mouth_open_r"]).mean() > 0.5
-    # each fold's val rows are exactly its held-out sentences, once per model
-    val = table[(table["set"] == "val") & (table["model"] == "model")]
-    assert sorted(val["clip_id"]) == sorted([s.clip_id for s in sources] * 2)  # 2 variants
-    again = R.run_cv(sources, variants, out, n_folds=2, budget=budget,
-                     proxies={"proxy": proxy}, conditions=conditions, progress=False)  # fmt: skip
-    assert len(again) == len(table)  # finished runs are not trained or scored again
-    summary = R.summarise_cv(table)
-    assert summary.loc[("plain", "val", "model"), "runs"] == 2
+def test_lever_table_pairs_variants_with_the_baseline(tmp_path):
+    rows = []
+    for variant, shift in (("log-mel (default)", 0.0), ("lever", 0.05)):
+        for fold in ("1/2", "2/2"):
+            rows.append({"variant": variant, "fold": fold, "seed": 0, "error": "",
+                         "mouth_open_r": 0.8 + shift + (fold == "2/2") * 0.1,
+                         "variance_ratio": 0.9, "val_phone:mouth_open_r": 0.5 + shift,
+                         "heldout+gate:mouth_open_r": 0.7})  # fmt: skip
+    csv = tmp_path / "levers.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    text = R.lever_table(csv)
+    assert "**held-out GRID sentences (same voice)**" in text and "**val_phone**" in text
+    assert "model + gate" in text
+    lever_rows = [line for line in text.splitlines() if line.startswith("| lever |")]
+    # paired on fold and seed: +0.05 on both folds, no spread, though the folds differ by 0.1
+    assert lever_rows[0].endswith("| +0.050 ± 0.000 |")
+    baseline = next(line for line in text.splitlines() if line.startswith("| log-mel"))
+    assert baseline == "| log-mel (default) | 0.850 ± 0.071 | 0.90 ± 0.00 | — |"
 
 
-def test_final_scores_held_out_sentences_and_unseen_voices(corpus, one_torch_thread):
-    variant = {
-        "features": {"cmvn": "mean"},
-        "train": {"epochs": 2, "crop_frames": 20, "scheduler": "none"},
-    }
-    out = corpus.base / "final"
-    table, targets = R.run_final("fake", variant, out, seeds=(0, 1), unseen_corpus="fake",
-                                 unseen_exclude="^ann", progress=False, root=corpus.base)  # fmt: skip
+def test_final_scores_every_seed_on_test_sentences_and_unseen_voices(corpus, one_torch_thread):
+    from wav2kp.train import train_run
+
+    root = corpus.base
+    cfg = RunConfig.resolve(corpus="fake", models="default", seeds="0,1", epochs=1, ablation=False)
+    run = train_run(cfg, progress=False, root=root)
+    assert len(run.checkpoints("default")) == 2
+    table, targets, text = R.evaluate_final("fake", unseen_corpus="fake", unseen_exclude="^ann",
+                                            progress=False, root=root)  # fmt: skip
     assert set(table["set"]) == {"fake test", "fake (unseen voices)"}
     unseen = table[table["set"] == "fake (unseen voices)"]
-    assert not unseen["clip_id"].str.startswith("ann").any() and len(unseen)
-    assert set(table["model"]) == {"model", "model+gate", "mean_face"}
+    assert len(unseen) and not unseen["clip_id"].str.startswith("ann").any()
+    assert set(table["model"]) == {"model", "model+gate", "model+calibrated",
+                                   "model+calibrated+gate", "mean_face"}  # fmt: skip
     assert set(table["seed"]) == {0, 1} and set(table["space"]) == {"aligned", "frame"}
     same = targets[(targets["set"] == "fake test") & (targets["model"] == "model")]
     assert list(same["target"]) == [t[0] for t in R.SAME_VOICE_TARGETS]
     lmd = same.set_index("target").loc["mouth LMD vs mean face"]
     assert np.isfinite(lmd["estimate"]) and lmd["low"] <= lmd["estimate"] <= lmd["high"]
-    # a handful of sentences is never judged
     assert (targets["verdict"] == "too few test sentences to judge").all()
-    text = (out / "final_table.md").read_text()
-    assert "**fake test** (2 training seeds" in text and "| model+gate |" in text
-    assert (out / "seed1" / "best.pt").is_file()
-    # the checkpoint carries the corpus and speakers it was trained on (predict's reference)
-    from wav2kp.train import load_predictor
+    assert "**fake test** (2 training seeds" in text and "| model+calibrated |" in text
+    # the markdown is regenerated from the saved clip table alone
+    csv = root / "final.csv"
+    table.to_csv(csv, index=False)
+    assert (
+        R.final_tables(pd.read_csv(csv, dtype={"clip_id": str, "sentence_id": str}), "fake")[1]
+        == text
+    )
 
-    assert load_predictor(out / "seed0").context["corpus"] == "fake"
 
-
-def test_checkpoint_with_silence_gate_loads_gated(corpus, one_torch_thread):
+def test_checkpoint_with_silence_gate_and_calibration_loads_wrapped(corpus, one_torch_thread):
+    from wav2kp.calibration import Calibrated
+    from wav2kp.dataset import clip_from_audio
+    from wav2kp.inference import unwrapped
     from wav2kp.train import TrainConfig, load_corpus_for_training, load_predictor, train_model
     from wav2kp.vad import SilenceGate
 
@@ -95,8 +131,6 @@ def test_checkpoint_with_silence_gate_loads_gated(corpus, one_torch_thread):
     # a new signal as predict builds it: speech, then a second of silence
     t = np.arange(32000) / 16000
     samples = (0.3 * np.sin(2 * np.pi * 200 * t) * (t < 1.0)).astype(np.float32)
-    from wav2kp.dataset import clip_from_audio
-
     clip = clip_from_audio(samples, 16000, np.arange(50) / 25.0, None, plain.feature_stats,
                            plain.window_config)  # fmt: skip
     weights = gated.weights(clip)
@@ -106,3 +140,26 @@ def test_checkpoint_with_silence_gate_loads_gated(corpus, one_torch_thread):
     assert diff[weights < 1][:, 48:68].max() > 0  # silence pulled towards closed
     closed = gated.predict_targets(clip).reshape(-1, 68, 2)[weights == 0][:, 48:68]
     np.testing.assert_allclose(closed, 0.0)  # the closed neutral exactly
+    # calibrated under the gate: the same weights (calibration is applied at loading)
+    both = TrainConfig.preset(
+        "default", epochs=1, crop_frames=20, silence_gate=True, calibrate=True
+    )
+    again = train_model(data.train, [], both, corpus.base / "calibrated", progress=False,
+                        context=data.context)  # fmt: skip
+    wrapped = load_predictor(again.best_checkpoint)
+    assert isinstance(wrapped, SilenceGate) and isinstance(wrapped.predictor, Calibrated)
+    assert type(unwrapped(wrapped)).__name__ == "Predictor"
+    np.testing.assert_allclose(
+        unwrapped(wrapped).predict_targets(clip), plain.predict_targets(clip)
+    )
+    calibrated = Calibrated(plain)
+    gain = calibrated.gain(clip, plain.predict_targets(clip))
+    assert 1 / 3 <= gain <= 3 and gain != 1.0
+    # the gain rescales the mouth motion around its mean; correlation is unchanged
+    from wav2kp import metrics
+
+    lm_plain = plain.predict_landmarks(clip)
+    lm_cal = calibrated.predict_landmarks(clip)
+    o_plain, o_cal = metrics.mouth_opening(lm_plain), metrics.mouth_opening(lm_cal)
+    assert np.corrcoef(o_plain, o_cal)[0, 1] > 0.99
+    assert np.std(o_cal) / np.std(o_plain) == pytest.approx(gain, rel=0.05)

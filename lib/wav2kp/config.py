@@ -94,7 +94,9 @@ ORIGINAL_DEPARTURES = (
 
 # Fields added after results were cached, with the value that does what the code did
 # before them: left out of cache keys at that value, so old results stay valid.
-INERT_FIELDS: dict[str, Any] = {"plateau": False, "min_improvement": 0.0}
+INERT_FIELDS: dict[str, Any] = {
+    "plateau": False, "min_improvement": 0.0, "calibrate": False, "voices": {}, "av_correction": False,
+}  # fmt: skip
 
 
 @dataclass
@@ -143,6 +145,16 @@ class TrainConfig:
     # ``epochs``), and a refit on train + val trains as many epochs as that took
     plateau: bool = False
     min_improvement: float = 0.0
+    # rescale each utterance's predicted mouth motion to the training mouths' spread
+    # (``wav2kp.calibration``; applied by ``load_predictor`` like the gate)
+    calibrate: bool = False
+    # synthetic voices (``wav2kp.voices``): {"copies": N} adds N espeak-ng voices reading
+    # each training sentence, with the real mouth of that sentence time-warped onto them
+    # (optional "corpus": the voices corpus, default "<training corpus>-voices"); {} = none
+    voices: dict = field(default_factory=dict)
+    # shift each training clip's keypoint times by its measured A/V lag's distance from
+    # the corpus median (``wav2kp.sync.lag_shifts``) before building targets
+    av_correction: bool = False
     max_minutes: float = 0.0  # wall-clock budget of one call (0 = none); resume continues
     # ``train_final_model``: after the selection run (early stopping on val), train again
     # on train + val for the full ``epochs`` and keep the last epoch

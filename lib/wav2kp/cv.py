@@ -29,6 +29,17 @@ the fold's training clips for the full schedule and is scored at its last epoch 
 final model is); without, it holds out part of the fold's training sentences for early
 stopping. Held-out clips are scored with ``wav2kp.evaluate`` (mean over clips).
 
+**Proxies and views** (issue 10: voices the model never heard). ``data.proxies`` (a
+``wav2kp.train.CorpusData`` field) names further clip sets every task's model is scored
+on, each clip against its own measured landmarks: another corpus (other voices and
+faces), or held-out sentences heard through other recording conditions
+(``wav2kp.robustness.proxy_sets``). A proxy clip of a sentence the task trained on is
+never scored. ``views`` name post-processings of the trained model scored beside it
+(``VIEWS``: the silence gate, the motion calibration), so an inference-time lever needs
+no training of its own. Their scores are extra columns ``"<set>[+<view>]:<metric>"``
+(``set`` is ``heldout`` or the proxy's name); ``METRICS`` stay the held-out sentences'
+scores of the model as configured.
+
 **Reuse**: a task is keyed by its resolved config, its fold's clip ids and the data's
 fingerprint; its checkpoints and ``result.json`` live in ``models/<corpus>/cv/<key>/``,
 and a finished task is read back instead of trained again (a half-trained one resumes;
@@ -63,6 +74,30 @@ METRICS = [
 ]
 RESULT_VERSION = 1  # bump when what a task computes changes: cached results are redone
 RUN_ONLY_FIELDS = ("max_minutes", "device", "num_threads")
+# extra scores of proxies and views (module doc): the mouth-opening measures and, where
+# clips carry the truth of who speaks when, the share of silent frames with an open mouth
+EXTRA_METRICS = ("mouth_open_r", "variance_ratio", "jitter_ratio", "av_offset_frames",
+                 "mouth_lmd_iod", "silent_open_share")  # fmt: skip
+
+
+def _gate(predictor):
+    from wav2kp.vad import SilenceGate
+
+    return SilenceGate(predictor, name=f"{predictor.name}+gate")
+
+
+def _calibrated(predictor):
+    from wav2kp.calibration import Calibrated
+
+    return Calibrated(predictor, name=f"{predictor.name}+calibrated")
+
+
+def _gate_calibrated(predictor):
+    return _gate(_calibrated(predictor))
+
+
+# post-processings of a trained model scored beside it (``views`` of ``run_cv``)
+VIEWS = {"gate": _gate, "calibrated": _calibrated, "calibrated+gate": _gate_calibrated}
 
 
 # ---------------------------------------------------------------- variants and studies
@@ -99,7 +134,7 @@ DESIGN_VARIANTS: dict[str, dict[str, Any]] = {
     "no refit (early stopping on held-out sentences)": {"refit_on_val": False},
 }
 
-STUDIES = ("ablation", "design", "budget")
+STUDIES = ("ablation", "design", "budget", "levers")
 BUDGET_EPOCHS = (10, 20)  # the short budgets the ``budget`` study compares with the preset
 
 
@@ -108,7 +143,8 @@ def study(cfg: RunConfig, name: str) -> dict[str, Any]:
     variants on the val fold at the run's ablation budget), ``design`` (5-fold CV over
     train + val sentences of the default's design choices, 3 seeds), ``budget`` (the
     ablation at the ``fast`` profile's budget and at the full budget, 3 seeds: does the
-    short budget rank the variants the same?)."""
+    short budget rank the variants the same?), ``levers`` (``wav2kp.robustness``: the
+    unseen-voice levers, 3 folds, scored on proxies and under views)."""
     if name == "ablation":
         return dict(
             variants=ABLATION_VARIANTS,
@@ -118,6 +154,10 @@ def study(cfg: RunConfig, name: str) -> dict[str, Any]:
         )
     if name == "design":
         return dict(variants=DESIGN_VARIANTS, folds=5, seeds=(0, 1, 2), budget={})
+    if name == "levers":  # issue 10's robustness levers, scored on unseen-voice proxies
+        from wav2kp.robustness import lever_study
+
+        return lever_study()
     if name == "budget":
         from wav2kp.config import PROFILES
 
@@ -170,6 +210,7 @@ class Task:
     train_ids: tuple[str, ...] = ()
     heldout_ids: tuple[str, ...] = ()
     data_digest: str = ""
+    views: tuple[str, ...] = ()  # VIEWS scored beside the model (not part of the key)
 
     @property
     def key(self) -> str:
@@ -246,9 +287,13 @@ def cv_tasks(
     budget: Mapping[str, Any] | None = None,
     out_root: str | Path | None = None,
     root=None,
+    views: Sequence[str] = (),
 ) -> list[Task]:
     """The tasks of a cross-validation (module doc); ``out_root`` default
     ``models/<corpus>/cv``."""
+    unknown = sorted(set(views) - set(VIEWS))
+    if unknown:
+        raise ValueError(f"unknown view(s) {unknown}; known: {', '.join(VIEWS)}")
     from wav2kp.paths import CorpusPaths
 
     out_root = Path(out_root) if out_root else CorpusPaths(cfg.corpus, root).models / "cv"
@@ -268,7 +313,7 @@ def cv_tasks(
                 key = task_key(config, train_ids, heldout_ids, digest)
                 tasks.append(
                     Task("cv", name, config, str(out_root / key), fold,
-                         tuple(train_ids), tuple(heldout_ids), digest)
+                         tuple(train_ids), tuple(heldout_ids), digest, tuple(views))
                 )  # fmt: skip
     return tasks
 
@@ -395,10 +440,11 @@ def execute(task: Task, data) -> dict[str, Any]:
     try:
         if task.kind == "cv" and result_file.is_file():
             saved = json.loads(result_file.read_text())
-            if saved.get("key") == task.key and saved.get("scoring") == scoring_digest():
+            scoring = scoring_digest(task, data)
+            if saved.get("key") == task.key and saved.get("scoring") == scoring:
                 return {**saved, "name": task.name, "reused": True}
         row.update(_execute(task, data))
-        row["scoring"] = scoring_digest()
+        row["scoring"] = scoring_digest(task, data)
     except Exception as err:  # one broken task must not stop the study
         row["error"] = (
             f"{task.name} (seed {task.config.seed}, fold {task.fold or '-'}): "
@@ -414,17 +460,29 @@ def execute(task: Task, data) -> dict[str, Any]:
     return row
 
 
-def scoring_digest() -> str:
-    """Digest of the code that scores a model (``wav2kp.metrics``, ``wav2kp.evaluate``):
-    a saved result scored by other code is scored again (from its finished checkpoint,
-    without training again)."""
+def scoring_digest(task: Task | None = None, data=None) -> str:
+    """Digest of what scores a model: the code (``wav2kp.metrics``, ``wav2kp.evaluate``,
+    and the views' modules when a task has views), the task's views and the proxy sets'
+    clips. A saved result scored otherwise is scored again (from its finished
+    checkpoint, without training again)."""
     import hashlib
 
     from wav2kp import evaluate, metrics
 
+    modules = [metrics, evaluate]
+    if task is not None and task.views:
+        from wav2kp import calibration, vad
+
+        modules += [calibration, vad]
     digest = hashlib.sha1()
-    for module in (metrics, evaluate):
+    for module in modules:
         digest.update(Path(module.__file__).read_bytes())
+    if task is not None and task.views:
+        digest.update(json.dumps(sorted(task.views)).encode())
+    proxies = getattr(data, "proxies", None) or {}
+    if proxies:
+        digest.update(json.dumps({name: sorted(c.clip_id for c in clips)
+                                  for name, clips in sorted(proxies.items())}).encode())  # fmt: skip
     return digest.hexdigest()[:16]
 
 
@@ -471,9 +529,57 @@ def _execute(task: Task, data) -> dict[str, Any]:
     return {
         **scores.loc[~failed, METRICS].mean().to_dict(),
         "heldout_clips": int((~failed).sum()),
+        **extra_scores(predictor, heldout, train, task.views, getattr(data, "proxies", None)),
         "checkpoint": str(checkpoint),
         **_result_fields(result),
     }
+
+
+def extra_scores(predictor, heldout, train, views=(), proxies=None) -> dict[str, float]:
+    """``"<set>[+<view>]:<metric>"`` means over clips (module doc): the held-out clips
+    under each view, and every proxy set (minus clips of sentences in ``train``) as the
+    model is and under each view; ``<set>:clips`` counts the clips scored."""
+    from wav2kp.inference import unwrapped
+    from wav2kp.vad import clip_silence_share
+
+    model = unwrapped(predictor)
+    trained = {c.sentence_id or c.clip_id for c in train}
+    sets = {"heldout": list(heldout)} if views else {}
+    for name, clips in (proxies or {}).items():
+        sets[name] = [c for c in clips if (c.sentence_id or c.clip_id) not in trained]
+    out: dict[str, float] = {}
+    for set_name, clips in sets.items():
+        if not clips:
+            continue
+        out[f"{set_name}:clips"] = float(len(clips))
+        forms = {"": predictor} if set_name != "heldout" else {}
+        forms.update({f"+{view}": VIEWS[view](model) for view in views})
+        for suffix, form in forms.items():
+            rows = []
+            for clip in clips:
+                try:
+                    pred = np.asarray(form.predict_landmarks(clip), np.float64)
+                except Exception as err:  # one clip must not sink the task
+                    warnings.warn(f"{form.name} on {clip.clip_id}: {err}", stacklevel=2)
+                    continue
+                row = _sequence_scores(pred, clip)
+                row["silent_open_share"] = clip_silence_share(clip, pred, model.normalizer)
+                rows.append(row)
+            if rows:
+                means = pd.DataFrame(rows).mean(numeric_only=True)
+                for metric in EXTRA_METRICS:
+                    out[f"{set_name}{suffix}:{metric}"] = float(means.get(metric, np.nan))
+    return out
+
+
+def _sequence_scores(pred: np.ndarray, clip) -> dict[str, float]:
+    """The metrics of ``wav2kp.evaluate`` in the pose-normalised space for one clip."""
+    from wav2kp.evaluate import score_landmarks
+
+    table = score_landmarks(pred, clip.landmarks, clip.frame_times, clip.valid,
+                            spaces=("aligned",), clip_id=clip.clip_id)  # fmt: skip
+    row = table.iloc[0]
+    return {m: float(row[m]) for m in EXTRA_METRICS if m in row and not row["error"]}
 
 
 def _result_fields(result) -> dict[str, Any]:
@@ -587,10 +693,17 @@ class CVResult:
                 table[column] = "" if column == "error" else np.nan
         return cls(table, pd.DataFrame(curves))
 
-    def summary(self, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    @property
+    def extra_metrics(self) -> list[str]:
+        """The proxy and view columns (``"<set>[+<view>]:<metric>"``) present."""
+        return [c for c in self.table.columns if ":" in str(c) and not c.endswith(":clips")]
+
+    def summary(self, metrics: Sequence[str] | None = None) -> pd.DataFrame:
         """Per variant (in the order run): each metric's mean over folds per seed, then the
         mean and standard deviation over seeds; ``seeds`` and ``folds`` counted,
-        ``cpu_seconds`` summed over its tasks."""
+        ``cpu_seconds`` summed over its tasks. ``metrics`` default: ``METRICS`` and
+        every proxy / view column."""
+        metrics = list(METRICS) + self.extra_metrics if metrics is None else list(metrics)
         ok = self.table[self.table["error"].fillna("") == ""]
         if ok.empty:
             return pd.DataFrame()
@@ -620,12 +733,17 @@ def run_cv(
     out_root: str | Path | None = None,
     progress: bool = True,
     root=None,
+    views: Sequence[str] = (),
+    proxies: Mapping[str, Sequence] | None = None,
 ) -> CVResult:
-    """Cross-validate ``variants`` (module doc) and return every task's row."""
+    """Cross-validate ``variants`` (module doc) and return every task's row; ``views``
+    and ``proxies`` (clip sets, set on ``data.proxies``) are scored besides."""
     from wav2kp.train import load_corpus_for_training
 
     data = data or load_corpus_for_training(cfg.corpus, progress=progress, root=root)
-    tasks = cv_tasks(cfg, data, variants, folds, seeds, budget, out_root, root)
+    if proxies is not None:
+        data.proxies = {name: list(clips) for name, clips in proxies.items()}
+    tasks = cv_tasks(cfg, data, variants, folds, seeds, budget, out_root, root, views)
     results = run_tasks(tasks, data, client, progress)
     return CVResult.from_outcomes([{**results[t.key], "name": t.name} for t in tasks])
 
@@ -674,6 +792,17 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", type=Path, help="JSON file: {variant name: overrides}")
     parser.add_argument("--folds", default=None, help="'val' or a number of folds (default val)")
     parser.add_argument("--seeds", default=None, help="training seeds, e.g. 0,1,2 (default 0)")
+    parser.add_argument("--variant", action="append", default=None,
+                        help="only this variant of the study (repeatable)")  # fmt: skip
+    parser.add_argument("--views", default=None, help=f"views scored besides: {', '.join(VIEWS)}")
+    parser.add_argument(
+        "--proxy",
+        action="append",
+        default=None,
+        help="proxy set: a corpus name or a wav2kp.robustness condition (repeatable)",
+    )
+    parser.add_argument("--align-dir", default=None,
+                        help="GRID-style word alignments: the silence measure on proxies")  # fmt: skip
     parser.add_argument(
         "--out", type=Path,
         help="write the results to OUT.json (summary, config, command) and OUT.csv (every task)",
@@ -696,6 +825,24 @@ def run_cli(args: argparse.Namespace) -> int:
         options["folds"] = "val" if args.folds == "val" else int(args.folds)
     if args.seeds is not None:
         options["seeds"] = tuple(int(s) for s in str(args.seeds).split(",") if s.strip())
+    if args.variant:
+        unknown = sorted(set(args.variant) - set(options["variants"]))
+        if unknown:
+            raise SystemExit(f"wav2kp cv: unknown variant(s) {unknown}; known: "
+                             f"{', '.join(options['variants'])}")  # fmt: skip
+        options["variants"] = {k: v for k, v in options["variants"].items() if k in args.variant}
+    if args.views is not None:
+        options["views"] = tuple(v for v in args.views.split(",") if v)
+    if args.proxy is not None:
+        options["proxies"] = tuple(args.proxy)
+    if options.get("proxies"):
+        from wav2kp.robustness import proxy_sets
+        from wav2kp.train import load_corpus_for_training
+
+        options["data"] = load_corpus_for_training(cfg.corpus)
+        options["proxies"] = proxy_sets(options["data"], options["proxies"], args.align_dir)
+    else:
+        options.pop("proxies", None)
     with open_client(cfg) as client:
         result = run_cv(cfg, client=client, **options)
     summary = result.summary()
@@ -730,6 +877,8 @@ def save_results(out: Path, result: CVResult, cfg: RunConfig, options, agreement
             "seeds": list(options.get("seeds", ())),
             "budget": dict(options.get("budget") or {}),
             "variants": options["variants"],
+            "views": list(options.get("views") or ()),
+            "proxies": sorted(options.get("proxies") or ()),
             "summary": summary_records(result.summary()),
             "rank_agreement": agreement,
             "cpu_seconds": float(result.table["cpu_seconds"].sum()),

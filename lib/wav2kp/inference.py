@@ -221,10 +221,23 @@ def load_predictor(
         name or train_config.model,
         payload.get("fingerprint"),
     )
-    if train_config.silence_gate and train_config.target_space == "normalized":
+    if train_config.target_space != "normalized":
+        return predictor
+    if train_config.calibrate:  # wav2kp.calibration: motion rescaled to the training spread
+        from wav2kp.calibration import Calibrated
+
+        predictor = Calibrated(predictor, name=predictor.name)
+    if train_config.silence_gate:
         from wav2kp.vad import SilenceGate
 
-        return SilenceGate(predictor, name=predictor.name)
+        predictor = SilenceGate(predictor, name=predictor.name)
+    return predictor
+
+
+def unwrapped(predictor):
+    """The trained model under its inference wrappers (``SilenceGate``, ``Calibrated``)."""
+    while not isinstance(predictor, Predictor) and hasattr(predictor, "predictor"):
+        predictor = predictor.predictor
     return predictor
 
 

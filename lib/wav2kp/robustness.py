@@ -1,31 +1,27 @@
-"""Unseen voices: the cross-validation that chooses the robustness levers, and the check
-of a trained model on other people's real speech (issue 10).
+"""Unseen voices (issue 10): the proxies the robustness levers are judged on, the lever
+study's definition and table, and the check of a trained model on other people's real
+speech.
 
-Levers are compared by cross-validation over the train + val sentences of a corpus (never
-its test sentences, never an evaluation voice): folds of whole sentences; per fold the
-feature stats and the target normaliser are fitted on the fold's training clips, a model
-trains, and it is scored
+The levers are cross-validated by ``wav2kp cv --study levers`` (``wav2kp.cv``: variants
+= ``TrainConfig`` overrides, folds of whole sentences over the train + val sentences,
+never the test sentences or an evaluation voice). Each task's model is also scored on
+*proxies* for voices it never heard, none of them an evaluation voice (``proxy_sets``):
+the synthetic demo voices (another language, other faces: ``demo-tiny``) and the fold's
+held-out sentences heard through fixed recording conditions the training never drew
+(``HELD_OUT_CONDITIONS``); and under *views*, the inference-time levers (silence gate,
+motion calibration). ``lever_table`` renders the committed task table.
 
-- on the fold's held-out sentences (``val``: the same voice, new sentences), and
-- on *proxy* clips of voices it never heard (e.g. the synthetic demo corpus: other
-  voices, another language, other faces; none of them an evaluation voice), each clip
-  against its own measured mouth.
-
-A variant is a name plus ``features`` (``FeatureConfig`` fields), ``train``
-(``TrainConfig`` fields) and ``av_correction`` (shift each clip's keypoint times by its
-measured A/V lag's distance from the corpus median, ``wav2kp.sync``). Features are
-computed in memory (the corpus' feature files are left alone), so variants do not
-disturb a report run.
-
-``unseen_voice_clips`` builds ``ClipData`` for the clips of another corpus with a
-checkpoint's own feature config, stats and normaliser; ``score_clips`` scores any
-predictor on clips against their own landmarks, with the silence measure.
+``evaluate_final`` scores the chosen model (every training seed ``wav2kp train`` wrote)
+on the corpus's test sentences and on the unseen real voices of ``../shared/realclips``,
+each video against its own measured mouth, with the issue-9 protocol (bootstrap
+intervals, verdicts only on the interval's far end, "too few to judge" below the size
+``wav2kp.bootstrap`` states). ``gate_sweep`` tunes the silence gate against GRID's word
+alignments; ``python -m wav2kp.robustness lags`` lists implausible A/V lags.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -121,23 +117,6 @@ def _text(row: pd.Series, column: str, default: str = "") -> str:
     return default if value is None or pd.isna(value) or value == "" else str(value)
 
 
-def shift_times(source: ClipSource, seconds: float) -> ClipSource:
-    """The source with its keypoint times moved by ``seconds`` (a positive shift pairs
-    each frame with later audio)."""
-    return dataclasses.replace(source, times=source.times + seconds)
-
-
-def fit_state(
-    sources: Sequence[ClipSource], feature_config: FeatureConfig, raw: Mapping[str, np.ndarray]
-) -> tuple[FeatureStats, TargetNormalizer]:
-    """Feature stats and target normaliser fitted on ``sources`` (the training clips)."""
-    stats = FeatureStats.fit(
-        [raw[s.clip_id] for s in sources], feature_config, [s.clip_id for s in sources]
-    )
-    pairs = [(s.speaker, np.where(s.valid[:, None, None], s.lm68, np.nan)) for s in sources]
-    return stats, TargetNormalizer(neutral="closed").fit(pairs)
-
-
 def raw_features(
     sources: Sequence[ClipSource], config: FeatureConfig
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -168,49 +147,7 @@ def build_clips(
     return clips
 
 
-# ---------- scoring ----------
-
-
-def clip_silence_share(clip: ClipData, predicted: np.ndarray, normalizer) -> float:
-    """``wav2kp.vad.silent_open_share`` of a prediction on a clip with speech truth
-    (``extra["speech_truth"]``; NaN without), the closed opening being the speaker's
-    neutral face's."""
-    from wav2kp.vad import silent_open_share
-
-    truth = clip.extra.get("speech_truth")
-    if truth is None or normalizer is None:
-        return float("nan")
-    neutral = normalizer.neutral_for(clip.speaker or None)
-    closed = float(metrics.mouth_opening(neutral[None])[0])
-    opening = metrics.mouth_opening(predicted)
-    return silent_open_share(opening, truth, closed)
-
-
-def score_clips(predictors: Sequence, clips: Sequence[ClipData], normalizer=None) -> pd.DataFrame:
-    """One row per predictor x clip: ``metrics.evaluate_sequence`` on the frames valid
-    for the clip, plus ``silent_open_share`` (predicted) and ``true_silent_open_share``
-    where the clip has speech truth."""
-    rows = []
-    for clip in clips:
-        for predictor in predictors:
-            try:
-                pred = np.asarray(predictor.predict_landmarks(clip), dtype=np.float64)
-            except Exception as err:  # one failing model must not stop the batch
-                warnings.warn(f"{predictor.name} on {clip.clip_id}: {err}", stacklevel=2)
-                continue
-            row = {"model": predictor.name, "clip_id": clip.clip_id, "speaker": clip.speaker}
-            row.update(
-                metrics.evaluate_sequence(pred, clip.landmarks, clip.frame_times, clip.valid)
-            )
-            row["silent_open_share"] = clip_silence_share(clip, pred, normalizer)
-            row["true_silent_open_share"] = clip_silence_share(
-                clip, np.where(clip.valid[:, None, None], clip.landmarks, np.nan), normalizer
-            )
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-# ---------- cross-validation of the levers ----------
+# ---------- proxies: voices the model never heard, none of them an evaluation voice ----------
 
 
 # Fixed recording conditions for the ``val_*`` proxy sets: the held-out sentences heard
@@ -241,176 +178,6 @@ def perturbed_sources(
             clip_id=f"{s.clip_id}~{'+'.join(sorted(condition))}",
         ))  # fmt: skip
     return out
-
-
-def sentence_folds(sources: Sequence[ClipSource], n_folds: int, seed: int = 0) -> list[int]:
-    """Fold number per source, whole sentences together, sentences shuffled by ``seed``."""
-    sentences = sorted({s.sentence_id for s in sources})
-    order = np.random.default_rng(seed).permutation(len(sentences))
-    fold_of = {sentences[i]: rank % n_folds for rank, i in enumerate(order)}
-    return [fold_of[s.sentence_id] for s in sources]
-
-
-# Search range of the per-clip lag for the correction: on GRID's 3 s sentences a
-# +-300 ms search lets 106 of 400 clips jump to a neighbouring syllable (+-200-300 ms,
-# for a median gain of only 0.07 in r); within +-120 ms the lags have median 0 and
-# quartiles -15 / +15 ms (``python -m wav2kp.robustness lags --corpus grid``).
-CORRECTION_MAX_LAG_MS = 120.0
-
-
-def corpus_lag_shifts(
-    corpus: str, clip_ids: Sequence[str], root=None, max_lag_ms: float = CORRECTION_MAX_LAG_MS
-) -> tuple[dict[str, float], pd.DataFrame]:
-    """Seconds to add to each clip's keypoint times so that its A/V lag matches the
-    corpus median (``wav2kp.sync``); weak and outlier clips get no shift. Returns the
-    shifts and the lag table (implausible clips: ``outlier``)."""
-    from wav2kp.sync import corpus_av_lags
-
-    lags = corpus_av_lags(corpus, max_lag_ms=max_lag_ms, root=root)
-    lags = lags[lags["clip_id"].isin(list(clip_ids))]
-    trusted = lags[~lags["weak"] & ~lags["outlier"]]
-    median = float(trusted["lag_ms"].median()) if len(trusted) else 0.0
-    shifts = {
-        str(row.clip_id): (float(row.lag_ms) - median) / 1000.0 for row in trusted.itertuples()
-    }
-    return shifts, lags
-
-
-def run_cv(
-    sources: Sequence[ClipSource],
-    variants: Mapping[str, Mapping],
-    out_dir: str | Path,
-    n_folds: int = 3,
-    seeds: Sequence[int] = (0,),
-    budget: Mapping | None = None,
-    proxies: Mapping[str, Sequence[ClipSource]] | None = None,
-    lag_shifts: Mapping[str, float] | None = None,
-    split_seed: int = 0,
-    conditions: Mapping[str, Mapping] | None = None,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Train every variant on every fold and seed, score on the fold's held-out sentences
-    and on each proxy set, with and without the silence gate (``wav2kp.vad``). Results
-    (one row per variant x fold x seed x set x model x clip) are appended to
-    ``out_dir/cv_clips.csv``; finished (variant, fold, seed) runs are skipped on a re-run.
-    """
-    from wav2kp.train import TrainConfig, load_predictor, train_model
-    from wav2kp.vad import SilenceGate
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results_path = out_dir / "cv_clips.csv"
-    done = set()
-    if results_path.is_file():
-        previous = pd.read_csv(results_path)
-        done = set(zip(previous["variant"], previous["fold"], previous["seed"], strict=True))
-    folds = sentence_folds(sources, n_folds, split_seed)
-    proxies = dict(proxies or {})
-    conditions = HELD_OUT_CONDITIONS if conditions is None else conditions
-    heard = {name: perturbed_sources(sources, c) for name, c in conditions.items()}
-    for name, variant in variants.items():
-        feature_config = FeatureConfig(**{"kind": "logmel", **variant.get("features", {})})
-        all_sources = list(sources) + [s for group in proxies.values() for s in group]
-        all_sources += [s for group in heard.values() for s in group]
-        features = raw_features(all_sources, feature_config)
-        train_sources = list(sources)
-        if variant.get("av_correction"):
-            train_sources = [
-                shift_times(s, (lag_shifts or {}).get(s.clip_id, 0.0)) for s in sources
-            ]
-        for fold in range(n_folds):
-            fit = [s for s, f in zip(train_sources, folds, strict=True) if f != fold]
-            held = [s for s, f in zip(sources, folds, strict=True) if f == fold]
-            stats, normalizer = fit_state(
-                fit, feature_config, {k: v[0] for k, v in features.items()}
-            )
-            for seed in seeds:
-                if (name, fold, seed) in done:
-                    continue
-                config = TrainConfig.preset(
-                    "default", **{**dict(budget or {}), **variant.get("train", {}), "seed": seed}
-                )
-                config = dataclasses.replace(config, refit_on_val=False, patience=0)
-                window = config.window_config
-                train_clips = build_clips(fit, features, stats, normalizer, window)
-                context = {"normalizer": normalizer, "feature_stats": stats,
-                           "feature_config": feature_config}  # fmt: skip
-                run_dir = out_dir / "models" / _slug(name) / f"fold{fold}-seed{seed}"
-                result = train_model(train_clips, [], config, run_dir, progress=progress,
-                                     context=context)  # fmt: skip
-                model = _ungated(load_predictor(result.best_checkpoint, name="model"))
-                gated = SilenceGate(model, name="model+gate")
-                sets = {"val": build_clips(held, features, stats, normalizer, window)}
-                for condition, group in heard.items():
-                    in_fold = [h for h, f in zip(group, folds, strict=True) if f == fold]
-                    sets[condition] = build_clips(in_fold, features, stats, normalizer, window)
-                for proxy_name, proxy_sources in proxies.items():
-                    sets[proxy_name] = build_clips(
-                        proxy_sources, features, stats, normalizer, window
-                    )
-                frames = []
-                for set_name, clips in sets.items():
-                    table = score_clips([model, gated], clips, normalizer)
-                    frames.append(table.assign(set=set_name))
-                table = pd.concat(frames, ignore_index=True).assign(
-                    variant=name, fold=fold, seed=seed,
-                    epochs=result.epochs_run, train_seconds=float(result.history["seconds"].sum()),
-                    variant_json=json.dumps(dict(variant), sort_keys=True, default=str),
-                )  # fmt: skip
-                table.to_csv(results_path, mode="a", header=not results_path.is_file(), index=False)
-    return pd.read_csv(results_path)
-
-
-def summarise_cv(table: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Per variant x set x model: the mean over folds and seeds of the per-run clip means,
-    their spread (std over runs) and the number of runs."""
-    columns = list(columns or ["mouth_open_r", "variance_ratio", "jitter_ratio",
-                               "mouth_lmd_iod", "av_offset_frames", "silent_open_share"])  # fmt: skip
-    per_run = table.groupby(["variant", "set", "model", "fold", "seed"])[columns].mean()
-    grouped = per_run.groupby(["variant", "set", "model"])
-    out = grouped.mean().add_suffix("_mean").join(grouped.std().add_suffix("_sd"))
-    out["runs"] = grouped.size()
-    return out
-
-
-def _ungated(predictor):
-    """The model under a ``SilenceGate`` (a checkpoint trained with ``silence_gate``)."""
-    from wav2kp.vad import SilenceGate
-
-    return predictor.predictor if isinstance(predictor, SilenceGate) else predictor
-
-
-def cv_markdown(table: pd.DataFrame) -> str:
-    """The lever cross-validation as markdown: per set, every variant (model, and model
-    with the silence gate) as mean ± sd over folds x seeds of the per-run clip means."""
-    summary = summarise_cv(table)
-    columns = [("mouth_open_r", "mouth-opening r", 3), ("variance_ratio", "variance ratio", 2),
-               ("jitter_ratio", "jitter ratio", 2), ("mouth_lmd_iod", "mouth LMD (IOD)", 4),
-               ("av_offset_frames", "lag (frames)", 2),
-               ("silent_open_share", "silent frames open", 3)]  # fmt: skip
-    out = []
-    for set_name in dict.fromkeys(summary.index.get_level_values("set")):
-        part = summary.xs(set_name, level="set")
-        out += [f"**{set_name}**", "",
-                "| variant | model | runs | " + " | ".join(t for _, t, _ in columns) + " |",
-                "|---" * (len(columns) + 3) + "|"]  # fmt: skip
-        for (variant, model), row in part.iterrows():
-            cells = []
-            for metric, _, digits in columns:
-                mean, sd = row[f"{metric}_mean"], row[f"{metric}_sd"]
-                if not np.isfinite(mean):
-                    cells.append("—")
-                elif np.isfinite(sd):
-                    cells.append(f"{mean:.{digits}f} ± {sd:.{digits}f}")
-                else:
-                    cells.append(f"{mean:.{digits}f}")
-            out.append(f"| {variant} | {model} | {int(row['runs'])} | " + " | ".join(cells) + " |")
-        out.append("")
-    return "\n".join(out)
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
 def gate_sweep(sources: Sequence[ClipSource], configs: Sequence) -> pd.DataFrame:
@@ -478,6 +245,7 @@ def score_set(predictors: Sequence, clips: Sequence[ClipData], normalizer, **met
     clip's own landmarks, both spaces, the normaliser's template), plus each model's
     ``silent_open_share`` where the clip has speech truth."""
     from wav2kp.evaluate import score_landmarks
+    from wav2kp.vad import clip_silence_share
 
     frames = []
     for clip in clips:
@@ -491,7 +259,7 @@ def score_set(predictors: Sequence, clips: Sequence[ClipData], normalizer, **met
         )  # fmt: skip
         share = {
             name: clip_silence_share(clip, pred, normalizer) for name, pred in predictions.items()
-        }
+        }  # fmt: skip
         table["silent_open_share"] = table["model"].map(share)
         frames.append(table)
     return pd.concat(frames, ignore_index=True)
@@ -592,177 +360,257 @@ def _plain_state(value):
     return value.to_dict() if hasattr(value, "to_dict") else dict(value)
 
 
-def run_final(
+def condition_clips(clips: Sequence[ClipData], name: str, condition: Mapping, root=None):
+    """The clips heard in one fixed recording condition (``HELD_OUT_CONDITIONS``): their
+    audio perturbed once (written to ``interim/<corpus>/conditions/<name>/``, reused
+    afterwards), keypoints unchanged; ids ``<clip>~<name>``, same sentence ids (a fold
+    never scores the sentences it trained on)."""
+    from wav2kp.audio import load_audio, write_wav
+    from wav2kp.augmentation import Perturbation, perturb
+
+    perturbation = Perturbation(**condition)
+    if perturbation.speed != 1.0:
+        raise ValueError(f"condition {name!r}: a speed change would move the keypoint times")
+    out = []
+    for i, clip in enumerate(clips):
+        if clip.audio_path is None:
+            continue
+        target = Path(clip.audio_path).parent.parent / "conditions" / name / f"{clip.clip_id}.wav"
+        if not target.is_file():
+            samples, _ = load_audio(clip.audio_path, sample_rate=SAMPLE_RATE)
+            rng = np.random.default_rng([i, len(name)])
+            write_wav(target, perturb(samples, perturbation, rng), SAMPLE_RATE)
+        out.append(dataclasses.replace(
+            clip, clip_id=f"{clip.clip_id}~{name}", audio_path=target,
+            extra={k: v for k, v in clip.extra.items() if k not in ("feature_config", "feature_stats")},
+        ))  # fmt: skip
+    return out
+
+
+def corpus_clips(corpus: str, normalizer, stats, window, root=None) -> list[ClipData]:
+    """Every ``ok`` clip of another extracted corpus (no split needed), each with its own
+    landmarks and pose, features normalised with ``stats``."""
+    sources = load_sources(corpus, root=root, progress=False)
+    return build_clips(sources, raw_features(sources, stats.feature_config), stats, normalizer,
+                       window)  # fmt: skip
+
+
+def proxy_sets(data, names: Sequence[str], align_dir=None, root=None) -> dict[str, list[ClipData]]:
+    """Named proxy clip sets for ``wav2kp.cv`` (``data``: ``CorpusData``): a name of
+    ``HELD_OUT_CONDITIONS`` gives the train + val clips heard in that condition (a fold
+    scores only its held-out sentences); any other name is an extracted corpus (e.g. the
+    synthetic demo voices ``demo-tiny``). With ``align_dir`` the condition clips carry
+    GRID's speech truth (the silence measure)."""
+    from wav2kp.features import FeatureStats
+    from wav2kp.targets import TargetNormalizer
+    from wav2kp.vad import attach_speech_truth
+    from wav2kp.windowing import WindowConfig
+
+    clips = [*data.train, *data.val]
+    if align_dir is not None:
+        attach_speech_truth(clips, align_dir)
+    stats, normalizer = data.context["feature_stats"], data.context["normalizer"]
+    stats = FeatureStats.from_dict(stats) if isinstance(stats, dict) else stats
+    if isinstance(normalizer, dict):
+        normalizer = TargetNormalizer.from_state_dict(normalizer)
+    window = WindowConfig.from_dict(clips[0].extra.get("window_config", WindowConfig().to_dict()))
+    out = {}
+    for name in names:
+        if name in HELD_OUT_CONDITIONS:
+            out[name] = condition_clips(clips, name, HELD_OUT_CONDITIONS[name], root)
+        else:
+            out[name] = corpus_clips(name, normalizer, stats, window, root)
+    return out
+
+
+# ---------- the lever study (``wav2kp cv --study levers``) ----------
+
+# Each lever of issue 10 is a variant of the default model (TrainConfig overrides);
+# inference-time levers (the silence gate, the motion calibration) are views scored on
+# every variant's model (``wav2kp.cv.VIEWS``). Variants that add training clips keep the
+# number of optimiser steps: their epochs are divided by (1 + copies).
+LEVER_EPOCHS = 12  # the screening budget (the preset's 40 for the chosen ones)
+LEVERS: dict[str, dict] = {
+    "log-mel (default)": {},
+    "CMVN mean 3 s": {"features": {"kind": "logmel", "cmvn": "mean"}},
+    "waveform augmentation x2": {"augment": {"copies": 2}, "epochs": LEVER_EPOCHS // 3},
+    "synthetic voices x2": {"voices": {"copies": 2}, "epochs": LEVER_EPOCHS // 3},
+    "synthetic voices x2 + CMVN": {"voices": {"copies": 2}, "epochs": LEVER_EPOCHS // 3,
+                                   "features": {"kind": "logmel", "cmvn": "mean"}},
+    "A/V lag correction": {"av_correction": True},
+}  # fmt: skip
+LEVER_VIEWS = ("gate", "calibrated", "calibrated+gate")
+LEVER_PROXIES = ("demo-tiny", "val_voice", "val_phone", "val_room")
+
+
+def lever_study() -> dict:
+    """``wav2kp.cv.study("levers")``: the keyword arguments of ``run_cv``."""
+    return dict(variants=LEVERS, folds=3, seeds=(0,), budget={"epochs": LEVER_EPOCHS},
+                views=LEVER_VIEWS, proxies=LEVER_PROXIES)  # fmt: skip
+
+
+LEVER_COLUMNS = (("mouth_open_r", "r", 3), ("variance_ratio", "var. ratio", 2),
+                 ("jitter_ratio", "jitter", 2), ("av_offset_frames", "lag", 2),
+                 ("silent_open_share", "silent open", 3))  # fmt: skip
+
+
+def lever_table(csv: str | Path, baseline: str = "log-mel (default)") -> str:
+    """Markdown of a lever study's task table (``wav2kp cv --out``'s CSV): per set
+    (held-out sentences, each proxy) and view, every variant's mean ± sd over its runs
+    (folds x seeds), and its difference from ``baseline`` paired on the same fold and
+    seed (mean ± sd of the paired differences)."""
+    table = pd.read_csv(csv)
+    table = table[table["error"].fillna("") == ""]
+    for metric, _, _ in LEVER_COLUMNS:  # the main columns are the held-out set as configured
+        if metric in table:
+            table[f"heldout:{metric}"] = table[metric]
+    prefixes = sorted({c.split(":")[0] for c in table.columns if ":" in c and "clips" not in c},
+                      key=lambda p: (p.split("+")[0] != "heldout", p))  # fmt: skip
+    runs = table.groupby("variant", sort=False).size()
+    out = [f"{len(table)} training runs: per variant {runs.max()} (folds x seeds). Cells: mean "
+           "± sd over runs; Δ: difference from the baseline on the same fold and seed, mean ± "
+           f"sd (baseline: {baseline}).", ""]  # fmt: skip
+    base = table[table["variant"] == baseline].set_index(["fold", "seed"])
+    for prefix in prefixes:
+        columns = [(m, t, d) for m, t, d in LEVER_COLUMNS if f"{prefix}:{m}" in table.columns
+                   and table[f"{prefix}:{m}"].notna().any()]  # fmt: skip
+        if not columns:
+            continue
+        set_name, _, view = prefix.partition("+")
+        title = {"heldout": "held-out GRID sentences (same voice)"}.get(set_name, set_name)
+        out += [f"**{title}**" + (f", model + {view}" if view else ""), ""]
+        header = ["variant", *[t for _, t, _ in columns], "Δ r"]
+        out += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        for variant, group in table.groupby("variant", sort=False):
+            cells = [variant]
+            for metric, _, digits in columns:
+                values = group[f"{prefix}:{metric}"].dropna()
+                cells.append("—" if values.empty else
+                             f"{values.mean():.{digits}f} ± {values.std(ddof=1) if len(values) > 1 else 0:.{digits}f}")  # fmt: skip
+            key = f"{prefix}:mouth_open_r"
+            mine = group.set_index(["fold", "seed"])[key]
+            diff = (mine - base[key].reindex(mine.index)).dropna() if key in base else mine[:0]
+            cells.append("—" if variant == baseline or diff.empty else
+                         f"{diff.mean():+.3f} ± {diff.std(ddof=1) if len(diff) > 1 else 0:.3f}")  # fmt: skip
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+# ---------- the chosen model: GRID test sentences and unseen voices ----------
+
+
+def evaluate_final(
     corpus: str,
-    variant: Mapping,
-    out_dir: str | Path,
-    seeds: Sequence[int] = (0, 1, 2),
+    model: str = "default",
     align_dir=None,
     unseen_corpus: str | None = "realclips",
     unseen_exclude: str | None = r"^grid_s1",
+    views: Sequence[str] = ("gate", "calibrated", "calibrated+gate"),
     progress: bool = True,
     root=None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train the chosen variant like the default model's final fit (train + val sentences,
-    the full schedule) for every seed; score it, gated by the VAD, and the
-    true mean face on the corpus' test sentences and on the unseen voices. Writes
-    ``final_clips.csv``, ``final_summary.csv`` and ``final_table.md`` to ``out_dir``;
-    checkpoints go to ``out_dir/seed<N>/``."""
-    from wav2kp.train import TrainConfig, load_predictor, train_model
-    from wav2kp.vad import SilenceGate
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Score every training seed of a trained model (``data/models/<corpus>/<model>/``,
+    as ``wav2kp train`` writes it), each under ``views``, and the true mean face on the
+    corpus's test sentences and on the unseen voices (each video against its own
+    mouth); returns (clip table, target table, markdown)."""
+    from wav2kp.cv import VIEWS
+    from wav2kp.evaluate import checkpoint_paths
+    from wav2kp.inference import load_predictor, unwrapped
+    from wav2kp.train import load_corpus_for_training
+    from wav2kp.vad import attach_speech_truth
 
-    out_dir = Path(out_dir)
-    feature_config = FeatureConfig(**{"kind": "logmel", **variant.get("features", {})})
-    everything = load_sources(corpus, ("train", "val", "test"), align_dir, root, progress)
-    by_split = {
-        name: [s for s in everything if s.split == name] for name in ("train", "val", "test")
-    }
-    if variant.get("av_correction"):
-        shifts, _ = corpus_lag_shifts(corpus, [s.clip_id for s in everything], root)
-        for name in ("train", "val"):
-            by_split[name] = [shift_times(s, shifts.get(s.clip_id, 0.0)) for s in by_split[name]]
-    features = raw_features(everything, feature_config)
-    stats, normalizer = fit_state(
-        by_split["train"], feature_config, {k: v[0] for k, v in features.items()}
-    )
-    context = {"normalizer": normalizer, "feature_stats": stats, "feature_config": feature_config,
-               "corpus": corpus, "speakers": sorted({s.speaker for s in by_split["train"]})}  # fmt: skip
-    tables: dict[str, list[pd.DataFrame]] = {}
-    for seed in seeds:
-        config = TrainConfig.preset("default", **{**variant.get("train", {}), "seed": seed})
-        window = config.window_config
-        clips = {name: build_clips(group, features, stats, normalizer, window)
-                 for name, group in by_split.items()}  # fmt: skip
-        # the default's refit rule: train + val sentences for the full schedule, last epoch
-        # (the early-stopping selection run only gives validation curves: skipped here)
-        refit = dataclasses.replace(config, refit_on_val=False, patience=0)
-        final = train_model([*clips["train"], *clips["val"]], [], refit, out_dir / f"seed{seed}",
-                            progress=progress, context=context)  # fmt: skip
-        model = _ungated(load_predictor(final.best_checkpoint, name="model"))
-        predictors = [model, SilenceGate(model, name="model+gate"),
-                      MeanTargets(normalizer, clips["train"] + clips["val"])]  # fmt: skip
-        sets = {f"{corpus} test": clips["test"]}
-        if unseen_corpus:
-            sets[f"{unseen_corpus} (unseen voices)"] = unseen_voice_clips(
-                model, unseen_corpus, unseen_exclude, root
-            )
-        for set_name, set_clips in sets.items():
-            scored = score_set(predictors, set_clips, normalizer, seed=seed)
-            tables.setdefault(set_name, []).append(scored.assign(set=set_name))
-    from wav2kp.atomic import write_csv, write_text
-
-    results = {}
-    for set_name, frames in tables.items():
-        table = pd.concat(frames, ignore_index=True)
-        unseen = set_name != f"{corpus} test"
-        unit = "clip_id" if unseen else "sentence_id"
-        targets = pd.concat([
-            target_table(table, model, UNSEEN_TARGETS if unseen else SAME_VOICE_TARGETS, unit)
-            for model in ("model", "model+gate")
-        ], ignore_index=True)  # fmt: skip
-        results[set_name] = (table, targets, unit)
-    table = pd.concat([t for t, _, _ in results.values()], ignore_index=True)
-    targets = pd.concat([t.assign(set=name) for name, (_, t, _) in results.items()],
-                        ignore_index=True)  # fmt: skip
-    write_csv(out_dir / "final_clips.csv", table)
-    write_csv(out_dir / "final_targets.csv", targets)
-    write_text(out_dir / "final_table.md", summary_markdown(results) + "\n")
-    return table, targets
+    data = load_corpus_for_training(corpus, progress=progress, root=root)
+    normalizer = data.context["normalizer"]
+    if align_dir is not None:
+        attach_speech_truth(data.test, align_dir)
+    folder = Path(model) if Path(model).is_dir() else CorpusPaths(corpus, root).models / model
+    paths = checkpoint_paths(corpus, str(folder))
+    if not paths:
+        raise FileNotFoundError(
+            f"no trained {model!r} model of corpus {corpus!r}: run wav2kp train"
+        )
+    sets = {f"{corpus} test": data.test}
+    frames = []
+    unseen = None
+    for path in paths:
+        trained = unwrapped(load_predictor(path, name="model", corpus=corpus, root=root))
+        seed = trained.train_config.seed
+        predictors = [trained, *[VIEWS[v](trained) for v in views]]
+        for predictor, view in zip(predictors[1:], views, strict=True):
+            predictor.name = f"model+{view}"
+        if unseen_corpus and unseen is None:
+            unseen = unseen_voice_clips(trained, unseen_corpus, unseen_exclude, root)
+            sets[f"{unseen_corpus} (unseen voices)"] = unseen
+        for set_name, clips in sets.items():
+            mean_face = MeanTargets(normalizer, [*data.train, *data.val])
+            scored = score_set([*predictors, mean_face], clips, normalizer, seed=seed)
+            frames.append(scored.assign(set=set_name))
+    table = pd.concat(frames, ignore_index=True)
+    targets, text = final_tables(table, corpus)
+    return table, targets, text
 
 
-def final_table(clips_csv: str | Path, corpus: str) -> str:
-    """``final_table.md`` regenerated from a ``final_clips.csv``."""
-    table = pd.read_csv(clips_csv, dtype={"clip_id": str, "sentence_id": str})
+def final_tables(table: pd.DataFrame, corpus: str) -> tuple[pd.DataFrame, str]:
+    """(target table, markdown) of ``evaluate_final``'s clip table."""
+    table = table.copy()
     table["error"] = table["error"].fillna("")
-    results = {}
+    results, targets = {}, []
     for set_name, group in table.groupby("set", sort=False):
         unseen = set_name != f"{corpus} test"
         unit = "clip_id" if unseen else "sentence_id"
-        targets = pd.concat([
+        chosen = pd.concat([
             target_table(group, model, UNSEEN_TARGETS if unseen else SAME_VOICE_TARGETS, unit)
-            for model in ("model", "model+gate")
+            for model in dict.fromkeys(group["model"]) if model != "mean_face"
         ], ignore_index=True)  # fmt: skip
-        results[set_name] = (group, targets, unit)
-    return summary_markdown(results)
+        results[set_name] = (group, chosen, unit)
+        targets.append(chosen.assign(set=set_name))
+    return pd.concat(targets, ignore_index=True), summary_markdown(results)
 
 
-# ---------- command line: the committed experiments ----------
-
-# The levers of issue 10, each a variant of the default model on log-mel features.
-AUGMENT = {"copies": 2}
-LEVERS: dict[str, dict] = {
-    "logmel (default)": {},
-    "cmvn mean 3 s": {"features": {"cmvn": "mean"}},
-    "cmvn meanvar 3 s": {"features": {"cmvn": "meanvar"}},
-    "floor 60 dB + cmvn mean": {"features": {"floor_db": 60.0, "cmvn": "mean"}},
-    "augment x2": {"train": {"augment": AUGMENT}},
-    "augment x2 + cmvn mean": {"features": {"cmvn": "mean"}, "train": {"augment": AUGMENT}},
-    "A/V lag correction": {"av_correction": True},
-    # the out-of-box real-speech model (make model-grid): log-mel won no lever in the CV,
-    # and the checkpoint carries the silence gate (load_predictor applies it)
-    "logmel + silence gate": {"train": {"silence_gate": True}},
-}
-
-
-def resolved_variant(name: str, epochs: int | None = None) -> dict:
-    """A lever of ``LEVERS``; with augmentation copies, the epochs are divided by
-    (1 + copies) so that the model takes the same number of steps as without them."""
-    variant = dict(LEVERS[name])
-    train = dict(variant.get("train", {}))
-    copies = train.get("augment", {}).get("copies", 0)
-    if copies and "epochs" not in train:
-        from wav2kp.train import TrainConfig
-
-        base = epochs if epochs is not None else TrainConfig.preset("default").epochs
-        train["epochs"] = max(1, round(base / (1 + copies)))
-    variant["train"] = train
-    return variant
+# ---------- command line ----------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m wav2kp.robustness cv --corpus grid ...``: the lever cross-validation."""
+    """``python -m wav2kp.robustness COMMAND``: ``final`` (score a trained model on the
+    test sentences and unseen voices), ``final-table`` / ``levers-table`` (markdown from
+    committed result files), ``vad`` (sweep the silence gate against GRID's alignments),
+    ``lags`` (A/V lags: quartiles, implausible clips)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m wav2kp.robustness", description=main.__doc__)
-    parser.add_argument(
-        "command", choices=["cv", "cv-table", "vad", "final", "final-table", "lags"]
-    )
+    parser.add_argument("command", choices=["final", "final-table", "levers-table", "vad", "lags"])
     parser.add_argument("--corpus", default="grid")
+    parser.add_argument(
+        "--model", default="default", help="model folder under data/models/<corpus>/"
+    )
     parser.add_argument("--align-dir", default=None, help="GRID align/ folder (speech truth)")
-    parser.add_argument("--proxy", action="append", default=[], help="proxy corpus (unseen voices)")
-    parser.add_argument("--variant", action="append", default=None, help="names from LEVERS")
-    parser.add_argument("--folds", type=int, default=3)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--out", default=None, help="default data/models/<corpus>/cv")
-    parser.add_argument("--conditions", choices=["held-out", "none"], default="held-out",
-                        help="also score val heard through HELD_OUT_CONDITIONS")  # fmt: skip
-    parser.add_argument("--unseen", default="realclips", help="corpus of unseen voices")
+    parser.add_argument("--unseen", default="realclips", help="corpus of unseen voices ('' none)")
     parser.add_argument("--unseen-exclude", default=r"^grid_s1", help="regex of clip ids")
+    parser.add_argument("--csv", type=Path, help="final: write the clip table here; "
+                        "*-table: read it from here")  # fmt: skip
     args = parser.parse_args(argv)
     import torch
 
-    from wav2kp.splits import ensure_split
-
-    # small tensors: one thread is as fast, and many threads on a busy machine are far slower
-    torch.set_num_threads(1)
-
-    if args.command == "cv-table":  # every cv_clips.csv under the corpus' cv folder
-        root = Path(args.out) if args.out else CorpusPaths(args.corpus).models / "cv"
-        tables = [pd.read_csv(path) for path in sorted(root.rglob("cv_clips.csv"))]
-        if not tables:
-            parser.error(f"no cv_clips.csv under {root}; run the cv command first")
-        print(cv_markdown(pd.concat(tables, ignore_index=True)))
+    torch.set_num_threads(1)  # small models: one thread is as fast, and kind to a busy machine
+    if args.command == "levers-table":
+        print(lever_table(args.csv))
         return 0
-    if args.command == "final-table":  # the markdown again from a run's final_clips.csv
-        if not args.out:
-            parser.error("final-table needs --out (the final run's folder)")
-        print(final_table(Path(args.out) / "final_clips.csv", args.corpus))
+    if args.command == "final-table":
+        table = pd.read_csv(args.csv, dtype={"clip_id": str, "sentence_id": str})
+        print(final_tables(table, args.corpus)[1])
+        return 0
+    if args.command == "final":
+        from wav2kp.atomic import write_csv
+
+        table, _, text = evaluate_final(args.corpus, args.model, args.align_dir,
+                                        args.unseen or None, args.unseen_exclude)  # fmt: skip
+        if args.csv:
+            write_csv(args.csv, table.round(6))
+        print(text)
         return 0
     if args.command == "lags":
-        import numpy as np
-
-        from wav2kp.sync import corpus_av_lags
+        from wav2kp.sync import CORRECTION_MAX_LAG_MS, corpus_av_lags
 
         for max_lag in (300.0, CORRECTION_MAX_LAG_MS):
             lags = corpus_av_lags(args.corpus, max_lag_ms=max_lag)
@@ -774,54 +622,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             flagged[["clip_id", "lag_ms", "correlation", "weak", "outlier"]].to_string(index=False)
         )
         return 0
-    if args.command == "final":
-        if not args.variant or len(args.variant) != 1 or args.variant[0] not in LEVERS:
-            parser.error(f"final needs one --variant of {list(LEVERS)}")
-        ensure_split(args.corpus)
-        out = (
-            Path(args.out)
-            if args.out
-            else CorpusPaths(args.corpus).models / "final" / _slug(args.variant[0])
-        )
-        variant = resolved_variant(args.variant[0], args.epochs)
-        run_final(args.corpus, variant, out, args.seeds, args.align_dir, args.unseen or None,
-                  args.unseen_exclude)  # fmt: skip
-        print((out / "final_table.md").read_text())
-        print(f"tables: {out / 'final_table.md'}")
-        return 0
+    # vad
+    import itertools
+
+    from wav2kp.splits import ensure_split
+    from wav2kp.vad import VadConfig
 
     ensure_split(args.corpus)
     sources = load_sources(args.corpus, ("train", "val"), args.align_dir)
-    pd.set_option("display.width", 200)
-    if args.command == "vad":
-        import itertools
-
-        from wav2kp.vad import VadConfig
-
-        grid = itertools.product([20.0, 25.0, 30.0], [0.0, 0.04, 0.08], [0.0, 0.04, 0.08],
-                                 [0.04, 0.08])  # fmt: skip
-        configs = [VadConfig(threshold_db=t, pre_roll_s=a, post_roll_s=b, ramp_s=r)
-                   for t, a, b, r in grid]  # fmt: skip
-        sweep = gate_sweep(sources, configs).sort_values("silent_open")
-        print(sweep.round(4).to_string(index=False))
-        return 0
-    proxies = {name: load_sources(name) for name in args.proxy}
-    names = args.variant or list(LEVERS)
-    unknown = sorted(set(names) - set(LEVERS))
-    if unknown:
-        parser.error(f"unknown variant(s) {unknown}; known: {list(LEVERS)}")
-    shifts = {}
-    if any(LEVERS[n].get("av_correction") for n in names):
-        shifts, lags = corpus_lag_shifts(args.corpus, [s.clip_id for s in sources])
-        print("implausible A/V lags:", lags.loc[lags["outlier"], ["clip_id", "lag_ms"]].to_string())
-    budget = {} if args.epochs is None else {"epochs": args.epochs}
-    variants = {n: resolved_variant(n, args.epochs) for n in names}
-    out = Path(args.out) if args.out else CorpusPaths(args.corpus).models / "cv"
-    conditions = None if args.conditions == "held-out" else {}
-    table = run_cv(sources, variants, out, args.folds, args.seeds, budget, proxies, shifts,
-                   conditions=conditions)  # fmt: skip
-    summary = summarise_cv(table[table["variant"].isin(names)])
-    print(summary.round(3).to_string())
+    grid = itertools.product([20.0, 25.0, 30.0], [0.0, 0.04, 0.08], [0.0, 0.04, 0.08],
+                             [0.04, 0.08])  # fmt: skip
+    configs = [VadConfig(threshold_db=t, pre_roll_s=a, post_roll_s=b, ramp_s=r)
+               for t, a, b, r in grid]  # fmt: skip
+    with pd.option_context("display.width", 200):
+        print(
+            gate_sweep(sources, configs).sort_values("silent_open").round(4).to_string(index=False)
+        )
     return 0
 
 

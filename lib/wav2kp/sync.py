@@ -162,3 +162,62 @@ def corpus_av_lags(corpus: str, max_lag_ms: float = 300.0, root=None) -> pd.Data
         rows.append({"clip_id": cid, **result})
     table = pd.DataFrame(rows, columns=["clip_id", "lag_ms", "correlation", "seconds", "at_limit"])
     return flag_outliers(table)
+
+
+# Search range of the per-clip lag for the correction: on GRID's 3 s sentences a
+# +-300 ms search lets about a quarter of the clips jump to a neighbouring syllable;
+# within +-120 ms the lags stay near the corpus median (``python -m wav2kp.robustness
+# lags --corpus grid`` prints both).
+CORRECTION_MAX_LAG_MS = 120.0
+
+
+def clip_lags(clips, max_lag_ms: float = CORRECTION_MAX_LAG_MS) -> pd.DataFrame:
+    """``flag_outliers`` table of ``ClipData`` (their audio files and landmarks)."""
+    from wav2kp.audio import load_audio
+
+    rows = []
+    for clip in clips:
+        if clip.audio_path is None:
+            continue
+        try:
+            samples, sr = load_audio(clip.audio_path, sample_rate=16000)
+        except (OSError, ValueError, RuntimeError) as exc:
+            warnings.warn(f"A/V lag: clip {clip.clip_id} skipped: {exc}", stacklevel=2)
+            continue
+        truth = np.where(np.asarray(clip.valid)[:, None, None], clip.landmarks, np.nan)
+        opening = mouth_opening(truth)
+        result = estimate_av_lag(clip.frame_times, opening, samples, sr, max_lag_ms)
+        rows.append({"clip_id": clip.clip_id, **result})
+    table = pd.DataFrame(rows, columns=["clip_id", "lag_ms", "correlation", "seconds", "at_limit"])
+    return flag_outliers(table)
+
+
+def lag_corrected(clips, max_lag_ms: float = CORRECTION_MAX_LAG_MS) -> list:
+    """The clips with each one's keypoint times moved so that its A/V lag equals the
+    median of the trusted lags (weak and implausible lags: left as they are); windows
+    are rebuilt at the new times, targets stay with their frames."""
+    import dataclasses
+
+    from wav2kp.dataset import LazyWindows
+    from wav2kp.windowing import WindowConfig, window_indices
+
+    table = clip_lags(clips, max_lag_ms)
+    trusted = table[~table["weak"] & ~table["outlier"]]
+    if trusted.empty:
+        return list(clips)
+    median = float(trusted["lag_ms"].median())
+    shifts = {str(r.clip_id): (float(r.lag_ms) - median) / 1000 for r in trusted.itertuples()}
+    out = []
+    for clip in clips:
+        shift = shifts.get(clip.clip_id, 0.0)
+        if shift == 0.0:
+            out.append(clip)
+            continue
+        # a video late by ``shift`` s: frame k shows the mouth of the sound at t_k - shift
+        times = np.asarray(clip.frame_times, np.float64) - shift
+        window = WindowConfig.from_dict(clip.extra.get("window_config", WindowConfig().to_dict()))
+        windows = LazyWindows(clip.features, *window_indices(clip.feature_times, times, window),
+                              window.pad)  # fmt: skip
+        out.append(dataclasses.replace(clip, frame_times=times, windows=windows,
+                                       extra={**clip.extra, "av_shift_s": shift}))  # fmt: skip
+    return out

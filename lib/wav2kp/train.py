@@ -349,7 +349,7 @@ def _fit_pca(data: _Sequences, n_components: int) -> tuple[np.ndarray, np.ndarra
 
 
 # Settings that change how a run is executed, not what it computes: a resume may differ.
-RUN_ONLY_FIELDS = ("max_minutes", "device", "num_threads", "silence_gate")
+RUN_ONLY_FIELDS = ("max_minutes", "device", "num_threads", "silence_gate", "calibrate")
 
 
 def _same_run(saved: dict, current: dict) -> bool:
@@ -415,6 +415,14 @@ def _train(
     emotions = ()
     if config.emotion_conditioning and config.model != "original":
         emotions = tuple(sorted({str(c.emotion) for c in train_clips if c.emotion}))
+    if config.av_correction:
+        from wav2kp.sync import lag_corrected
+
+        train_clips = lag_corrected(train_clips)
+    if config.voices:
+        from wav2kp.voices import voice_clips
+
+        train_clips = [*train_clips, *voice_clips(train_clips, config.voices, context, config.seed)]
     if config.augment:
         from wav2kp.augmentation import AugmentConfig, augment_clips
 
@@ -467,8 +475,11 @@ def _train(
             config.window,
         )
     )
-    # inference needs the features the model was fed
-    model_context = {**context, "feature_config": feature_config, "feature_stats": feature_stats}
+    # inference needs the features the model was fed; calibration the training spread
+    from wav2kp.calibration import motion_spread
+
+    model_context = {**context, "feature_config": feature_config, "feature_stats": feature_stats,
+                     "motion_spread": motion_spread(used_clips)}  # fmt: skip
     payload_base = {
         "format": CHECKPOINT_FORMAT,
         "model_config": model_config.to_dict(),
@@ -670,6 +681,8 @@ class CorpusData:
     val: list[ClipData]
     test: list[ClipData]
     context: dict
+    # further clip sets every cross-validation task is scored on (``wav2kp.cv``)
+    proxies: dict = dataclasses.field(default_factory=dict)
 
     def without_windows(self) -> CorpusData:
         """A light copy for shipping to workers: training gathers windows from features,
@@ -681,7 +694,8 @@ class CorpusData:
                 for c in clips
             ]
 
-        return CorpusData(light(self.train), light(self.val), light(self.test), self.context)
+        return CorpusData(light(self.train), light(self.val), light(self.test), self.context,
+                          {name: light(clips) for name, clips in self.proxies.items()})  # fmt: skip
 
 
 def load_corpus_for_training(

@@ -239,3 +239,30 @@ def silent_open_share(
     excess = opening - closed_opening
     limit = share_of_mean * max(float(excess[talking].mean()), 1e-9)
     return float((excess[silent] > limit).mean())
+
+
+def clip_silence_share(clip, predicted: np.ndarray, normalizer) -> float:
+    """``silent_open_share`` of a prediction (T, 68, 2) on a clip that carries the truth
+    of who speaks when (``clip.extra["speech_truth"]``, e.g. from GRID's alignments;
+    NaN without), the closed opening being the speaker's neutral face's."""
+    from wav2kp import metrics
+
+    truth = clip.extra.get("speech_truth") if isinstance(clip.extra, dict) else None
+    if truth is None or normalizer is None:
+        return float("nan")
+    neutral = normalizer.neutral_for(clip.speaker or None)
+    closed = float(metrics.mouth_opening(neutral[None])[0])
+    return silent_open_share(metrics.mouth_opening(predicted), truth, closed)
+
+
+def attach_speech_truth(clips, align_dir) -> int:
+    """Put each clip's speech truth (``<align_dir>/<sentence_id>.align``, GRID's word
+    alignment, at the clip's frame times) in ``clip.extra["speech_truth"]``; returns how
+    many clips got one."""
+    count = 0
+    for clip in clips:
+        path = Path(align_dir) / f"{clip.sentence_id or clip.clip_id}.align"
+        if path.is_file():
+            clip.extra["speech_truth"] = speech_from_words(read_grid_align(path), clip.frame_times)
+            count += 1
+    return count
