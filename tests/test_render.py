@@ -150,9 +150,12 @@ def first_panel(frame: np.ndarray) -> np.ndarray:
     return frame[32:, :256]
 
 
-def check_source_video_is_shown(clip, model, video, corpus_dir, monkeypatch):
-    """``evaluate.source_video`` finds ``video`` through the extraction manifest, and the
-    side-by-side video's first panel shows its frames (not the blank grey panel)."""
+def check_source_video_is_shown(clip, model, video, corpus_dir, monkeypatch, in_raw=True):
+    """``evaluate.source_video`` finds ``video`` through the extraction manifest (in
+    ``raw/``, or with ``in_raw=False`` in the input folder the extraction recorded, as
+    for ``wav2kp extract ../shared/grid-s1``), and the side-by-side video's first panel
+    shows its frames (not the blank grey panel)."""
+    from wav2kp.extract import record_input_dir
     from wav2kp.edgemap import crop_and_resize, crop_box, first_complete_frame
     from wav2kp.media.decode import iter_frames
     from wav2kp.paths import CorpusPaths
@@ -164,10 +167,13 @@ def check_source_video_is_shown(clip, model, video, corpus_dir, monkeypatch):
     pd.DataFrame([{"clip_id": clip.clip_id, "file": video.name, "status": "ok"}]).to_csv(
         paths.extracted / "manifest.csv", index=False
     )
-    (paths.raw / video.name).symlink_to(video.resolve())
+    if in_raw:
+        (paths.raw / video.name).symlink_to(video.resolve())
+    else:
+        record_input_dir(paths, video.parent)
     (paths.raw / f"{clip.clip_id}.tracks.csv").write_text("frame,time\n")  # not a video
     found = evaluate.source_video(clip.clip_id, clip)
-    assert found == paths.raw / video.name
+    assert found == (paths.raw / video.name if in_raw else video.resolve())
     frames = list(render.side_by_side_frames(clip, model.predict_landmarks(clip),
                                              render.frames_at_times(found, clip.frame_times)))  # fmt: skip
     blank = first_panel(next(render.side_by_side_frames(clip, model.predict_landmarks(clip))))
@@ -206,12 +212,14 @@ def test_side_by_side_shows_a_grid_mpg_source(fitted, tmp_path, monkeypatch, rea
 
     (mean_face, _), clips = fitted
     clip = clip_on_video_times(clips[0], read_frame_times(video))
-    check_source_video_is_shown(clip, mean_face, video, tmp_path / "data", monkeypatch)
+    check_source_video_is_shown(clip, mean_face, video, tmp_path / "data", monkeypatch, in_raw)
 
 
-@pytest.mark.parametrize("suffix,codec", [(".flv", "flv1"), (".vob", "mpeg2video")])
+@pytest.mark.parametrize("suffix,codec,in_raw", [(".flv", "flv1", True),
+                                                (".vob", "mpeg2video", True),
+                                                (".mp4", "libx264", False)])  # fmt: skip
 def test_side_by_side_shows_any_container_ffmpeg_reads(fitted, tmp_path, monkeypatch, suffix,
-                                                       codec):  # fmt: skip
+                                                       codec, in_raw):  # fmt: skip
     from test_extract_videos import FFMPEG, face_frames
     from wav2kp.media.decode import read_frame_times
 
@@ -226,4 +234,4 @@ def test_side_by_side_shows_any_container_ffmpeg_reads(fitted, tmp_path, monkeyp
         input=np.ascontiguousarray(frames).tobytes(), check=True,
     )  # fmt: skip
     clip = clip_on_video_times(clips[0], read_frame_times(video))
-    check_source_video_is_shown(clip, mean_face, video, tmp_path / "data", monkeypatch)
+    check_source_video_is_shown(clip, mean_face, video, tmp_path / "data", monkeypatch, in_raw)

@@ -251,6 +251,10 @@ class RunConfig:
     n_mfcc: int = 40
     n_mels: int = 40
     deltas: bool = False
+    # level invariance (``FeatureConfig``): sliding per-band mean ("mean") or mean and
+    # variance ("meanvar") normalisation, and a level floor (dB below the window's peak)
+    cmvn: str = "none"
+    floor_db: float | None = None
     # split (02): whole sentences held out, made once with its own seed
     split_by: str = "sentence"
     val_fraction: float = 0.15
@@ -267,6 +271,12 @@ class RunConfig:
     models: tuple[str, ...] = MODELS
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int | None = None  # the default model's (None: its preset's)
+    # the default model's unseen-voice levers (issue 10, ``wav2kp cv --study levers``):
+    # synthetic voices per training sentence (``wav2kp.voices``; 0 = none), motion
+    # calibration (``wav2kp.calibration``) and the silence gate (``wav2kp.vad``)
+    voices: int = 0
+    calibrate: bool = False
+    silence_gate: bool = False
     original_epochs: int | None = None  # the original replica's (None: its preset's)
     original_seeds: tuple[int, ...] | None = None  # the replica's seeds (None: ``seeds``)
     # the refit rule, for every model and baseline alike: after model selection on the
@@ -339,8 +349,9 @@ class RunConfig:
         from wav2kp.features import FeatureConfig
 
         return FeatureConfig(
-            kind=self.feature_kind, n_mfcc=self.n_mfcc, n_mels=self.n_mels, deltas=self.deltas
-        )
+            kind=self.feature_kind, n_mfcc=self.n_mfcc, n_mels=self.n_mels, deltas=self.deltas,
+            cmvn=self.cmvn, floor_db=self.floor_db,
+        )  # fmt: skip
 
     @property
     def split_settings(self) -> dict[str, Any]:
@@ -365,6 +376,9 @@ class RunConfig:
             values["window"] = self.window.to_dict()
             if self.epochs is not None:
                 values["epochs"] = self.epochs
+            values.update(calibrate=self.calibrate, silence_gate=self.silence_gate)
+            if self.voices:
+                values["voices"] = {"copies": int(self.voices)}
         elif model == "original" and self.original_epochs is not None:
             values["epochs"] = self.original_epochs
         values.update(overrides)

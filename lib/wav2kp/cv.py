@@ -840,7 +840,8 @@ def run_cli(args: argparse.Namespace) -> int:
         from wav2kp.train import load_corpus_for_training
 
         options["data"] = load_corpus_for_training(cfg.corpus)
-        options["proxies"] = proxy_sets(options["data"], options["proxies"], args.align_dir)
+        options["proxies"] = proxy_sets(options["data"], options["proxies"], args.align_dir,
+                                        folds=options.get("folds", "val"))  # fmt: skip
     else:
         options.pop("proxies", None)
     with open_client(cfg) as client:

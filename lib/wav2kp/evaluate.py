@@ -439,11 +439,15 @@ def refit_rule(predictors: Sequence[KeypointPredictor]) -> tuple[bool, list[str]
 
 
 def source_video(corpus: str, clip: ClipData) -> Path | None:
-    """The clip's original video (extraction manifest ``file``, else ``raw/<clip_id>.*``)."""
+    """The clip's original video: the extraction manifest's ``file`` under the input folder
+    the extraction recorded (``wav2kp.extract.input_dir_of``), else under ``raw/``, else
+    ``raw/<clip_id>.*``."""
+    from wav2kp.extract import input_dir_of
     from wav2kp.media.probe import has_video_stream
     from wav2kp.paths import CorpusPaths
 
     paths = CorpusPaths(corpus)
+    source_dir = input_dir_of(paths)
     candidates = []
     manifest = paths.extracted / "manifest.csv"
     if manifest.is_file():
@@ -451,7 +455,11 @@ def source_video(corpus: str, clip: ClipData) -> Path | None:
         rows = table[table["clip_id"] == clip.clip_id] if "clip_id" in table else table[:0]
         if len(rows) and "file" in rows and isinstance(rows["file"].iloc[0], str):
             file = Path(rows["file"].iloc[0])
-            candidates += [file] if file.is_absolute() else [paths.raw / file, file]
+            if file.is_absolute():
+                candidates.append(file)
+            else:
+                candidates += [source_dir / file] if source_dir is not None else []
+                candidates += [paths.raw / file, file]
     candidates += sorted(paths.raw.glob(f"{clip.clip_id}.*"))
     # any container ffmpeg reads (GRID's .mpg too), judged by its streams, not its suffix
     return next((c for c in candidates if has_video_stream(c)), None)

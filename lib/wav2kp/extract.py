@@ -400,10 +400,33 @@ def extract_corpus(
         )
     with corpus_lock(paths):
         _sweep_partial_files(paths)
+        record_input_dir(paths, input_dir)
         return _extract_locked(
             input_dir, paths, params, workers, keep_frames, clip_filter, limit, progress,
             scheduler, client,
         )  # fmt: skip
+
+
+INPUT_FILE = "input.json"  # beside the manifest: the folder its ``file`` paths are relative to
+
+
+def record_input_dir(paths: CorpusPaths, input_dir: Path) -> None:
+    """Record the input folder (absolute) beside the manifest, so that a clip's source
+    video is found from its ``file`` whatever the current folder (``input_dir``)."""
+    from wav2kp.atomic import write_json
+
+    write_json(paths.extracted / INPUT_FILE, {"input_dir": str(Path(input_dir).resolve())})
+
+
+def input_dir_of(corpus: str | CorpusPaths) -> Path | None:
+    """The folder the corpus was last extracted from (None if not recorded)."""
+    import json
+
+    record = _as_paths(corpus).extracted / INPUT_FILE
+    try:
+        return Path(json.loads(record.read_text())["input_dir"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _extract_locked(

@@ -311,7 +311,7 @@ def voice_clips(train_clips: Sequence, settings: dict, context: dict, seed: int 
     if copies <= 0:
         return []
     name = settings.get("corpus") or voices_corpus(str(context.get("corpus") or ""))
-    paths = CorpusPaths(name, settings.get("root"))
+    paths = CorpusPaths(name, Path(settings["root"]) if settings.get("root") else None)
     manifest_file = paths.extracted / "manifest.csv"
     if not manifest_file.is_file():
         raise FileNotFoundError(
