@@ -424,7 +424,3 @@ def test_checkpoint_by_name_and_the_default_model(tmp_path, monkeypatch, checkpo
     assert predict.resolve_checkpoint(None) == grid / "best.pt"  # real speech first
     with pytest.raises(predict.PredictError, match="no model 'nope'"):
         predict.resolve_checkpoint("nope")
-    real = tmp_path / "models" / "grid" / "final" / "logmel___silence_gate" / "seed0"
-    real.mkdir(parents=True)  # the out-of-box real-speech model (make model-grid) first
-    shutil.copy(checkpoint, real / "best.pt")
-    assert predict.resolve_checkpoint(None) == real / "best.pt"

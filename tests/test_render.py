@@ -155,8 +155,8 @@ def check_source_video_is_shown(clip, model, video, corpus_dir, monkeypatch, in_
     ``raw/``, or with ``in_raw=False`` in the input folder the extraction recorded, as
     for ``wav2kp extract ../shared/grid-s1``), and the side-by-side video's first panel
     shows its frames (not the blank grey panel)."""
-    from wav2kp.extract import record_input_dir
     from wav2kp.edgemap import crop_and_resize, crop_box, first_complete_frame
+    from wav2kp.extract import record_input_dir
     from wav2kp.media.decode import iter_frames
     from wav2kp.paths import CorpusPaths
 
@@ -204,7 +204,8 @@ def clip_on_video_times(clip, times):
 
 
 @pytest.mark.realclips
-def test_side_by_side_shows_a_grid_mpg_source(fitted, tmp_path, monkeypatch, realclips):
+@pytest.mark.parametrize("in_raw", [True, False])  # linked into raw/, or in the input folder
+def test_side_by_side_shows_a_grid_mpg_source(fitted, tmp_path, monkeypatch, realclips, in_raw):
     video = realclips / "grid_s1_bbaf3s.mpg"
     if not video.is_file():
         pytest.skip(f"{video} not available")

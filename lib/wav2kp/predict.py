@@ -145,9 +145,9 @@ def read_speech(
 
 
 # Models `predict` uses when no --checkpoint is given, first found first (under
-# data/models/): the out-of-box real-speech model (make model-grid), the GRID run's model
-# (make report-grid), the demo corpus' synthetic-speech model (make report).
-DEFAULT_MODELS = ("grid/final/logmel___silence_gate/seed0", "grid/default", "demo/default")
+# data/models/): the real-speech model (make model-grid or make report-grid) before the demo
+# corpus' synthetic-speech model (make report).
+DEFAULT_MODELS = ("grid/default", "demo/default")
 
 
 def available_models() -> list[Path]:
