@@ -55,7 +55,7 @@ input_dir = None  # None: the demo corpus named `corpus` (generated if missing)
 workers = None  # Dask worker processes; None: one per core; 0: all in this process
 scheduler = None  # a running Dask cluster's address; None: $DASK_SCHEDULER_ADDRESS or local
 keep_frames = False
-face = None  # several faces in view: None = the largest, N = the N-th from the left
+face = None  # several faces in view: None for the largest, N for the N-th from the left
 clip_filter = None  # regex on clip ids, e.g. "astronaut"
 limit = None  # only the first N videos
 max_gap_frames = None  # None: the library's default (wav2kp.gaps.GapParams)

@@ -225,6 +225,24 @@ unrelated = 1
     check_parameters({"face": 2}, {"01_params": declared})  # not refused as unknown
 
 
+
+def test_papermill_reads_every_project_notebooks_parameters_without_warning(caplog):
+    """papermill parses the parameters cell itself while injecting (a line holding two
+    '=' gets "Unable to parse line ..." on the console of every ``make report``)."""
+    import logging
+
+    import jupytext
+    import papermill
+    from wav2kp.report import declared_parameters
+
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    for source in sorted(root.glob("[0-9][0-9]_*.py")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="papermill"):
+            inferred = papermill.inspect_notebook(jupytext.read(source))  # its own reader
+        assert not caplog.records, f"{source.name}: {[r.getMessage() for r in caplog.records]}"
+        assert set(inferred) == set(declared_parameters(source)), source.name
+
 # ---------------------------------------------------------------- resume after kill -9
 
 # 01 draws numbers into the data folder, 02 waits while a hold file exists (so the test
