@@ -225,7 +225,6 @@ unrelated = 1
     check_parameters({"face": 2}, {"01_params": declared})  # not refused as unknown
 
 
-
 def test_papermill_reads_every_project_notebooks_parameters_without_warning(caplog):
     """papermill parses the parameters cell itself while injecting (a line holding two
     '=' gets "Unable to parse line ..." on the console of every ``make report``)."""
@@ -242,6 +241,7 @@ def test_papermill_reads_every_project_notebooks_parameters_without_warning(capl
             inferred = papermill.inspect_notebook(jupytext.read(source))  # its own reader
         assert not caplog.records, f"{source.name}: {[r.getMessage() for r in caplog.records]}"
         assert set(inferred) == set(declared_parameters(source)), source.name
+
 
 # ---------------------------------------------------------------- resume after kill -9
 

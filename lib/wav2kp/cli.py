@@ -18,7 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("wav2kp.features", "compute MFCC features for extracted clips"),
     "train": ("wav2kp.train", "train the models notebook 04 trains (every model x seed)"),
     "cv": ("wav2kp.cv", "cross-validate model variants (variants x folds x seeds)"),
-    "voices": ("wav2kp.voices", "espeak-ng voices reading a real corpus's sentences, its mouths warped on"),
+    "voices": (
+        "wav2kp.voices",
+        "espeak-ng voices reading a real corpus's sentences, its mouths warped on",
+    ),
     "evaluate": ("wav2kp.evaluate", "evaluate models on the held-out split"),
     "results": ("wav2kp.results", "summarise a results file: tables with intervals, README block"),
     "predict": ("wav2kp.predict", "predict keypoints (and a vid2vid folder) for a speech file"),
