@@ -203,7 +203,7 @@ def run(quick: bool = False) -> dict:
             _print_crop(f"{label} ({name.split('_')[0]})", row)
             out["crop"][label] = row
         try:
-            from wav2kp.predict import choose_handoff_clips
+            from wav2kp.references import choose_handoff_clips
 
             clips = choose_handoff_clips("demo", seed=0)
         except (FileNotFoundError, ValueError) as error:
