@@ -85,6 +85,8 @@ def test_predict_writes_keypoints_vid2vid_tree_and_preview(tmp_path, checkpoint,
     handoff = summary["vid2vid"]
     assert handoff["crop_box"] == [32, 32, 544, 544] and handoff["face_edge_share"] == 1.0
     assert handoff["first_output_frame"] == 2 and handoff["output_frames"] == n - 2
+    # a short prediction: every frame drawn as vid2vid draws it (long ones are screened)
+    assert handoff["frames_checked_exactly"] == n and handoff["check"].startswith("every frame")
     info = probe(out / "preview.mp4")
     assert info.has_audio and info.has_video and info.width == 2 * preview.PREVIEW_PANEL
     assert info.duration == pytest.approx(3.0, abs=0.2)

@@ -451,10 +451,14 @@ class Written:
 
 
 def write_formats(
-    folder: str | os.PathLike, formats: Sequence[str], prediction: Prediction
-) -> Written:
+    folder: str | os.PathLike, formats: Sequence[str], prediction: Prediction,
+    staged: bool = False,
+) -> Written:  # fmt: skip
     """Write each of ``formats`` into ``folder`` (vid2vid first: the npz holds the
-    mapping to its frames)."""
+    mapping to its frames). ``staged``: ``folder`` is a new staging folder moved into
+    place whole when complete (``wav2kp.staging``), so the vid2vid tree is written without
+    a temp file per frame, and its check screens long sequences
+    (``wav2kp.vid2vid.inspect_tree``'s ``screen``)."""
     from wav2kp import vid2vid
 
     folder = Path(folder)
@@ -468,9 +472,9 @@ def write_formats(
         if name == "vid2vid":
             composition = vid2vid.Composition(p.landmarks, p.reference_index, p.reference_missing)
             out.vid2vid = vid2vid.export_composition(
-                folder / vid2vid.EXPORT_DIR, p.sequence, composition, track
+                folder / vid2vid.EXPORT_DIR, p.sequence, composition, track, fresh=staged
             )
-            out.handoff = vid2vid.handoff_summary(out.vid2vid, p.fps, p.speech)
+            out.handoff = vid2vid.handoff_summary(out.vid2vid, p.fps, p.speech, screen=staged)
             out.problems = out.handoff["problems"]
             out.files[name] = vid2vid.EXPORT_DIR
         elif name == "npz":

@@ -425,7 +425,7 @@ class Session:
             sequence, times, landmarks, predicted, pupils, composition.reference_index,
             composition.reference_missing, track, reference.lm478, opts.fps, speech.path,
         )  # fmt: skip
-        written = exports.write_formats(folder, opts.formats, prediction)
+        written = exports.write_formats(folder, opts.formats, prediction, staged=True)
         files, timings = dict(written.files), dict(written.seconds)
         cpu_timings = {"predict": predict_cpu, **written.cpu_seconds}
         timings["predict"] = predict_seconds

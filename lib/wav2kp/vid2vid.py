@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from wav2kp import edgemap
+from wav2kp import edgemap, edgescreen
 from wav2kp.atomic import atomic_path, write_text
 from wav2kp.edgemap import DEFAULT_LOAD_SIZE
 
@@ -76,7 +76,7 @@ def to_vid2vid_ints(lm68: np.ndarray) -> np.ndarray:
 def keypoint_text(lm68: np.ndarray) -> str:
     """The file content: 68 lines ``x,y`` (what ``np.savetxt(fmt='%d', delimiter=',')``
     writes for integer points)."""
-    return "".join(f"{x},{y}\n" for x, y in to_vid2vid_ints(lm68))
+    return "".join(f"{x},{y}\n" for x, y in to_vid2vid_ints(lm68).tolist())
 
 
 def crop_span(load_size: int = DEFAULT_LOAD_SIZE) -> int:
@@ -263,6 +263,7 @@ def export_sequence(
     phase: str = PHASE,
     jpeg_quality: int = 95,
     frame_keys: Sequence | np.ndarray | None = None,
+    fresh: bool = False,
 ) -> int:
     """Write one sequence: ``<root>/<phase>_keypoints/<seq>/%05d.txt`` and the matching
     ``<phase>_img/<seq>/%05d.jpg``. ``landmarks`` are in the exported frames' pixels;
@@ -273,7 +274,10 @@ def export_sequence(
     are not possible), so a long prediction over a short reference writes as many
     images as the reference has frames. Files are written atomically; leftovers of an
     interrupted run and an earlier, longer export of the sequence are removed so the two
-    trees stay the same length. Returns the number of frames."""
+    trees stay the same length. ``fresh``: the caller guarantees a new, empty ``root`` that
+    is itself moved into place whole when complete (``wav2kp.staging``), so files are
+    written and linked directly, without a temp file and rename each (the cost of long
+    exports). Returns the number of frames."""
     landmarks = np.asarray(landmarks)
     if landmarks.ndim != 3 or landmarks.shape[1:] != (68, 2) or len(landmarks) == 0:
         raise ValueError(f"landmarks must be (T>0, 68, 2), got {landmarks.shape}")
@@ -281,23 +285,27 @@ def export_sequence(
         raise ValueError(f"{len(frame_keys)} frame keys for {len(landmarks)} frames")
     kp_dir, img_dir = (d / seq for d in keypoint_dirs(root, phase))
     for folder in (kp_dir, img_dir):
+        if fresh and folder.exists() and any(folder.iterdir()):
+            raise ValueError(f"{folder}: not empty; fresh=True needs a new folder")
         folder.mkdir(parents=True, exist_ok=True)
         for leftover in folder.glob(".*"):  # temp files of an interrupted run
             if leftover.is_file():
                 leftover.unlink()
+    write = _write_plain if fresh else write_text
+    link = _link_plain if fresh else _link_or_copy
     written: dict = {}
     for i, lm in enumerate(landmarks):
         name = f"{i:05d}"
-        write_text(kp_dir / f"{name}.txt", keypoint_text(lm))
+        write(kp_dir / f"{name}.txt", keypoint_text(lm))
         target = img_dir / f"{name}.jpg"
         key = frame_keys[i] if frame_keys is not None else i
         key = key.item() if isinstance(key, np.generic) else key
         if key in written:
-            _link_or_copy(written[key], target)
+            link(written[key], target)
             continue
         source = frame_for(i)
         if isinstance(source, (str, Path)) and Path(source).suffix.lower() in (".jpg", ".jpeg"):
-            _link_or_copy(Path(source), target)
+            link(Path(source), target)
         else:
             if isinstance(source, (str, Path)):
                 image = cv2.imread(str(source), cv2.IMREAD_COLOR)
@@ -305,15 +313,30 @@ def export_sequence(
                     raise ValueError(f"{source}: cannot read the reference frame image")
             else:
                 image = cv2.cvtColor(np.asarray(source, dtype=np.uint8), cv2.COLOR_RGB2BGR)
-            with atomic_path(target) as tmp:
+            with contextlib.nullcontext(target) if fresh else atomic_path(target) as tmp:
                 if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]):
                     raise OSError(f"{target}: could not write the jpg")
         written[key] = target
-    for stale in (kp_dir, img_dir):
-        for path in stale.iterdir():
-            if path.stem.isdigit() and int(path.stem) >= len(landmarks):
-                path.unlink()
+    if not fresh:
+        for stale in (kp_dir, img_dir):
+            for path in stale.iterdir():
+                if path.stem.isdigit() and int(path.stem) >= len(landmarks):
+                    path.unlink()
     return len(landmarks)
+
+
+def _write_plain(path: Path, text: str) -> None:
+    with open(path, "x") as file:  # "x": a fresh folder never holds the file already
+        file.write(text)
+
+
+def _link_plain(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        if target.exists():
+            raise
+        shutil.copyfile(source, target)  # no hard links here (another file system)
 
 
 @dataclass
@@ -356,10 +379,12 @@ def export_composition(
     reference: ReferenceTrack,
     canvas: Canvas | None = None,
     load_size: int = DEFAULT_LOAD_SIZE,
+    fresh: bool = False,
 ) -> Vid2vidExport:
     """vid2vid tree for a composition: its keypoints beside the reference frames used,
     both on ``canvas`` (default :func:`plan_canvas`, where vid2vid's crop fits exactly).
-    Each reference frame used is written once; repeats (a looped reference) are links."""
+    Each reference frame used is written once; repeats (a looped reference) are links.
+    ``fresh``: see :func:`export_sequence`."""
     canvas = canvas or plan_canvas(composition.landmarks[0], reference.size, load_size)
     if tuple(canvas.reference_size) != tuple(reference.size):
         raise ValueError(f"canvas is for a {canvas.reference_size} reference, not {reference.size}")
@@ -374,7 +399,7 @@ def export_composition(
         return canvas.warp(image)
 
     keys = index if reference.frame_paths else np.zeros(len(index), int)
-    export_sequence(root, seq, points, frame_for, frame_keys=keys)
+    export_sequence(root, seq, points, frame_for, frame_keys=keys, fresh=fresh)
     return Vid2vidExport(Path(root), seq, canvas, points, keys, len(np.unique(keys)))
 
 
@@ -413,6 +438,7 @@ class SequenceReport:
     frames_off_frame: list[int] = field(default_factory=list)  # points off the frame
     frames_empty_edge: dict[str, list[int]] = field(default_factory=dict)
     fit_failures: list[str] = field(default_factory=list)
+    frames_checked: int = 0  # frames drawn exactly; the others vouched for by the screen
 
 
 @dataclass
@@ -437,12 +463,20 @@ def _ranges(frames: Sequence[int]) -> str:
 
 
 def inspect_tree(
-    root: str | os.PathLike, phase: str = PHASE, load_size: int = DEFAULT_LOAD_SIZE
+    root: str | os.PathLike,
+    phase: str = PHASE,
+    load_size: int = DEFAULT_LOAD_SIZE,
+    screen: bool = False,
 ) -> TreeReport:
     """Read an exported tree the way vid2vid's face test run will, and report what its
     generator gets, frame by frame: vid2vid's crop (set once, on the first frame of the
     first sequence), whether it fits the frame, the share of face-edge pixels that reach
-    the edge channel, and every condition that empties or cuts an edge channel."""
+    the edge channel, and every condition that empties or cuts an edge channel.
+
+    ``screen`` (long predictions): draw exactly only the frames of
+    ``wav2kp.edgescreen.frames_to_check`` (all of a short sequence; of a long one every
+    frame that may leave the crop or frame or lose an edge, plus a regular sample); the
+    others are proven fine in closed form. ``frames_checked`` says how many were drawn."""
     from PIL import Image
 
     root = Path(root)
@@ -504,11 +538,11 @@ def inspect_tree(
         size = min(sizes) if sizes else None
         points, bad = [], False
         for path in txts:
-            file_problems = _check_keypoint_file(path)
+            file_problems, lm = _read_checked_keypoint_file(path)
             problems.extend(file_problems)
             bad |= bool(file_problems)
             if not file_problems:
-                points.append(read_keypoint_file(path))
+                points.append(lm)
         report = SequenceReport(seq, len(txts), size, None, False, 0.0, 0.0)
         reports.append(report)
         if bad or not points or size is None:
@@ -517,14 +551,20 @@ def inspect_tree(
             box = edgemap.crop_box(points[0], size)
         report.crop_box = box
         report.crop_fits = edgemap.crop_fits(box, size)
-        _inspect_frames(report, points, size, box, load_size)
+        _inspect_frames(report, points, size, box, load_size, screen)
         problems.extend(_frame_problems(report, size))
     return TreeReport(reports, problems)
 
 
-def _inspect_frames(report: SequenceReport, points, size, box, load_size: int) -> None:
-    shares = []
-    for i, lm in enumerate(points):
+def _inspect_frames(report: SequenceReport, points, size, box, load_size: int,
+                    screen: bool = False) -> None:  # fmt: skip
+    indices = (
+        edgescreen.frames_to_check(np.stack(points), size, box) if screen else range(len(points))
+    )
+    report.frames_checked = len(indices)
+    shares = [1.0] * (len(points) - len(indices))  # screened frames: share 1, proven
+    for i in indices:
+        lm = points[i]
         reach = edgemap.crop_reach(lm, size, box)
         shares.append(reach.share)
         if reach.outside_crop:
@@ -581,17 +621,24 @@ def check_vid2vid_tree(root: str | os.PathLike, phase: str = PHASE) -> list[str]
 
 
 def _check_keypoint_file(path: Path) -> list[str]:
+    return _read_checked_keypoint_file(path)[0]
+
+
+def _read_checked_keypoint_file(path: Path) -> tuple[list[str], np.ndarray | None]:
+    """(problems, the (68, 2) points as :func:`read_keypoint_file` gives them) from one
+    read of the file; points None when there are problems."""
     lines = [line.strip() for line in path.read_text(errors="replace").splitlines()]
     lines = [line for line in lines if line]
     if len(lines) != 68:
-        return [f"{path}: {len(lines)} rows, vid2vid needs 68"]
+        return [f"{path}: {len(lines)} rows, vid2vid needs 68"], None
     bad = [i for i, line in enumerate(lines) if not KEYPOINT_LINE.match(line)]
     if bad:
         return [
             f"{path}: row {bad[0] + 1} is {lines[bad[0]]!r}, vid2vid needs integers 'x,y' "
             f"({len(bad)} bad rows)"
-        ]
-    return []
+        ], None
+    # every row is checked to be 'int,int': np.loadtxt would give these same floats
+    return [], np.array([line.split(",") for line in lines], dtype=np.int64).astype(np.float64)
 
 
 def read_keypoint_file(path: str | os.PathLike) -> np.ndarray:
@@ -661,14 +708,17 @@ def mux_command(
     ])  # fmt: skip
 
 
-def handoff_summary(export: Vid2vidExport, fps: float, speech: str | os.PathLike) -> dict:
+def handoff_summary(
+    export: Vid2vidExport, fps: float, speech: str | os.PathLike, screen: bool = False
+) -> dict:
     """The vid2vid part of ``predict.json``: folder, commands, frame numbering, crop, the
-    mapping back to the reference's pixels, and the self-check."""
+    mapping back to the reference's pixels, and the self-check (``screen``: see
+    :func:`inspect_tree`; ``frames_checked_exactly`` says how many frames it drew)."""
     with contextlib.redirect_stdout(io.StringIO()):
         command = vid2vid_test_command(
             export.root, export.n_frames, load_size=export.canvas.load_size
         )
-    report = inspect_tree(export.root, load_size=export.canvas.load_size)
+    report = inspect_tree(export.root, load_size=export.canvas.load_size, screen=screen)
     seq = next((r for r in report.sequences if r.name == export.sequence), None)
     x0, y0, _, _ = export.crop_box
     tx, ty = export.canvas.offset
@@ -681,6 +731,13 @@ def handoff_summary(export: Vid2vidExport, fps: float, speech: str | os.PathLike
         "crop_box": list(export.crop_box),
         "load_size": export.canvas.load_size,
         "face_edge_share": None if seq is None else seq.face_edge_share_min,
+        "frames_checked_exactly": None if seq is None else seq.frames_checked,
+        "check": "every frame drawn as vid2vid draws it"
+        if seq is None or seq.frames_checked == seq.n_frames
+        else f"{seq.frames_checked} of {seq.n_frames} frames drawn as vid2vid draws them "
+        "(every frame that may leave the crop or the frame or lose an edge, and every "
+        f"{edgescreen.SAMPLE_EVERY}th); the others proven inside the crop in closed form "
+        "(wav2kp.edgescreen)",
         "output_frames": max(0, export.n_frames - FIRST_OUTPUT_FRAME),
         "first_output_frame": FIRST_OUTPUT_FRAME,
         "output_files": f"{results_folder(export.sequence)}/fake_B_%05d.jpg "
