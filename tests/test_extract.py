@@ -418,3 +418,34 @@ def test_reduced_resolution_keypoints_match_full_resolution_on_real_clips(realcl
         errors = _iod_errors(a["lm68"][both], b["lm68"][both])
         assert errors.max() <= 0.005, f"{path.name}: {errors.max():.4f} IOD"
         assert (b["width"], b["height"]) == (a["width"], a["height"])
+
+
+def test_source_video_found_under_the_recorded_input_folder_from_anywhere(tmp_path, monkeypatch):
+    """A corpus extracted from a folder outside data/ (``wav2kp extract ../shared/grid-s1``):
+    its clips' videos are found for the side-by-side panels and predict's reference frames
+    through the input folder the extraction recorded, whatever the current folder; an
+    audio-only file of the same name is not taken for the video."""
+    from wav2kp.extract import record_input_dir, source_video
+    from wav2kp.references import _raw_video_for
+
+    videos = tmp_path / "elsewhere" / "videos"
+    videos.mkdir(parents=True)
+    video = write_video(videos / "s1.mpg", np.zeros((5, 32, 32, 3), np.uint8), audio=False)
+    paths = CorpusPaths("ext", root=tmp_path / "data")
+    paths.extracted.mkdir(parents=True)
+    pd.DataFrame([{"clip_id": "s1", "file": "s1.mpg", "status": "ok"}]).to_csv(
+        paths.extracted / "manifest.csv", index=False
+    )
+    monkeypatch.chdir(tmp_path)
+    assert source_video(paths, "s1") is None  # nothing says where s1.mpg lives
+    record_input_dir(paths, Path("elsewhere/videos"))  # relative: recorded absolute
+    monkeypatch.chdir(paths.extracted)
+    assert source_video(paths, "s1") == video.resolve()
+    assert _raw_video_for(paths.extracted / "s1.npz") == video.resolve()
+    # without a recorded folder, raw/<clip_id>.* is the fallback, judged by its streams
+    (paths.extracted / "input.json").unlink()
+    paths.raw.mkdir(parents=True)
+    write_audio_only_mp4(paths.raw / "s1.mp4")
+    assert source_video(paths, "s1") is None
+    (paths.raw / "s1.mkv").symlink_to(video)
+    assert source_video(paths, "s1") == paths.raw / "s1.mkv"

@@ -439,30 +439,10 @@ def refit_rule(predictors: Sequence[KeypointPredictor]) -> tuple[bool, list[str]
 
 
 def source_video(corpus: str, clip: ClipData) -> Path | None:
-    """The clip's original video: the extraction manifest's ``file`` under the input folder
-    the extraction recorded (``wav2kp.extract.input_dir_of``), else under ``raw/``, else
-    ``raw/<clip_id>.*``."""
-    from wav2kp.extract import input_dir_of
-    from wav2kp.media.probe import has_video_stream
-    from wav2kp.paths import CorpusPaths
+    """The clip's original video (``wav2kp.extract.source_video``)."""
+    from wav2kp.extract import source_video as find
 
-    paths = CorpusPaths(corpus)
-    source_dir = input_dir_of(paths)
-    candidates = []
-    manifest = paths.extracted / "manifest.csv"
-    if manifest.is_file():
-        table = pd.read_csv(manifest, dtype=str)
-        rows = table[table["clip_id"] == clip.clip_id] if "clip_id" in table else table[:0]
-        if len(rows) and "file" in rows and isinstance(rows["file"].iloc[0], str):
-            file = Path(rows["file"].iloc[0])
-            if file.is_absolute():
-                candidates.append(file)
-            else:
-                candidates += [source_dir / file] if source_dir is not None else []
-                candidates += [paths.raw / file, file]
-    candidates += sorted(paths.raw.glob(f"{clip.clip_id}.*"))
-    # any container ffmpeg reads (GRID's .mpg too), judged by its streams, not its suffix
-    return next((c for c in candidates if has_video_stream(c)), None)
+    return find(corpus, clip.clip_id)
 
 
 def choose_video_clips(clips: Sequence[ClipData], count: int, seed: int = 0) -> list[ClipData]:

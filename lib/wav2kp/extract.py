@@ -429,6 +429,30 @@ def input_dir_of(corpus: str | CorpusPaths) -> Path | None:
         return None
 
 
+def source_video(corpus: str | CorpusPaths, clip_id: str) -> Path | None:
+    """A clip's original video: the extraction manifest's ``file`` (absolute, under the
+    input folder the extraction recorded, under ``raw/``, or as given), else
+    ``raw/<clip_id>.*``; the first that holds a video stream in any container ffmpeg
+    reads (GRID's ``.mpg`` too), judged by its streams, not its suffix."""
+    from wav2kp.media.probe import has_video_stream
+
+    paths = _as_paths(corpus)
+    candidates: list[Path] = []
+    rows = load_manifest(paths)
+    rows = rows[rows["clip_id"].astype(str) == str(clip_id)]
+    if len(rows) and isinstance(rows["file"].iloc[0], str):
+        file = Path(rows["file"].iloc[0])
+        if file.is_absolute():
+            candidates.append(file)
+        else:
+            source_dir = input_dir_of(paths)
+            candidates += [source_dir / file] if source_dir is not None else []
+            candidates += [paths.raw / file, file]
+    if paths.raw.is_dir():
+        candidates += sorted(paths.raw.glob(f"{clip_id}.*"))
+    return next((c for c in candidates if c.is_file() and has_video_stream(c)), None)
+
+
 def _extract_locked(
     input_dir, paths, params, workers, keep_frames, clip_filter, limit, progress, scheduler,
     client,

@@ -304,23 +304,13 @@ def demo_reference(corpus: str = "demo", speaker: str | None = None):
 
 
 def _raw_video_for(npz: Path) -> Path | None:
-    """The source video of an extraction result, from the extraction manifest."""
+    """The source video of an extraction result (``<data>/interim/<corpus>/extracted/
+    <clip>.npz``), from its corpus's extraction manifest."""
+    from wav2kp.extract import source_video
     from wav2kp.paths import CorpusPaths
 
-    manifest = npz.parent / "manifest.csv"
-    if manifest.is_file():
-        import pandas as pd
-
-        table = pd.read_csv(manifest, dtype=str)
-        row = table[table["clip_id"] == npz.stem]
-        if len(row) and isinstance(row.iloc[0].get("file"), str):
-            file = Path(row.iloc[0]["file"])
-            if file.is_file():
-                return file
-            candidate = CorpusPaths(npz.parent.parent.name).raw / file
-            if candidate.is_file():
-                return candidate
-    return None
+    corpus_dir = npz.parent.parent
+    return source_video(CorpusPaths(corpus_dir.name, corpus_dir.parent.parent), npz.stem)
 
 
 CHANGE_HINT = "pass --reference VIDEO (a video of the target speaker) to use another head"
