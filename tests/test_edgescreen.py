@@ -107,3 +107,31 @@ def test_fresh_export_writes_the_same_tree_without_temp_files(tmp_path):
     with pytest.raises(ValueError, match="not empty"):
         vid2vid.export_sequence(tmp_path / "fresh_True_face", "s", faces, lambda i: frames[0],
                                 fresh=True)  # fmt: skip
+
+
+def test_piece_fits_are_bit_identical_to_vid2vids_curve_fit():
+    """The exact check's solver (edgemap._solve_quadratic) gives curve_fit's coefficients
+    to the last bit, and fails where curve_fit raises (vid2vid's own call)."""
+    import warnings
+
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    rng = np.random.default_rng(3)
+    compared = 0
+    for k in range(400):
+        n = 2 if k % 4 == 0 else 3
+        x = (rng.integers(0, 1500) + np.cumsum(rng.integers(0, 12, n))).astype(np.float64)
+        y = (rng.integers(0, 1500) + rng.integers(-6, 7, n)).astype(np.float64)
+        model = edgemap._quadratic if n == 3 else edgemap._linear
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", (RuntimeWarning, OptimizeWarning))
+            try:
+                expected = curve_fit(model, x, y)[0]
+            except RuntimeError:  # does not converge: vid2vid's data loader dies here
+                expected = None
+        ours = edgemap._solve_quadratic(x, y)
+        assert (ours is None) == (expected is None), (x, y)
+        if expected is not None:
+            assert np.array_equal(ours, expected), (x, y, ours, expected)
+            compared += 1
+    assert compared > 300
