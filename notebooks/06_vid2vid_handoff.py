@@ -126,13 +126,16 @@ display(pd.Series({k: summary[k] for k in (
 # pixels.
 
 # %%
+from wav2kp.extract import source_video
 from wav2kp.media.decode import read_frames_at
 
 vid2vid_root = handoff_dir / vid2vid.EXPORT_DIR
 handoff = summary["vid2vid"]
 with np.load(handoff_dir / "keypoints.npz") as data:
     first_points, first_reference = data["landmarks"][0], int(data["reference_index"][0])
-reference_video = paths.raw / f"{clips.reference_clip}.mp4"
+reference_video = source_video(corpus, clips.reference_clip)  # demo: raw/; others: input folder
+if reference_video is None:
+    raise FileNotFoundError(f"no source video found for {clips.reference_clip} (corpus {corpus})")
 reference_frame = read_frames_at(reference_video, [first_reference])[first_reference]
 fig = vid2vid.plot_crop_fix(reference_frame, first_points, vid2vid_root, clips.speech_clip)
 save(fig, "handoff_crop.png")
@@ -247,7 +250,7 @@ predictor = load_predictor(checkpoint)
 test_clips = dataset.load_clips(corpus, splits=("test",), window_config=predictor.window_config,
                                 progress=False)[:explorer_clips]  # fmt: skip
 predictions = {predictor.name: {c.clip_id: predictor.predict_landmarks(c) for c in test_clips}}
-raw_videos = {c.clip_id: paths.raw / f"{c.clip_id}.mp4" for c in test_clips}
+raw_videos = {c.clip_id: source_video(corpus, c.clip_id) for c in test_clips}
 kept = explorer.frames_folder_source(paths.frames)
 from_video = explorer.video_file_source(lambda c: raw_videos.get(c.clip_id))
 
