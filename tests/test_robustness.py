@@ -97,7 +97,10 @@ def test_final_scores_every_seed_on_test_sentences_and_unseen_voices(corpus, one
     unseen = table[table["set"] == "fake (unseen voices)"]
     assert len(unseen) and not unseen["clip_id"].str.startswith("ann").any()
     assert set(table["model"]) == {"model", "model+gate", "model+calibrated",
-                                   "model+calibrated+gate", "mean_face"}  # fmt: skip
+                                   "model+calibrated+gate", "mean_face", "loudness"}  # fmt: skip
+    # the loudness floor predicts from each clip's own audio, unseen voices included
+    loud = unseen[(unseen["model"] == "loudness") & (unseen["space"] == "aligned")]
+    assert (loud["error"].fillna("") == "").all() and loud["mouth_open_r"].notna().all()
     assert set(table["seed"]) == {0, 1} and set(table["space"]) == {"aligned", "frame"}
     same = targets[(targets["set"] == "fake test") & (targets["model"] == "model")]
     assert list(same["target"]) == [t[0] for t in R.SAME_VOICE_TARGETS]

@@ -206,24 +206,7 @@ def gate_sweep(sources: Sequence[ClipSource], configs: Sequence) -> pd.DataFrame
 # ---------- the chosen model: several seeds, held-out sentences and unseen voices ----------
 
 
-class MeanTargets:
-    """The true mean face: the mean of the training targets, posed with the clip's pose
-    (no audio; the issue-9 "mean face", not the closed neutral)."""
-
-    name = "mean_face"
-
-    def __init__(self, normalizer, train_clips: Sequence[ClipData]):
-        rows = np.concatenate([c.targets[np.isfinite(c.targets).all(axis=1)] for c in train_clips])
-        self.mean = rows.mean(axis=0)
-        self.normalizer = normalizer
-
-    def predict_landmarks(self, clip: ClipData) -> np.ndarray:
-        from wav2kp.targets import fill_pose
-
-        pose, _ = fill_pose(clip.pose)
-        targets = np.tile(self.mean, (clip.n_frames, 1))
-        return np.asarray(self.normalizer.inverse(targets, pose, clip.speaker), np.float32)
-
+BASELINE_NAMES = ("mean_face", "loudness")  # scored beside the model, not judged
 
 # Issue 10's targets: (name, metric, target, versus) per evaluation set kind
 SAME_VOICE_TARGETS = (
@@ -519,6 +502,7 @@ def evaluate_final(
     as ``wav2kp train`` writes it), each under ``views``, and the true mean face on the
     corpus's test sentences and on the unseen voices (each video against its own
     mouth); returns (clip table, target table, markdown)."""
+    from wav2kp.baselines import LoudnessBaseline, MeanFaceBaseline
     from wav2kp.cv import VIEWS
     from wav2kp.evaluate import checkpoint_paths
     from wav2kp.inference import load_predictor, unwrapped
@@ -536,6 +520,11 @@ def evaluate_final(
             f"no trained {model!r} model of corpus {corpus!r}: run wav2kp train"
         )
     sets = {f"{corpus} test": data.test}
+    # the floors every audio model must clear, fitted on the same train + val sentences:
+    # the true mean face (no audio) and the mouth opened by the speech's loudness
+    fitted_on = [*data.train, *data.val]
+    baselines = [MeanFaceBaseline(normalizer).fit(fitted_on),
+                 LoudnessBaseline(normalizer).fit(fitted_on)]  # fmt: skip
     frames = []
     unseen = None
     for path in paths:
@@ -548,8 +537,7 @@ def evaluate_final(
             unseen = unseen_voice_clips(trained, unseen_corpus, unseen_exclude, root)
             sets[f"{unseen_corpus} (unseen voices)"] = unseen
         for set_name, clips in sets.items():
-            mean_face = MeanTargets(normalizer, [*data.train, *data.val])
-            scored = score_set([*predictors, mean_face], clips, normalizer, seed=seed)
+            scored = score_set([*predictors, *baselines], clips, normalizer, seed=seed)
             frames.append(scored.assign(set=set_name))
     table = pd.concat(frames, ignore_index=True)
     targets, text = final_tables(table, corpus)
@@ -566,7 +554,7 @@ def final_tables(table: pd.DataFrame, corpus: str) -> tuple[pd.DataFrame, str]:
         unit = "clip_id" if unseen else "sentence_id"
         chosen = pd.concat([
             target_table(group, model, UNSEEN_TARGETS if unseen else SAME_VOICE_TARGETS, unit)
-            for model in dict.fromkeys(group["model"]) if model != "mean_face"
+            for model in dict.fromkeys(group["model"]) if model not in BASELINE_NAMES
         ], ignore_index=True)  # fmt: skip
         results[set_name] = (group, chosen, unit)
         targets.append(chosen.assign(set=set_name))
