@@ -59,6 +59,7 @@ original_epochs = None  # the original replica's epochs
 past_ms = None  # the default model's audio window
 future_ms = None
 window_pad = None
+augment = None  # waveform-augmented copies per training clip (wav2kp.augmentation; 0: none)
 voices = None  # synthetic voices per training sentence (wav2kp.voices; 0: none)
 calibrate = None  # rescale predicted motion to the training spread (wav2kp.calibration)
 silence_gate = None  # rest the mouth while nobody speaks (wav2kp.vad)

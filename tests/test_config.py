@@ -102,3 +102,14 @@ def test_each_profile_keeps_its_own_final_models(tmp_path):
     assert not fast & full
     assert str(tmp_path / "models" / "demo" / "default" / "seed-0") in fast
     assert str(tmp_path / "models" / "demo" / "full" / "default" / "seed-2") in full
+
+
+def test_unseen_voice_levers_reach_the_default_models_training_only():
+    cfg = RunConfig.resolve(augment=2, voices=1, silence_gate=True, calibrate=True)
+    default = cfg.train_config("default", seed=0)
+    assert default.augment == {"copies": 2} and default.voices == {"copies": 1}
+    assert default.silence_gate and default.calibrate
+    original = cfg.train_config("original", seed=0)  # the replica stays the original's
+    assert original.augment == {} and original.voices == {} and not original.silence_gate
+    plain = RunConfig.resolve().train_config("default", seed=0)
+    assert plain.augment == {} and plain.voices == {} and not plain.silence_gate

@@ -272,8 +272,11 @@ class RunConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int | None = None  # the default model's (None: its preset's)
     # the default model's unseen-voice levers (issue 10, ``wav2kp cv --study levers``):
+    # waveform-augmented copies per training clip (``wav2kp.augmentation``; 0 = none),
     # synthetic voices per training sentence (``wav2kp.voices``; 0 = none), motion
-    # calibration (``wav2kp.calibration``) and the silence gate (``wav2kp.vad``)
+    # calibration (``wav2kp.calibration``) and the silence gate (``wav2kp.vad``). Copies
+    # multiply an epoch's steps: the lever study divides epochs by (1 + copies).
+    augment: int = 0
     voices: int = 0
     calibrate: bool = False
     silence_gate: bool = False
@@ -377,6 +380,8 @@ class RunConfig:
             if self.epochs is not None:
                 values["epochs"] = self.epochs
             values.update(calibrate=self.calibrate, silence_gate=self.silence_gate)
+            if self.augment:
+                values["augment"] = {"copies": int(self.augment)}
             if self.voices:
                 values["voices"] = {"copies": int(self.voices)}
         elif model == "original" and self.original_epochs is not None:

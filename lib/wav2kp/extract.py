@@ -415,7 +415,9 @@ def record_input_dir(paths: CorpusPaths, input_dir: Path) -> None:
     video is found from its ``file`` whatever the current folder (``input_dir``)."""
     from wav2kp.atomic import write_json
 
-    write_json(paths.extracted / INPUT_FILE, {"input_dir": str(Path(input_dir).resolve())})
+    folder = Path(input_dir).resolve()
+    if input_dir_of(paths) != folder:  # a resumed run leaves finished files untouched
+        write_json(paths.extracted / INPUT_FILE, {"input_dir": str(folder)})
 
 
 def input_dir_of(corpus: str | CorpusPaths) -> Path | None:
