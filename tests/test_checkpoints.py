@@ -76,6 +76,18 @@ def test_a_checkpoint_records_what_it_was_trained_on(corpus, tmp_path):
     assert predictor.corpus == "fake" and predictor.speakers == ["ann", "bob"]
 
 
+def test_a_model_trained_with_augmented_copies_loads_for_its_corpus(corpus, tmp_path):
+    """Augmented copies are not corpus clips: the fingerprint lists the corpus's own
+    training clips, so evaluation and predict accept the model (they refused it, naming
+    every copy as a removed training clip)."""
+    result = train(corpus, tmp_path / "m", augment={"copies": 1})
+    saved = load_checkpoint(result.best_checkpoint)["fingerprint"]
+    data = load_corpus_for_training("fake", progress=False, root=corpus)
+    assert saved["train_clips"] == {c.clip_id: f"fp-{c.clip_id}" for c in data.train}
+    predictor = load_predictor(result.best_checkpoint, corpus="fake", root=corpus)
+    assert predictor.predict_landmarks(data.val[0]).shape == (data.val[0].n_frames, 68, 2)
+
+
 def change_split(root):
     from wav2kp.splits import ensure_split
 

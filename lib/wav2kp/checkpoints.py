@@ -104,8 +104,13 @@ def training_fingerprint(clips: Sequence, context: dict, inputs: dict, window: d
         "corpus": str(context.get("corpus", "")),
         "speakers": sorted({str(c.speaker) for c in clips}),
         "split": dict(context.get("split") or {}),
+        # the corpus's own clips: copies derived from them (waveform augmentation,
+        # synthetic voices) follow from these and the training config, and are not in the
+        # corpus a later load is checked against
         "train_clips": {
-            str(c.clip_id): str(c.extra.get("extraction_fingerprint", "")) for c in clips
+            str(c.clip_id): str(c.extra.get("extraction_fingerprint", ""))
+            for c in clips
+            if not (c.extra.get("augmented_from") or c.extra.get("voice_of"))
         },
         "features": {
             "config": plain(context.get("feature_config")) or {},

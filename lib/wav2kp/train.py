@@ -330,8 +330,11 @@ def _evaluate_loss(model, data: _Sequences, device, velocity_weight: float, weig
 
 def _make_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
     if config.scheduler == "onecycle":
+        # at least 8 steps: OneCycleLR divides by zero when its warm-up is one step long
+        # (4 steps in all); tiny runs (tests, smoke checks) then stop part-way through it
+        total_steps = max(config.epochs * steps_per_epoch, 8)
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.25
+            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=0.25
         )
     if config.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
