@@ -125,20 +125,11 @@ class RunRecord:
 
 def parse_parameter(text: str) -> tuple[str, Any]:
     """``key=value`` -> (key, value) with Python literals understood (ints, floats, bools,
-    None, lists); anything else stays a string."""
-    if "=" not in text:
-        raise ValueError(f"parameter {text!r} is not of the form key=value")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not key.isidentifier():
-        raise ValueError(f"parameter name {key!r} is not a valid Python identifier")
-    value: Any
-    try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        lowered = raw.strip().lower()
-        value = {"true": True, "false": False, "none": None, "null": None}.get(lowered, raw)
-    return key, value
+    None, lists); anything else stays a string (``wav2kp.config.parse_assignment``, the
+    parser of ``wav2kp train --set`` too)."""
+    from wav2kp.config import parse_assignment
+
+    return parse_assignment(text)
 
 
 def find_notebooks(notebooks_dir: Path, select: list[str] | None = None) -> list[Path]:
