@@ -157,8 +157,9 @@ def test_clip_that_kills_its_worker_every_time_is_rejected(
         table = extract_corpus(videos, paths, client=two_workers, progress=False)
     finally:
         two_workers.unregister_worker_plugin("crash-clip2")
-        # restarted workers carry the patch: replace them with clean ones
-        two_workers.restart()
+        # restarted workers carry the patch: replace them with clean ones (generous
+        # timeout: on a loaded 2-core machine two MediaPipe workers can take minutes)
+        two_workers.restart(timeout=600)
     row = table.set_index("clip_id").loc["clip2"]
     assert row["status"] == "rejected"
     assert "clip2.mp4" in row["error"] and "died every time" in row["error"]

@@ -84,4 +84,10 @@ def test_build_voices_writes_clips_and_trains_with_them(aligned_corpus, one_torc
     import torch
 
     saved = torch.load(result.best_checkpoint, weights_only=True)
-    assert len(saved["fingerprint"]["train_clips"]) == 2 * len(data.train)
+    # trained with the voices (the recipe says so), fingerprinted on the corpus's own
+    # clips, so the model loads for the corpus it was trained on
+    assert saved["train_config"]["voices"]["copies"] == 1
+    assert set(saved["fingerprint"]["train_clips"]) == {c.clip_id for c in data.train}
+    from wav2kp.train import load_predictor
+
+    load_predictor(result.best_checkpoint, corpus="fake", root=root)
