@@ -401,10 +401,14 @@ def extract_corpus(
     with corpus_lock(paths):
         _sweep_partial_files(paths)
         record_input_dir(paths, input_dir)
-        return _extract_locked(
+        table = _extract_locked(
             input_dir, paths, params, workers, keep_frames, clip_filter, limit, progress,
             scheduler, client,
         )  # fmt: skip
+        # every task has ended: what a worker killed mid-write left behind goes now,
+        # not only at the next run
+        _sweep_partial_files(paths)
+        return table
 
 
 INPUT_FILE = "input.json"  # beside the manifest: the folder its ``file`` paths are relative to
