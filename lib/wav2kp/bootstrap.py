@@ -155,13 +155,13 @@ def enough_data(n_units: int, n_frames: int) -> bool:
     return n_units >= MIN_UNITS and n_frames >= MIN_FRAMES
 
 
-def verdict(target: Target, interval: Interval, n_frames: int) -> str:
+def verdict(target: Target, interval: Interval, n_frames: int, units: str = "") -> str:
     """``met`` when both ends of the interval meet the target, ``not met`` when neither
     does, ``not shown`` when it straddles the threshold (counts as not met), ``not
-    measurable`` when undefined, and ``too few test sentences to judge`` below
-    MIN_UNITS units or MIN_FRAMES frames."""
+    measurable`` when undefined, and ``too few test sentences to judge`` (``units``
+    names other units, e.g. "videos") below MIN_UNITS units or MIN_FRAMES frames."""
     if not enough_data(interval.n_units, n_frames):
-        return TOO_FEW
+        return f"too few {units} to judge" if units else TOO_FEW
     ends = (interval.low, interval.high)
     if not all(np.isfinite(e) for e in ends):
         return "not measurable"

@@ -13,9 +13,11 @@ Two dataclasses hold them, each default written once:
   ``RunConfig.train_config(model, seed)`` the exact one a run trains.
 
 Profiles (``PROFILES``): ``"fast"`` is what ``make report`` runs on 2 cores (shorter
-budgets, measured to rank the ablation variants the same way as the full budget);
+budgets; ``wav2kp cv --study budget`` measures how closely they rank the ablation
+variants as the full budget does);
 ``"full"`` is the full protocol (every model to its stated budget on 3 seeds, the
-ablation on 3 seeds) whose committed results the README table comes from.
+ablation on 3 seeds; ``make full-protocol``). README's generated results block names the
+profile of the committed results file it comes from.
 
 The ``original`` preset is the replica of fireis/wav2kp's model and training; the
 departures that remain are listed once, in ``ORIGINAL_DEPARTURES``.
@@ -393,8 +395,8 @@ class RunConfig:
 # Named sets of values applied under the parameters given (RunConfig.resolve).
 PROFILES: dict[str, dict[str, Any]] = {
     # `make report` on 2 cores: the default on 3 seeds; the replica (ten times the CPU
-    # per epoch) on one seed and 5 epochs, far from its plateau (the README's table is
-    # the full profile's); the ablation on one seed at 20 epochs, half the preset's:
+    # per epoch) on one seed and 5 epochs, far from its plateau (README's generated block
+    # names the profile it comes from); the ablation on one seed at 20 epochs, half the preset's:
     # `wav2kp cv --study budget` (results/demo-cv-budget.json) measures how close its
     # ranking of the variants comes to the full budget's (10 epochs came too far off)
     "fast": {

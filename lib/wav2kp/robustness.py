@@ -261,6 +261,7 @@ def target_table(
     units = ok.groupby(["model", "clip_id"])[unit].first()
     frames = ok.groupby(["model", "clip_id"])["n_frames_scored"].max()
     rows = []
+    unit_name = "videos" if unit == "clip_id" else ""  # an unseen voice is one video
     for name, metric, (label, low, high), versus in targets:
         target = bootstrap.Target(label, low, high)
         mine = scores.loc[model]
@@ -273,7 +274,7 @@ def target_table(
         n_frames = int(frames.loc[model].sum())
         rows.append({"target": name, "model": model, "space": space,
                      "threshold": target.describe(), **interval.as_dict(),
-                     "n_frames": n_frames, "verdict": bootstrap.verdict(target, interval, n_frames)})  # fmt: skip
+                     "n_frames": n_frames, "verdict": bootstrap.verdict(target, interval, n_frames, unit_name)})  # fmt: skip
     return pd.DataFrame(rows)
 
 
