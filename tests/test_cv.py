@@ -165,3 +165,33 @@ def test_an_invalid_variant_is_refused_before_anything_trains(corpus, tmp_path):
         run_cv(RunConfig.resolve(), {"bad": {"scheduler": "no-such-scheduler"}}, "val", (0,),
                SMALL, corpus, out_root=tmp_path, progress=False)  # fmt: skip
     assert not any(tmp_path.iterdir())
+
+
+def test_a_task_lost_on_the_cluster_is_a_failed_row_and_the_others_finish(
+    corpus, tmp_path, monkeypatch
+):
+    """A task whose future fails on the cluster itself (workers died, its scattered data
+    forgotten after a restart) ends as that task's error row; the study goes on."""
+    from distributed import Client, LocalCluster
+    from wav2kp import cv
+
+    original = cv.execute
+
+    def lost(task, data):
+        if task.name == "future 0 ms":
+            raise RuntimeError("worker tcp://10.0.0.1:4000 died")
+        return original(task, data)
+
+    monkeypatch.setattr(cv, "execute", lost)  # workers are threads of this process
+    variants = {"default": {}, "future 0 ms": {"window": {"future_ms": 0.0}}}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as local, Client(local) as client:  # fmt: skip
+        with pytest.warns(UserWarning, match="lost on the cluster"):
+            result = run_cv(RunConfig.resolve(), variants, "val", (0,), SMALL, corpus,
+                            client=client, out_root=tmp_path, progress=False)  # fmt: skip
+    rows = result.table.set_index("variant")
+    assert rows.loc["default", "error"] == ""
+    assert (
+        "lost on the cluster: RuntimeError: worker tcp://10.0.0.1:4000 died"
+        in (rows.loc["future 0 ms", "error"])
+    )

@@ -423,11 +423,8 @@ def _inner_split(clips: Sequence, fraction: float, seed: int):
     )
 
 
-def execute(task: Task, data) -> dict[str, Any]:
-    """Run one task (in this process or on a Dask worker) and return its result row; a
-    finished cross-validation task is read back from its ``result.json``."""
-    started_cpu, started = time.process_time(), time.perf_counter()
-    row: dict[str, Any] = {
+def _task_row(task: Task) -> dict[str, Any]:
+    return {
         "kind": task.kind,
         "name": task.name,
         "model": task.config.model,
@@ -436,6 +433,21 @@ def execute(task: Task, data) -> dict[str, Any]:
         "key": task.key,
         "error": "",
     }
+
+
+def _task_error(task: Task, err: BaseException, what: str = "") -> str:
+    """One line naming the task and what went wrong."""
+    return (
+        f"{task.name} (seed {task.config.seed}, fold {task.fold or '-'}): {what}"
+        + f"{type(err).__name__}: {err}".splitlines()[0]
+    )
+
+
+def execute(task: Task, data) -> dict[str, Any]:
+    """Run one task (in this process or on a Dask worker) and return its result row; a
+    finished cross-validation task is read back from its ``result.json``."""
+    started_cpu, started = time.process_time(), time.perf_counter()
+    row = _task_row(task)
     result_file = Path(task.out_dir) / "result.json"
     try:
         if task.kind == "cv" and result_file.is_file():
@@ -446,10 +458,7 @@ def execute(task: Task, data) -> dict[str, Any]:
         row.update(_execute(task, data))
         row["scoring"] = scoring_digest(task, data)
     except Exception as err:  # one broken task must not stop the study
-        row["error"] = (
-            f"{task.name} (seed {task.config.seed}, fold {task.fold or '-'}): "
-            + (f"{type(err).__name__}: {err}".splitlines()[0])
-        )
+        row["error"] = _task_error(task, err)
     row["cpu_seconds"] = time.process_time() - started_cpu
     row["wall_seconds"] = time.perf_counter() - started
     row["reused"] = False
@@ -616,6 +625,8 @@ def run_tasks(
             results[key] = execute(task, data)
             bar.update()
     else:
+        from asyncio import CancelledError
+
         from distributed import as_completed
 
         shared = client.scatter(data.without_windows(), broadcast=True, hash=False)
@@ -624,7 +635,15 @@ def run_tasks(
             for key, task in unique.items()
         }
         for future in as_completed(futures, loop=client.loop):
-            results[futures[future]] = future.result()
+            key = futures[future]
+            try:
+                results[key] = future.result()
+            except (Exception, CancelledError) as err:
+                # lost on the cluster (its workers died twice, its data was forgotten
+                # after a worker restart, ...): this task's row says so and the others
+                # go on; finished work is reused by the same command run again
+                results[key] = {**_task_row(unique[key]), "reused": False,
+                                "error": _task_error(unique[key], err, "lost on the cluster: ")}  # fmt: skip
             bar.update()
     bar.close()
     for row in results.values():
