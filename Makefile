@@ -66,7 +66,7 @@ results-docs: $(STAMP)
 # block regenerated from the results file, and the cross-validation studies notebook 04 shows.
 full-protocol: $(STAMP)
 	$(BIN)/wav2kp train --profile full
-	$(BIN)/wav2kp evaluate --checkpoints data/models/demo/full/original data/models/demo/full/default --out reports/full-protocol
+	$(BIN)/wav2kp evaluate --checkpoints data/models/demo/full/original data/models/demo/full/default --out reports/full-protocol --profile full
 	$(BIN)/wav2kp results reports/full-protocol --save results/demo.json --update-readme README.md
 	$(BIN)/wav2kp cv --study design --out results/demo-cv-design
 	$(BIN)/wav2kp cv --study budget --out results/demo-cv-budget

@@ -658,13 +658,17 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos", type=int, default=0, help="side-by-side videos to write")
     parser.add_argument("--seed", type=int, default=0, help="which clips get videos")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--profile", default=None,
+                        help="the profile the models were trained under (recorded in the "
+                        "results file; README's block names it), e.g. full")  # fmt: skip
 
 
 def run_cli(args: argparse.Namespace) -> int:
     from wav2kp.paths import resolve_output_dir
 
     out = resolve_output_dir(args.out)
-    run = run_evaluation(args.corpus, args.checkpoints, out, args.split, args.max_lag, args.device)
+    run = run_evaluation(args.corpus, args.checkpoints, out, args.split, args.max_lag, args.device,
+                         profile=args.profile)  # fmt: skip
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         estimates = results.wide(run.summary)
         for space in estimates.index.unique("space"):
