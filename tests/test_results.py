@@ -195,6 +195,13 @@ def test_markdown_is_deterministic_and_shows_both_spaces_and_both_label_rows():
         "(profile `fast`): `default` 40 epochs on seeds 0, 1, 2; `original` 5 epochs on seed 0."
         in described
     )
+    to_plateau = {**trained, "original": {"epochs": 57, "seeds": [0, 1, 2], "plateau": True,
+                                          "epochs_by_seed": {"0": 121, "1": 119, "2": 57}}}  # fmt: skip
+    described = results.markdown(table, {**protocol, "profile": "full", "trained": to_plateau})
+    assert (
+        "`original` 121, 119, 57 epochs (to its validation plateau, refitted as long) on "
+        "seeds 0, 1, 2." in described
+    )
     assert "mean face (static)" in text and "—" in text  # the frozen mouth's undefined r
     default_r = (
         results.summarise(table)

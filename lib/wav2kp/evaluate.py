@@ -580,10 +580,13 @@ def trained_summary(predictors: Sequence[KeypointPredictor]) -> dict[str, dict[s
         config = getattr(predictor, "train_config", None)
         if config is None:
             continue
-        entry = out.setdefault(predictor.name, {"seeds": []})
+        entry = out.setdefault(predictor.name, {"seeds": [], "epochs_by_seed": {}})
         entry["seeds"] = sorted({*entry["seeds"], training_seed(predictor)})
+        # a plateau recipe is refitted for as many epochs as its selection needed: per seed
+        entry["epochs_by_seed"][str(training_seed(predictor))] = int(config.epochs)
         entry.update(
             epochs=int(config.epochs),
+            plateau=bool(getattr(config, "plateau", False)),
             refit_on_val=bool(getattr(config, "refit_on_val", False)),
             window_mode=config.window_config.mode,
             features=(getattr(config, "features", None) or {}).get("kind", "corpus features"),

@@ -357,7 +357,15 @@ def _trained(protocol: Mapping[str, Any]) -> str:
     parts = []
     for name, info in sorted(trained.items()):
         seeds = info.get("seeds", [])
-        parts.append(f"`{name}` {info.get('epochs', '?')} epochs on "
+        by_seed = info.get("epochs_by_seed") or {}
+        epochs = [by_seed.get(str(seed)) for seed in seeds]
+        if len(set(epochs)) > 1 and None not in epochs:  # e.g. each seed to its plateau
+            count = ", ".join(map(str, epochs)) + " epochs"
+        else:
+            count = f"{info.get('epochs', '?')} epochs"
+        if info.get("plateau"):
+            count += " (to its validation plateau, refitted as long)"
+        parts.append(f"`{name}` {count} on "
                      f"seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}")  # fmt: skip
     if parts:
         return "; ".join(parts)
