@@ -51,7 +51,7 @@ def motion_spread(clips: Sequence) -> dict:
     each clip's speech frames."""
     spreads = []
     for clip in clips:
-        if clip.extra.get("augmented_from") or clip.extra.get("voice_of"):
+        if clip.is_derived:
             continue  # copies share their source's mouth
         truth = np.where(np.asarray(clip.valid)[:, None, None], clip.landmarks, np.nan)
         spread = opening_spread(metrics.mouth_opening(truth), speech_frames(clip))

@@ -110,7 +110,7 @@ def training_fingerprint(clips: Sequence, context: dict, inputs: dict, window: d
         "train_clips": {
             str(c.clip_id): str(c.extra.get("extraction_fingerprint", ""))
             for c in clips
-            if not (c.extra.get("augmented_from") or c.extra.get("voice_of"))
+            if not c.is_derived
         },
         "features": {
             "config": plain(context.get("feature_config")) or {},

@@ -70,6 +70,12 @@ class ClipData:
     def n_frames(self) -> int:
         return len(self.frame_times)
 
+    @property
+    def is_derived(self) -> bool:
+        """A training copy made from a corpus clip (waveform augmentation, a synthetic
+        voice), not a clip of the corpus itself."""
+        return bool(self.extra.get("augmented_from") or self.extra.get("voice_of"))
+
 
 class KeypointPredictor(Protocol):
     """What every model and baseline offers to evaluation and hand-off."""

@@ -663,12 +663,15 @@ def page_text(page: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m wav2kp.robustness COMMAND``: ``final`` (score a trained model on the
     test sentences and unseen voices), ``final-table`` / ``levers-table`` (markdown from
-    committed result files), ``vad`` (sweep the silence gate against GRID's alignments),
-    ``lags`` (A/V lags: quartiles, implausible clips)."""
+    committed result files; ``pages`` rewrites every page of ``PAGES``), ``vad`` (sweep
+    the silence gate against GRID's alignments), ``lags`` (A/V lags: quartiles,
+    implausible clips)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m wav2kp.robustness", description=main.__doc__)
-    parser.add_argument("command", choices=["final", "final-table", "levers-table", "vad", "lags"])
+    parser.add_argument(
+        "command", choices=["final", "final-table", "levers-table", "pages", "vad", "lags"]
+    )
     parser.add_argument("--corpus", default="grid")
     parser.add_argument(
         "--model", default="default", help="model folder under data/models/<corpus>/"
@@ -682,6 +685,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)  # small models: one thread is as fast, and kind to a busy machine
+    if args.command == "pages":  # every committed page, from its committed table
+        from wav2kp.atomic import write_text
+
+        for page in PAGES:
+            write_text(page, page_text(page))
+            print(f"wrote {page}")
+        return 0
     if args.command == "levers-table":
         print(levers_page(args.csv or LEVERS_CSV), end="")
         return 0
