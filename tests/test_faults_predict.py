@@ -224,3 +224,97 @@ def test_mildly_clipped_speech_is_predicted_with_a_warning(kit, tmp_path, capsys
     captured = capsys.readouterr()
     assert code == 0 and (out / "keypoints.csv").is_file()
     assert "warning: " in captured.err and "hot.wav: 0.50 % of samples clipped" in captured.err
+
+
+@pytest.fixture
+def deletions_confined(monkeypatch):
+    """Every deletion must stay inside the given folder; one outside raises instead of
+    running (so a regression cannot take the machine with it) and is recorded."""
+    import pathlib
+    import shutil
+
+    confined: dict = {"root": None, "outside": []}
+    real_rmtree, real_unlink = shutil.rmtree, pathlib.Path.unlink
+
+    def check(path) -> None:
+        root = confined["root"]
+        absolute = Path(os.path.abspath(path))
+        if root is not None and root != absolute and root not in absolute.parents:
+            confined["outside"].append(str(path))
+            raise PermissionError(f"test guard: deletion outside {root}: {path}")
+
+    def rmtree(path, *args, **kwargs):
+        check(path)
+        return real_rmtree(path, *args, **kwargs)
+
+    def unlink(self, *args, **kwargs):
+        check(self)
+        return real_unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    monkeypatch.setattr(pathlib.Path, "unlink", unlink)
+    return confined
+
+
+FORGED_NAMES = ["..", "/", "a/../..", "../precious.txt", "{box}", "{box}/precious.txt",
+                "keypoints.csv/../.."]  # fmt: skip
+
+
+@pytest.mark.parametrize("forged", FORGED_NAMES)
+def test_forged_summary_deletes_nothing_outside_out(kit, tmp_path, forged, deletions_confined, capsys):  # fmt: skip
+    """A ``predict.json`` planted in ``--out`` naming paths outside it (issue 19: it made
+    predict delete the parent folder) is refused with one line; nothing is deleted."""
+    import json
+
+    box = tmp_path / "box"
+    out = box / "out"
+    out.mkdir(parents=True)
+    (box / "precious.txt").write_text("keep me")
+    (out / "keypoints.csv").write_text("an earlier run's file")
+    summary = {"files": {"csv": "keypoints.csv", "evil": forged.format(box=box)}}
+    (out / "predict.json").write_text(json.dumps(summary))
+    deletions_confined["root"] = out
+    code = main(["predict", str(kit / "speech.wav"), "--checkpoint", str(kit / "model" / "best.pt"),
+                 "--out", str(out), "--no-preview", "--format", "csv"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert deletions_confined["outside"] == []
+    assert code != 0 and "never writes" in err and "predict.json" in err, err
+    assert (box / "precious.txt").read_text() == "keep me"
+    assert (out / "keypoints.csv").read_text() == "an earlier run's file"  # untouched too
+
+
+def test_symlinked_entries_are_unlinked_never_followed(kit, tmp_path, deletions_confined):
+    """An owned name that is a symlink to a folder outside ``--out`` is replaced by
+    removing the link; the folder it points to keeps every file."""
+    import json
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep me")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "vid2vid_face").symlink_to(outside, target_is_directory=True)
+    (out / "keypoints.csv").symlink_to(outside / "precious.txt")
+    summary = {"files": {"vid2vid": "vid2vid_face", "csv": "keypoints.csv"}}
+    (out / "predict.json").write_text(json.dumps(summary))
+    deletions_confined["root"] = out
+    code = main(["predict", str(kit / "speech.wav"), "--checkpoint", str(kit / "model" / "best.pt"),
+                 "--out", str(out), "--no-preview", "--format", "csv"])  # fmt: skip
+    assert code == 0 and deletions_confined["outside"] == []
+    assert (outside / "precious.txt").read_text() == "keep me"
+    assert not (out / "vid2vid_face").exists() and not (out / "keypoints.csv").is_symlink()
+
+
+def test_symlinked_summary_is_not_taken_for_an_earlier_run(kit, tmp_path, capsys):
+    import json
+
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps({"files": {"csv": "keypoints.csv"}}))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keypoints.csv").write_text("not predict's")
+    (out / "predict.json").symlink_to(elsewhere)
+    code = main(["predict", str(kit / "speech.wav"), "--checkpoint", str(kit / "model" / "best.pt"),
+                 "--out", str(out), "--no-preview", "--format", "csv"])  # fmt: skip
+    assert code != 0 and "did not write" in capsys.readouterr().err
+    assert (out / "keypoints.csv").read_text() == "not predict's"

@@ -60,6 +60,9 @@ OPENPOSE_DIR = "openpose"
 FSVID2VID_DIR = "fsvid2vid"
 FSVID2VID_LANDMARKS = "landmarks-dlib68"
 MEDIAPIPE_FILE = "mediapipe478.npz"
+NPZ_FILE = "keypoints.npz"
+CSV_FILE = "keypoints.csv"
+PREVIEW_FILE = "preview.mp4"
 IRIS_CENTRES = (468, 473)  # MediaPipe refined mesh: subject's right, left iris centre
 EYE_CORNERS = ((36, 39), (42, 45))  # 68-point outer/inner corners of the same eyes
 
@@ -478,7 +481,7 @@ def write_formats(
             out.problems = out.handoff["problems"]
             out.files[name] = vid2vid.EXPORT_DIR
         elif name == "npz":
-            out.files[name] = "keypoints.npz"
+            out.files[name] = NPZ_FILE
             pupils = np.full((n_frames, 2, 2), np.nan) if p.pupils is None else p.pupils
             write_keypoints_npz(
                 folder / out.files[name], times=p.times, landmarks=p.landmarks,
@@ -489,7 +492,7 @@ def write_formats(
                 **(out.vid2vid.npz_fields() if out.vid2vid is not None else {}),
             )  # fmt: skip
         elif name == "csv":
-            out.files[name] = "keypoints.csv"
+            out.files[name] = CSV_FILE
             write_keypoints_csv(folder / out.files[name], p.times, p.landmarks)
         elif name == "openpose":
             out.files[name] = OPENPOSE_DIR

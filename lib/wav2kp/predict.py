@@ -54,7 +54,6 @@ CLIPPED_REFUSE = 0.01  # refuse speech with more clipped samples than this (1 %)
 CLIPPED_WARN = 0.001  # ... and warn above 0.1 %
 CHUNK_SECONDS = 30.0
 MARGIN_SECONDS = 2.0  # extra audio each side of a chunk and warm-up frames before it
-PREVIEW_FILE = "preview.mp4"
 
 
 class PredictError(ValueError):
@@ -431,14 +430,14 @@ class Session:
         timings["predict"] = predict_seconds
         if opts.preview:
             begun, cpu = time.perf_counter(), time.process_time()
-            files["preview"] = PREVIEW_FILE
+            files["preview"] = exports.PREVIEW_FILE
             view = (
                 GeneratorView.from_export(written.vid2vid)
                 if written.vid2vid is not None
                 else GeneratorView.from_composition(composition, track)
             )
             write_preview(
-                folder / PREVIEW_FILE, view, speech.native, speech.native_rate, opts.fps,
+                folder / exports.PREVIEW_FILE, view, speech.native, speech.native_rate, opts.fps,
                 opts.preview_with_reference, opts.preview_seconds, self.preview_cache,
             )  # fmt: skip
             timings["preview"] = time.perf_counter() - begun

@@ -17,9 +17,15 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from wav2kp import vid2vid
+from wav2kp import exports, vid2vid
 
 SUMMARY_FILE = "predict.json"
+# Every top-level name predict writes into --out: the only names an earlier run's summary
+# may hand to deletion (a forged predict.json naming '..', '/' or 'a/../..' must not).
+OUTPUT_ENTRIES = frozenset({
+    vid2vid.EXPORT_DIR, exports.NPZ_FILE, exports.CSV_FILE, exports.OPENPOSE_DIR,
+    exports.FSVID2VID_DIR, exports.MEDIAPIPE_FILE, exports.PREVIEW_FILE, SUMMARY_FILE,
+})  # fmt: skip
 
 
 def _error(message: str):
@@ -67,9 +73,10 @@ def check_no_inputs_inside(out_dir: Path, inputs: Sequence[Path], option: str = 
 
 
 def earlier_run(out_dir: Path) -> dict | None:
-    """The ``predict.json`` of an earlier run in ``out_dir`` (None if there is none)."""
+    """The ``predict.json`` of an earlier run in ``out_dir`` (None if there is none; a
+    symlink is never taken for one)."""
     summary = out_dir / SUMMARY_FILE
-    if not summary.is_file():
+    if summary.is_symlink() or not summary.is_file():
         return None
     try:
         earlier = json.loads(summary.read_text())
@@ -78,8 +85,19 @@ def earlier_run(out_dir: Path) -> dict | None:
     return earlier if isinstance(earlier.get("files"), dict) else None
 
 
+def forged_entries(earlier: dict) -> list[str]:
+    """The names an earlier summary lists that ``predict`` never writes (``..``, ``/``,
+    ``a/../..``, absolute paths, anything outside :data:`OUTPUT_ENTRIES`)."""
+    names = earlier.get("files", {}).values()
+    return [str(name) for name in names if not isinstance(name, str) or name not in OUTPUT_ENTRIES]
+
+
 def _owned_entries(earlier: dict) -> set[str]:
-    return {Path(name).parts[0] for name in earlier.get("files", {}).values()} | {SUMMARY_FILE}
+    """The earlier run's own entries: only fixed single names, whatever its summary says."""
+    names = earlier.get("files", {}).values()
+    return {name for name in names if isinstance(name, str) and name in OUTPUT_ENTRIES} | {
+        SUMMARY_FILE
+    }
 
 
 def check_replaceable(out_dir: Path, option: str = "--out") -> dict | None:
@@ -95,6 +113,12 @@ def check_replaceable(out_dir: Path, option: str = "--out") -> dict | None:
         raise _error(
             f"{option} {out_dir}: exists and holds files wav2kp predict did not write "
             f"(e.g. {entries[0]}); choose a new or empty folder"
+        )
+    forged = forged_entries(earlier)
+    if forged:
+        raise _error(
+            f"{option} {out_dir}: its {SUMMARY_FILE} lists {forged[0]!r}, which wav2kp predict "
+            "never writes; nothing was deleted - move the folder away or choose a new one"
         )
     foreign = [name for name in entries if name not in _owned_entries(earlier)]
     if foreign:
@@ -169,10 +193,12 @@ class Staging:
             return
         if self.earlier is not None:  # checked: only the earlier run's own entries
             for name in _owned_entries(self.earlier):
-                old = self.out_dir / name
-                if old.is_dir() and not old.is_symlink():
-                    shutil.rmtree(old)
-                elif old.exists() or old.is_symlink():
+                old = self.out_dir / name  # a single fixed name: never outside out_dir
+                if old.is_symlink():
+                    old.unlink()  # the link itself, never what it points to
+                elif old.is_dir():
+                    shutil.rmtree(old)  # does not follow symlinks inside
+                elif old.exists():
                     old.unlink()
         for item in sorted(self.folder.iterdir(), key=lambda p: p.name == SUMMARY_FILE):
             os.replace(item, self.out_dir / item.name)  # the summary last: marks complete
