@@ -681,8 +681,8 @@ def dlib_cross_check(
     max_clips: int | None = 12,
 ) -> pd.DataFrame:
     """Distance of the mapped 68 points to dlib's predictor on a few frames per ok clip,
-    per face part in inter-ocular distances (needs the optional dlib extra, see
-    ``wav2kp.landmarks.dlib_available``). Also compares jaw ends 0/16 at mesh points
+    per face part in inter-ocular distances (needs dlib and its predictor, see
+    ``wav2kp.landmarks.dlib_unavailable_reason``). Also compares jaw ends 0/16 at mesh points
     127/356 (used) with the temple variant 162/389."""
     from wav2kp.landmarks import DlibLandmarks, inter_ocular, mapping_errors
     from wav2kp.media.decode import read_frames_at

