@@ -90,7 +90,18 @@ def test_predict_writes_keypoints_vid2vid_tree_and_preview(tmp_path, checkpoint,
     info = probe(out / "preview.mp4")
     assert info.has_audio and info.has_video and info.width == 2 * preview.PREVIEW_PANEL
     assert info.duration == pytest.approx(3.0, abs=0.2)
-    assert summary["realtime_factor_predict"] > 0
+    # real-time factors: seconds of speech per second of work, from the same summary's
+    # timings (the predict stage is part of the whole run, so it is the faster of the two)
+    assert summary["audio_seconds"] == pytest.approx(3.0, abs=1e-3)
+    assert summary["predict_seconds"] == summary["seconds"]["predict"]
+    assert sum(summary["seconds"].values()) <= summary["total_seconds"]
+    assert summary["realtime_factor_predict"] == pytest.approx(
+        summary["audio_seconds"] / summary["predict_seconds"], rel=1e-9
+    )
+    assert summary["realtime_factor_total"] == pytest.approx(
+        summary["audio_seconds"] / summary["total_seconds"], rel=1e-9
+    )
+    assert 0.1 < summary["realtime_factor_total"] < summary["realtime_factor_predict"] < 1e5
     assert f"--how_many {n}" in summary["vid2vid_command"]
     assert str(out.resolve()) in summary["vid2vid_command"]  # not the staging folder
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
