@@ -171,3 +171,59 @@ def test_checkpoint_with_silence_gate_and_calibration_loads_wrapped(corpus, one_
     assert np.corrcoef(o_plain, o_cal)[0, 1] > 0.99
     # (the opening is a lip distance, only near-linear in the scaled targets)
     assert np.std(o_cal) / np.std(o_plain) == pytest.approx(gain, rel=0.1)
+
+
+def clip_scores(n_units: int, variance_ratio: float, lmd: float, frames: int = 60, seed: int = 0):
+    """A final-evaluation clip table of ``n_units`` test sentences (one clip each, scored
+    on ``frames`` frames): the model's scores around the given values, the mean face's
+    mouth LMD at 0.05."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(n_units):
+        noise = rng.normal(0, 0.01)
+        common = {"clip_id": f"c{k}", "sentence_id": f"s{k}", "space": "aligned", "error": "",
+                  "n_frames_scored": frames, "seed": 0}  # fmt: skip
+        rows.append({**common, "model": "model", "mouth_open_r": 0.97 + noise,
+                     "variance_ratio": variance_ratio + noise, "jitter_ratio": 1.0 + noise,
+                     "mouth_lmd_iod": lmd + noise / 10, "silent_open_share": 0.0})  # fmt: skip
+        rows.append({**common, "model": "mean_face", "mouth_open_r": np.nan,
+                     "variance_ratio": 0.0, "jitter_ratio": np.nan, "mouth_lmd_iod": 0.05,
+                     "silent_open_share": 0.0})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    "variance_ratio,verdict",
+    [(1.0, "met"), (1.5, "not met"), (0.5, "not met"), (1.1, "not shown")],  # 0.9 to 1.1
+)
+def test_targets_are_judged_on_enough_sentences(variance_ratio, verdict):
+    table = clip_scores(25, variance_ratio, lmd=0.01)
+    targets = R.target_table(table, "model", R.SAME_VOICE_TARGETS, "sentence_id")
+    by_name = targets.set_index("target")
+    assert by_name.loc["variance ratio", "verdict"] == verdict
+    low, high = by_name.loc["variance ratio", ["low", "high"]]
+    assert low <= variance_ratio + 0.01 and high >= variance_ratio - 0.01
+    # the other targets: r 0.97 >= 0.93, jitter 1.0 <= 1.1, LMD 0.01 / 0.05 = 0.2 <= 0.4
+    for name in ("mouth-opening r", "jitter ratio", "mouth LMD vs mean face",
+                 "silent frames with the mouth open"):  # fmt: skip
+        assert by_name.loc[name, "verdict"] == "met", name
+    assert by_name.loc["mouth LMD vs mean face", "estimate"] == pytest.approx(0.2, rel=0.05)
+    assert (by_name["n_units"] == 25).all() and (by_name["n_frames"] == 25 * 60).all()
+
+
+def test_a_ratio_target_far_above_its_threshold_is_not_met():
+    table = clip_scores(25, 1.0, lmd=0.04)  # 0.04 / 0.05 = 0.8 > 0.4
+    targets = R.target_table(table, "model", R.SAME_VOICE_TARGETS, "sentence_id")
+    assert targets.set_index("target").loc["mouth LMD vs mean face", "verdict"] == "not met"
+
+
+def test_no_verdict_below_twenty_sentences_or_a_thousand_frames():
+    few_units = R.target_table(clip_scores(19, 1.0, 0.01), "model", R.SAME_VOICE_TARGETS,
+                               "sentence_id")  # fmt: skip
+    assert (few_units["verdict"] == "too few test sentences to judge").all()
+    few_frames = R.target_table(clip_scores(25, 1.0, 0.01, frames=39), "model",
+                                R.SAME_VOICE_TARGETS, "sentence_id")  # fmt: skip
+    assert (few_frames["verdict"] == "too few test sentences to judge").all()
+    enough = R.target_table(clip_scores(20, 1.0, 0.01, frames=50), "model",
+                            R.SAME_VOICE_TARGETS, "sentence_id")  # fmt: skip
+    assert (enough["verdict"] == "met").all()
