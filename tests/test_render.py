@@ -49,6 +49,20 @@ def test_side_by_side_video_has_every_frame_and_an_audio_stream(fitted, tmp_path
     assert render.video_html(out).startswith("<video")
 
 
+def panel_points(clip, points: np.ndarray) -> np.ndarray:
+    """Where frame-pixel ``points`` land in a 256-px panel: the vid2vid face box set on
+    the first complete true frame, scaled to the panel."""
+    from wav2kp.edgemap import crop_box, first_complete_frame
+
+    size = tuple(int(v) for v in clip.frame_size)
+    x0, y0, x1, _ = crop_box(clip.landmarks[first_complete_frame(clip.landmarks)], size)
+    return (np.asarray(points, np.float64) - (x0, y0)) * (render.PANEL / (x1 - x0))
+
+
+# eye corners, mouth corners, the chin: points every face edge map passes through
+ON_AN_EDGE = [8, 36, 39, 42, 45, 48, 54]
+
+
 def test_side_by_side_frames_show_the_keypoints(fitted):
     (mean_face, _), clips = fitted
     clip = clips[0]
@@ -56,12 +70,55 @@ def test_side_by_side_frames_show_the_keypoints(fitted):
     assert len(frames) == clip.n_frames
     first = frames[0]
     assert first.shape == (32 + 256, 3 * 256, 3)
-    thirds = np.split(first[32:], 3, axis=1)
-    assert thirds[1].max() == 255 and thirds[2].any()  # edge maps are drawn
+    video, true, predicted = np.split(first[32:], 3, axis=1)
+    assert (video == 60).all()  # no source video: a blank grey panel
+    # the true keypoints in white: bright pixels at each edge point, in grey only
+    assert (true[..., 0] == true[..., 1]).all() and (true[..., 1] == true[..., 2]).all()
+    points = panel_points(clip, clip.landmarks[0])
+    for i in ON_AN_EDGE:
+        x, y = np.round(points[i]).astype(int)
+        assert true[y - 2 : y + 3, x - 2 : x + 3].min(axis=-1).max() >= 200, i
+    # background everywhere beside, below and (left, right) of the face
+    left, right = int(points[:, 0].min()) - 6, int(points[:, 0].max()) + 7
+    bottom = int(points[:, 1].max()) + 7
+    assert not true[:, :left].any() and not true[:, right:].any() and not true[bottom:].any()
+    # the prediction in the first model's colour (255 on an edge gives the colour itself)
+    assert tuple(predicted.reshape(-1, 3).max(axis=0)) == render.PREDICTION_COLOURS[0]
     # a missing ground-truth frame is shown as missing, not as a stale face
     missing = np.flatnonzero(~clip.valid)
     if missing.size:
         assert np.split(frames[missing[0]][32:], 3, axis=1)[1].max() < 255
+
+
+def test_side_by_side_draws_each_prediction_where_it_is(fitted):
+    (mean_face, ridge), clips = fitted
+    clip = clips[0]
+    shift = 20.0  # frame pixels to the right
+    predictions = {"truth": clip.landmarks, "shifted": clip.landmarks + (shift, 0.0),
+                   "ridge": ridge.predict_landmarks(clip)}  # fmt: skip
+    frame = next(render.side_by_side_frames(clip, predictions))
+    assert frame.shape == (32 + 256, 5 * 256, 3)
+    _, true, truth, shifted, ridged = np.split(frame[32:], 5, axis=1)
+    drawn = [panel.max(axis=-1) for panel in (true, truth, shifted, ridged)]
+    # the truth drawn as a prediction is the true panel's shape in another colour
+    assert np.array_equal(drawn[0] > 0, drawn[1] > 0)
+    for panel, colour in zip((truth, shifted, ridged), render.PREDICTION_COLOURS, strict=False):
+        assert tuple(panel.reshape(-1, 3).max(axis=0)) == colour
+
+    # shifted by 20 frame pixels: the drawing's centre moves by 20 pixels in panel scale
+    def centre(intensity):
+        ys, xs = np.indices(intensity.shape)
+        weights = intensity.astype(np.float64)
+        return np.array([(xs * weights).sum(), (ys * weights).sum()]) / weights.sum()
+
+    moved = centre(drawn[2]) - centre(drawn[1])
+    expected = panel_points(clip, [[shift, 0.0]])[0] - panel_points(clip, [[0.0, 0.0]])[0]
+    np.testing.assert_allclose(moved, expected, atol=0.5)
+    # ridge's own points, not the truth's: bright where ridge put the mouth corners
+    points = panel_points(clip, predictions["ridge"][0])
+    for i in (48, 54):
+        x, y = np.round(points[i]).astype(int)
+        assert drawn[3][y - 2 : y + 3, x - 2 : x + 3].max() >= 200, i
 
 
 def test_side_by_side_refuses_mismatched_inputs(fitted):
@@ -71,14 +128,6 @@ def test_side_by_side_refuses_mismatched_inputs(fitted):
         next(render.side_by_side_frames(clip, mean_face.predict_landmarks(clip)[:5]))
     with pytest.raises(ValueError, match="video frames"):
         next(render.side_by_side_frames(clip, mean_face.predict_landmarks(clip), [None] * 3))
-
-
-def test_side_by_side_draws_one_panel_per_model(fitted):
-    (mean_face, ridge), clips = fitted
-    clip = clips[0]
-    predictions = {m.name: m.predict_landmarks(clip) for m in (mean_face, ridge)}
-    frame = next(render.side_by_side_frames(clip, predictions))
-    assert frame.shape == (32 + 256, 4 * 256, 3)
 
 
 def test_plots_have_a_panel_per_metric_and_a_trace_per_model(fitted, tmp_path):
