@@ -104,15 +104,29 @@ def _wait_until_empty(scheduler, seconds: float = 10) -> None:
     assert len(scheduler.tasks) == 0
 
 
+STARTED: list[int] = []  # items slow_recorded began (the workers are threads of this process)
+
+
+def slow_recorded(x: int) -> int:
+    STARTED.append(x)
+    time.sleep(0.5)
+    return x
+
+
 def test_leaving_early_cancels_the_rest(threads_cluster):
     from distributed import Client
 
+    STARTED.clear()
     with Client(threads_cluster, set_as_default=False) as client:
-        outcomes = map_unordered(slow_square, range(100), client, in_flight=4)
+        outcomes = map_unordered(slow_recorded, range(100), client, in_flight=10)
         first = next(outcomes)
         outcomes.close()  # leave the loop early: the tasks not handed over are cancelled
         del first  # the one handed over is ours to drop
         _wait_until_empty(threads_cluster.scheduler)
+        time.sleep(0.5)  # a task that was not cancelled would have started by now
+    # of the 10 submitted, only those already running on the 2 worker threads (and the
+    # one that starts as the first finishes) ever ran; uncancelled, all 10 would
+    assert len(STARTED) <= 4, STARTED
 
 
 def test_without_a_client_items_run_here_in_order():
