@@ -230,3 +230,42 @@ def test_iod_metrics_are_invariant_to_moving_and_scaling_both_sequences(seed, sh
     for key in ("mouth_lmd_iod", "mouth_lmd_px256", "face_lmd_iod", "lvd_mouth_iod", "lve_iod2",
                 "mouth_open_r", "variance_ratio", "jitter_ratio", "av_offset_ms"):  # fmt: skip
         assert moved[key] == pytest.approx(base[key], rel=1e-6, abs=1e-9), key
+
+
+def test_jitter_is_the_mean_second_difference_by_hand():
+    # every point drifts 3 px/frame (no acceleration); point 0 also zig-zags 0, 1, 0, 1 ...
+    # in y: second differences -2, +2, -2 ... on that point alone
+    n = 6
+    frames = np.zeros((n, 68, 2))
+    frames[:, :, 0] = 3.0 * np.arange(n)[:, None]
+    frames[:, 0, 1] = np.arange(n) % 2
+    assert metrics.jitter(frames) == pytest.approx(2.0 / 68)
+    # a steady drift alone has no jitter (its first differences are all 3)
+    steady = frames.copy()
+    steady[:, 0, 1] = 0.0
+    assert metrics.jitter(steady) == 0.0
+    # only frame triples that are all valid count: frame 3 out leaves triple (0, 1, 2)
+    valid = np.ones(n, bool)
+    valid[3] = False
+    frames[2, 5, 0] += 68.0  # point 5: second difference 68 at triple (0,1,2) ...
+    # ... and -136, +68 at the triples through frame 3, which are not scored
+    assert metrics.jitter(frames, valid) == pytest.approx((2.0 + 68.0) / 68)
+    # the ratio: twice the zig-zag against the same drift
+    double = steady.copy()
+    double[:, 0, 1] = 2 * (np.arange(n) % 2)
+    single = steady.copy()
+    single[:, 0, 1] = np.arange(n) % 2
+    true = np.repeat(template_face()[None], n, axis=0)  # a still face, scorable as a pair
+    assert metrics.jitter_ratio(true + double, true + single) == pytest.approx(2.0, rel=1e-6)
+
+
+def test_a_mouth_is_frozen_below_a_thousandth_of_the_true_motion():
+    true_opening = speech_opening()
+    true = talking_face(true_opening)
+
+    def r_of(fraction):  # a prediction moving ``fraction`` as much as the truth, in phase
+        return metrics.mouth_opening_correlation(talking_face(fraction * true_opening), true)
+
+    assert r_of(2e-3) == pytest.approx(1.0, abs=1e-6)  # small, but real motion
+    assert np.isnan(r_of(5e-4))  # below 1e-3 of the true motion: frozen
+    assert np.isnan(metrics.av_offset_frames(talking_face(5e-4 * true_opening), true))

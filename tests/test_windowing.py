@@ -11,6 +11,7 @@ from wav2kp.windowing import (
     WindowConfig,
     aligned_offsets,
     build_windows,
+    centre_feature_index,
     nearest_feature_index,
     original_drift,
     original_window_starts,
@@ -150,3 +151,20 @@ def test_original_drift_shows_the_forward_offset_and_duration_mismatch():
     start = late["start_offset_s"].iloc[:30].mean()
     end = late["start_offset_s"].iloc[-60:-30].mean()
     assert end - start > 0.3
+
+
+def test_frames_outside_the_audio_get_the_grid_index_they_would_have_there():
+    # features every 10 ms from 0.1 s to 0.29 s; video frames before, on and after them
+    times = 0.1 + 0.01 * np.arange(20)
+    frames = np.array([0.0, 0.04, 0.08, 0.1, 0.12, 0.33])
+    # before: round((t - 0.1) / 0.01) = -10, -6, -2; after: 19 + round((0.33 - 0.29) / 0.01)
+    assert centre_feature_index(times, frames).tolist() == [-10, -6, -2, 0, 2, 23]
+    # windows of 2 frames each side (20 ms): the one at 0.08 s holds feature 0 at its end
+    features = np.arange(1, 21, dtype=np.float32)[:, None]  # feature k holds k + 1
+    config = WindowConfig(past_ms=20, future_ms=20, pad="zeros")
+    windows = build_windows(features, times, frames, config)[..., 0]
+    assert windows[2].tolist() == [0, 0, 0, 0, 1]  # indices -4..0
+    assert windows[0].tolist() == [0] * 5 and windows[3].tolist() == [0, 0, 1, 2, 3]
+    np.testing.assert_allclose(
+        window_times(times, frames, config)[2], 0.08 + 0.01 * np.arange(-2, 3)
+    )
