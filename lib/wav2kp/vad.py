@@ -4,7 +4,8 @@
 (``wav2kp.sync.audio_envelope``) against the clip's loud level (a high percentile of
 that energy), with short pauses bridged, short bursts dropped, and the mouth's lead over
 the sound kept as a pre-roll. Its settings (``VadConfig``) were chosen against the truth
-of GRID's word alignments (``read_grid_align``), see ``gate_accuracy`` and notebook 02.
+of GRID's word alignments (``read_grid_align``; ``gate_accuracy`` scores a gate against
+them, and ``VadConfig`` names the sweep that compares settings).
 
 ``silence_weights`` turns activity into a per-frame weight that ramps smoothly between
 0 (silence) and 1 (speech); ``gate_targets`` pulls predicted mouth and jaw targets
@@ -33,9 +34,10 @@ class VadConfig:
     """Energy-gate settings (defaults chosen on GRID's alignments, see module doc)."""
 
     # ``python -m wav2kp.robustness vad --corpus grid --align-dir ../shared/grid-s1/align``
-    # sweeps these on GRID's train + val sentences against the word alignments; these
-    # keep the gate open in ~1 % of the silent frames and closed in ~9 % of the speech
-    # frames (mostly quiet consonants and closures)
+    # (after ``make report-grid`` has extracted GRID) sweeps these on GRID's train + val
+    # sentences against the word alignments and prints, per setting, the share of silent
+    # frames the gate leaves open and of speech frames it holds; no sweep table is
+    # committed, so run it for the numbers
     threshold_db: float = 25.0  # active: within this of the clip's loud level
     loud_percentile: float = 95.0  # the clip's loud level: this percentile of frame energy
     window_s: float = 0.04  # energy window centred on each frame

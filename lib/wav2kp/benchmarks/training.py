@@ -1,8 +1,8 @@
 """Training and inference speed of the keypoint models.
 
 - Training: seconds per epoch and to convergence (best validation epoch) of the default
-  model and of the original replica, on synthetic clips the size of the default demo corpus
-  (~7000 keypoint frames; the tiny size in quick mode). Synthetic, so the numbers do not
+  model and of the original replica, on 240 s of synthetic clips (60 s in quick mode;
+  the default demo corpus is about 5 minutes, the tiny one about 1). Synthetic, so the numbers do not
   depend on which corpus happens to be built.
 - Inference: real-time factor on one CPU thread (target: 1 h of audio in < 2 s, i.e.
   RTF < 1/1800), the original replica measured in the same run as the reference.
@@ -125,7 +125,7 @@ def _inference_rtf(predictor, seconds: float) -> float:
 def run(quick: bool = False) -> dict:
     from wav2kp.train import TrainConfig, load_predictor, train_model
 
-    # default demo corpus ~ 7000 frames ~ 240 s of video; tiny ~ 60 s
+    # a stand-in for the demo corpora (default about 5 minutes of video, tiny about 1)
     total_seconds = 60.0 if quick else 240.0
     n_clips = 12 if quick else 48
     clips = synthetic_clips(n_clips=n_clips, seconds=total_seconds / n_clips, seed=0)

@@ -15,8 +15,9 @@ video frame k (shown at k * 1001 / 30000 s):
   ``head_ty`` (pixels), ``head_scale``
 - ``phoneme``: the espeak phoneme sounding at that time (``_`` = silence)
 
-Sizes: ``tiny`` 2 speakers x 6 short sentences x 2 emotions (24 clips, ~56 s of video),
-``default`` 2 x 12 x 4 (96 clips, ~5 min), ``large`` 2 x 16 x 6.
+Sizes: ``tiny`` 2 speakers x 6 short sentences x 2 emotions (24 clips, about 1 minute
+of video), ``default`` 2 x 12 x 4 (96 clips, about 5 minutes), ``large`` 2 x 16 x 6;
+``wav2kp demo`` prints the exact length of what it built.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ class CorpusSize:
 SIZES: dict[str, CorpusSize] = {
     # tests and CI: short sentences, still enough for a split by sentence (4/1/1)
     "tiny": CorpusSize(tuple(f"s{i:02d}" for i in range(1, 7)), ("neutral", "joy")),
-    # the demo: about 4 minutes of video
+    # the demo: about 5 minutes of video
     "default": CorpusSize(
         tuple(f"s{i:02d}" for i in range(1, 13)), ("neutral", "joy", "distress", "anger")
     ),
