@@ -218,3 +218,22 @@ def test_sliding_cmvn_is_local_so_chunks_equal_one_pass():
     # away from the chunk's start (more than half a window + the STFT's reach), equal
     inner = slice(int(1.1 * 80) + 3, len(part) - int(1.1 * 80) - 3)
     np.testing.assert_allclose(part[inner], whole[offset:][inner], atol=1e-3)
+
+
+@pytest.mark.parametrize("frequency", [500.0, 1000.0, 3000.0])
+def test_logmel_is_power_in_db_on_htk_mel_bands(frequency):
+    # 64 bands between 0 and 8 kHz, centres evenly spaced on the HTK mel scale
+    # (mel = 2595 log10(1 + f / 700)): a pure tone is loudest in the band centred nearest
+    # it, and twice the amplitude is four times the power, +10 log10(4) = 6.02 dB
+    t = np.arange(16000) / 16000
+    tone = (0.1 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+    config = FeatureConfig(kind="logmel", n_mels=64)
+    quiet, _ = compute_features(tone, 16000, config)
+    loud, _ = compute_features(2 * tone, 16000, config)
+    mel = 2595 * np.log10(1 + np.array([frequency, 8000.0]) / 700)
+    nearest = int(np.round(mel[0] / (mel[1] / 65))) - 1
+    inner = slice(10, 40)  # away from the padded edges
+    assert quiet[inner].mean(axis=0).argmax() == nearest
+    heard = quiet[inner] > quiet[inner].max() - 60  # bands above the dB floor
+    assert heard.sum() >= 60  # at least the tone's own bands in every frame
+    np.testing.assert_allclose((loud[inner] - quiet[inner])[heard], 10 * np.log10(4), atol=1e-3)
