@@ -218,3 +218,34 @@ def test_sliding_cmvn_is_local_so_chunks_equal_one_pass():
     # away from the chunk's start (more than half a window + the STFT's reach), equal
     inner = slice(int(1.1 * 80) + 3, len(part) - int(1.1 * 80) - 3)
     np.testing.assert_allclose(part[inner], whole[offset:][inner], atol=1e-3)
+
+
+def test_cli_defaults_are_the_pipelines_features_and_keep_the_saved_split(tmp_path, monkeypatch):
+    """`wav2kp features` with no options computes notebook 02's features (RunConfig's) and
+    keeps a split already made with other settings (no silent reshuffle)."""
+    from wav2kp.cli import main
+    from wav2kp.config import RunConfig
+    from wav2kp.splits import ensure_split, split_settings_path
+
+    fake_audio_corpus(tmp_path / "data", n=6)
+    monkeypatch.setenv("WAV2KP_DATA", str(tmp_path / "data"))
+    made = ensure_split("c", seed=7)
+    with pytest.warns(UserWarning) as caught:
+        assert main(["features", "--corpus", "c"]) == 1  # the clip with no audio
+    assert not [w for w in caught if "new split" in str(w.message)]
+    paths = CorpusPaths("c", tmp_path / "data")
+    assert json.loads(split_settings_path("c").read_text())["seed"] == 7
+    assert pd.read_csv(paths.split_file)["split"].tolist() == made["split"].tolist()
+    stats = json.loads((paths.processed / "feature_stats.json").read_text())
+    assert stats["config"] == RunConfig().feature_config.to_dict()
+
+
+def test_feature_workers_default_to_the_machine_sized_one(tmp_path, monkeypatch):
+    from wav2kp import cluster
+
+    asked = []
+    monkeypatch.setattr(cluster, "default_workers", lambda: asked.append(1) or 2)
+    fake_audio_corpus(tmp_path)
+    with pytest.warns(UserWarning):
+        compute_corpus_features("c", root=tmp_path)
+    assert asked == [1]

@@ -648,7 +648,9 @@ def _records(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", default="demo", help="corpus name (data/processed/<corpus>)")
+    from wav2kp.config import add_corpus_argument
+
+    add_corpus_argument(parser)
     parser.add_argument(
         "--checkpoints", nargs="*", default=list(DEFAULT_MODELS),
         help="model names under data/models/<corpus>/ (every training seed found) or "
