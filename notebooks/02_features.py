@@ -70,6 +70,7 @@ from wav2kp.config import RunConfig
 from wav2kp.credits import corpus_credit
 from wav2kp.dataset import read_extraction
 from wav2kp.features import (
+    FeatureConfig,
     compute_corpus_features,
     fit_feature_stats,
     read_features,
@@ -83,7 +84,7 @@ corpus = cfg.corpus
 out = resolve_output_dir(output_dir)
 paths = CorpusPaths(corpus)
 sns.set_theme(style="whitegrid", context="notebook")
-config = cfg.feature_config
+config = FeatureConfig(**cfg.feature_settings)
 if corpus_credit(corpus):
     display(Markdown(f"Results on this corpus: **{corpus_credit(corpus)}**."))
 print(config, f"-> {config.dim} dims at {config.frame_rate:g} frames/s")

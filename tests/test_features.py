@@ -237,7 +237,7 @@ def test_cli_defaults_are_the_pipelines_features_and_keep_the_saved_split(tmp_pa
     assert json.loads(split_settings_path("c").read_text())["seed"] == 7
     assert pd.read_csv(paths.split_file)["split"].tolist() == made["split"].tolist()
     stats = json.loads((paths.processed / "feature_stats.json").read_text())
-    assert stats["config"] == RunConfig().feature_config.to_dict()
+    assert stats["config"] == FeatureConfig(**RunConfig().feature_settings).to_dict()
 
 
 def test_feature_workers_default_to_the_machine_sized_one(tmp_path, monkeypatch):

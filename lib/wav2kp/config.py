@@ -437,14 +437,13 @@ class RunConfig:
         return WindowConfig(past_ms=self.past_ms, future_ms=self.future_ms, pad=self.window_pad)
 
     @property
-    def feature_config(self):
-        """The corpus's pipeline features (``wav2kp.features.FeatureConfig``)."""
-        from wav2kp.features import FeatureConfig
-
-        return FeatureConfig(
-            kind=self.feature_kind, n_mfcc=self.n_mfcc, n_mels=self.n_mels, deltas=self.deltas,
-            cmvn=self.cmvn, floor_db=self.floor_db,
-        )  # fmt: skip
+    def feature_settings(self) -> dict[str, Any]:
+        """The corpus's pipeline features: keyword arguments of
+        ``wav2kp.features.FeatureConfig`` (the others keep its defaults)."""
+        return {
+            "kind": self.feature_kind, "n_mfcc": self.n_mfcc, "n_mels": self.n_mels,
+            "deltas": self.deltas, "cmvn": self.cmvn, "floor_db": self.floor_db,
+        }  # fmt: skip
 
     @property
     def split(self) -> SplitConfig:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from wav2kp.atomic import write_json, write_npz
+from wav2kp.audio import SAMPLE_RATE
 from wav2kp.paths import CorpusPaths
 
 FEATURE_KINDS = ("mfcc", "logmel")
@@ -37,7 +38,7 @@ CMVN_MODES = ("none", "mean", "meanvar")
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     kind: str = "mfcc"  # "mfcc" | "logmel"
     n_mfcc: int = 40
     n_mels: int = 40
@@ -431,7 +432,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     from wav2kp.config import RunConfig, SplitConfig, add_corpus_argument, add_workers_argument
     from wav2kp.splits import SPLIT_BY
 
-    defaults = RunConfig().feature_config  # the pipeline's features (notebook 02's)
+    defaults = FeatureConfig(**RunConfig().feature_settings)  # the pipeline's (notebook 02's)
     add_corpus_argument(parser)
     parser.add_argument("--kind", choices=FEATURE_KINDS, default=defaults.kind)
     parser.add_argument("--n-mfcc", type=int, default=defaults.n_mfcc)

@@ -37,6 +37,7 @@ import numpy as np
 
 from wav2kp import exports, vid2vid
 from wav2kp.atomic import write_json
+from wav2kp.audio import SAMPLE_RATE
 from wav2kp.preview import FrameCache, GeneratorView, write_preview
 from wav2kp.references import Reference, resolve_reference
 from wav2kp.staging import (
@@ -110,7 +111,7 @@ def clipped_share(native: np.ndarray) -> float:
 
 
 def read_speech(
-    path: str | os.PathLike, sample_rate: int = 16000, allow_clipped: bool = False
+    path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, allow_clipped: bool = False
 ) -> Speech:
     """The file's samples as they are (for the preview) and mono at ``sample_rate`` (for
     the model: the same as ``load_audio(path, sample_rate)``); :class:`PredictError` for

@@ -31,13 +31,12 @@ import numpy as np
 import pandas as pd
 
 from wav2kp import metrics
+from wav2kp.audio import SAMPLE_RATE
 from wav2kp.dataset import ClipData, make_clip, read_extraction
 from wav2kp.features import FeatureConfig, FeatureStats, compute_features
 from wav2kp.paths import CorpusPaths
 from wav2kp.targets import TargetNormalizer
 from wav2kp.windowing import WindowConfig
-
-SAMPLE_RATE = 16000
 
 
 @dataclass
