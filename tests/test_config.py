@@ -186,9 +186,12 @@ def test_every_command_line_takes_the_corpus_and_workers_defaults_from_the_confi
     from wav2kp.train import run_config_from_args
 
     monkeypatch.setattr(RunConfig, "corpus", "elsewhere")
+    monkeypatch.setattr(RunConfig, "seed", 5)
     for command in ("features", "evaluate", "demo"):
         args = build_parser(command).parse_args([command])
         assert args.corpus == "elsewhere", command
+    for command in ("evaluate", "demo"):  # which clips get videos; the demo's generation
+        assert build_parser(command).parse_args([command]).seed == 5, command
     # train resolves the corpus through RunConfig, so a profile can name one
     args = build_parser("train").parse_args(["train", "--profile", "grid"])
     assert args.corpus is None and run_config_from_args(args).corpus == "grid"
