@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Extra papermill parameters for the whole run, e.g. make report PARAMS="epochs=5 demo_size=tiny"
+# Extra notebook parameters for the whole run, e.g. make report PARAMS="corpus=demo-tiny epochs=5"
+# (README's parameter table: `wav2kp config --markdown`)
 PARAMS ?=
 NAME ?= demo
 PYTEST_ARGS ?=
@@ -38,26 +39,24 @@ report: $(STAMP)
 # The real-speech run: 400 sentences of GRID speaker 1 (CC BY 4.0, Cooke, Barker,
 # Cunningham & Shao 2006), read from GRID_DIR (never copied into the repository).
 GRID_DIR ?= ../shared/grid-s1
-# GRID's model is the default with the levers `wav2kp cv --study levers` chose for voices
-# it never heard (docs/results/grid-levers-cv.md): two waveform-augmented copies of every
-# training clip (epochs divided by 1 + copies: the same optimiser steps) and the silence
-# gate; on 3 seeds beside the baselines. The original replica and the ablation are the
-# demo run's. Both targets train the same model into data/models/grid/default/seed-N,
-# which `wav2kp predict` picks first.
-GRID_MODEL = silence_gate=True augment=2 epochs=13
+# The `grid` profile (wav2kp.config.PROFILES) is the run: GRID's model (the default with
+# the levers the lever study chose for voices it never heard) on 3 seeds beside the
+# baselines; the original replica and the ablation are the demo run's. Both targets train
+# the same model into data/models/grid/default/seed-N, which `wav2kp predict` picks first.
 report-grid: $(STAMP)
-	$(BIN)/wav2kp report --name grid --param corpus=grid --param input_dir=$(GRID_DIR) --param ablation=False --param models=default $(foreach p,$(GRID_MODEL) $(PARAMS),--param $(p))
+	$(BIN)/wav2kp report --name grid --param profile=grid --param input_dir=$(GRID_DIR) $(foreach p,$(PARAMS),--param $(p))
 
 # A real-speech model so that `wav2kp predict` needs no training first (one seed).
 model-grid: $(STAMP)
 	$(BIN)/wav2kp extract $(GRID_DIR) --corpus grid
-	$(BIN)/wav2kp train --corpus grid --set models=default --set seeds=0 --set ablation=False $(foreach p,$(GRID_MODEL),--set $(p))
+	$(BIN)/wav2kp train --profile grid --set seeds=0
 
 # The committed result pages under docs/results/, regenerated from the committed tables
 # under results/ (a test checks that they agree; the tables' own commands are in the pages).
 results-docs: $(STAMP)
 	$(BIN)/python -m wav2kp.robustness pages
 	$(BIN)/wav2kp results results/demo.json --update-readme README.md
+	$(BIN)/wav2kp config --update-readme README.md
 
 # The full protocol behind README's results table (hours on 2 cores; run after `make
 # report`, which builds the corpus; finished work is reused): every model on 3 seeds with

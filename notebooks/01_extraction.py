@@ -48,12 +48,12 @@
 # `$DASK_SCHEDULER_ADDRESS`; see docs/cluster.md). Every engine gives the same files.
 
 # %% tags=["parameters"]
-corpus = "demo"
+corpus = None  # None everywhere: the default in wav2kp.config.RunConfig
 output_dir = "reports/scratch"
-seed = 0
+seed = None  # the demo corpus's generation; which clips get plots
 input_dir = None  # None: the demo corpus named `corpus` (generated if missing)
-workers = None  # Dask worker processes; None: one per core; 0: all in this process
-scheduler = None  # a running Dask cluster's address; None: $DASK_SCHEDULER_ADDRESS or local
+workers = None  # Dask worker processes (0: all in this process)
+scheduler = None  # a running Dask cluster's address (None: $DASK_SCHEDULER_ADDRESS or local)
 keep_frames = False
 face = None  # several faces in view: None for the largest, N for the N-th from the left
 clip_filter = None  # regex on clip ids, e.g. "astronaut"
@@ -71,6 +71,7 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import display
 from wav2kp.atomic import write_csv, write_json
+from wav2kp.config import RunConfig
 from wav2kp.extract import (
     ExtractParams,
     clip_signals,
@@ -83,6 +84,8 @@ from wav2kp.landmarks import draw_keypoints
 from wav2kp.media.decode import read_frames_at
 from wav2kp.paths import CorpusPaths, resolve_output_dir
 
+cfg = RunConfig.from_parameters(globals())  # corpus, seed, workers, scheduler
+corpus, seed = cfg.corpus, cfg.seed
 out = resolve_output_dir(output_dir)
 paths = CorpusPaths(corpus)
 sns.set_theme(style="whitegrid")
@@ -90,7 +93,7 @@ sns.set_theme(style="whitegrid")
 if input_dir is None:
     from wav2kp.demo.corpus import ensure_demo_corpus
 
-    source_dir = ensure_demo_corpus(corpus, seed=seed)
+    source_dir = ensure_demo_corpus(corpus, seed=seed, workers=cfg.workers)
 else:
     source_dir = Path(input_dir)
 print(f"videos from {source_dir}\nresults in {paths.interim}")
@@ -110,8 +113,8 @@ start = time.perf_counter()
 table = extract_corpus(
     source_dir,
     paths,
-    workers=workers,
-    scheduler=scheduler,
+    workers=cfg.workers,
+    scheduler=cfg.scheduler,
     keep_frames=keep_frames,
     clip_filter=clip_filter,
     limit=limit,

@@ -52,15 +52,13 @@ split_by = None  # "sentence" or "speaker"
 val_fraction = None
 test_fraction = None
 split_seed = None  # the split's own seed (fixed; training seeds are notebook 04's)
-workers = None  # threads for the features (None: one per core)
+workers = None  # threads for the features
 # A/V lag search range: +-120 ms. On GRID's 3 s sentences +-300 ms let a quarter of the
 # clips lock onto a neighbouring syllable (+-200-300 ms); a file muxed further off than
 # 120 ms still shows up, as a lag at the limit ("weak", listed below).
 max_lag_ms = 120.0
 
 # %%
-import os
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -72,6 +70,7 @@ from wav2kp.config import RunConfig
 from wav2kp.credits import corpus_credit
 from wav2kp.dataset import read_extraction
 from wav2kp.features import (
+    FeatureConfig,
     compute_corpus_features,
     fit_feature_stats,
     read_features,
@@ -85,7 +84,7 @@ corpus = cfg.corpus
 out = resolve_output_dir(output_dir)
 paths = CorpusPaths(corpus)
 sns.set_theme(style="whitegrid", context="notebook")
-config = cfg.feature_config
+config = FeatureConfig(**cfg.feature_settings)
 if corpus_credit(corpus):
     display(Markdown(f"Results on this corpus: **{corpus_credit(corpus)}**."))
 print(config, f"-> {config.dim} dims at {config.frame_rate:g} frames/s")
@@ -109,9 +108,7 @@ display(summary)
 # are unchanged are skipped. Stats are then fitted on the training clips only.
 
 # %%
-result = compute_corpus_features(
-    corpus, config, workers=os.cpu_count() if cfg.workers is None else cfg.workers
-)
+result = compute_corpus_features(corpus, config, workers=cfg.workers)
 display(result["status"].value_counts().to_frame())
 errors = result[result["status"] == "error"]
 if len(errors):

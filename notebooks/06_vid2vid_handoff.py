@@ -49,9 +49,9 @@
 # me.mp4 --out out/`.
 
 # %% tags=["parameters"]
-corpus = "demo"
+corpus = None  # None everywhere: the default in wav2kp.config.RunConfig
 output_dir = "reports/scratch"
-seed = 0
+seed = None  # picks the speech clip when none is given
 model = "default"
 checkpoint = None  # default: data/models/<corpus>/<model> (its first training seed)
 reference_clip = None  # a test-split clip of the audio's speaker (default: picked here)
@@ -70,10 +70,13 @@ import seaborn as sns
 from IPython.display import HTML, Image, Markdown, display
 from wav2kp import metrics, predict, references, render, vid2vid
 from wav2kp.atomic import write_json
+from wav2kp.config import RunConfig
 from wav2kp.inference import checkpoint_file
 from wav2kp.paths import CorpusPaths, resolve_output_dir
 
 sns.set_theme(style="whitegrid", context="notebook")
+cfg = RunConfig.from_parameters(globals())  # corpus, seed
+corpus, seed = cfg.corpus, cfg.seed
 out = resolve_output_dir(output_dir)
 paths = CorpusPaths(corpus)
 checkpoint = checkpoint_file(Path(checkpoint) if checkpoint else paths.models / model)

@@ -81,3 +81,31 @@ def test_bad_files_name_the_file(tmp_path):
     silent_video = write_video(tmp_path / "mute.mp4", face_frames(3, 64), audio=False)
     with pytest.raises(AudioError, match="mute.mp4: no audio stream"):
         load_audio(silent_video)
+
+
+def test_one_sample_rate_for_every_stage():
+    """Extraction stores, and features, models, baselines, augmentation, synthetic voices,
+    the silence gate and predict read, audio at ``wav2kp.audio.SAMPLE_RATE``: no module
+    writes its own 16 kHz (the original replica's recipe in wav2kp.config keeps its own)."""
+    import inspect
+    import io
+    import tokenize
+
+    from wav2kp import audio, augmentation, baselines, extract_clip, features, predict, voices
+    from wav2kp.paths import project_root
+
+    assert audio.SAMPLE_RATE == 16000
+    assert features.FeatureConfig().sample_rate == audio.SAMPLE_RATE
+    assert extract_clip.ExtractParams().audio_sample_rate == audio.SAMPLE_RATE
+    assert augmentation.SAMPLE_RATE == voices.SAMPLE_RATE == audio.SAMPLE_RATE
+    for function in (load_audio, predict.read_speech, baselines.LoudnessBaseline.__init__):
+        assert inspect.signature(function).parameters["sample_rate"].default == audio.SAMPLE_RATE
+    package = project_root() / "lib" / "wav2kp"
+    literals = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name in ("audio.py", "config.py") or "benchmarks" in path.parts:
+            continue
+        tokens = tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+        literals += [f"{path.name}:{t.start[0]}" for t in tokens
+                     if t.type == tokenize.NUMBER and t.string.replace("_", "") == "16000"]  # fmt: skip
+    assert not literals, f"16 kHz written outside wav2kp.audio: {literals}"

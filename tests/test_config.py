@@ -72,7 +72,10 @@ def test_wav2kp_train_trains_what_notebook_04_trains():
     )
 
 
-@pytest.mark.parametrize("name", ["02_features.py", "03_windowing.py", "04_training.py"])
+NOTEBOOKS = sorted(p.name for p in (project_root() / "notebooks").glob("[0-9][0-9]_*.py"))
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_run_parameters_default_to_the_config(name):
     parameters = notebook_parameters(name)
     shared = {k: v for k, v in parameters.items() if k in RunConfig.fields()}
@@ -102,6 +105,24 @@ def test_each_profile_keeps_its_own_final_models(tmp_path):
     assert not fast & full
     assert str(tmp_path / "models" / "demo" / "default" / "seed-0") in fast
     assert str(tmp_path / "models" / "demo" / "full" / "default" / "seed-2") in full
+    # GRID's run trains the models `wav2kp predict` picks: in the corpus's own folder
+    grid = {t.out_dir for t in final_tasks(RunConfig.resolve(profile="grid"), root=tmp_path)}
+    assert grid == {str(tmp_path / "models" / "grid" / "default" / f"seed-{s}") for s in (0, 1, 2)}
+
+
+def test_the_grid_profile_is_the_levers_at_the_presets_optimiser_steps():
+    from wav2kp.config import GRID_AUGMENT, same_steps_epochs
+
+    cfg = RunConfig.resolve(profile="grid")
+    assert (cfg.corpus, cfg.models, cfg.ablation) == ("grid", ("default",), False)
+    model = cfg.train_config("default", seed=0)
+    assert model.augment == {"copies": GRID_AUGMENT} and model.silence_gate
+    # (1 + copies) times the clips per epoch, no more steps than the preset's budget
+    preset = TrainConfig.preset("default").epochs
+    assert model.epochs == same_steps_epochs(preset, GRID_AUGMENT) == 13
+    assert model.epochs * (1 + GRID_AUGMENT) <= preset < (model.epochs + 1) * (1 + GRID_AUGMENT)
+    # a parameter given still wins over the profile
+    assert RunConfig.resolve(profile="grid", epochs=2).train_config("default", 0).epochs == 2
 
 
 def test_unseen_voice_levers_reach_the_default_models_training_only():
@@ -113,3 +134,121 @@ def test_unseen_voice_levers_reach_the_default_models_training_only():
     assert original.augment == {} and original.voices == {} and not original.silence_gate
     plain = RunConfig.resolve().train_config("default", seed=0)
     assert plain.augment == {} and plain.voices == {} and not plain.silence_gate
+
+
+# ---- one default per name, and the README table generated from them
+
+
+def test_readme_parameter_table_is_what_the_command_prints(capsys):
+    from wav2kp.cli import main
+    from wav2kp.config import TABLE_BEGIN, TABLE_END
+
+    assert main(["config", "--markdown"]) == 0
+    printed = capsys.readouterr().out
+    readme = (project_root() / "README.md").read_text()
+    start, end = readme.index(TABLE_BEGIN), readme.index(TABLE_END)
+    assert readme[start : end + len(TABLE_END)] + "\n" == printed
+    # one row per RunConfig field, in order, each with its resolved default
+    rows = [line.split(" | ") for line in printed.splitlines() if line.startswith("| `")]
+    assert [row[0].strip("| `") for row in rows] == list(RunConfig.fields())
+    default = RunConfig.resolve()
+    for row in rows:
+        value = getattr(default, row[0].strip("| `"))
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        assert row[1] == f"`{shown}`"
+
+
+def test_update_readme_rewrites_only_the_parameter_table(tmp_path):
+    from wav2kp.cli import main
+    from wav2kp.config import parameter_table
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- parameters:begin -->\nold\n<!-- parameters:end -->\nrest\n")
+    assert main(["config", "--update-readme", str(readme)]) == 0
+    assert readme.read_text() == "intro\n" + parameter_table() + "rest\n"
+    readme.write_text("no table here\n")
+    with pytest.raises(ValueError, match=f"{readme}: no parameter table"):
+        main(["config", "--update-readme", str(readme)])
+
+
+def test_config_command_prints_what_a_run_resolves_to(capsys):
+    import json
+
+    from wav2kp.cli import main
+
+    assert main(["config", "--profile", "grid", "--set", "seeds=0"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == RunConfig.resolve(profile="grid", seeds=(0,)).to_dict()
+
+
+def test_every_command_line_takes_the_corpus_and_workers_defaults_from_the_config(monkeypatch):
+    from wav2kp.cli import build_parser
+    from wav2kp.train import run_config_from_args
+
+    monkeypatch.setattr(RunConfig, "corpus", "elsewhere")
+    monkeypatch.setattr(RunConfig, "seed", 5)
+    for command in ("features", "evaluate", "demo"):
+        args = build_parser(command).parse_args([command])
+        assert args.corpus == "elsewhere", command
+    for command in ("evaluate", "demo"):  # which clips get videos; the demo's generation
+        assert build_parser(command).parse_args([command]).seed == 5, command
+    # train resolves the corpus through RunConfig, so a profile can name one
+    args = build_parser("train").parse_args(["train", "--profile", "grid"])
+    assert args.corpus is None and run_config_from_args(args).corpus == "grid"
+    for command in ("extract", "features", "demo", "train", "cv"):
+        argv = [command, "somewhere"] if command == "extract" else [command]
+        args = build_parser(command).parse_args([*argv, "--corpus", "c"])
+        assert args.workers is None, command  # None: wav2kp.cluster.default_workers
+
+
+def test_demo_corpus_workers_default_to_the_machine_sized_one(tmp_path, monkeypatch):
+    from wav2kp import cluster
+    from wav2kp.demo.corpus import build_corpus
+
+    asked = []
+    monkeypatch.setattr(cluster, "default_workers", lambda: asked.append(1) or 1)
+    build_corpus(tmp_path, size="tiny", progress=False, clip_ids=[])
+    assert asked == [1]
+
+
+def _parameter_examples(text: str) -> list[tuple[str, str]]:
+    """(how, name) of every parameter an example sets: PARAMS="a=1 b=2", -p/--param a=1,
+    --set a=1, and a Makefile's `$(foreach p,...,--param $(p))` lists."""
+    import re
+
+    found = []
+    for params in re.findall(r'PARAMS="([^"]*)"', text):
+        found += [("param", item.split("=")[0]) for item in params.split() if "=" in item]
+    found += [("param", n) for n in re.findall(r"(?:-p|--param) ([A-Za-z_]\w*)=", text)]
+    found += [("set", n) for n in re.findall(r"--set ([A-Za-z_]\w*)=", text)]
+    return found
+
+
+def test_every_parameter_in_the_docs_examples_is_one_a_notebook_or_train_takes():
+    from wav2kp.report import declared_parameters
+
+    root = project_root()
+    notebook_names = set()
+    for name in NOTEBOOKS:
+        notebook_names |= set(declared_parameters(root / "notebooks" / name))
+    files = [root / "Makefile", root / "README.md", *sorted((root / "docs").glob("**/*.md"))]
+    checked = 0
+    for path in files:
+        # docs/faults.md shows misspelt names being refused
+        lines = [line for line in path.read_text().splitlines() if "unknown" not in line]
+        for how, name in _parameter_examples("\n".join(lines)):
+            if name == "key":  # the form itself: --set key=value
+                continue
+            known = notebook_names if how == "param" else set(RunConfig.fields())
+            assert name in known, f"{path.name}: {how} {name!r} is not a parameter"
+            checked += 1
+    assert checked >= 8
+
+
+def test_parameter_examples_are_found():
+    assert _parameter_examples('make report PARAMS="epochs=5 demo_size=tiny"') == [
+        ("param", "epochs"), ("param", "demo_size"),
+    ]  # fmt: skip
+    assert _parameter_examples("wav2kp train --set seeds=0 -p corpus=x") == [
+        ("param", "corpus"), ("set", "seeds"),
+    ]  # fmt: skip

@@ -237,3 +237,34 @@ def test_logmel_is_power_in_db_on_htk_mel_bands(frequency):
     heard = quiet[inner] > quiet[inner].max() - 60  # bands above the dB floor
     assert heard.sum() >= 60  # at least the tone's own bands in every frame
     np.testing.assert_allclose((loud[inner] - quiet[inner])[heard], 10 * np.log10(4), atol=1e-3)
+
+
+def test_cli_defaults_are_the_pipelines_features_and_keep_the_saved_split(tmp_path, monkeypatch):
+    """`wav2kp features` with no options computes notebook 02's features (RunConfig's) and
+    keeps a split already made with other settings (no silent reshuffle)."""
+    from wav2kp.cli import main
+    from wav2kp.config import RunConfig
+    from wav2kp.splits import ensure_split, split_settings_path
+
+    fake_audio_corpus(tmp_path / "data", n=6)
+    monkeypatch.setenv("WAV2KP_DATA", str(tmp_path / "data"))
+    made = ensure_split("c", seed=7)
+    with pytest.warns(UserWarning) as caught:
+        assert main(["features", "--corpus", "c"]) == 1  # the clip with no audio
+    assert not [w for w in caught if "new split" in str(w.message)]
+    paths = CorpusPaths("c", tmp_path / "data")
+    assert json.loads(split_settings_path("c").read_text())["seed"] == 7
+    assert pd.read_csv(paths.split_file)["split"].tolist() == made["split"].tolist()
+    stats = json.loads((paths.processed / "feature_stats.json").read_text())
+    assert stats["config"] == FeatureConfig(**RunConfig().feature_settings).to_dict()
+
+
+def test_feature_workers_default_to_the_machine_sized_one(tmp_path, monkeypatch):
+    from wav2kp import cluster
+
+    asked = []
+    monkeypatch.setattr(cluster, "default_workers", lambda: asked.append(1) or 2)
+    fake_audio_corpus(tmp_path)
+    with pytest.warns(UserWarning):
+        compute_corpus_features("c", root=tmp_path)
+    assert asked == [1]

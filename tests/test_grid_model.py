@@ -30,8 +30,8 @@ def test_small_grid_model_trains_and_predicts_by_default(grid_dir, tmp_path, mon
     table = extract_corpus(grid_dir, "grid", workers=0, limit=8, progress=False)
     assert (table["status"] == "ok").sum() == 8
     assert input_dir_of("grid") == grid_dir.resolve()  # side-by-side videos find the sources
-    cfg = RunConfig.resolve(corpus="grid", models="default", seeds="0", epochs=1,
-                            ablation=False, workers=0)  # fmt: skip
+    # the `grid` profile (make model-grid), one seed, one epoch, no augmented copies
+    cfg = RunConfig.resolve(profile="grid", seeds="0", epochs=1, augment=0, workers=0)
     run = train_run(cfg, progress=False)
     assert run.checkpoints("default") == [tmp_path / "data/models/grid/default/seed-0/best.pt"]
     speech = grid_dir / "bbaf3s.mp4"

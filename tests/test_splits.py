@@ -131,3 +131,31 @@ def test_ensure_split_saves_once_and_reuses(tmp_path):
 def test_missing_manifest_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="manifest.csv"):
         ensure_split("nothing", root=tmp_path)
+
+
+def test_split_defaults_have_one_place(tmp_path, monkeypatch):
+    """make_split, ensure_split and RunConfig all take their defaults from SplitConfig."""
+    import dataclasses
+    import inspect
+    import json
+
+    from wav2kp import splits
+    from wav2kp.config import RunConfig, SplitConfig
+
+    defaults = SplitConfig().to_dict()
+    signature = inspect.signature(make_split).parameters
+    assert {name: signature[name].default for name in defaults} == defaults
+    assert RunConfig().split == SplitConfig() and RunConfig().split_settings == defaults
+    # ensure_split reads SplitConfig when it runs: other defaults there make another split
+    write_manifest(CorpusPaths("c", tmp_path), manifest_of(20))
+    ensure_split("c", root=tmp_path)
+    saved = json.loads(splits.split_settings_path("c", tmp_path).read_text())
+    assert saved == defaults
+    wider = dataclasses.make_dataclass(
+        "Wider", [("val_fraction", float, 0.3)], bases=(SplitConfig,), frozen=True
+    )
+    monkeypatch.setattr(splits, "SplitConfig", wider)
+    write_manifest(CorpusPaths("d", tmp_path), manifest_of(20))
+    split = ensure_split("d", root=tmp_path)
+    assert json.loads(splits.split_settings_path("d", tmp_path).read_text())["val_fraction"] == 0.3
+    assert (split["split"] == "val").sum() > (load_split("c", tmp_path)["split"] == "val").sum()

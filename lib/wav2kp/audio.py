@@ -17,6 +17,9 @@ import soundfile as sf
 from wav2kp.atomic import atomic_path
 from wav2kp.media.probe import MediaError
 
+# The rate every clip's audio is stored at (extraction) and read at (features, models,
+# baselines, augmentation, synthetic voices, prediction): the one default.
+SAMPLE_RATE = 16000
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au"}
 
 
@@ -25,7 +28,7 @@ class AudioError(MediaError):
 
 
 def load_audio(
-    path: str | os.PathLike, sample_rate: int | None = 16000, mono: bool = True
+    path: str | os.PathLike, sample_rate: int | None = SAMPLE_RATE, mono: bool = True
 ) -> tuple[np.ndarray, int]:
     """Samples as float32 in [-1, 1] and their rate.
 

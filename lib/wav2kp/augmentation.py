@@ -32,7 +32,8 @@ from fractions import Fraction
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from wav2kp.audio import SAMPLE_RATE
+
 MAX_DENOMINATOR = 50  # speed and pitch factors as fractions p/q with q <= 50
 
 

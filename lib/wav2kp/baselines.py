@@ -29,6 +29,7 @@ from typing import Protocol
 import numpy as np
 from sklearn.linear_model import Ridge
 
+from wav2kp.audio import SAMPLE_RATE
 from wav2kp.dataset import ClipData
 from wav2kp.media.probe import MediaError
 from wav2kp.targets import apply_pose, fill_pose
@@ -156,7 +157,7 @@ class LoudnessBaseline:
         window_s: float = 0.04,
         floor_db: float = -50.0,
         reference_percentile: float = 95.0,
-        sample_rate: int = 16000,
+        sample_rate: int = SAMPLE_RATE,
     ):
         self.normalizer = normalizer
         self.lags_ms = tuple(float(lag) for lag in lags_ms)

@@ -13,6 +13,10 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "config": (
+        "wav2kp.config",
+        "the run parameters: resolved as run.json records them, or README's table",
+    ),
     "demo": ("wav2kp.demo.corpus", "generate the offline demo corpus (mp4 + manifest)"),
     "extract": ("wav2kp.extract", "extract audio, frames timestamps and face keypoints"),
     "features": ("wav2kp.features", "compute MFCC features for extracted clips"),

@@ -25,6 +25,7 @@ departures that remain are listed once, in ``ORIGINAL_DEPARTURES``.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import copy
 import dataclasses
@@ -238,62 +239,149 @@ class TrainConfig:
         return cls(**base)
 
 
+# ---------------------------------------------------------------- the split
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How a corpus is split into train / val / test (``wav2kp.splits``): whole groups
+    (sentences or speakers) held out, made once per corpus with its own seed. These
+    defaults are the only ones: ``RunConfig``'s split fields, ``wav2kp.splits`` and
+    ``wav2kp features`` read them."""
+
+    by: str = "sentence"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Keyword arguments of ``wav2kp.splits.make_split`` / ``ensure_split``."""
+        return dataclasses.asdict(self)
+
+
 # ---------------------------------------------------------------- the run
+
+
+def parameter(default: Any, doc: str) -> Any:
+    """A ``RunConfig`` field: its one default and what it means (README's parameter
+    table is generated from both: ``wav2kp config --markdown``)."""
+    return field(default=default, metadata={"doc": doc})
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """One run's parameters (notebook parameter names; module doc)."""
 
-    corpus: str = "demo"
-    profile: str = "fast"  # a name in PROFILES: applied under the parameters given
-    seed: int = 0  # demo corpus generation; which clips get plots and videos
+    corpus: str = parameter(
+        "demo",
+        "corpus name; `demo` = the demo corpus, `demo-tiny` = its small version the "
+        "tests use, anything else = your own videos (01's `input_dir`)",
+    )
+    profile: str = parameter(
+        "fast",
+        "a named set of values applied under the parameters given (`PROFILES` in "
+        "`wav2kp.config`): `fast` = what `make report` trains on 2 cores, `full` = the full "
+        "protocol, `grid` = the real-speech run (`make report-grid`)",
+    )
+    seed: int = parameter(
+        0, "the demo corpus's generation (01), and which clips get plots and videos"
+    )
     # features (notebook 02)
-    feature_kind: str = "logmel"  # "logmel" or "mfcc" (the original's)
-    n_mfcc: int = 40
-    n_mels: int = 40
-    deltas: bool = False
-    # level invariance (``FeatureConfig``): sliding per-band mean ("mean") or mean and
-    # variance ("meanvar") normalisation, and a level floor (dB below the window's peak)
-    cmvn: str = "none"
-    floor_db: float | None = None
-    # split (02): whole sentences held out, made once with its own seed
-    split_by: str = "sentence"
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    split_seed: int = 0
+    feature_kind: str = parameter(
+        "logmel",
+        "the corpus's audio features (02): `logmel` or `mfcc`; the `original` replica "
+        "always gets the original's MFCC",
+    )
+    n_mfcc: int = parameter(40, "MFCC coefficients (`feature_kind=mfcc`)")
+    n_mels: int = parameter(40, "mel bands")
+    deltas: bool = parameter(False, "append delta and delta-delta features")
+    cmvn: str = parameter(
+        "none",
+        "level invariance (02): sliding per-band mean (`mean`) or mean and variance "
+        "(`meanvar`) normalisation",
+    )
+    floor_db: float | None = parameter(
+        None, "log-mel level floor, dB below the window's loudest frame (`None`: off)"
+    )
+    # split (02)
+    split_by: str = parameter(
+        SplitConfig.by,
+        "the split holds out whole `sentence`s (or `speaker`s); made once per corpus (02) "
+        "and fixed for every model",
+    )
+    val_fraction: float = parameter(
+        SplitConfig.val_fraction, "share of groups held out for validation"
+    )
+    test_fraction: float = parameter(SplitConfig.test_fraction, "share of groups held out for test")
+    split_seed: int = parameter(
+        SplitConfig.seed, "the split's own seed (training seeds are `seeds`)"
+    )
     # targets (03)
-    pca_components: int | None = None
-    neutral: str = "closed"
+    pca_components: int | None = parameter(
+        None, "03's target view: `None` = all 136 coordinates, an int = PCA fitted on train"
+    )
+    neutral: str = parameter(
+        "closed", "the neutral face (03): `closed` (closed-mouth frames) or `mean` (all frames)"
+    )
     # the default model's audio window (03 shows it, 04 trains it, 05's ridge uses it)
-    past_ms: float = WindowConfig.past_ms
-    future_ms: float = WindowConfig.future_ms
-    window_pad: str = WindowConfig.pad
-    # training (04): every model in ``models`` for every seed in ``seeds``
-    models: tuple[str, ...] = MODELS
-    seeds: tuple[int, ...] = (0, 1, 2)
-    epochs: int | None = None  # the default model's (None: its preset's)
-    # the default model's unseen-voice levers (issue 10, ``wav2kp cv --study levers``):
-    # waveform-augmented copies per training clip (``wav2kp.augmentation``; 0 = none),
-    # synthetic voices per training sentence (``wav2kp.voices``; 0 = none), motion
-    # calibration (``wav2kp.calibration``) and the silence gate (``wav2kp.vad``). Copies
-    # multiply an epoch's steps: the lever study divides epochs by (1 + copies).
-    augment: int = 0
-    voices: int = 0
-    calibrate: bool = False
-    silence_gate: bool = False
-    original_epochs: int | None = None  # the original replica's (None: its preset's)
-    original_seeds: tuple[int, ...] | None = None  # the replica's seeds (None: ``seeds``)
-    # the refit rule, for every model and baseline alike: after model selection on the
-    # validation sentences, the final model is refitted on train + validation
-    refit_on_val: bool = True
-    device: str = "auto"
-    workers: int | None = None  # Dask worker processes (None: one per core; 0: no Dask)
-    scheduler: str | None = None  # an existing Dask scheduler (None: embedded cluster)
+    past_ms: float = parameter(
+        WindowConfig.past_ms,
+        "the default model's audio before each keypoint frame (ms): shown in 03, trained "
+        "in 04, used by 05's ridge",
+    )
+    future_ms: float = parameter(WindowConfig.future_ms, "... and after it (ms)")
+    window_pad: str = parameter(
+        WindowConfig.pad,
+        "window edges: `edge` repeats the edge frames, `zeros` pads with the train mean",
+    )
+    # training (04)
+    models: tuple[str, ...] = parameter(MODELS, "which models 04 trains (and 05 scores)")
+    seeds: tuple[int, ...] = parameter(
+        (0, 1, 2), "training seeds: every model is trained once per seed"
+    )
+    epochs: int | None = parameter(
+        None, f"the default model's epochs (`None`: its preset's, {TrainConfig.epochs})"
+    )
+    # the default model's unseen-voice levers (issue 10, ``wav2kp cv --study levers``)
+    augment: int = parameter(
+        0,
+        "waveform-augmented copies of every training clip (`wav2kp.augmentation`; 0 = "
+        "none); copies multiply an epoch's steps",
+    )
+    voices: int = parameter(0, "espeak-ng voices per training sentence (`wav2kp.voices`; 0 = none)")
+    calibrate: bool = parameter(
+        False,
+        "rescale each utterance's predicted motion to the training spread (`wav2kp.calibration`)",
+    )
+    silence_gate: bool = parameter(False, "rest the mouth while nobody speaks (`wav2kp.vad`)")
+    original_epochs: int | None = parameter(
+        None, "the original replica's epochs (`None`: its preset's, to its validation plateau)"
+    )
+    original_seeds: tuple[int, ...] | None = parameter(
+        None, "the replica's training seeds (`None`: `seeds`)"
+    )
+    refit_on_val: bool = parameter(
+        True,
+        "the refit rule for every model and baseline: after model selection on the "
+        "validation sentences, the final model is retrained on train + val",
+    )
+    device: str = parameter("auto", "torch device: `auto`, `cpu`, `cuda`, ...")
+    workers: int | None = parameter(
+        None,
+        "parallel workers (01's extraction, 02's features, 04's training tasks on Dask): "
+        "`None` = one per core as memory allows (`wav2kp.cluster.default_workers`), `0` = "
+        "everything in the notebook's own process; docs/cluster.md for a cluster",
+    )
+    scheduler: str | None = parameter(
+        None,
+        "a running Dask scheduler's address (`None`: `$DASK_SCHEDULER_ADDRESS`, else an embedded cluster)",
+    )
     # the ablation (04): variants of the default trained on train, scored on val
-    ablation: bool = True
-    ablation_seeds: tuple[int, ...] = (0, 1, 2)
-    ablation_epochs: int | None = None  # None: every variant's own preset's epochs
+    ablation: bool = parameter(True, "run 04's ablation (variants of the default, scored on val)")
+    ablation_seeds: tuple[int, ...] = parameter((0, 1, 2), "the ablation's training seeds")
+    ablation_epochs: int | None = parameter(
+        None, "the ablation's epochs (`None`: every variant's own preset's)"
+    )
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -349,24 +437,26 @@ class RunConfig:
         return WindowConfig(past_ms=self.past_ms, future_ms=self.future_ms, pad=self.window_pad)
 
     @property
-    def feature_config(self):
-        """The corpus's pipeline features (``wav2kp.features.FeatureConfig``)."""
-        from wav2kp.features import FeatureConfig
+    def feature_settings(self) -> dict[str, Any]:
+        """The corpus's pipeline features: keyword arguments of
+        ``wav2kp.features.FeatureConfig`` (the others keep its defaults)."""
+        return {
+            "kind": self.feature_kind, "n_mfcc": self.n_mfcc, "n_mels": self.n_mels,
+            "deltas": self.deltas, "cmvn": self.cmvn, "floor_db": self.floor_db,
+        }  # fmt: skip
 
-        return FeatureConfig(
-            kind=self.feature_kind, n_mfcc=self.n_mfcc, n_mels=self.n_mels, deltas=self.deltas,
-            cmvn=self.cmvn, floor_db=self.floor_db,
+    @property
+    def split(self) -> SplitConfig:
+        """The corpus split this run asks for."""
+        return SplitConfig(
+            by=self.split_by, val_fraction=self.val_fraction,
+            test_fraction=self.test_fraction, seed=self.split_seed,
         )  # fmt: skip
 
     @property
     def split_settings(self) -> dict[str, Any]:
         """Keyword arguments of ``wav2kp.splits.ensure_split``."""
-        return {
-            "by": self.split_by,
-            "val_fraction": self.val_fraction,
-            "test_fraction": self.test_fraction,
-            "seed": self.split_seed,
-        }
+        return self.split.to_dict()
 
     def seeds_of(self, model: str) -> tuple[int, ...]:
         """The training seeds of ``model``."""
@@ -392,22 +482,49 @@ class RunConfig:
         return TrainConfig.preset(model, **values)
 
 
+def same_steps_epochs(epochs: int, copies: int) -> int:
+    """Epochs that keep the optimiser steps of ``epochs`` when every training clip gets
+    ``copies`` augmented copies (an epoch then holds 1 + copies times the clips)."""
+    return int(epochs) // (1 + int(copies))
+
+
+# `make report` on 2 cores: the default on 3 seeds; the replica (ten times the CPU per
+# epoch) on one seed and 5 epochs, far from its plateau (README's generated block names
+# the profile it comes from); the ablation on one seed at 20 epochs, half the preset's:
+# `wav2kp cv --study budget` (results/demo-cv-budget.json) measures how close its ranking
+# of the variants comes to the full budget's (10 epochs came too far off)
+_FAST = {
+    "original_epochs": 5,
+    "original_seeds": (0,),
+    "ablation_seeds": (0,),
+    "ablation_epochs": 20,
+}
+# GRID's model: the default with the levers `wav2kp cv --study levers` chose for voices it
+# never heard (docs/results/grid-levers-cv.md): two waveform-augmented copies of every
+# training clip, at the same optimiser steps as the preset, and the silence gate
+GRID_AUGMENT = 2
+
 # Named sets of values applied under the parameters given (RunConfig.resolve).
 PROFILES: dict[str, dict[str, Any]] = {
-    # `make report` on 2 cores: the default on 3 seeds; the replica (ten times the CPU
-    # per epoch) on one seed and 5 epochs, far from its plateau (README's generated block
-    # names the profile it comes from); the ablation on one seed at 20 epochs, half the preset's:
-    # `wav2kp cv --study budget` (results/demo-cv-budget.json) measures how close its
-    # ranking of the variants comes to the full budget's (10 epochs came too far off)
-    "fast": {
-        "original_epochs": 5,
-        "original_seeds": (0,),
-        "ablation_seeds": (0,),
-        "ablation_epochs": 20,
-    },
+    "fast": _FAST,
     # the full protocol: the presets' budgets, the ablation on 3 seeds
     "full": {},
+    # the real-speech run (`make report-grid`, `make model-grid`): GRID's model on GRID
+    # speaker 1, beside the baselines; the replica and the ablation are the demo run's
+    "grid": {
+        **_FAST,
+        "corpus": "grid",
+        "models": ("default",),
+        "ablation": False,
+        "augment": GRID_AUGMENT,
+        "epochs": same_steps_epochs(TrainConfig.epochs, GRID_AUGMENT),
+        "silence_gate": True,
+    },
 }
+# Profiles whose final models are kept in their own folder (models/<corpus>/<profile>/),
+# apart from the models notebooks 05-06 and `wav2kp predict` use by default
+# (``wav2kp.train.model_dir``): another budget of the same recipes, to compare with them.
+PROFILES_KEPT_APART = ("full",)
 
 
 def _as_tuple(value: Any, kind: type) -> tuple:
@@ -447,3 +564,107 @@ def config_digest(values: Any) -> str:
 
     text = json.dumps(values, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- command lines
+
+WORKERS_HELP = (
+    "(default: one per core, as memory allows: wav2kp.cluster.default_workers; "
+    "0: everything in this process)"
+)
+
+
+def add_corpus_argument(parser: argparse.ArgumentParser) -> None:
+    """``--corpus``, defaulting to ``RunConfig``'s corpus (the one default)."""
+    parser.add_argument(
+        "--corpus", default=RunConfig.corpus, help=f"corpus name (default: {RunConfig.corpus})"
+    )
+
+
+def add_workers_argument(parser: argparse.ArgumentParser, what: str = "worker processes") -> None:
+    """``--workers``: None (the machine-sized default of ``wav2kp.cluster``) unless given."""
+    parser.add_argument("--workers", type=int, default=None, help=f"{what} {WORKERS_HELP}")
+
+
+# ---------------------------------------------------------------- the parameter table
+
+TABLE_BEGIN = "<!-- parameters:begin"
+TABLE_END = "<!-- parameters:end -->"
+TABLE_COMMAND = "wav2kp config --markdown"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "`" + ",".join(str(v) for v in value) + "`"
+    return f"`{value}`"
+
+
+def parameter_table() -> str:
+    """README's parameter table (markers included): every ``RunConfig`` field with its
+    default (the default profile applied), the other profiles' values where they differ,
+    and its doc."""
+    default = RunConfig.resolve()
+    profiles = {name: RunConfig.resolve(profile=name) for name in PROFILES}
+    lines = [
+        f"{TABLE_BEGIN} generated by `{TABLE_COMMAND}` from wav2kp.config.RunConfig; "
+        "do not edit -->",
+        "",
+        f"| parameter | default (profile `{default.profile}`) | other profiles | meaning |",
+        "|---|---|---|---|",
+    ]
+    for item in dataclasses.fields(RunConfig):
+        value = getattr(default, item.name)
+        others = "; ".join(
+            f"`{name}`: {_shown(getattr(cfg, item.name))}"
+            for name, cfg in profiles.items()
+            if name != default.profile
+            and getattr(cfg, item.name) != value
+            and item.name != "profile"
+        )
+        doc = item.metadata["doc"].replace("|", "\\|")
+        lines.append(f"| `{item.name}` | {_shown(value)} | {others} | {doc} |")
+    return "\n".join([*lines, "", TABLE_END]) + "\n"
+
+
+def replace_parameter_table(text: str, table: str, source: str = "README") -> str:
+    """``text`` with its parameter table replaced by ``table``; ``ValueError`` naming
+    ``source`` when it has no table."""
+    start = text.find(TABLE_BEGIN)
+    end = text.find(TABLE_END, start)
+    if start < 0 or end < 0:
+        raise ValueError(f"{source}: no parameter table ({TABLE_BEGIN} ... {TABLE_END}) found")
+    return text[:start] + table.rstrip("\n") + text[end + len(TABLE_END) :]
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default=None, help="a profile to resolve (default: fast)")
+    parser.add_argument(
+        "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+        help="any run parameter (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--markdown", action="store_true", help="print README's parameter table")
+    parser.add_argument("--update-readme", metavar="README",
+                        help="rewrite the parameter table of this README")  # fmt: skip
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """The resolved configuration as JSON (what run.json records), or the parameter table."""
+    from pathlib import Path
+
+    if args.update_readme:
+        from wav2kp.atomic import write_text
+
+        readme = Path(args.update_readme)
+        write_text(
+            readme, replace_parameter_table(readme.read_text(), parameter_table(), str(readme))
+        )
+        print(f"updated the parameter table of {readme}")
+        return 0
+    if args.markdown:
+        print(parameter_table(), end="")
+        return 0
+    values = dict(parse_assignment(a) for a in args.assignments)
+    if args.profile is not None:
+        values["profile"] = args.profile
+    print(json.dumps(RunConfig.resolve(**values).to_dict(), indent=1))
+    return 0

@@ -659,18 +659,9 @@ def open_client(cfg: RunConfig):
     if cfg.workers == 0:
         yield None
         return
-    try:
-        from wav2kp.cluster import get_client
-    except ImportError:  # until wav2kp.cluster lands: an embedded cluster of processes
-        from distributed import Client
-
-        def get_client(scheduler, workers):
-            if scheduler:
-                return Client(scheduler, set_as_default=False)
-            return Client(n_workers=workers or 2, threads_per_worker=1, processes=True,
-                          dashboard_address=None, set_as_default=False)  # fmt: skip
-
     import dask
+
+    from wav2kp.cluster import get_client
 
     # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536 (memory handed back to the
     # system early); training allocates and frees tensors every step, and with that

@@ -648,7 +648,9 @@ def _records(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", default="demo", help="corpus name (data/processed/<corpus>)")
+    from wav2kp.config import RunConfig, add_corpus_argument
+
+    add_corpus_argument(parser)
     parser.add_argument(
         "--checkpoints", nargs="*", default=list(DEFAULT_MODELS),
         help="model names under data/models/<corpus>/ (every training seed found) or "
@@ -659,7 +661,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-lag", type=int, default=metrics.DEFAULT_MAX_LAG_FRAMES,
                         help="A/V offset search range in frames")  # fmt: skip
     parser.add_argument("--videos", type=int, default=0, help="side-by-side videos to write")
-    parser.add_argument("--seed", type=int, default=0, help="which clips get videos")
+    parser.add_argument("--seed", type=int, default=RunConfig.seed, help="which clips get videos")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--profile", default=None,
                         help="the profile the models were trained under (recorded in the "

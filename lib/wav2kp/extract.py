@@ -726,17 +726,13 @@ def dlib_cross_check(
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    from wav2kp.config import add_workers_argument
+
     parser.add_argument(
         "input_dir", nargs="?", help="folder of videos (default: data/raw/<corpus>)"
     )
     parser.add_argument("--corpus", required=True, help="name of the corpus to write")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="worker processes of the embedded Dask cluster (default: one per core); "
-        "0: everything in this process, no Dask",
-    )
+    add_workers_argument(parser, "worker processes of the embedded Dask cluster")
     parser.add_argument(
         "--scheduler",
         default=None,

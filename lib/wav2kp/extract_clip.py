@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from wav2kp.atomic import write_npz
+from wav2kp.audio import SAMPLE_RATE
 from wav2kp.facemesh import parse_face
 from wav2kp.gaps import (
     DETECTED,
@@ -80,7 +81,7 @@ class ExtractParams:
     face: str = "largest"
     decode_max_side: int | None = 1280
     gaps: GapParams = field(default_factory=GapParams)
-    audio_sample_rate: int = 16000
+    audio_sample_rate: int = SAMPLE_RATE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "face", str(parse_face(self.face)))

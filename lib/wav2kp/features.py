@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from wav2kp.atomic import write_json, write_npz
+from wav2kp.audio import SAMPLE_RATE
 from wav2kp.paths import CorpusPaths
 
 FEATURE_KINDS = ("mfcc", "logmel")
@@ -37,7 +38,7 @@ CMVN_MODES = ("none", "mean", "meanvar")
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     kind: str = "mfcc"  # "mfcc" | "logmel"
     n_mfcc: int = 40
     n_mels: int = 40
@@ -260,12 +261,13 @@ def features_for_clip(
 def compute_corpus_features(
     corpus: str,
     config: FeatureConfig | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     force: bool = False,
     root=None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Features for every ``ok`` clip of the extraction manifest (see module doc).
+    """Features for every ``ok`` clip of the extraction manifest (see module doc), on
+    ``workers`` threads (None: ``wav2kp.cluster.default_workers()``; 0 or 1: this one).
 
     Returns one row per clip: ``clip_id, status (computed/skipped/error), frames, path,
     error``. Errors are also warned about, naming the clip's file.
@@ -283,6 +285,10 @@ def compute_corpus_features(
     ]
     rows = []
     bar = tqdm(total=len(jobs), desc=f"features {corpus}", unit="clip", disable=not progress)
+    if workers is None:
+        from wav2kp.cluster import default_workers
+
+        workers = default_workers()
     if workers > 1 and len(jobs) > 1:
         # Threads, not processes: torch, libsndfile and hashing release the GIL, and a
         # process pool would pay seconds of torch import per worker for ms of work per clip.
@@ -423,25 +429,35 @@ def load_feature_stats(corpus: str, root=None) -> FeatureStats:
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = FeatureConfig()
-    parser.add_argument("--corpus", default="demo", help="corpus name (default: demo)")
+    from wav2kp.config import RunConfig, SplitConfig, add_corpus_argument, add_workers_argument
+    from wav2kp.splits import SPLIT_BY
+
+    defaults = FeatureConfig(**RunConfig().feature_settings)  # the pipeline's (notebook 02's)
+    add_corpus_argument(parser)
     parser.add_argument("--kind", choices=FEATURE_KINDS, default=defaults.kind)
     parser.add_argument("--n-mfcc", type=int, default=defaults.n_mfcc)
     parser.add_argument("--n-mels", type=int, default=defaults.n_mels)
     parser.add_argument("--n-fft", type=int, default=defaults.n_fft)
     parser.add_argument("--hop-length", type=int, default=defaults.hop_length)
-    parser.add_argument("--deltas", action="store_true", help="append delta and delta-delta")
+    parser.add_argument("--deltas", action="store_true", default=defaults.deltas,
+                        help="append delta and delta-delta")  # fmt: skip
     parser.add_argument(
         "--floor-db", type=float, default=defaults.floor_db,
         help="log-mel: raise levels more than this below the window's loudest frame",
     )  # fmt: skip
     parser.add_argument("--cmvn", choices=CMVN_MODES, default=defaults.cmvn)
     parser.add_argument("--cmvn-seconds", type=float, default=defaults.cmvn_seconds)
-    parser.add_argument("--split-by", choices=("sentence", "speaker"), default="sentence")
-    parser.add_argument("--val-fraction", type=float, default=0.15)
-    parser.add_argument("--test-fraction", type=float, default=0.15)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=1)
+    # the split: None = as the corpus's saved split was made, else SplitConfig's defaults
+    split = SplitConfig()
+    parser.add_argument("--split-by", choices=SPLIT_BY, default=None,
+                        help=f"default: as saved, else {split.by}")  # fmt: skip
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help=f"default: as saved, else {split.val_fraction}")  # fmt: skip
+    parser.add_argument("--test-fraction", type=float, default=None,
+                        help=f"default: as saved, else {split.test_fraction}")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=None,
+                        help=f"the split's seed (default: as saved, else {split.seed})")  # fmt: skip
+    add_workers_argument(parser, "feature threads")
     parser.add_argument("--force", action="store_true", help="recompute up-to-date files")
 
 

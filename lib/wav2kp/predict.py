@@ -37,6 +37,8 @@ import numpy as np
 
 from wav2kp import exports, vid2vid
 from wav2kp.atomic import write_json
+from wav2kp.audio import SAMPLE_RATE
+from wav2kp.media.encode import NTSC_FPS as NTSC_FRACTION
 from wav2kp.preview import FrameCache, GeneratorView, write_preview
 from wav2kp.references import Reference, resolve_reference
 from wav2kp.staging import (
@@ -47,7 +49,7 @@ from wav2kp.staging import (
     check_replaceable,
 )
 
-NTSC_FPS = 30000 / 1001
+NTSC_FPS = float(NTSC_FRACTION)  # the keypoints' rate: vid2vid's and the original's
 SILENCE_DBFS = -60.0  # loudest 50 ms stretch quieter than this: no speech to follow
 CLIP_LEVEL = 0.99  # |sample| at or above this share of full scale counts as clipped
 CLIPPED_REFUSE = 0.01  # refuse speech with more clipped samples than this (1 %) ...
@@ -110,7 +112,7 @@ def clipped_share(native: np.ndarray) -> float:
 
 
 def read_speech(
-    path: str | os.PathLike, sample_rate: int = 16000, allow_clipped: bool = False
+    path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, allow_clipped: bool = False
 ) -> Speech:
     """The file's samples as they are (for the preview) and mono at ``sample_rate`` (for
     the model: the same as ``load_audio(path, sample_rate)``); :class:`PredictError` for

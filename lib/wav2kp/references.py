@@ -174,6 +174,7 @@ def _reference_input(video: Path, inbox: Path) -> Path:
     with a silent audio track added when it has none (extraction needs one)."""
     import subprocess
 
+    from wav2kp.audio import SAMPLE_RATE
     from wav2kp.extract import VIDEO_SUFFIXES, safe_clip_id
     from wav2kp.media.probe import ffmpeg_exe, probe
 
@@ -193,7 +194,7 @@ def _reference_input(video: Path, inbox: Path) -> Path:
         tmp = inbox / f".{stem}.partial.mkv"
         command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(video)]
         if not info.has_audio:
-            command += ["-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-shortest"]
+            command += ["-f", "lavfi", "-i", f"anullsrc=r={SAMPLE_RATE}:cl=mono", "-shortest"]
         command += ["-map", "0:v:0", "-map", "1:a:0" if not info.has_audio else "0:a:0"]
         command += ["-c:v", "copy", "-c:a", "pcm_s16le", str(tmp)]
         done = subprocess.run(command, capture_output=True, text=True)

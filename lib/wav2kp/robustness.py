@@ -31,13 +31,12 @@ import numpy as np
 import pandas as pd
 
 from wav2kp import metrics
+from wav2kp.audio import SAMPLE_RATE
 from wav2kp.dataset import ClipData, make_clip, read_extraction
 from wav2kp.features import FeatureConfig, FeatureStats, compute_features
 from wav2kp.paths import CorpusPaths
 from wav2kp.targets import TargetNormalizer
 from wav2kp.windowing import WindowConfig
-
-SAMPLE_RATE = 16000
 
 
 @dataclass
@@ -586,8 +585,8 @@ def final_page(csv: str | Path = FINAL_CSV, corpus: str = "grid") -> str:
         "(`make results-docs`) from the committed clip table, which these commands wrote:",
         "",
         "```bash",
-        "make report-grid   # extracts ../shared/grid-s1, trains GRID's model (Makefile's "
-        f"GRID_MODEL) on seeds {', '.join(map(str, seeds))}",
+        "make report-grid   # extracts ../shared/grid-s1, trains GRID's model (profile "
+        f"grid) on seeds {', '.join(map(str, seeds))}",
         "wav2kp extract ../shared/realclips --corpus realclips",
         "python -m wav2kp.robustness final --corpus grid --model default "
         f"--align-dir ../shared/grid-s1/align --unseen realclips --csv {Path(csv).as_posix()}",

@@ -19,13 +19,14 @@ import numpy as np
 import pandas as pd
 
 from wav2kp.atomic import write_csv, write_json
+from wav2kp.config import SplitConfig
 from wav2kp.paths import CorpusPaths
 
 SPLITS = ("train", "val", "test")
 SPLIT_BY = ("sentence", "speaker")
 
 
-def clip_groups(manifest: pd.DataFrame, by: str = "sentence") -> pd.Series:
+def clip_groups(manifest: pd.DataFrame, by: str = SplitConfig.by) -> pd.Series:
     """The group each clip belongs to (sentence_id or speaker); a clip without the
     metadata is its own group (a folder of videos with no manifest)."""
     if by not in SPLIT_BY:
@@ -59,10 +60,10 @@ def _group_counts(n_groups: int, val_fraction: float, test_fraction: float) -> t
 
 def make_split(
     manifest: pd.DataFrame,
-    by: str = "sentence",
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-    seed: int = 0,
+    by: str = SplitConfig.by,
+    val_fraction: float = SplitConfig.val_fraction,
+    test_fraction: float = SplitConfig.test_fraction,
+    seed: int = SplitConfig.seed,
 ) -> pd.DataFrame:
     """Assign every clip of ``manifest`` (needs ``clip_id``) to train / val / test.
 
@@ -135,9 +136,6 @@ def ok_clips(corpus: str, root=None) -> pd.DataFrame:
     return manifest.reset_index(drop=True)
 
 
-DEFAULT_SPLIT_SETTINGS = {"by": "sentence", "val_fraction": 0.15, "test_fraction": 0.15, "seed": 0}
-
-
 def ensure_split(
     corpus: str,
     by: str | None = None,
@@ -149,8 +147,8 @@ def ensure_split(
 ) -> pd.DataFrame:
     """The corpus split: read ``split.csv`` if it exists, else make and save it.
 
-    A setting left ``None`` means "as the saved split was made" (or the default:
-    by sentence, 15 % val, 15 % test, seed 0). A saved split is never reshuffled unless
+    A setting left ``None`` means "as the saved split was made" (or the default,
+    ``wav2kp.config.SplitConfig``). A saved split is never reshuffled unless
     ``force``, or a setting is given that differs from the one it was made with (then a
     new split is made, with a warning), so every model sees the same held-out clips.
     Clips extracted after the split was made join the split of their group when that
@@ -161,7 +159,7 @@ def ensure_split(
     manifest = ok_clips(corpus, root)
     settings_file = split_settings_path(corpus, root)
     have_split = paths.split_file.is_file()
-    saved_settings = dict(DEFAULT_SPLIT_SETTINGS)
+    saved_settings = SplitConfig().to_dict()
     if have_split and settings_file.is_file():
         saved_settings.update(json.loads(settings_file.read_text()))
     asked = {"by": by, "val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed}

@@ -153,7 +153,7 @@ def corpus_av_lags(corpus: str, max_lag_ms: float = 300.0, root=None) -> pd.Data
     for cid in tqdm(ok_clips(corpus, root)["clip_id"].astype(str), desc="A/V lag", unit="clip"):
         try:
             extraction = read_extraction(paths.extracted / f"{cid}.npz")
-            samples, sr = load_audio(paths.audio / f"{cid}.wav", sample_rate=16000)
+            samples, sr = load_audio(paths.audio / f"{cid}.wav")
         except (OSError, ValueError) as exc:
             warnings.warn(f"A/V lag: clip {cid} skipped: {exc}", stacklevel=2)
             continue
@@ -180,7 +180,7 @@ def clip_lags(clips, max_lag_ms: float = CORRECTION_MAX_LAG_MS) -> pd.DataFrame:
         if clip.audio_path is None:
             continue
         try:
-            samples, sr = load_audio(clip.audio_path, sample_rate=16000)
+            samples, sr = load_audio(clip.audio_path)
         except (OSError, ValueError, RuntimeError) as exc:
             warnings.warn(f"A/V lag: clip {clip.clip_id} skipped: {exc}", stacklevel=2)
             continue

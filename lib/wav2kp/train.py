@@ -44,7 +44,7 @@ from wav2kp.checkpoints import (
     save_checkpoint,
     training_fingerprint,
 )
-from wav2kp.config import RunConfig, TrainConfig
+from wav2kp.config import PROFILES_KEPT_APART, RunConfig, TrainConfig
 from wav2kp.dataset import ClipData, LazyWindows, clip_windows
 from wav2kp.inference import Predictor, load_predictor, resolve_device
 from wav2kp.models import ModelConfig, build_model, count_parameters
@@ -740,16 +740,19 @@ def load_corpus_for_training(
 # ---------- what notebook 04 and `wav2kp train` train ----------
 
 
-def model_dir(corpus: str, model: str, seed: int, root=None, profile: str = "fast") -> Path:
+def model_dir(
+    corpus: str, model: str, seed: int, root=None, profile: str = RunConfig.profile
+) -> Path:
     """Where a final model of one training seed lives: ``models/<corpus>/<model>/seed-<n>/``
-    for the ``fast`` profile (the models ``make report``, notebooks 05-06 and ``predict``
-    use by default), ``models/<corpus>/<profile>/<model>/seed-<n>/`` for another profile,
-    so the full protocol's models and the report's never overwrite each other.
-    (``wav2kp.inference.checkpoint_file`` picks the first seed of a model folder.)"""
+    (the models ``make report``, notebooks 05-06 and ``predict`` use by default), or
+    ``models/<corpus>/<profile>/<model>/seed-<n>/`` for a profile in
+    ``PROFILES_KEPT_APART``, so the full protocol's models and the report's never
+    overwrite each other. (``wav2kp.inference.checkpoint_file`` picks the first seed of a
+    model folder.)"""
     from wav2kp.paths import CorpusPaths
 
     base = CorpusPaths(corpus, root).models
-    base = base if profile == "fast" else base / profile
+    base = base / profile if profile in PROFILES_KEPT_APART else base
     return base / model / f"seed-{int(seed)}"
 
 
@@ -847,13 +850,22 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """``--corpus``, ``--profile`` and ``--set key=value`` (any ``RunConfig`` field), plus
     the Dask options; defaults all come from ``wav2kp.config``."""
-    parser.add_argument("--corpus", default=None, help="corpus name (default: RunConfig's)")
-    parser.add_argument("--profile", default=None, help="fast (make report) or full")
+    from wav2kp.config import PROFILES, add_workers_argument
+
+    # None: the profile's corpus, else RunConfig's (resolve)
+    parser.add_argument(
+        "--corpus",
+        default=None,
+        help=f"corpus name (default: the profile's, else {RunConfig.corpus})",
+    )
+    parser.add_argument(
+        "--profile", default=None, help=f"{', '.join(PROFILES)} (default: {RunConfig.profile})"
+    )
     parser.add_argument(
         "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
         help="any run parameter, e.g. --set seeds=0,1,2 --set epochs=20 (repeatable)",
     )  # fmt: skip
-    parser.add_argument("--workers", type=int, default=None, help="Dask workers (0: no Dask)")
+    add_workers_argument(parser, "Dask worker processes")
     parser.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
 
 

@@ -167,13 +167,13 @@ def clip_voice_activity(clip, config: VadConfig | None = None) -> np.ndarray:
     """(T,) voice activity at a ``ClipData``'s frame times, from its 16 kHz audio
     (``clip.extra["samples"]`` and ``clip.extra["sample_rate"]`` when given, else
     ``clip.audio_path``)."""
-    from wav2kp.audio import load_audio
+    from wav2kp.audio import SAMPLE_RATE, load_audio
 
     samples = clip.extra.get("samples") if isinstance(clip.extra, dict) else None
     if samples is not None:
-        sr = int(clip.extra.get("sample_rate", 16000))
+        sr = int(clip.extra.get("sample_rate", SAMPLE_RATE))
     elif clip.audio_path is not None:
-        samples, sr = load_audio(clip.audio_path, sample_rate=16000)
+        samples, sr = load_audio(clip.audio_path, sample_rate=SAMPLE_RATE)
     else:
         raise ValueError(f"{clip.clip_id}: no audio to tell speech from silence")
     return voice_activity(samples, sr, clip.frame_times, config)

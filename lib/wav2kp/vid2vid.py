@@ -33,6 +33,7 @@ import numpy as np
 from wav2kp import edgemap, edgescreen
 from wav2kp.atomic import atomic_path, write_text
 from wav2kp.edgemap import DEFAULT_LOAD_SIZE
+from wav2kp.media.encode import NTSC_FPS
 
 PHASE = "test"
 KEYPOINT_LINE = re.compile(r"^-?\d+,-?\d+$")
@@ -917,7 +918,7 @@ def compose_on_reference(
     normalizer=None,
     speaker: str | None = None,
     out_times: np.ndarray | None = None,
-    fps: float = 30000 / 1001,
+    fps: float = float(NTSC_FPS),
     predicted_rest: np.ndarray | None = None,
 ) -> Composition:
     """Predicted mouth and jaw motion on the reference speaker's moving head.
@@ -986,7 +987,7 @@ def compose_on_reference(
     return Composition(pixels, ref_index, ~ref_ok[ref_index])
 
 
-def liveliness(landmarks: np.ndarray, fps: float = 30000 / 1001) -> dict:
+def liveliness(landmarks: np.ndarray, fps: float = float(NTSC_FPS)) -> dict:
     """How alive a keypoint track looks (what the original's frozen output lacked).
 
     ``head_translation_std_iod``: spread of the head position (stable-point centroid),

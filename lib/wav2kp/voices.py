@@ -40,9 +40,9 @@ import numpy as np
 import pandas as pd
 
 from wav2kp.atomic import write_csv, write_npz
+from wav2kp.audio import SAMPLE_RATE
 from wav2kp.paths import CorpusPaths
 
-SAMPLE_RATE = 16000
 VOICES_VERSION = 1  # bump when what a seed produces changes
 # espeak-ng's English accents and voice variants (the demo corpus speaks pt-BR with
 # variants f2 / f3; those two are kept out, so the demo voices stay unheard)

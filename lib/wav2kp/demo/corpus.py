@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from wav2kp.atomic import write_csv, write_json
+from wav2kp.config import RunConfig, add_corpus_argument, add_workers_argument
 from wav2kp.demo.motion import Expression
 from wav2kp.demo.tts import Prosody
 
@@ -219,7 +220,7 @@ TRACK_STATE_FIELDS = (
 )  # fmt: skip
 
 
-def make_clip(spec: ClipSpec, out_dir: str | os.PathLike, seed: int = 0) -> dict:
+def make_clip(spec: ClipSpec, out_dir: str | os.PathLike, seed: int = RunConfig.seed) -> dict:
     """Generate one clip (mp4 + tracks.csv) into ``out_dir``; returns its manifest row."""
     from wav2kp.demo.face import FaceState, renderer_for
     from wav2kp.media.encode import write_video
@@ -279,12 +280,13 @@ def _worker(spec: ClipSpec, out_dir: str, seed: int) -> dict:
 def build_corpus(
     out_dir: str | os.PathLike,
     size: str = "default",
-    seed: int = 0,
-    workers: int = 2,
+    seed: int = RunConfig.seed,
+    workers: int | None = None,
     progress: bool = True,
     clip_ids: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Generate the demo corpus into ``out_dir`` and return its manifest.
+    """Generate the demo corpus into ``out_dir`` and return its manifest, on ``workers``
+    processes (None: ``wav2kp.cluster.default_workers()``; 0 or 1: this one).
 
     ``clip_ids`` restricts generation to those clips of the size (a partial corpus).
 
@@ -320,6 +322,10 @@ def build_corpus(
     errors: dict[str, str] = {}
     bar = tqdm(total=len(specs), initial=len(rows), desc=f"demo corpus ({size})",
                unit="clip", disable=not progress)  # fmt: skip
+    if workers is None:
+        from wav2kp.cluster import default_workers
+
+        workers = default_workers()
     if todo and workers <= 1:
         for spec in todo:
             try:
@@ -376,7 +382,7 @@ def corpus_size(corpus: str) -> str:
     )
 
 
-def is_complete(folder: str | os.PathLike, size: str, seed: int = 0) -> bool:
+def is_complete(folder: str | os.PathLike, size: str, seed: int = RunConfig.seed) -> bool:
     folder = Path(folder)
     info_file, manifest = folder / "corpus.json", folder / "manifest.csv"
     if not (info_file.is_file() and manifest.is_file()):
@@ -390,7 +396,10 @@ def is_complete(folder: str | os.PathLike, size: str, seed: int = 0) -> bool:
 
 
 def ensure_demo_corpus(
-    corpus: str = "demo", seed: int = 0, workers: int = 2, progress: bool = True
+    corpus: str = RunConfig.corpus,
+    seed: int = RunConfig.seed,
+    workers: int | None = None,
+    progress: bool = True,
 ) -> Path:
     """The raw folder of a demo corpus, generated first if missing or incomplete."""
     from wav2kp.paths import CorpusPaths
@@ -404,10 +413,10 @@ def ensure_demo_corpus(
 
 # --- command line -------------------------------------------------------------------
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", default="demo", help="corpus name: demo, demo-tiny, ...")
+    add_corpus_argument(parser)
     parser.add_argument("--size", choices=sorted(SIZES), help="overrides the size in the name")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=RunConfig.seed)
+    add_workers_argument(parser, "generator processes")
     parser.add_argument("--out", help="output folder (default: data/raw/<corpus>)")
     parser.add_argument(
         "--check",
