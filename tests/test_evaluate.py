@@ -265,3 +265,37 @@ def test_run_evaluation_on_a_corpus(tmp_path, monkeypatch):
     code = cli.main(["evaluate", "--corpus", "fake", "--out", str(out), "--videos", "1"])
     assert code == 0
     assert (out / "results.json").is_file() and len(list((out / "videos").glob("*.mp4"))) == 1
+
+
+def test_label_free_row_is_what_predict_gives_through_the_silence_gate(tmp_path):
+    """The label-free row claims to be `predict`'s output: a gated model's label-free copy
+    must keep the gate (GRID's checkpoints are gated), on a real tiny model."""
+    from wav2kp.benchmarks.predict import speech_sample, tiny_checkpoint
+    from wav2kp.dataset import clip_from_audio
+    from wav2kp.inference import load_predictor, unwrapped
+    from wav2kp.predict import _feature_setup, predict_track
+    from wav2kp.vad import SilenceGate
+
+    gated = SilenceGate(load_predictor(tiny_checkpoint(tmp_path / "model", epochs=1, emotions=("neutral", "happy")),
+                                       name=results.REFERENCE), name=results.REFERENCE)  # fmt: skip
+    assert evaluate.uses_emotion(gated)
+    sample_rate = 16000
+    silence = np.zeros(sample_rate, np.float32)  # a second of silence each side: the gate acts
+    samples = np.concatenate([silence, speech_sample(2.0, seed=3), silence])
+    times, predicted = predict_track(gated, samples, sample_rate)  # what `predict` writes
+    # the same speech as an evaluation clip, carrying a true label the row must ignore
+    config, stats = _feature_setup(gated)
+    clip = clip_from_audio(samples, sample_rate, times, config, stats, gated.window_config)
+    clip = replace(clip, emotion="angry")
+    (label_free,), _ = evaluate.label_free_variants([gated], [])
+    assert label_free.name == results.LABEL_FREE
+    np.testing.assert_allclose(label_free.predict_landmarks(clip), predicted, atol=1e-4)
+    # without the gate the same copy moves the mouth in the silence: the test can tell
+    bare = unwrapped(gated).with_emotion("").predict_landmarks(clip)
+    assert np.abs(bare - predicted).max() > 1e-3
+    # the calibration keeps itself on a copy too, under the gate (load_predictor's order)
+    from wav2kp.calibration import Calibrated
+
+    both = SilenceGate(Calibrated(unwrapped(gated), name="m"), name="m").with_emotion("")
+    assert isinstance(both, SilenceGate) and isinstance(both.predictor, Calibrated)
+    assert both.predictor.predictor.emotion == "" and both.name == "m ()"

@@ -82,6 +82,13 @@ class Calibrated:
     def __getattr__(self, item):  # window_config, context, normalizer, ... of the model
         return getattr(self.predictor, item)
 
+    def with_emotion(self, emotion, name: str | None = None) -> Calibrated:
+        """The calibration around the wrapped model's ``with_emotion`` copy (through
+        ``__getattr__`` the copy would lose it)."""
+        from wav2kp.vad import rewrapped
+
+        return rewrapped(self, self.predictor.with_emotion(emotion, name), name)
+
     @property
     def reference_spread(self) -> float:
         spread = (self.predictor.context or {}).get("motion_spread") or {}
