@@ -239,3 +239,17 @@ def test_readme_results_block_is_what_the_command_prints_for_the_committed_file(
     assert source, "the README block must name the command that generates it"
     table, protocol = results.load_results(project_root() / source.group(1))
     assert block == results.markdown(table, protocol, source=source.group(1))
+
+
+def test_no_interval_is_printed_over_fewer_than_five_units():
+    """A 2-sentence "95 % interval" (0.0191 [0.0191, 0.0191]) is the spread of two numbers."""
+    from wav2kp import bootstrap
+
+    assert bootstrap.MIN_INTERVAL_UNITS == 5
+    assert results.interval_text(0.0190, 0.0192, 4, 4) == ""
+    assert results.interval_text(0.0190, 0.0192, 5, 4) == " [0.0190, 0.0192]"
+    assert results.interval_text(-0.01, 0.02, 5, 2, "+") == " [-0.01, +0.02]"
+    row = pd.Series({"estimate": 0.0191, "low": 0.0191, "high": 0.0191, "n_seeds": 1,
+                     "seed_sd": np.nan, "n_units": 2})  # fmt: skip
+    assert results._cell(row, 4) == "0.0191"
+    assert results._cell(row.replace(2, 20), 4) == "0.0191 [0.0191, 0.0191]"

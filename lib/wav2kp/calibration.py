@@ -9,7 +9,7 @@ speech frames matches the typical spread of the *training* mouths
 context by ``wav2kp.train``). The gain is bounded (``MAX_GAIN``), so silence or a
 frozen prediction is not blown up. It is aimed at the amplitude (variance ratio, LMD),
 but it does not leave the mouth-opening correlation alone: the opening is a distance,
-so lips a gain pushes through each other open again, and the bounds clip. The lever
+so lips a gain pushes through each other open again. The lever
 study scores every measure with and without it (``calibrated`` views in
 docs/results/grid-levers-cv.md).
 

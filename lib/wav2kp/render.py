@@ -30,11 +30,11 @@ METRIC_LABELS = {
     "lve_iod2": "lip vertex error (IOD²)",
     "mouth_open_r": "mouth-opening r",
     "variance_ratio": "variance ratio",
-    "jitter_ratio": "jitter ratio",
+    "mouth_jitter_ratio": "mouth jitter ratio",
     "av_offset_ms": "A/V offset (ms)",
 }
 # Where the ideal value lies, drawn as a dashed reference line.
-IDEAL = {"mouth_open_r": 1.0, "variance_ratio": 1.0, "jitter_ratio": 1.0, "av_offset_ms": 0.0}
+IDEAL = {"mouth_open_r": 1.0, "variance_ratio": 1.0, "mouth_jitter_ratio": 1.0, "av_offset_ms": 0.0}
 PANEL = 256
 
 
@@ -124,7 +124,7 @@ def plot_intervals(
         "mouth_open_r",
         "variance_ratio",
         "mouth_lmd_iod",
-        "jitter_ratio",
+        "mouth_jitter_ratio",
     ),
     space: str = "aligned",
     order: Sequence[str] | None = None,
