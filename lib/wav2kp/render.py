@@ -32,6 +32,9 @@ METRIC_LABELS = {
     "variance_ratio": "variance ratio",
     "mouth_jitter_ratio": "mouth jitter ratio",
     "av_offset_ms": "A/V offset (ms)",
+    "mouth_crop_px": "mouth error (crop px)",
+    "face_crop_px": "face error (crop px)",
+    "lve_crop_px2": "lip vertex error (crop px²)",
 }
 # Where the ideal value lies, drawn as a dashed reference line.
 IDEAL = {"mouth_open_r": 1.0, "variance_ratio": 1.0, "mouth_jitter_ratio": 1.0, "av_offset_ms": 0.0}

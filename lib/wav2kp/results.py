@@ -403,8 +403,10 @@ def _describe_protocol(protocol: Mapping[str, Any], summary: pd.DataFrame) -> li
         f"(split seed {protocol.get('split_seed', '?')}): {n_units} sentences never seen in "
         f"training, {n_clips} clips, {n_frames:,} frames; every model scored on the same frames.",
         f"Trained models{_profile(protocol)}: {_trained(protocol)}. Cells read mean ± sd over "
-        f"training seeds [95 % bootstrap interval over test sentences, "
-        f"{protocol.get('n_resamples', bootstrap.N_RESAMPLES)} resamples].",
+        "training seeds"
+        + (f" [95 % bootstrap interval over test sentences, "
+           f"{protocol.get('n_resamples', bootstrap.N_RESAMPLES)} resamples]."
+           if bootstrap.interval_shown(n_units) else "."),
         "Every model, baselines included, is fitted on "
         + ("train + val sentences (the refit rule), choices such as ridge's alpha made on val "
            "first." if refit else "the train sentences only (no refit on val).")
@@ -462,9 +464,10 @@ def markdown(
     if len(diffs):
         scored = diffs.groupby("metric", sort=False)["estimate"].apply(lambda e: e.notna().any())
         metrics = [m for m in dict.fromkeys(diffs["metric"]) if scored[m]]
+        shown = bootstrap.interval_shown(int(diffs["n_units"].max()))
         lines += ["", "**Paired differences** (pose-normalised space): the default with its "
-                  "true label minus each model, on the same test clips [95 % interval over "
-                  "test sentences].", ""]  # fmt: skip
+                  "true label minus each model, on the same test clips"
+                  + (" [95 % interval over test sentences]." if shown else "."), ""]  # fmt: skip
         rows = []
         for model in ordered_models(diffs["model"].unique()):
             part = diffs[diffs["model"] == model].set_index("metric")
