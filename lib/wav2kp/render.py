@@ -48,7 +48,10 @@ def plot_metrics(
     columns: int = 3,
 ):
     """One box plot per metric (a point per clip) across models; dashed line = ideal."""
-    metric_names = [m for m in (metric_names or METRIC_LABELS) if m in df.columns]
+    # a space's table holds only its own measures: the other space's are all NaN
+    metric_names = [
+        m for m in (metric_names or METRIC_LABELS) if m in df.columns and df[m].notna().any()
+    ]
     order = list(order) if order else list(dict.fromkeys(df["model"]))
     rows = -(-len(metric_names) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
