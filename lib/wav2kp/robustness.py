@@ -281,6 +281,7 @@ def target_table(
 def summary_markdown(sets: Mapping[str, tuple[pd.DataFrame, pd.DataFrame, str]]) -> str:
     """Markdown: per set, every model's metrics as mean [95 % interval] (pose-normalised
     space), then the chosen model's target verdicts."""
+    from wav2kp.bootstrap import interval_shown
     from wav2kp.results import interval_text, summarise
 
     every_column = [("mouth_open_r", "mouth-opening r", 2), ("variance_ratio", "variance ratio", 2),
@@ -294,9 +295,11 @@ def summary_markdown(sets: Mapping[str, tuple[pd.DataFrame, pd.DataFrame, str]])
         wide = summary.set_index(["model", "metric"])
         seeds = int(table["seed"].nunique())
         units = "test sentences" if unit == "sentence_id" else "videos (one voice each)"
+        n_units = int(summary["n_units"].max())
+        over = (f"intervals: 95 % bootstrap over {n_units} {units}" if interval_shown(n_units)
+                else f"{n_units} {units}: too few for an interval")  # fmt: skip
         out.append(f"**{set_name}** ({seeds} training seed{'s' if seeds > 1 else ''}; "
-                   f"intervals: 95 % bootstrap over {summary['n_units'].max()} {units}; "
-                   "pose-normalised space)\n")  # fmt: skip
+                   f"{over}; pose-normalised space)\n")  # fmt: skip
         out.append(
             "| model | " + " | ".join(title for _, title, _ in columns) + " | seed sd of r |"
         )
@@ -316,7 +319,8 @@ def summary_markdown(sets: Mapping[str, tuple[pd.DataFrame, pd.DataFrame, str]])
             cells.append("—" if not np.isfinite(sd) else f"{sd:.3f}")
             out.append(f"| {model} | " + " | ".join(cells) + " |")
         out.append("")
-        out.append("| target | threshold | estimate [95 %] | verdict |")
+        out.append(f"| target | threshold | estimate{' [95 %]' * interval_shown(n_units)} | "
+                   "verdict |")  # fmt: skip
         out.append("|---|---|---|---|")
         for row in targets.itertuples():
             out.append(f"| {row.target} ({row.model}) | {row.threshold} | {row.estimate:.3f}"
