@@ -30,15 +30,19 @@
 # | lip vertex error | per frame the worst lip point's squared error (2D LVE) | 0 |
 # | mouth-opening r | Pearson r of predicted vs true inner-lip gap over time | 1 |
 # | variance ratio | std of predicted / true mouth opening (a frozen mouth scores 0) | 1 |
-# | jitter ratio | mean acceleration of the points, predicted / true (> 1 = shakier) | 1 |
+# | mouth jitter ratio | mean acceleration of the lip points, predicted / true (> 1 = shakier) | 1 |
+# | mouth / face error (crop px) | frame coordinates: raw distance of the points in vid2vid's 256 px crop | 0 |
 # | A/V offset | lag (ms) maximising the correlation of predicted with true opening; + = late | 0 |
 #
 # **Equal footing.** Every model is scored on exactly the same frames, in the same two
 # spaces: the *pose-normalised* space (head pose removed from the truth and from every
 # prediction alike, so the `original` replica's frame coordinates are mapped exactly like
 # the default model's pose-free output) and *frame coordinates* (every prediction's
-# pose-free face placed with the test video's measured head pose). Distances are in
-# inter-ocular distances (IOD) and in pixels of a 256 px vid2vid-style face crop. All
+# pose-free face placed with the test video's measured head pose). Each space has its own
+# measures: the pose-normalised space the ones above but the crop errors (distances in
+# inter-ocular distances, IOD; jitter on the mouth, free of head motion); frame
+# coordinates the raw-position errors in pixels of vid2vid's crop, set on the first frame
+# and resized to 256 px (not centred per frame, so not a copy of the LMD). All
 # models, baselines included, follow one rule for the validation sentences: when the
 # trained models were refit on train + val (notebook 04), so are the baselines. The ridge
 # baseline sees exactly the default model's audio window.

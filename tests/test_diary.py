@@ -42,7 +42,12 @@ def make_run(runs: Path, folder: str, corpus: str, status: str = "ok", metrics=N
 def evaluation(r: float, **more) -> dict:
     return {
         "metrics": {
-            "default": {"mouth_open_r": r, "variance_ratio": 0.95, "jitter_ratio": 1.0, **more},
+            "default": {
+                "mouth_open_r": r,
+                "variance_ratio": 0.95,
+                "mouth_jitter_ratio": 1.0,
+                **more,
+            },
             "original": {"mouth_open_r": 0.4, "variance_ratio": 0.5},
             "details": {"n_clips": 4, "per_emotion": {"default": {"joy": {"mouth_open_r": 0}}}},
         },
@@ -94,7 +99,7 @@ def test_diary_shows_corpora_side_by_side_with_trends_filters_and_thumbnails(tmp
         "space,model,metric,estimate,low,high,seed_sd\n"
         "aligned,default,mouth_open_r,0.85,0.8,0.9,\n"
         "frame,default,mouth_open_r,0.7,0.6,0.75,\n"
-        "aligned,default,jitter_ratio,1.0,nan,nan,\n"
+        "aligned,default,mouth_jitter_ratio,1.0,nan,nan,\n"
         "aligned,default,variance_ratio,0.95,0.95,0.95,\n"  # one sentence: no interval
     )
     grid = make_run(

@@ -78,15 +78,17 @@ def test_a_nan_frame_of_one_model_removes_it_for_all():
 
 def test_the_perfect_model_is_perfect_in_both_spaces(evaluated):
     _, df = evaluated
-    perfect = df[df["model"] == "default"]
-    assert perfect["mouth_lmd_iod"].to_numpy() == pytest.approx(0.0, abs=1e-9)
-    assert perfect["face_lmd_iod"].to_numpy() == pytest.approx(0.0, abs=1e-9)
-    assert perfect["mouth_open_r"].to_numpy() == pytest.approx(1.0)
+    perfect = df[df["model"] == "default"].set_index("space")
+    assert perfect.loc["aligned", "mouth_lmd_iod"].to_numpy() == pytest.approx(0.0, abs=1e-9)
+    assert perfect.loc["aligned", "face_lmd_iod"].to_numpy() == pytest.approx(0.0, abs=1e-9)
+    assert perfect.loc["aligned", "mouth_open_r"].to_numpy() == pytest.approx(1.0)
+    for metric in metrics.FRAME_METRICS:
+        assert perfect.loc["frame", metric].to_numpy() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_a_right_face_in_the_wrong_pose_is_scored_like_the_right_face():
     # a frame-coordinate model (like the original replica) whose face is right but whose
-    # head pose is off gets the same pose-normalised and frame scores as the truth
+    # head pose is off gets the truth's scores: its face is placed with the video's pose
     opening = speech_opening(150)
     truth = talking_face(opening)
     n = len(truth)
@@ -96,17 +98,15 @@ def test_a_right_face_in_the_wrong_pose_is_scored_like_the_right_face():
     table = evaluate.score_landmarks(
         {"right_face": wrong_pose, "still": still}, truth, times(n), clip_id="c"
     ).set_index(["model", "space"])
-    for space in evaluate.SPACES:
-        assert table.loc[("right_face", space), "mouth_lmd_iod"] == pytest.approx(0, abs=1e-9)
-        assert table.loc[("right_face", space), "mouth_open_r"] == pytest.approx(1.0)
-        assert table.loc[("still", space), "mouth_lmd_iod"] > 0.01
-    # the opening scores divide by the face's own eye distance: equal in both spaces
-    for metric in ("mouth_open_r", "variance_ratio", "av_offset_ms"):
-        frame, aligned = (
-            table.loc[("still", "frame"), metric],
-            table.loc[("still", "aligned"), metric],
-        )
-        assert np.isnan(frame) and np.isnan(aligned) or frame == pytest.approx(aligned)
+    assert table.loc[("right_face", "aligned"), "mouth_lmd_iod"] == pytest.approx(0, abs=1e-9)
+    assert table.loc[("right_face", "aligned"), "mouth_open_r"] == pytest.approx(1.0)
+    assert table.loc[("still", "aligned"), "mouth_lmd_iod"] > 0.01
+    assert table.loc[("right_face", "frame"), "mouth_crop_px"] == pytest.approx(0, abs=1e-6)
+    assert table.loc[("still", "frame"), "mouth_crop_px"] > 0.5
+    # each space has its own measures: none is a copy of the other's
+    aligned_only = [m for m in metrics.METRIC_DIRECTIONS if m not in metrics.FRAME_METRICS]
+    assert table.loc[(slice(None), "frame"), aligned_only].isna().all().all()
+    assert table.loc[(slice(None), "aligned"), list(metrics.FRAME_METRICS)].isna().all().all()
     # scored as given, in pixels, the wrong pose costs a lot
     raw = metrics.face_lmd(wrong_pose, truth)
     assert raw > 0.05
@@ -265,3 +265,37 @@ def test_run_evaluation_on_a_corpus(tmp_path, monkeypatch):
     code = cli.main(["evaluate", "--corpus", "fake", "--out", str(out), "--videos", "1"])
     assert code == 0
     assert (out / "results.json").is_file() and len(list((out / "videos").glob("*.mp4"))) == 1
+
+
+def test_label_free_row_is_what_predict_gives_through_the_silence_gate(tmp_path):
+    """The label-free row claims to be `predict`'s output: a gated model's label-free copy
+    must keep the gate (GRID's checkpoints are gated), on a real tiny model."""
+    from wav2kp.benchmarks.predict import speech_sample, tiny_checkpoint
+    from wav2kp.dataset import clip_from_audio
+    from wav2kp.inference import load_predictor, unwrapped
+    from wav2kp.predict import _feature_setup, predict_track
+    from wav2kp.vad import SilenceGate
+
+    gated = SilenceGate(load_predictor(tiny_checkpoint(tmp_path / "model", epochs=1, emotions=("neutral", "happy")),
+                                       name=results.REFERENCE), name=results.REFERENCE)  # fmt: skip
+    assert evaluate.uses_emotion(gated)
+    sample_rate = 16000
+    silence = np.zeros(sample_rate, np.float32)  # a second of silence each side: the gate acts
+    samples = np.concatenate([silence, speech_sample(2.0, seed=3), silence])
+    times, predicted = predict_track(gated, samples, sample_rate)  # what `predict` writes
+    # the same speech as an evaluation clip, carrying a true label the row must ignore
+    config, stats = _feature_setup(gated)
+    clip = clip_from_audio(samples, sample_rate, times, config, stats, gated.window_config)
+    clip = replace(clip, emotion="angry")
+    (label_free,), _ = evaluate.label_free_variants([gated], [])
+    assert label_free.name == results.LABEL_FREE
+    np.testing.assert_allclose(label_free.predict_landmarks(clip), predicted, atol=1e-4)
+    # without the gate the same copy moves the mouth in the silence: the test can tell
+    bare = unwrapped(gated).with_emotion("").predict_landmarks(clip)
+    assert np.abs(bare - predicted).max() > 1e-3
+    # the calibration keeps itself on a copy too, under the gate (load_predictor's order)
+    from wav2kp.calibration import Calibrated
+
+    both = SilenceGate(Calibrated(unwrapped(gated), name="m"), name="m").with_emotion("")
+    assert isinstance(both, SilenceGate) and isinstance(both.predictor, Calibrated)
+    assert both.predictor.predictor.emotion == "" and both.name == "m ()"

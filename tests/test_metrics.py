@@ -68,10 +68,12 @@ def test_perfect_prediction_is_zero_error_r_one_offset_zero():
         assert result[key] == pytest.approx(0.0, abs=1e-12), key
     assert result["mouth_open_r"] == pytest.approx(1.0)
     assert result["variance_ratio"] == pytest.approx(1.0)
-    assert result["jitter_ratio"] == pytest.approx(1.0)
+    assert result["mouth_jitter_ratio"] == pytest.approx(1.0)
     assert result["av_offset_ms"] == 0.0
     assert result["n_frames_scored"] == len(true)
-    assert set(metrics.METRIC_DIRECTIONS) <= set(result)
+    assert set(metrics.METRIC_DIRECTIONS) - set(metrics.FRAME_METRICS) <= set(result)
+    frame = metrics.evaluate_frame_sequence(true.copy(), true, times(len(true)))
+    assert {k: frame[k] for k in metrics.FRAME_METRICS} == dict.fromkeys(metrics.FRAME_METRICS, 0.0)
 
 
 def test_frozen_mouth_has_zero_variance_ratio_and_undefined_r():
@@ -160,6 +162,47 @@ def test_nan_frames_in_ground_truth_are_ignored():
     assert masked["mouth_lmd_iod"] == pytest.approx(clean["mouth_lmd_iod"])
 
 
+def test_frame_coordinate_errors_by_hand():
+    """Raw positions in pixels of vid2vid's crop set on the first frame: 256 px for 2.5
+    face widths of the truth's first frame, no centring, no per-frame size."""
+    face = np.zeros((3, 68, 2))
+    face[:, :, 0] = np.linspace(0.0, 100.0, 68)  # a face box 100 px wide on the first frame
+    face[:, :, 1] = 50.0
+    face[1:] *= 2.0  # the head then comes twice as close: a bigger face, same crop
+    pred = face.copy()
+    pred[:, 48:68] += [3.0, 4.0]  # every lip point 5 px off, in every frame
+    scale = 256 / (2.5 * 100.0)
+    t = times(3)
+    assert metrics.first_frame_crop_scale(face) == pytest.approx(1.024)
+    frame = metrics.evaluate_frame_sequence(pred, face, t)
+    assert frame["mouth_crop_px"] == pytest.approx(5 * scale)
+    assert frame["face_crop_px"] == pytest.approx(5 * scale * 20 / 68)
+    assert frame["lve_crop_px2"] == pytest.approx((5 * scale) ** 2)
+    # the same 5 px shift of a centred mouth is no LMD error: the measures differ in kind
+    assert metrics.mouth_lmd(pred, face, "px") == pytest.approx(0.0, abs=1e-12)
+    # an error that scales with the face grows as the head comes closer (not invariant):
+    # 5 px on the first frame, 10 px on the two bigger ones
+    growing = face.copy()
+    growing[:, 48:68] += np.array([[3.0, 4.0], [6.0, 8.0], [6.0, 8.0]])[:, None]
+    assert metrics.crop_distance(growing, face) == pytest.approx((5 + 10 + 10) / 3 * scale)
+
+
+def test_jitter_is_the_second_difference_of_the_chosen_points_by_hand():
+    # one mouth point moves 0, 1, 4, 9 px (acceleration 2 px/frame^2), the rest stands
+    still = np.zeros((4, 68, 2))
+    still[:, 45, 0] = 60.0  # eye corners apart: a usable face
+    moving = still.copy()
+    moving[:, 50, 0] = [0.0, 1.0, 4.0, 9.0]
+    assert metrics.jitter(moving, points=[50]) == pytest.approx(2.0)
+    assert metrics.jitter(moving) == pytest.approx(2.0 / 68)
+    # first differences would give 1, 3, 5: a mean of 3, not 2
+    truth = still.copy()
+    truth[:, 50, 0] = [0.0, 1.0, 2.0, 3.0 + 1.0]  # acceleration 0, 1: mean 0.5
+    truth[:, :36] += np.array([0.0, 5.0, 0.0, 5.0])[:, None, None]  # a shaking head, no mouth
+    assert metrics.jitter_ratio(moving, truth) == pytest.approx(2.0 / 0.5)
+    assert metrics.jitter_ratio(moving, truth, points=metrics.FACE) < 1  # the head dominates
+
+
 def test_jitter_ratio_above_one_for_added_noise():
     true = talking_face(speech_opening())
     noisy = true + np.random.default_rng(0).normal(0, 1.0, size=true.shape)
@@ -228,7 +271,7 @@ def test_iod_metrics_are_invariant_to_moving_and_scaling_both_sequences(seed, sh
     base = metrics.evaluate_sequence(pred, true, times(40))
     moved = metrics.evaluate_sequence(pred * scale + shift, true * scale + shift, times(40))
     for key in ("mouth_lmd_iod", "mouth_lmd_px256", "face_lmd_iod", "lvd_mouth_iod", "lve_iod2",
-                "mouth_open_r", "variance_ratio", "jitter_ratio", "av_offset_ms"):  # fmt: skip
+                "mouth_open_r", "variance_ratio", "mouth_jitter_ratio", "av_offset_ms"):  # fmt: skip
         assert moved[key] == pytest.approx(base[key], rel=1e-6, abs=1e-9), key
 
 

@@ -134,8 +134,11 @@ def demo_table() -> pd.DataFrame:
         scores[("default", seed)] = {
             "mouth_open_r": rng.uniform(0.7, 0.9, n), "variance_ratio": rng.uniform(0.8, 1.1, n),
             "mouth_lmd_iod": rng.uniform(0.01, 0.02, n), "face_lmd_iod": rng.uniform(0.01, 0.02, n),
-            "mouth_lmd_px256": rng.uniform(0.5, 1.5, n), "jitter_ratio": rng.uniform(0.8, 1.2, n),
+            "mouth_lmd_px256": rng.uniform(0.5, 1.5, n),
+            "mouth_jitter_ratio": rng.uniform(0.8, 1.2, n),
             "av_offset_ms": np.zeros(n), "av_offset_frames": np.zeros(n),
+            "mouth_crop_px": rng.uniform(0.5, 1.5, n), "face_crop_px": rng.uniform(0.5, 1.5, n),
+            "lve_crop_px2": rng.uniform(1.0, 3.0, n),
         }  # fmt: skip
         scores[(results.LABEL_FREE, seed)] = {
             k: v * 0.95 for k, v in scores[("default", seed)].items()
@@ -182,6 +185,17 @@ def test_markdown_is_deterministic_and_shows_both_spaces_and_both_label_rows():
     assert text.startswith(results.README_BEGIN) and text.rstrip().endswith(results.README_END)
     assert "`wav2kp results results/x.json --markdown`" in text
     assert "Pose-normalised space" in text and "Frame coordinates" in text
+    assert "mouth error (crop px)" in text and "mouth jitter ratio" in text
+    assert "not in this results file" not in text.lower()
+    # a results file scored before frame space had measures of its own says so
+    older = table.drop(columns=["mouth_crop_px", "face_crop_px", "lve_crop_px2",
+                                "mouth_jitter_ratio"])  # fmt: skip
+    old_text = results.markdown(older, protocol)
+    assert "**Frame coordinates** — not in this results file" in old_text
+    assert "Not in this results file (scored before they were defined): mouth jitter ratio." in (
+        old_text
+    )
+    assert "| mouth jitter ratio |" not in old_text and "crop px) |" not in old_text
     assert "no emotion label" in text and "true emotion label" in text
     assert "training seeds 0, 1, 2" in text and "train + val" in text
     assert "100 ms past, 200 ms future" in text
@@ -239,3 +253,17 @@ def test_readme_results_block_is_what_the_command_prints_for_the_committed_file(
     assert source, "the README block must name the command that generates it"
     table, protocol = results.load_results(project_root() / source.group(1))
     assert block == results.markdown(table, protocol, source=source.group(1))
+
+
+def test_no_interval_is_printed_over_fewer_than_five_units():
+    """A 2-sentence "95 % interval" (0.0191 [0.0191, 0.0191]) is the spread of two numbers."""
+    from wav2kp import bootstrap
+
+    assert bootstrap.MIN_INTERVAL_UNITS == 5
+    assert results.interval_text(0.0190, 0.0192, 4, 4) == ""
+    assert results.interval_text(0.0190, 0.0192, 5, 4) == " [0.0190, 0.0192]"
+    assert results.interval_text(-0.01, 0.02, 5, 2, "+") == " [-0.01, +0.02]"
+    row = pd.Series({"estimate": 0.0191, "low": 0.0191, "high": 0.0191, "n_seeds": 1,
+                     "seed_sd": np.nan, "n_units": 2})  # fmt: skip
+    assert results._cell(row, 4) == "0.0191"
+    assert results._cell(row.replace(2, 20), 4) == "0.0191 [0.0191, 0.0191]"

@@ -38,7 +38,7 @@ def test_cv_scores_proxies_and_views_and_reuses(corpus, one_torch_thread):
     table = result.table
     assert not result.errors() and len(table) == 4
     for column in ("heldout+gate:mouth_open_r", "heldout+calibrated:variance_ratio",
-                   "val_phone:mouth_open_r", "val_phone+gate:jitter_ratio"):  # fmt: skip
+                   "val_phone:mouth_open_r", "val_phone+gate:mouth_jitter_ratio"):  # fmt: skip
         assert np.isfinite(table[column].astype(float)).all(), column
     # a fold scores the condition copies of its held-out sentences only
     assert (table["val_phone:clips"] < len(heard)).all() and (table["val_phone:clips"] > 0).all()

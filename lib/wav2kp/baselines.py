@@ -143,9 +143,10 @@ class LoudnessBaseline:
     lag (from ``lags_ms``) and the per-coordinate intercept and slope by least squares
     on the training clips' aligned mouth motion.
 
-    A clip is predicted from its audio (``clip.audio_path``) and its speaker's neutral
-    face: the normaliser's for a training speaker, else one estimated from the clip's own
-    landmarks (``neutral_from_landmarks``), so it also scores clips of unseen speakers.
+    A clip is predicted from its audio (``clip.audio_path``) around the neutral face a
+    trained model gets (``TargetNormalizer.neutral_for``): the speaker's for a training
+    speaker, else the training speakers' mean - never one estimated from a test clip's
+    own ground truth, which no model is given.
     """
 
     name = "loudness"
@@ -202,16 +203,21 @@ class LoudnessBaseline:
         return self._audio[path]
 
     def _mouth_motion(self, clip: ClipData) -> np.ndarray:
-        """(T, 20, 2) aligned mouth minus the speaker's neutral mouth; NaN where invalid."""
+        """(T, 20, 2) aligned mouth of a training clip minus its speaker's neutral mouth
+        (a fitting clip's own ground truth may set it); NaN where invalid."""
         aligned, _ = self.normalizer.align(clip.landmarks)
-        aligned[~np.asarray(clip.valid, bool)] = np.nan
-        return (aligned - self.neutral(clip)[None])[:, MOUTH]
+        valid = np.asarray(clip.valid, bool)
+        aligned[~valid] = np.nan
+        if clip.speaker in getattr(self.normalizer, "neutrals", {}):
+            neutral = self.normalizer.neutral_for(clip.speaker)
+        else:
+            neutral = self.normalizer.neutral_from_landmarks(clip.landmarks[valid])
+        return (aligned - neutral[None])[:, MOUTH]
 
     def neutral(self, clip: ClipData) -> np.ndarray:
-        """(68, 2) aligned neutral face for the clip's speaker (see class doc)."""
-        if clip.speaker in getattr(self.normalizer, "neutrals", {}):
-            return self.normalizer.neutral_for(clip.speaker)
-        return self.normalizer.neutral_from_landmarks(clip.landmarks[np.asarray(clip.valid, bool)])
+        """(68, 2) aligned neutral face a prediction for ``clip`` is built on: the one a
+        trained model gets for its speaker (see class doc)."""
+        return self.normalizer.neutral_for(clip.speaker or None)
 
     # ----- fit / predict -----
     def fit(self, train_clips: Sequence[ClipData]) -> LoudnessBaseline:
@@ -252,19 +258,6 @@ class LoudnessBaseline:
         faces = np.repeat(np.asarray(neutral, np.float64)[None], len(level), axis=0)
         faces[:, MOUTH] += self.intercept[None] + level[:, None, None] * self.slope[None]
         return faces
-
-    def predict_for_video(
-        self, samples: np.ndarray, sample_rate: int, frame_times: np.ndarray, landmarks: np.ndarray
-    ) -> np.ndarray:
-        """(T, 68, 2) pixels for a video's own speech, to score against its own measured
-        ``landmarks`` (T, 68, 2, NaN where missing; e.g. ``wav2kp.evaluate
-        .score_extraction``): the neutral face from the video's closed-mouth frames, the
-        head pose from its landmarks. Needs no training on that speaker."""
-        landmarks = np.asarray(landmarks, np.float64)
-        neutral = self.normalizer.neutral_from_landmarks(landmarks)
-        _, pose = self.normalizer.align(landmarks)
-        pose, _ = fill_pose(pose)
-        return apply_pose(self.predict_aligned(samples, sample_rate, frame_times, neutral), pose)
 
     def predict_landmarks(self, clip: ClipData) -> np.ndarray:
         samples, rate = self._clip_audio(clip)

@@ -30,6 +30,14 @@ MIN_UNITS = 20
 MIN_FRAMES = 1000
 
 TOO_FEW = "too few test sentences to judge"
+# Below this many units no interval is printed at all: a percentile interval over two
+# sentences is the spread of two numbers (0.0191 [0.0191, 0.0191]), not an uncertainty.
+MIN_INTERVAL_UNITS = 5
+
+
+def interval_shown(n_units: int) -> bool:
+    """Whether an interval over ``n_units`` units is worth printing."""
+    return n_units >= MIN_INTERVAL_UNITS
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,11 @@ towards the mean. ``Calibrated`` rescales each utterance's predicted jaw and mou
 speech frames matches the typical spread of the *training* mouths
 (``motion_spread``: the median over training clips, stored in every checkpoint's
 context by ``wav2kp.train``). The gain is bounded (``MAX_GAIN``), so silence or a
-frozen prediction is not blown up. Mouth-opening correlation is unchanged by a gain;
-what changes is the amplitude (variance ratio, LMD).
+frozen prediction is not blown up. It is aimed at the amplitude (variance ratio, LMD),
+but it does not leave the mouth-opening correlation alone: the opening is a distance,
+so lips a gain pushes through each other open again. The lever
+study scores every measure with and without it (``calibrated`` views in
+docs/results/grid-levers-cv.md).
 
 ``TrainConfig(calibrate=True)`` makes ``wav2kp.inference.load_predictor`` return the
 model calibrated; ``wav2kp cv`` scores it as the ``calibrated`` view of any model.
@@ -81,6 +84,13 @@ class Calibrated:
 
     def __getattr__(self, item):  # window_config, context, normalizer, ... of the model
         return getattr(self.predictor, item)
+
+    def with_emotion(self, emotion, name: str | None = None) -> Calibrated:
+        """The calibration around the wrapped model's ``with_emotion`` copy (through
+        ``__getattr__`` the copy would lose it)."""
+        from wav2kp.vad import rewrapped
+
+        return rewrapped(self, self.predictor.with_emotion(emotion, name), name)
 
     @property
     def reference_spread(self) -> float:

@@ -69,14 +69,15 @@ METRICS = [
     "mouth_lmd_iod",
     "variance_ratio",
     "lvd_mouth_iod",
-    "jitter_ratio",
+    "mouth_jitter_ratio",
     "av_offset_frames",
 ]
-RESULT_VERSION = 1  # bump when what a task computes changes: cached results are redone
+# bump when what a task computes changes: cached results are redone (2: mouth jitter)
+RESULT_VERSION = 2
 RUN_ONLY_FIELDS = ("max_minutes", "device", "num_threads")
 # extra scores of proxies and views (module doc): the mouth-opening measures and, where
 # clips carry the truth of who speaks when, the share of silent frames with an open mouth
-EXTRA_METRICS = ("mouth_open_r", "variance_ratio", "jitter_ratio", "av_offset_frames",
+EXTRA_METRICS = ("mouth_open_r", "variance_ratio", "mouth_jitter_ratio", "av_offset_frames",
                  "mouth_lmd_iod", "silent_open_share")  # fmt: skip
 
 

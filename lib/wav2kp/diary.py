@@ -42,10 +42,10 @@ HEADLINE_METRICS = (
     "mouth_lmd_iod",
     "face_lmd_iod",
     "lvd_mouth_iod",
-    "jitter_ratio",
+    "mouth_jitter_ratio",
     "av_offset_ms",
 )
-TREND_METRICS = ("mouth_open_r", "variance_ratio", "mouth_lmd_iod", "jitter_ratio")
+TREND_METRICS = ("mouth_open_r", "variance_ratio", "mouth_lmd_iod", "mouth_jitter_ratio")
 PRIMARY_MODEL = "default"
 # Models evaluated beside the primary one (shown in each run's details).
 BASELINE_MODELS = ("neutral_face", "mean_face", "loudness", "ridge", "original", "seed")

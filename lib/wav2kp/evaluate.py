@@ -11,9 +11,12 @@ then scored in two spaces (``SPACES``):
 - ``frame``: frame coordinates. Every prediction's pose-free face is placed with the
   test video's measured head pose (the truth's similarity), the same way for every model.
 
-The mouth-opening scores (r, variance ratio, A/V offset) divide the lip gap by the
-face's own inter-ocular distance, which no similarity changes, so they agree between the
-spaces; distances (LMD, LVD, LVE) and jitter differ.
+Each space has its own measures. The pose-normalised space gets LMD, LVD, LVE, the
+mouth-opening scores (r, variance ratio, A/V offset) and the mouth's jitter ratio.
+Frame coordinates get raw-position errors in pixels of vid2vid's crop set on the first
+frame (``wav2kp.metrics.FRAME_METRICS``): LMD's per-frame centring and IOD scaling would
+cancel the head pose and give the pose-normalised numbers again, and jitter there would
+measure the real head motion every model is given, not the model.
 
 Every predictor (every model and training seed) is scored on exactly the same frames of a
 clip: the ground-truth-valid frames where *all* predictors give finite keypoints (a
@@ -157,9 +160,12 @@ def _score(
     for space, (preds, true) in by_space.items():
         for key, pred in preds.items():
             try:
-                out[key][space] = metrics.evaluate_sequence(
-                    pred, true, frame_times, mask, max_lag_frames
-                )
+                if space == "frame":
+                    out[key][space] = metrics.evaluate_frame_sequence(pred, true, frame_times, mask)
+                else:
+                    out[key][space] = metrics.evaluate_sequence(
+                        pred, true, frame_times, mask, max_lag_frames
+                    )
             except ValueError as err:
                 out[key][space] = str(err)
     return out

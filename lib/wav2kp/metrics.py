@@ -13,7 +13,15 @@ Units
   Convention: the vid2vid face crop (a square of side 2.5 x the width of the 68-point
   box, see docs/reference vid2vid-face-format), fixed per clip like vid2vid and the
   original project do, using the clip's median ground-truth face-box width, resized to
-  256 px. So ``px256 = pixels * 256 / (2.5 * median_face_width)``.
+  256 px. So ``px256 = pixels * 256 / (2.5 * median_face_width)``. These are scored in
+  the pose-normalised space, where every face has the same scale.
+- ``*_crop_px``: pixels of vid2vid's own crop, scaled to 256 px: the square of side 2.5 x
+  the face-box width of the ground truth's *first* scored frame, set once per clip as
+  vid2vid sets it, so ``crop_px = pixels * 256 / (2.5 * first_face_width)``. The frame-
+  coordinate measures (:func:`evaluate_frame_sequence`) use it on raw point positions,
+  neither centred nor divided by any per-frame size: an error grows with the face as
+  the head comes closer, as it does on the rendered video. (Per-frame centring and IOD
+  scaling would cancel the head pose, giving the pose-normalised numbers again.)
 
 Sign of the A/V offset: positive means the predicted mouth moves *later* than the real
 one (the prediction lags the audio), negative means it anticipates it.
@@ -80,6 +88,42 @@ def crop_scale_px256(true: np.ndarray, valid: np.ndarray | None = None) -> float
         return float("nan")
     widths = np.ptp(true[ok, :, 0], axis=1)
     return CROP_PIXELS / (CROP_SIDE_PER_FACE_WIDTH * float(np.median(widths)))
+
+
+def first_frame_crop_scale(true: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """Factor from frame pixels to pixels of vid2vid's crop (2.5 face widths, set on the
+    first valid ground-truth frame) resized to 256 px; NaN when no frame is valid."""
+    true = np.asarray(true, dtype=np.float64)
+    ok = np.flatnonzero(valid_frames(true, valid))
+    if not len(ok):
+        return float("nan")
+    width = float(np.ptp(true[ok[0], :, 0]))
+    return CROP_PIXELS / (CROP_SIDE_PER_FACE_WIDTH * width) if width > 0 else float("nan")
+
+
+def crop_distance(
+    pred: np.ndarray, true: np.ndarray, points: np.ndarray = MOUTH, valid=None
+) -> float:
+    """Mean L2 distance per point and frame between raw positions (not centred), in
+    pixels of the first-frame crop (``first_frame_crop_scale``)."""
+    pred, true = _check_pair(pred, true)
+    ok = scored_frames(pred, true, valid)
+    if not ok.any():
+        return float("nan")
+    dist = np.linalg.norm(pred[ok][:, points] - true[ok][:, points], axis=-1)
+    return float(dist.mean() * first_frame_crop_scale(true, ok))
+
+
+def crop_lip_vertex_error(pred: np.ndarray, true: np.ndarray, valid=None) -> float:
+    """LVE in frame coordinates: per frame the maximum over lip points 48-67 of the squared
+    raw-position error in first-frame crop pixels, averaged over frames."""
+    pred, true = _check_pair(pred, true)
+    ok = scored_frames(pred, true, valid)
+    if not ok.any():
+        return float("nan")
+    err = np.linalg.norm(pred[ok][:, MOUTH] - true[ok][:, MOUTH], axis=-1)
+    err = err * first_frame_crop_scale(true, ok)
+    return float(np.mean(np.max(err**2, axis=1)))
 
 
 def _per_frame_centred_distance(pred, true, points) -> np.ndarray:
@@ -237,25 +281,27 @@ def _mean_abs_acceleration(lm: np.ndarray, ok: np.ndarray) -> float:
     return float(np.linalg.norm(accel, axis=-1).mean()) if len(accel) else float("nan")
 
 
-def jitter(landmarks: np.ndarray, valid: np.ndarray | None = None) -> float:
-    """Mean |second difference| (acceleration, pixels/frame^2) over points and frame
+def jitter(landmarks: np.ndarray, valid: np.ndarray | None = None, points=FACE) -> float:
+    """Mean |second difference| (acceleration, pixels/frame^2) over ``points`` and frame
     triples that are all valid."""
     lm = np.asarray(landmarks, dtype=np.float64)
     ok = np.isfinite(lm).all(axis=(1, 2))
     if valid is not None:
         ok &= np.asarray(valid, dtype=bool)
-    return _mean_abs_acceleration(lm, ok)
+    return _mean_abs_acceleration(lm[:, points], ok)
 
 
-def jitter_ratio(pred, true, valid=None) -> float:
-    """Jitter of the prediction / jitter of the ground truth on the same frames
-    (> 1: shakier than real)."""
+def jitter_ratio(pred, true, valid=None, points: np.ndarray = MOUTH) -> float:
+    """Jitter of the prediction's ``points`` / jitter of the ground truth's on the same
+    frames (> 1: shakier than real). Scored on the mouth in the pose-normalised space
+    (``mouth_jitter_ratio``): in frame coordinates every model wears the video's real
+    head motion, and the ratio would measure that instead of the model."""
     pred, true = _check_pair(pred, true)
     ok = scored_frames(pred, true, valid)
-    true_jitter = _mean_abs_acceleration(true, ok)
+    true_jitter = _mean_abs_acceleration(true[:, points], ok)
     if not np.isfinite(true_jitter) or true_jitter <= 0:
         return float("nan")
-    return _mean_abs_acceleration(pred, ok) / true_jitter
+    return _mean_abs_acceleration(pred[:, points], ok) / true_jitter
 
 
 def frame_period(frame_times: np.ndarray) -> float:
@@ -317,8 +363,9 @@ def av_offset_ms(
     return av_offset_frames(pred, true, valid, max_lag_frames) * frame_period(frame_times) * 1e3
 
 
-# Names of the numbers evaluate_sequence returns, in display order, with a lower/higher/
-# "closer to 1"/"closer to 0" reading for plots and checks.
+# Names of the numbers evaluate_sequence (pose-normalised space) and
+# evaluate_frame_sequence (frame coordinates) return, in display order, with a lower/
+# higher/"closer to 1"/"closer to 0" reading for plots and checks.
 METRIC_DIRECTIONS: dict[str, str] = {
     "mouth_lmd_iod": "lower",
     "mouth_lmd_px256": "lower",
@@ -328,9 +375,13 @@ METRIC_DIRECTIONS: dict[str, str] = {
     "lve_iod2": "lower",
     "mouth_open_r": "higher",
     "variance_ratio": "one",
-    "jitter_ratio": "one",
+    "mouth_jitter_ratio": "one",
     "av_offset_ms": "zero",
+    "mouth_crop_px": "lower",
+    "face_crop_px": "lower",
+    "lve_crop_px2": "lower",
 }
+FRAME_METRICS = ("mouth_crop_px", "face_crop_px", "lve_crop_px2")
 
 
 def evaluate_sequence(
@@ -340,9 +391,9 @@ def evaluate_sequence(
     valid: np.ndarray | None = None,
     max_lag_frames: int = DEFAULT_MAX_LAG_FRAMES,
 ) -> dict[str, float]:
-    """All metrics for one clip (see METRIC_DIRECTIONS for the keys) plus bookkeeping:
-    ``n_frames``, ``n_frames_valid`` (usable ground truth), ``n_frames_scored``,
-    ``frame_period_ms``, ``av_offset_frames``."""
+    """The metrics of the pose-normalised space for one clip (METRIC_DIRECTIONS but
+    FRAME_METRICS) plus bookkeeping: ``n_frames``, ``n_frames_valid`` (usable ground
+    truth), ``n_frames_scored``, ``frame_period_ms``, ``av_offset_frames``."""
     pred, true = _check_pair(pred, true)
     times = np.asarray(frame_times, dtype=np.float64)
     if times.shape != (len(true),):
@@ -358,10 +409,31 @@ def evaluate_sequence(
         "lve_iod2": lip_vertex_error(pred, true, valid),
         "mouth_open_r": mouth_opening_correlation(pred, true, valid),
         "variance_ratio": variance_ratio(pred, true, valid),
-        "jitter_ratio": jitter_ratio(pred, true, valid),
+        "mouth_jitter_ratio": jitter_ratio(pred, true, valid, MOUTH),
         "av_offset_ms": offset_frames * period * 1e3,
         "av_offset_frames": offset_frames,
         "frame_period_ms": period * 1e3,
+        "n_frames": int(len(true)),
+        "n_frames_valid": int(valid_frames(true, valid).sum()),
+        "n_frames_scored": int(scored_frames(pred, true, valid).sum()),
+    }
+
+
+def evaluate_frame_sequence(
+    pred: np.ndarray, true: np.ndarray, frame_times: np.ndarray, valid=None
+) -> dict[str, float]:
+    """The frame-coordinate metrics for one clip (FRAME_METRICS: raw-position errors in
+    first-frame crop pixels, see the module doc) plus the same bookkeeping as
+    :func:`evaluate_sequence`."""
+    pred, true = _check_pair(pred, true)
+    times = np.asarray(frame_times, dtype=np.float64)
+    if times.shape != (len(true),):
+        raise ValueError(f"frame_times shape {times.shape} != ({len(true)},) frames")
+    return {
+        "mouth_crop_px": crop_distance(pred, true, MOUTH, valid),
+        "face_crop_px": crop_distance(pred, true, FACE, valid),
+        "lve_crop_px2": crop_lip_vertex_error(pred, true, valid),
+        "frame_period_ms": frame_period(times) * 1e3,
         "n_frames": int(len(true)),
         "n_frames_valid": int(valid_frames(true, valid).sum()),
         "n_frames_scored": int(scored_frames(pred, true, valid).sum()),

@@ -12,14 +12,14 @@ Two families live here:
   Convolutional, so chunked inference with an overlap of its receptive radius is exact
   (``wav2kp bench training`` times it per audio hour).
 
-Why this default: the choices were compared on held-out sentences, and the comparisons
-are commands whose committed outputs notebook 04 shows: ``wav2kp cv --study design``
+Why this default: the choices are compared on held-out sentences by commands. Committed
+and shown by notebook 04: the ablation (future context, alignment, pose-free targets,
+PCA head, velocity loss, emotion conditioning, one at a time) at 10, 20 and 40 epochs on
+3 seeds (``wav2kp cv --study budget``, ``results/demo-cv-budget.json``). Not committed
+(90 trainings at the full budget, hours on 2 cores): ``wav2kp cv --study design``
 (5-fold cross-validation over the demo's train + validation sentences, 3 seeds: log-mel
 vs the original's MFCC, 100 vs 200 ms of past audio, 0 / 100 / 200 ms of future audio,
-refitting on all training sentences vs early stopping on some;
-``results/demo-cv-design.json``) and notebook 04's ablation (``wav2kp cv --study
-ablation``: future context, alignment, pose-free targets, PCA head, velocity loss,
-emotion conditioning, one at a time). Variants tried earlier and not adopted (wider or
+refitting on all training sentences vs early stopping on some). Variants tried earlier and not adopted (wider or
 narrower hidden sizes, more dilations, dropout, feature noise, a mouth-weighted loss,
 SpecAugment-style masks, delta features) are ``TrainConfig`` overrides too: give them to
 ``wav2kp cv`` to measure them. A bidirectional recurrent layer over the whole sequence

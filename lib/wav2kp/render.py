@@ -30,11 +30,14 @@ METRIC_LABELS = {
     "lve_iod2": "lip vertex error (IOD²)",
     "mouth_open_r": "mouth-opening r",
     "variance_ratio": "variance ratio",
-    "jitter_ratio": "jitter ratio",
+    "mouth_jitter_ratio": "mouth jitter ratio",
     "av_offset_ms": "A/V offset (ms)",
+    "mouth_crop_px": "mouth error (crop px)",
+    "face_crop_px": "face error (crop px)",
+    "lve_crop_px2": "lip vertex error (crop px²)",
 }
 # Where the ideal value lies, drawn as a dashed reference line.
-IDEAL = {"mouth_open_r": 1.0, "variance_ratio": 1.0, "jitter_ratio": 1.0, "av_offset_ms": 0.0}
+IDEAL = {"mouth_open_r": 1.0, "variance_ratio": 1.0, "mouth_jitter_ratio": 1.0, "av_offset_ms": 0.0}
 PANEL = 256
 
 
@@ -45,7 +48,10 @@ def plot_metrics(
     columns: int = 3,
 ):
     """One box plot per metric (a point per clip) across models; dashed line = ideal."""
-    metric_names = [m for m in (metric_names or METRIC_LABELS) if m in df.columns]
+    # a space's table holds only its own measures: the other space's are all NaN
+    metric_names = [
+        m for m in (metric_names or METRIC_LABELS) if m in df.columns and df[m].notna().any()
+    ]
     order = list(order) if order else list(dict.fromkeys(df["model"]))
     rows = -(-len(metric_names) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
@@ -124,7 +130,7 @@ def plot_intervals(
         "mouth_open_r",
         "variance_ratio",
         "mouth_lmd_iod",
-        "jitter_ratio",
+        "mouth_jitter_ratio",
     ),
     space: str = "aligned",
     order: Sequence[str] | None = None,

@@ -43,8 +43,8 @@ SPACE_TITLES = {
     "aligned": "pose-normalised space: head pose removed from the truth and from every "
     "prediction alike (similarity on the stable points); distances in inter-ocular distances",
     "frame": "frame coordinates: every prediction's pose-free face placed with the test "
-    "video's measured head pose; distances in inter-ocular distances and in pixels of a "
-    "256 px face crop",
+    "video's measured head pose; raw-position errors (not centred) in pixels of vid2vid's "
+    "crop set on the first frame, resized to 256 px",
 }
 SPACE_HEADINGS = {"aligned": "Pose-normalised space", "frame": "Frame coordinates"}
 REFERENCE = "default"
@@ -81,6 +81,10 @@ TARGETS: tuple[tuple[str, str, Target, str | None], ...] = (
 
 
 def _ok(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows without an error; a metric a table predates is an all-NaN column."""
+    missing = [m for m in METRICS if m not in table]
+    if missing:
+        table = table.assign(**dict.fromkeys(missing, np.nan))
     if "error" not in table:
         return table
     return table[table["error"].fillna("").astype(str) == ""]
@@ -155,7 +159,12 @@ def wide(summary: pd.DataFrame, value: str = "estimate") -> pd.DataFrame:
 def paired_differences(
     table: pd.DataFrame,
     reference: str = REFERENCE,
-    metrics: Sequence[str] = ("mouth_open_r", "variance_ratio", "mouth_lmd_iod", "jitter_ratio"),
+    metrics: Sequence[str] = (
+        "mouth_open_r",
+        "variance_ratio",
+        "mouth_lmd_iod",
+        "mouth_jitter_ratio",
+    ),  # fmt: skip
     unit: str = "sentence_id",
     n_resamples: int = bootstrap.N_RESAMPLES,
     seed: int = bootstrap.SEED,
@@ -311,22 +320,33 @@ def _number(value: float, digits: int) -> str:
     return "—" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
-DIGITS = {"mouth_open_r": 2, "variance_ratio": 2, "jitter_ratio": 2, "mouth_lmd_iod": 4,
-          "face_lmd_iod": 4, "mouth_lmd_px256": 2, "av_offset_ms": 0}  # fmt: skip
+DIGITS = {"mouth_open_r": 2, "variance_ratio": 2, "mouth_jitter_ratio": 2, "mouth_lmd_iod": 4,
+          "face_lmd_iod": 4, "av_offset_ms": 0, "mouth_crop_px": 2, "face_crop_px": 2,
+          "lve_crop_px2": 1}  # fmt: skip
 COLUMN_TITLES = {
     "mouth_open_r": "mouth-opening r",
     "variance_ratio": "variance ratio",
     "mouth_lmd_iod": "mouth LMD (IOD)",
-    "mouth_lmd_px256": "mouth LMD (px, 256 crop)",
     "face_lmd_iod": "face LMD (IOD)",
-    "jitter_ratio": "jitter ratio",
+    "mouth_jitter_ratio": "mouth jitter ratio",
     "av_offset_ms": "A/V offset (ms)",
+    "mouth_crop_px": "mouth error (crop px)",
+    "face_crop_px": "face error (crop px)",
+    "lve_crop_px2": "lip vertex error (crop px²)",
 }
 SPACE_COLUMNS = {
     "aligned": ("mouth_open_r", "variance_ratio", "mouth_lmd_iod", "face_lmd_iod",
-                "jitter_ratio", "av_offset_ms"),
-    "frame": ("mouth_lmd_iod", "mouth_lmd_px256", "face_lmd_iod", "jitter_ratio"),
+                "mouth_jitter_ratio", "av_offset_ms"),
+    "frame": ("mouth_crop_px", "face_crop_px", "lve_crop_px2"),
 }  # fmt: skip
+
+
+def interval_text(low: float, high: float, n_units: int, digits: int, sign: str = "") -> str:
+    """`` [low, high]``, or nothing below ``bootstrap.MIN_INTERVAL_UNITS`` units or when
+    undefined; ``sign="+"`` prints signs (differences)."""
+    if not bootstrap.interval_shown(int(n_units)) or not np.isfinite(low):
+        return ""
+    return f" [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
 
 
 def _cell(row: pd.Series, digits: int) -> str:
@@ -336,9 +356,7 @@ def _cell(row: pd.Series, digits: int) -> str:
     text = _number(row["estimate"], digits)
     if row["n_seeds"] > 1 and np.isfinite(row["seed_sd"]):
         text += f" ± {_number(row['seed_sd'], digits)}"
-    if np.isfinite(row["low"]):
-        text += f" [{_number(row['low'], digits)}, {_number(row['high'], digits)}]"
-    return text
+    return text + interval_text(row["low"], row["high"], row["n_units"], digits)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -385,15 +403,22 @@ def _describe_protocol(protocol: Mapping[str, Any], summary: pd.DataFrame) -> li
         f"(split seed {protocol.get('split_seed', '?')}): {n_units} sentences never seen in "
         f"training, {n_clips} clips, {n_frames:,} frames; every model scored on the same frames.",
         f"Trained models{_profile(protocol)}: {_trained(protocol)}. Cells read mean ± sd over "
-        f"training seeds [95 % bootstrap interval over test sentences, "
-        f"{protocol.get('n_resamples', bootstrap.N_RESAMPLES)} resamples].",
+        "training seeds"
+        + (f" [95 % bootstrap interval over test sentences, "
+           f"{protocol.get('n_resamples', bootstrap.N_RESAMPLES)} resamples]."
+           if bootstrap.interval_shown(n_units) else "."),
         "Every model, baselines included, is fitted on "
         + ("train + val sentences (the refit rule), choices such as ridge's alpha made on val "
            "first." if refit else "the train sentences only (no refit on val).")
         + (f" Ridge sees the default's audio window ({window.get('past_ms', '?'):g} ms past, "
            f"{window.get('future_ms', '?'):g} ms future)." if window else ""),
     ]  # fmt: skip
-    if n_units < bootstrap.MIN_UNITS or n_frames < bootstrap.MIN_FRAMES:
+    if not bootstrap.interval_shown(n_units):
+        lines.append(
+            f"With fewer than {bootstrap.MIN_INTERVAL_UNITS} test sentences no interval is "
+            "shown (it would be the spread of a handful of numbers), and no target is judged."
+        )
+    elif n_units < bootstrap.MIN_UNITS or n_frames < bootstrap.MIN_FRAMES:
         lines.append(
             f"With fewer than {bootstrap.MIN_UNITS} test sentences or "
             f"{bootstrap.MIN_FRAMES:,} frames the intervals describe these sentences, not "
@@ -418,27 +443,39 @@ def markdown(
         part = summary[summary["space"] == space].set_index(["model", "metric"])
         if part.empty:
             continue
-        columns = SPACE_COLUMNS[space]
+        columns = [c for c in SPACE_COLUMNS[space] if _scored(part, c)]
+        missing = [COLUMN_TITLES[c] for c in SPACE_COLUMNS[space] if c not in columns]
+        if not columns:
+            lines += ["", f"**{SPACE_HEADINGS[space]}** — not in this results file: it was "
+                      f"scored before this space's measures ({', '.join(missing)}) were "
+                      "defined; a new `wav2kp evaluate` writes them."]  # fmt: skip
+            continue
         models = ordered_models(part.index.unique("model"))
         rows = [[MODEL_LABELS.get(m, f"`{m}`")]
                 + [_cell(part.loc[(m, c)], DIGITS[c]) for c in columns] for m in models]  # fmt: skip
         lines += ["", f"**{SPACE_HEADINGS[space]}** — {SPACE_TITLES[space].split(': ', 1)[1]}.",
                   ""]  # fmt: skip
         lines += _table(["model", *(COLUMN_TITLES[c] for c in columns)], rows)
+        if missing:
+            lines += ["", f"Not in this results file (scored before they were defined): "
+                      f"{', '.join(missing)}."]  # fmt: skip
     diffs = paired_differences(table, unit=unit, n_resamples=n_resamples)
     diffs = diffs[diffs["space"] == "aligned"] if len(diffs) else diffs
     if len(diffs):
-        metrics = list(dict.fromkeys(diffs["metric"]))
+        scored = diffs.groupby("metric", sort=False)["estimate"].apply(lambda e: e.notna().any())
+        metrics = [m for m in dict.fromkeys(diffs["metric"]) if scored[m]]
+        shown = bootstrap.interval_shown(int(diffs["n_units"].max()))
         lines += ["", "**Paired differences** (pose-normalised space): the default with its "
-                  "true label minus each model, on the same test clips [95 % interval over "
-                  "test sentences].", ""]  # fmt: skip
+                  "true label minus each model, on the same test clips"
+                  + (" [95 % interval over test sentences]." if shown else "."), ""]  # fmt: skip
         rows = []
         for model in ordered_models(diffs["model"].unique()):
             part = diffs[diffs["model"] == model].set_index("metric")
             rows.append([MODEL_LABELS.get(model, f"`{model}`")] + [
                 "—" if not np.isfinite(part.loc[m, "estimate"]) else
-                f"{part.loc[m, 'estimate']:+.{DIGITS[m]}f} [{part.loc[m, 'low']:+.{DIGITS[m]}f}, "
-                f"{part.loc[m, 'high']:+.{DIGITS[m]}f}]" for m in metrics])  # fmt: skip
+                f"{part.loc[m, 'estimate']:+.{DIGITS[m]}f}" + interval_text(
+                    part.loc[m, "low"], part.loc[m, "high"], part.loc[m, "n_units"], DIGITS[m], "+")
+                for m in metrics])  # fmt: skip
         lines += _table(["model", *(f"Δ {COLUMN_TITLES[m]}" for m in metrics)], rows)
     checked = [m for m in (LABEL_FREE, AUDIO_LABEL, REFERENCE) if m in set(table["model"])]
     if checked:
@@ -458,7 +495,16 @@ def markdown(
 def _interval_text(check: pd.Series) -> str:
     if not np.isfinite(check["estimate"]):
         return "—"
-    return f"{check['estimate']:.3f} [{check['low']:.3f}, {check['high']:.3f}]"
+    return f"{check['estimate']:.3f}" + interval_text(
+        check["low"], check["high"], check["n_units"], 3
+    )
+
+
+def _scored(part: pd.DataFrame, metric: str) -> bool:
+    """Whether any model of a space's summary has an estimate of ``metric``."""
+    values = part.xs(metric, level="metric")["estimate"] if metric in part.index.unique(
+        "metric") else pd.Series(dtype=float)  # fmt: skip
+    return bool(np.isfinite(values.to_numpy(dtype=float)).any())
 
 
 def readme_block(text: str) -> str:

@@ -211,7 +211,7 @@ BASELINE_NAMES = ("mean_face", "loudness")  # scored beside the model, not judge
 SAME_VOICE_TARGETS = (
     ("mouth-opening r", "mouth_open_r", ("r", 0.93, None), None),
     ("variance ratio", "variance_ratio", ("variance ratio", 0.9, 1.1), None),
-    ("jitter ratio", "jitter_ratio", ("jitter ratio", None, 1.1), None),
+    ("mouth jitter ratio", "mouth_jitter_ratio", ("jitter ratio", None, 1.1), None),
     ("mouth LMD vs mean face", "mouth_lmd_iod", ("ratio", None, 0.4), "mean_face"),
     ("silent frames with the mouth open", "silent_open_share", ("share", None, 0.02), None),
 )
@@ -280,20 +280,25 @@ def target_table(
 def summary_markdown(sets: Mapping[str, tuple[pd.DataFrame, pd.DataFrame, str]]) -> str:
     """Markdown: per set, every model's metrics as mean [95 % interval] (pose-normalised
     space), then the chosen model's target verdicts."""
-    from wav2kp.results import summarise
+    from wav2kp.bootstrap import interval_shown
+    from wav2kp.results import interval_text, summarise
 
-    columns = [("mouth_open_r", "mouth-opening r", 2), ("variance_ratio", "variance ratio", 2),
-               ("jitter_ratio", "jitter ratio", 2), ("mouth_lmd_iod", "mouth LMD (IOD)", 4),
+    every_column = [("mouth_open_r", "mouth-opening r", 2), ("variance_ratio", "variance ratio", 2),
+               ("mouth_jitter_ratio", "mouth jitter ratio", 2),
+               ("mouth_lmd_iod", "mouth LMD (IOD)", 4),
                ("av_offset_frames", "lag (frames)", 1)]  # fmt: skip
     out = []
     for set_name, (table, targets, unit) in sets.items():
+        columns = [c for c in every_column if c[0] in table and table[c[0]].notna().any()]
         summary = summarise(table[table["space"] == "aligned"], unit=unit)
         wide = summary.set_index(["model", "metric"])
         seeds = int(table["seed"].nunique())
         units = "test sentences" if unit == "sentence_id" else "videos (one voice each)"
+        n_units = int(summary["n_units"].max())
+        over = (f"intervals: 95 % bootstrap over {n_units} {units}" if interval_shown(n_units)
+                else f"{n_units} {units}: too few for an interval")  # fmt: skip
         out.append(f"**{set_name}** ({seeds} training seed{'s' if seeds > 1 else ''}; "
-                   f"intervals: 95 % bootstrap over {summary['n_units'].max()} {units}; "
-                   "pose-normalised space)\n")  # fmt: skip
+                   f"{over}; pose-normalised space)\n")  # fmt: skip
         out.append(
             "| model | " + " | ".join(title for _, title, _ in columns) + " | seed sd of r |"
         )
@@ -305,17 +310,25 @@ def summary_markdown(sets: Mapping[str, tuple[pd.DataFrame, pd.DataFrame, str]])
                 if not np.isfinite(row["estimate"]):
                     cells.append("—")
                 else:
-                    cells.append(f"{row['estimate']:.{digits}f} [{row['low']:.{digits}f}, "
-                                 f"{row['high']:.{digits}f}]")  # fmt: skip
+                    cells.append(
+                        f"{row['estimate']:.{digits}f}"
+                        + interval_text(row["low"], row["high"], row["n_units"], digits)
+                    )
             sd = wide.loc[(model, "mouth_open_r"), "seed_sd"]
             cells.append("—" if not np.isfinite(sd) else f"{sd:.3f}")
             out.append(f"| {model} | " + " | ".join(cells) + " |")
         out.append("")
-        out.append("| target | threshold | estimate [95 %] | verdict |")
+        out.append(f"| target | threshold | estimate{' [95 %]' * interval_shown(n_units)} | "
+                   "verdict |")  # fmt: skip
         out.append("|---|---|---|---|")
         for row in targets.itertuples():
-            out.append(f"| {row.target} ({row.model}) | {row.threshold} | "
-                       f"{row.estimate:.3f} [{row.low:.3f}, {row.high:.3f}] | {row.verdict} |")  # fmt: skip
+            out.append(f"| {row.target} ({row.model}) | {row.threshold} | {row.estimate:.3f}"
+                       f"{interval_text(row.low, row.high, row.n_units, 3)} | {row.verdict} |")  # fmt: skip
+        shown = {metric for metric, _, _ in columns}
+        left_out = [title for metric, title, _ in every_column if metric not in shown]
+        if left_out:
+            out.append(f"\nNot in this table (scored before they were defined): "
+                       f"{', '.join(left_out)}.")  # fmt: skip
         out.append("")
     return "\n".join(out)
 
@@ -438,7 +451,7 @@ def lever_study() -> dict:
 
 
 LEVER_COLUMNS = (("mouth_open_r", "r", 3), ("variance_ratio", "var. ratio", 2),
-                 ("jitter_ratio", "jitter", 2), ("av_offset_frames", "lag", 2),
+                 ("mouth_jitter_ratio", "mouth jitter", 2), ("av_offset_frames", "lag", 2),
                  ("silent_open_share", "silent open", 3))  # fmt: skip
 
 
@@ -552,8 +565,10 @@ def final_tables(table: pd.DataFrame, corpus: str) -> tuple[pd.DataFrame, str]:
     for set_name, group in table.groupby("set", sort=False):
         unseen = set_name != f"{corpus} test"
         unit = "clip_id" if unseen else "sentence_id"
+        kind = UNSEEN_TARGETS if unseen else SAME_VOICE_TARGETS
+        kind = [t for t in kind if t[1] in group]  # a target the table predates is not judged
         chosen = pd.concat([
-            target_table(group, model, UNSEEN_TARGETS if unseen else SAME_VOICE_TARGETS, unit)
+            target_table(group, model, kind, unit)
             for model in dict.fromkeys(group["model"]) if model not in BASELINE_NAMES
         ], ignore_index=True)  # fmt: skip
         results[set_name] = (group, chosen, unit)
@@ -607,6 +622,10 @@ def final_page(csv: str | Path = FINAL_CSV, corpus: str = "grid") -> str:
         "",
         f"{corpus_credit(corpus) or ''}",
         "",
+        *(["This table predates mouth jitter, and its loudness rows on unseen voices took "
+           "each video's neutral face from that video's own ground truth (the model gets the "
+           "training neutral); rerun the `final` command above for today's protocol.", ""]
+          if "mouth_jitter_ratio" not in table else []),  # fmt: skip
         final_tables(table, corpus)[1].rstrip(),
         "",
     ])  # fmt: skip

@@ -179,6 +179,16 @@ def clip_voice_activity(clip, config: VadConfig | None = None) -> np.ndarray:
     return voice_activity(samples, sr, clip.frame_times, config)
 
 
+def rewrapped(wrapper, inner, name: str | None = None):
+    """A copy of an inference wrapper (``SilenceGate``, ``calibration.Calibrated``) around
+    ``inner``, a copy its wrapped model made of itself (e.g. ``with_emotion``); named
+    ``name``, else the wrapper's name with the suffix the copy added to the model's."""
+    other = object.__new__(type(wrapper))  # copy.copy would recurse in __getattr__
+    other.__dict__.update(vars(wrapper), predictor=inner)
+    other.name = name or wrapper.name + inner.name.removeprefix(wrapper.predictor.name)
+    return other
+
+
 class SilenceGate:
     """A ``KeypointPredictor`` that rests the mouth of a normalised-target predictor
     (``predict_targets`` + ``normalizer``) on the speaker's closed neutral while nobody
@@ -191,6 +201,11 @@ class SilenceGate:
 
     def __getattr__(self, item):  # window_config, context, ... of the wrapped model
         return getattr(self.predictor, item)
+
+    def with_emotion(self, emotion, name: str | None = None) -> SilenceGate:
+        """The gate around the wrapped model's ``with_emotion`` copy: a copy made through
+        ``__getattr__`` would be the bare model, without the gate ``predict`` uses."""
+        return rewrapped(self, self.predictor.with_emotion(emotion, name), name)
 
     def weights(self, clip) -> np.ndarray:
         active = clip_voice_activity(clip, self.config)

@@ -17,6 +17,7 @@ import os
 import resource
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -134,8 +135,15 @@ def synthetic_speaker_clip(seconds: float, seed: int, fps: float = 30000 / 1001)
     return samples, sample_rate, times, landmarks
 
 
-def tiny_checkpoint(out_dir: str | Path, epochs: int = 4, seconds: float = 4.0, seed: int = 0):
+def tiny_checkpoint(
+    out_dir: str | Path,
+    epochs: int = 4,
+    seconds: float = 4.0,
+    seed: int = 0,
+    emotions: Sequence[str] = (),
+):
     """Train the default architecture (small) on synthetic speakers; returns best.pt.
+    ``emotions``: labels given to the clips in turn (a model conditioned on them).
 
     Uses the real training path (``wav2kp.train.train_model``) with the inference context
     a checkpoint must carry (normaliser, feature config and stats)."""
@@ -165,6 +173,7 @@ def tiny_checkpoint(out_dir: str | Path, epochs: int = 4, seconds: float = 4.0, 
             TrainConfig().window_config,
             normalizer,
             speaker="synth",
+            emotion=emotions[k % len(emotions)] if emotions else "",
             split="train",
             frame_size=(512, 512),
         )  # fmt: skip
