@@ -184,10 +184,10 @@ def clip_scores(n_units: int, variance_ratio: float, lmd: float, frames: int = 6
         common = {"clip_id": f"c{k}", "sentence_id": f"s{k}", "space": "aligned", "error": "",
                   "n_frames_scored": frames, "seed": 0}  # fmt: skip
         rows.append({**common, "model": "model", "mouth_open_r": 0.97 + noise,
-                     "variance_ratio": variance_ratio + noise, "jitter_ratio": 1.0 + noise,
+                     "variance_ratio": variance_ratio + noise, "mouth_jitter_ratio": 1.0 + noise,
                      "mouth_lmd_iod": lmd + noise / 10, "silent_open_share": 0.0})  # fmt: skip
         rows.append({**common, "model": "mean_face", "mouth_open_r": np.nan,
-                     "variance_ratio": 0.0, "jitter_ratio": np.nan, "mouth_lmd_iod": 0.05,
+                     "variance_ratio": 0.0, "mouth_jitter_ratio": np.nan, "mouth_lmd_iod": 0.05,
                      "silent_open_share": 0.0})  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -204,7 +204,7 @@ def test_targets_are_judged_on_enough_sentences(variance_ratio, verdict):
     low, high = by_name.loc["variance ratio", ["low", "high"]]
     assert low <= variance_ratio + 0.01 and high >= variance_ratio - 0.01
     # the other targets: r 0.97 >= 0.93, jitter 1.0 <= 1.1, LMD 0.01 / 0.05 = 0.2 <= 0.4
-    for name in ("mouth-opening r", "jitter ratio", "mouth LMD vs mean face",
+    for name in ("mouth-opening r", "mouth jitter ratio", "mouth LMD vs mean face",
                  "silent frames with the mouth open"):  # fmt: skip
         assert by_name.loc[name, "verdict"] == "met", name
     assert by_name.loc["mouth LMD vs mean face", "estimate"] == pytest.approx(0.2, rel=0.05)
