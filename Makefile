@@ -56,7 +56,7 @@ model-grid: $(STAMP)
 # The committed result pages under docs/results/, regenerated from the committed tables
 # under results/ (a test checks that they agree; the tables' own commands are in the pages).
 results-docs: $(STAMP)
-	$(BIN)/python -m wav2kp.robustness pages
+	$(BIN)/python -m wav2kp.studies pages
 	$(BIN)/wav2kp results results/demo.json --update-readme README.md
 
 # The full protocol behind README's results table (hours on 2 cores; run after `make

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from test_extract_videos import FFMPEG, face_frames, write_video
-from wav2kp.audio import AudioError, load_audio, write_wav
+from wav2kp.media.audio import AudioError, load_audio, write_wav
 
 
 def tone(freq: float, rate: int, seconds: float, channels: int = 1) -> np.ndarray:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from wav2kp.benchmarks.training import synthetic_clips
 from wav2kp.config import RunConfig
-from wav2kp.cv import (
+from wav2kp.studies.cv import (
     ABLATION_VARIANTS,
     METRICS,
     cv_tasks,
@@ -15,8 +15,8 @@ from wav2kp.cv import (
     study,
     variant_config,
 )
-from wav2kp.targets import TargetNormalizer
-from wav2kp.train import CorpusData
+from wav2kp.training.train import CorpusData
+from wav2kp.windowing.targets import TargetNormalizer
 
 # small models: one thread is as fast, and much faster on a busy machine
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -106,7 +106,7 @@ def test_val_fold_scores_every_variant_reports_failures_and_reuses_results(corpu
 
 
 def test_budget_study_pairs_each_variant_at_every_budget():
-    from wav2kp.cv import BUDGET_EPOCHS
+    from wav2kp.studies.cv import BUDGET_EPOCHS
 
     options = study(RunConfig.resolve(), "budget")
     names = list(options["variants"])
@@ -120,7 +120,7 @@ def test_budget_study_pairs_each_variant_at_every_budget():
 
 def test_rank_agreement_compares_each_budget_with_the_preset_and_the_seed_noise():
     import pandas as pd
-    from wav2kp.cv import CVResult, rank_agreement
+    from wav2kp.studies.cv import CVResult, rank_agreement
 
     rows = []
     for seed, noise in ((0, 0.0), (1, 0.001)):
@@ -173,7 +173,7 @@ def test_a_task_lost_on_the_cluster_is_a_failed_row_and_the_others_finish(
     """A task whose future fails on the cluster itself (workers died, its scattered data
     forgotten after a restart) ends as that task's error row; the study goes on."""
     from distributed import Client, LocalCluster
-    from wav2kp import cv
+    from wav2kp.studies import cv
 
     original = cv.execute
 

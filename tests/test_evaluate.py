@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from test_baselines import synthetic_corpus
 from test_metrics import speech_opening, talking_face, times
-from wav2kp import evaluate, metrics, results
-from wav2kp.baselines import fit_baselines
-from wav2kp.targets import apply_pose
+from wav2kp import metrics
+from wav2kp.evaluation import evaluate, results
+from wav2kp.evaluation.baselines import fit_baselines
+from wav2kp.windowing.targets import apply_pose
 
 
 class Oracle:
@@ -211,7 +212,9 @@ def test_checkpoints_of_every_seed_are_found_in_seed_order(tmp_path):
 
 def test_run_evaluation_on_a_corpus(tmp_path, monkeypatch):
     from test_dataset import write_fake_corpus
-    from wav2kp import cli, dataset, train
+    from wav2kp import cli
+    from wav2kp.training import train
+    from wav2kp.windowing import dataset
 
     monkeypatch.setenv("WAV2KP_DATA", str(tmp_path))
     paths = write_fake_corpus(tmp_path)

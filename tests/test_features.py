@@ -12,7 +12,7 @@ import torch
 import torchaudio
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wav2kp.features import (
+from wav2kp.features.features import (
     FeatureConfig,
     FeatureStats,
     compute_corpus_features,

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from test_baselines import synthetic_corpus
-from wav2kp import evaluate, render, results
-from wav2kp.baselines import fit_baselines
+from wav2kp.evaluation import evaluate, results
+from wav2kp.evaluation.baselines import fit_baselines
 from wav2kp.media.probe import probe
+from wav2kp.plots import render
 
 matplotlib.use("Agg")
 
@@ -155,10 +156,10 @@ def check_source_video_is_shown(clip, model, video, corpus_dir, monkeypatch, in_
     ``raw/``, or with ``in_raw=False`` in the input folder the extraction recorded, as
     for ``wav2kp extract ../shared/grid-s1``), and the side-by-side video's first panel
     shows its frames (not the blank grey panel)."""
-    from wav2kp.edgemap import crop_and_resize, crop_box, first_complete_frame
-    from wav2kp.extract import record_input_dir
+    from wav2kp.extraction.extract import record_input_dir
     from wav2kp.media.decode import iter_frames
     from wav2kp.paths import CorpusPaths
+    from wav2kp.plots.edgemap import crop_and_resize, crop_box, first_complete_frame
 
     monkeypatch.setenv("WAV2KP_DATA", str(corpus_dir))
     paths = CorpusPaths(clip.clip_id)

@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from wav2kp import bootstrap, cli, results
+from wav2kp import cli
+from wav2kp.evaluation import bootstrap, results
 from wav2kp.paths import project_root
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from wav2kp import robustness
+from wav2kp.studies import levers as robustness
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,7 +17,7 @@ def test_result_page_equals_its_command_output(page, monkeypatch):
     command, table = robustness.PAGES[page]
     assert (ROOT / table).is_file(), f"{table}: the committed table behind {page} is missing"
     assert (ROOT / page).read_text() == robustness.page_text(page), (
-        f"{page} differs from `python -m wav2kp.robustness {command}`: run `make results-docs`"
+        f"{page} differs from `python -m wav2kp.studies {command}`: run `make results-docs`"
     )
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from test_dataset import write_fake_corpus
-from wav2kp import robustness as R
 from wav2kp.config import RunConfig
-from wav2kp.splits import ensure_split
+from wav2kp.features.splits import ensure_split
+from wav2kp.studies import levers as R
 
 BUDGET = {"epochs": 1, "crop_frames": 20}
 
@@ -22,8 +22,8 @@ def corpus(tmp_path):
 
 
 def test_cv_scores_proxies_and_views_and_reuses(corpus, one_torch_thread):
-    from wav2kp.cv import CVResult, run_cv
-    from wav2kp.train import load_corpus_for_training
+    from wav2kp.studies.cv import CVResult, run_cv
+    from wav2kp.training.train import load_corpus_for_training
 
     root = corpus.base
     cfg = RunConfig.resolve(corpus="fake")
@@ -85,7 +85,7 @@ def test_lever_table_pairs_variants_with_the_baseline(tmp_path):
 
 
 def test_final_scores_every_seed_on_test_sentences_and_unseen_voices(corpus, one_torch_thread):
-    from wav2kp.train import train_run
+    from wav2kp.training.train import train_run
 
     root = corpus.base
     cfg = RunConfig.resolve(corpus="fake", models="default", seeds="0,1", epochs=1, ablation=False)
@@ -122,11 +122,16 @@ def test_final_scores_every_seed_on_test_sentences_and_unseen_voices(corpus, one
 
 
 def test_checkpoint_with_silence_gate_and_calibration_loads_wrapped(corpus, one_torch_thread):
-    from wav2kp.calibration import Calibrated
-    from wav2kp.dataset import clip_from_audio
-    from wav2kp.inference import unwrapped
-    from wav2kp.train import TrainConfig, load_corpus_for_training, load_predictor, train_model
-    from wav2kp.vad import SilenceGate
+    from wav2kp.training.calibration import Calibrated
+    from wav2kp.training.inference import unwrapped
+    from wav2kp.training.train import (
+        TrainConfig,
+        load_corpus_for_training,
+        load_predictor,
+        train_model,
+    )
+    from wav2kp.training.vad import SilenceGate
+    from wav2kp.windowing.dataset import clip_from_audio
 
     data = load_corpus_for_training("fake", progress=False, root=corpus.base)
     config = TrainConfig.preset("default", epochs=1, crop_frames=20, silence_gate=True)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wav2kp.windowing import (
+from wav2kp.windowing.windowing import (
     WindowConfig,
     aligned_offsets,
     build_windows,

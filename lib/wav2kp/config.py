@@ -32,7 +32,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from wav2kp.windowing import WindowConfig
+from wav2kp.windowing.windowing import WindowConfig
 
 MODELS = ("default", "original")
 SCHEDULERS = ("onecycle", "plateau", "none")
@@ -40,7 +40,7 @@ TARGET_SPACES = ("normalized", "frame")
 ORIGINAL_UPSAMPLE = 3  # the original's keypoints upsampled x3 along time
 
 # The original's input: torchaudio's MFCC with the defaults it used (40 coefficients of
-# 40 mel bands, n_fft 400, hop 200 at 16 kHz), un-normalised (wav2kp.features.FeatureConfig
+# 40 mel bands, n_fft 400, hop 200 at 16 kHz), un-normalised (wav2kp.features.features.FeatureConfig
 # field names)
 ORIGINAL_FEATURES = {
     "sample_rate": 16000,
@@ -135,11 +135,11 @@ class TrainConfig:
     time_mask: int = 0
     freq_mask: int = 0
     n_masks: int = 2
-    # waveform augmentation: ``wav2kp.augmentation.AugmentConfig`` fields; {} = none.
+    # waveform augmentation: ``wav2kp.training.augmentation.AugmentConfig`` fields; {} = none.
     # Adds that many perturbed copies of every training clip (other voices, levels,
     # microphones, rooms), so an epoch holds (1 + copies) times the frames.
     augment: dict = field(default_factory=dict)
-    # rest the mouth on the closed neutral while nobody speaks (``wav2kp.vad``; applied
+    # rest the mouth on the closed neutral while nobody speaks (``wav2kp.training.vad``; applied
     # by ``load_predictor``, so evaluation and predict use it alike)
     silence_gate: bool = False
     # the budget: ``epochs``; with ``plateau``, training stops once the validation loss
@@ -148,14 +148,14 @@ class TrainConfig:
     plateau: bool = False
     min_improvement: float = 0.0
     # rescale each utterance's predicted mouth motion to the training mouths' spread
-    # (``wav2kp.calibration``; applied by ``load_predictor`` like the gate)
+    # (``wav2kp.training.calibration``; applied by ``load_predictor`` like the gate)
     calibrate: bool = False
-    # synthetic voices (``wav2kp.voices``): {"copies": N} adds N espeak-ng voices reading
+    # synthetic voices (``wav2kp.training.voices``): {"copies": N} adds N espeak-ng voices reading
     # each training sentence, with the real mouth of that sentence time-warped onto them
     # (optional "corpus": the voices corpus, default "<training corpus>-voices"); {} = none
     voices: dict = field(default_factory=dict)
     # shift each training clip's keypoint times by its measured A/V lag's distance from
-    # the corpus median (``wav2kp.sync.lag_shifts``) before building targets
+    # the corpus median (``wav2kp.features.sync.lag_shifts``) before building targets
     av_correction: bool = False
     max_minutes: float = 0.0  # wall-clock budget of one call (0 = none); resume continues
     # ``train_final_model``: after the selection run (early stopping on val), train again
@@ -274,9 +274,9 @@ class RunConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int | None = None  # the default model's (None: its preset's)
     # the default model's unseen-voice levers (issue 10, ``wav2kp cv --study levers``):
-    # waveform-augmented copies per training clip (``wav2kp.augmentation``; 0 = none),
-    # synthetic voices per training sentence (``wav2kp.voices``; 0 = none), motion
-    # calibration (``wav2kp.calibration``) and the silence gate (``wav2kp.vad``). Copies
+    # waveform-augmented copies per training clip (``wav2kp.training.augmentation``; 0 = none),
+    # synthetic voices per training sentence (``wav2kp.training.voices``; 0 = none), motion
+    # calibration (``wav2kp.training.calibration``) and the silence gate (``wav2kp.training.vad``). Copies
     # multiply an epoch's steps: the lever study divides epochs by (1 + copies).
     augment: int = 0
     voices: int = 0
@@ -350,8 +350,8 @@ class RunConfig:
 
     @property
     def feature_config(self):
-        """The corpus's pipeline features (``wav2kp.features.FeatureConfig``)."""
-        from wav2kp.features import FeatureConfig
+        """The corpus's pipeline features (``wav2kp.features.features.FeatureConfig``)."""
+        from wav2kp.features.features import FeatureConfig
 
         return FeatureConfig(
             kind=self.feature_kind, n_mfcc=self.n_mfcc, n_mels=self.n_mels, deltas=self.deltas,
@@ -360,7 +360,7 @@ class RunConfig:
 
     @property
     def split_settings(self) -> dict[str, Any]:
-        """Keyword arguments of ``wav2kp.splits.ensure_split``."""
+        """Keyword arguments of ``wav2kp.features.splits.ensure_split``."""
         return {
             "by": self.split_by,
             "val_fraction": self.val_fraction,

@@ -82,8 +82,8 @@ def speech_sample(seconds: float, seed: int = 0, sample_rate: int = 16000) -> np
     pieces: list[np.ndarray] = []
     total = 0
     try:
-        from wav2kp.audio import resample
         from wav2kp.demo.tts import synthesize
+        from wav2kp.media.audio import resample
 
         while total < seconds * sample_rate:
             speech = synthesize(SENTENCES[int(rng.integers(len(SENTENCES)))])
@@ -137,12 +137,12 @@ def synthetic_speaker_clip(seconds: float, seed: int, fps: float = 30000 / 1001)
 def tiny_checkpoint(out_dir: str | Path, epochs: int = 4, seconds: float = 4.0, seed: int = 0):
     """Train the default architecture (small) on synthetic speakers; returns best.pt.
 
-    Uses the real training path (``wav2kp.train.train_model``) with the inference context
+    Uses the real training path (``wav2kp.training.train.train_model``) with the inference context
     a checkpoint must carry (normaliser, feature config and stats)."""
-    from wav2kp.dataset import make_clip
-    from wav2kp.features import FeatureConfig, FeatureStats, compute_features
-    from wav2kp.targets import TargetNormalizer
-    from wav2kp.train import TrainConfig, train_model
+    from wav2kp.features.features import FeatureConfig, FeatureStats, compute_features
+    from wav2kp.training.train import TrainConfig, train_model
+    from wav2kp.windowing.dataset import make_clip
+    from wav2kp.windowing.targets import TargetNormalizer
 
     out_dir = Path(out_dir)
     best = out_dir / "best.pt"
@@ -190,8 +190,8 @@ def tiny_checkpoint(out_dir: str | Path, epochs: int = 4, seconds: float = 4.0, 
 
 
 def _default_checkpoint() -> Path | None:
-    from wav2kp.inference import checkpoint_file
     from wav2kp.paths import CorpusPaths
+    from wav2kp.training.inference import checkpoint_file
 
     path = checkpoint_file(CorpusPaths("demo").models / "default")
     return path if path.is_file() else None
@@ -250,7 +250,7 @@ def run(quick: bool = False) -> dict:
     import soundfile as sf
 
     from wav2kp.demo.corpus import clip_specs, make_clip
-    from wav2kp.predict import predict_file
+    from wav2kp.predict.predict import predict_file
 
     seconds = 60.0 if quick else 600.0
     preview_limit = 20.0 if quick else 60.0
