@@ -69,12 +69,12 @@ from IPython.display import Markdown, display
 from wav2kp.atomic import write_csv, write_json
 from wav2kp.config import RunConfig
 from wav2kp.credits import corpus_credit
+from wav2kp.extraction.reader import read_extraction
 from wav2kp.features.features import compute_corpus_features, fit_feature_stats, read_features
 from wav2kp.features.splits import check_no_overlap, ensure_split, split_summary
 from wav2kp.features.sync import audio_envelope, corpus_av_lags, mouth_opening
 from wav2kp.media.audio import load_audio
 from wav2kp.paths import CorpusPaths, resolve_output_dir
-from wav2kp.windowing.dataset import read_extraction
 
 cfg = RunConfig.from_parameters(globals())
 corpus = cfg.corpus

@@ -58,12 +58,12 @@ import seaborn as sns
 from IPython.display import display
 from sklearn.decomposition import PCA
 from wav2kp.atomic import write_csv, write_json
-from wav2kp.config import RunConfig
+from wav2kp.config import RunConfig, WindowConfig
 from wav2kp.features.splits import check_no_overlap, ensure_split, split_summary
 from wav2kp.paths import resolve_output_dir
 from wav2kp.windowing.dataset import fit_normalizer_and_stats, load_clips
 from wav2kp.windowing.targets import STABLE_POINTS
-from wav2kp.windowing.windowing import WindowConfig, aligned_offsets, original_drift, window_times
+from wav2kp.windowing.windowing import aligned_offsets, original_drift, window_times
 
 cfg = RunConfig.from_parameters(globals())
 out = resolve_output_dir(output_dir)

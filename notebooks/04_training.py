@@ -81,8 +81,9 @@ from IPython.display import Markdown, display
 from wav2kp.atomic import write_csv, write_json
 from wav2kp.config import ORIGINAL_DEPARTURES, RunConfig
 from wav2kp.paths import resolve_output_dir
-from wav2kp.studies.cv import open_client
-from wav2kp.training.train import load_corpus_for_training, train_run, val_plateau
+from wav2kp.studies.train_run import train_run
+from wav2kp.tasks import open_client
+from wav2kp.training.train import load_corpus_for_training, val_plateau
 
 cfg = RunConfig.from_parameters(globals())
 out = resolve_output_dir(output_dir)

@@ -247,7 +247,7 @@ display(Markdown(f"vid2vid writes `{handoff['output_files']}`; the speech under 
 
 # %%
 from wav2kp.plots import explorer
-from wav2kp.training.train import load_predictor
+from wav2kp.training.inference import load_predictor
 from wav2kp.windowing import dataset
 
 predictor = load_predictor(checkpoint)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from test_metrics import LOWER_LIP, template_face
 from wav2kp import metrics
+from wav2kp.config import WindowConfig
 from wav2kp.evaluation.baselines import (
     LoudnessBaseline,
     MeanFaceBaseline,
@@ -19,7 +20,7 @@ from wav2kp.evaluation.baselines import (
     loudness_db,
 )
 from wav2kp.windowing.dataset import ClipData
-from wav2kp.windowing.windowing import WindowConfig, build_windows
+from wav2kp.windowing.windowing import build_windows
 
 CONTEXT, FEATURE_DIM = 5, 8
 

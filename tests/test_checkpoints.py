@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from test_dataset import write_fake_corpus
-from wav2kp.config import TrainConfig
-from wav2kp.features.features import FeatureConfig
+from wav2kp.config import FeatureConfig, TrainConfig
 from wav2kp.training.checkpoints import CheckpointMismatch, load_checkpoint
 from wav2kp.training.inference import load_predictor
 from wav2kp.training.train import _Sequences, load_corpus_for_training, model_inputs, train_model
@@ -168,7 +167,7 @@ def test_an_older_checkpoint_format_is_refused_and_retrained_over(tmp_path):
 
 def test_train_run_refits_a_plateau_recipe_for_the_epochs_its_selection_needed(corpus):
     from wav2kp.config import RunConfig
-    from wav2kp.training.train import train_run
+    from wav2kp.studies.train_run import train_run
 
     cfg = RunConfig.resolve(
         corpus="fake", models=["original"], seeds=[0], original_epochs=3, ablation=False,

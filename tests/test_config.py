@@ -49,7 +49,8 @@ def test_past_and_future_ms_change_what_the_default_model_trains_on():
 
 def test_wav2kp_train_trains_what_notebook_04_trains():
     from wav2kp.cli import build_parser
-    from wav2kp.training.train import final_tasks, run_config_from_args
+    from wav2kp.studies.train_run import final_tasks
+    from wav2kp.tasks import run_config_from_args
 
     parameters = notebook_parameters("04_training.py")
     run_parameters = {k: v for k, v in parameters.items() if k in RunConfig.fields()}
@@ -95,7 +96,7 @@ def test_the_replica_departures_are_listed_once():
 
 
 def test_each_profile_keeps_its_own_final_models(tmp_path):
-    from wav2kp.training.train import final_tasks
+    from wav2kp.studies.train_run import final_tasks
 
     fast = {t.out_dir for t in final_tasks(RunConfig.resolve(), root=tmp_path)}
     full = {t.out_dir for t in final_tasks(RunConfig.resolve(profile="full"), root=tmp_path)}

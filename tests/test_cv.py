@@ -8,13 +8,14 @@ from wav2kp.studies.cv import (
     ABLATION_VARIANTS,
     METRICS,
     cv_tasks,
+    execute,
     fold_data,
     run_cv,
-    run_tasks,
     sentence_folds,
     study,
     variant_config,
 )
+from wav2kp.tasks import run_tasks
 from wav2kp.training.train import CorpusData
 from wav2kp.windowing.targets import TargetNormalizer
 
@@ -144,14 +145,14 @@ def test_a_dask_client_gives_the_same_results_as_running_here(corpus, tmp_path):
     variants = {"default": {}, "future 0 ms": {"window": {"future_ms": 0.0}}}
     here = run_tasks(
         cv_tasks(cfg, corpus, variants, "val", (0,), SMALL, tmp_path / "here"), corpus,
-        progress=False,
+        progress=False, execute=execute,
     )  # fmt: skip
     with distributed.Client(
         n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
     ) as client:
         there = run_tasks(
             cv_tasks(cfg, corpus, variants, "val", (0,), SMALL, tmp_path / "there"), corpus,
-            client, progress=False,
+            client, progress=False, execute=execute,
         )  # fmt: skip
     assert here.keys() == there.keys()
     for key in here:

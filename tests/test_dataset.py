@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from wav2kp.features.features import FeatureConfig, FeatureStats, load_feature_stats
+from wav2kp.config import FeatureConfig, WindowConfig
+from wav2kp.extraction.reader import read_extraction
+from wav2kp.features.features import FeatureStats, load_feature_stats
 from wav2kp.paths import CorpusPaths
 from wav2kp.windowing.dataset import (
     ClipData,
@@ -17,10 +19,8 @@ from wav2kp.windowing.dataset import (
     fit_normalizer_and_stats,
     load_clips,
     load_normalizer,
-    read_extraction,
 )
 from wav2kp.windowing.targets import TargetNormalizer, apply_pose
-from wav2kp.windowing.windowing import WindowConfig
 
 
 def synthetic_face(mouth_open: float = 0.0) -> np.ndarray:

@@ -12,8 +12,8 @@ import torch
 import torchaudio
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from wav2kp.config import FeatureConfig
 from wav2kp.features.features import (
-    FeatureConfig,
     FeatureStats,
     compute_corpus_features,
     compute_features,

@@ -106,10 +106,9 @@ def test_emotion_conditioning_shifts_predictions_per_label():
 
 
 def test_the_replica_is_called_original_and_seed_means_only_a_random_seed():
+    from wav2kp.config import WINDOW_MODES, TrainConfig, WindowConfig
     from wav2kp.evaluation.evaluate import DEFAULT_MODELS
     from wav2kp.training.models import MODEL_NAMES
-    from wav2kp.training.train import TrainConfig
-    from wav2kp.windowing.windowing import WINDOW_MODES, WindowConfig
 
     assert "original" in MODEL_NAMES and "seed" not in MODEL_NAMES
     assert "original" in WINDOW_MODES and "seed" not in WINDOW_MODES

@@ -85,7 +85,7 @@ def test_lever_table_pairs_variants_with_the_baseline(tmp_path):
 
 
 def test_final_scores_every_seed_on_test_sentences_and_unseen_voices(corpus, one_torch_thread):
-    from wav2kp.training.train import train_run
+    from wav2kp.studies.train_run import train_run
 
     root = corpus.base
     cfg = RunConfig.resolve(corpus="fake", models="default", seeds="0,1", epochs=1, ablation=False)
@@ -122,14 +122,10 @@ def test_final_scores_every_seed_on_test_sentences_and_unseen_voices(corpus, one
 
 
 def test_checkpoint_with_silence_gate_and_calibration_loads_wrapped(corpus, one_torch_thread):
+    from wav2kp.config import TrainConfig
     from wav2kp.training.calibration import Calibrated
-    from wav2kp.training.inference import unwrapped
-    from wav2kp.training.train import (
-        TrainConfig,
-        load_corpus_for_training,
-        load_predictor,
-        train_model,
-    )
+    from wav2kp.training.inference import load_predictor, unwrapped
+    from wav2kp.training.train import load_corpus_for_training, train_model
     from wav2kp.training.vad import SilenceGate
     from wav2kp.windowing.dataset import clip_from_audio
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 from wav2kp.benchmarks.training import synthetic_clips
+from wav2kp.config import TrainConfig
+from wav2kp.training.inference import load_predictor
 from wav2kp.training.models import ModelConfig, build_model
 from wav2kp.training.train import (
-    TrainConfig,
     _Sequences,
     clip_windows,
-    load_predictor,
     masked_loss,
     target_weights,
     train_model,
@@ -326,7 +326,8 @@ def test_the_original_trains_without_gradient_clipping(clips, tmp_path, monkeypa
 KILL_SCRIPT = """
 import sys
 from wav2kp.benchmarks.training import synthetic_clips
-from wav2kp.training.train import TrainConfig, train_model
+from wav2kp.config import TrainConfig
+from wav2kp.training.train import train_model
 
 clips = synthetic_clips(n_clips=8, seconds=3.0, feature_dim=8, seed=3)
 config = TrainConfig.preset(
@@ -383,7 +384,7 @@ def test_kill_9_during_training_then_the_same_command_resumes_to_the_same_weight
 
 
 def test_a_plateau_recipe_stops_when_gains_fall_under_the_threshold(clips, tmp_path):
-    from wav2kp.training.train import refit_config
+    from wav2kp.studies.train_run import refit_config
 
     # every epoch must beat the last counted gain by 90 %: after the first epochs none does
     config = small_config(epochs=40, plateau=True, patience=2, min_improvement=0.9)

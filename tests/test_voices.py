@@ -48,8 +48,9 @@ def aligned_corpus(tmp_path):
 
 
 def test_build_voices_writes_clips_and_trains_with_them(aligned_corpus, one_torch_thread):
-    from wav2kp.training.train import TrainConfig, load_corpus_for_training, train_model
-    from wav2kp.windowing.dataset import read_extraction
+    from wav2kp.config import TrainConfig
+    from wav2kp.extraction.reader import read_extraction
+    from wav2kp.training.train import load_corpus_for_training, train_model
 
     paths, align, _ = aligned_corpus
     root = paths.base
@@ -88,6 +89,6 @@ def test_build_voices_writes_clips_and_trains_with_them(aligned_corpus, one_torc
     # clips, so the model loads for the corpus it was trained on
     assert saved["train_config"]["voices"]["copies"] == 1
     assert set(saved["fingerprint"]["train_clips"]) == {c.clip_id for c in data.train}
-    from wav2kp.training.train import load_predictor
+    from wav2kp.training.inference import load_predictor
 
     load_predictor(result.best_checkpoint, corpus="fake", root=root)

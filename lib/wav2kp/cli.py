@@ -16,7 +16,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("wav2kp.demo.corpus", "generate the offline demo corpus (mp4 + manifest)"),
     "extract": ("wav2kp.extraction.extract", "extract audio, frames timestamps and face keypoints"),
     "features": ("wav2kp.features.features", "compute MFCC features for extracted clips"),
-    "train": ("wav2kp.training.train", "train the models notebook 04 trains (every model x seed)"),
+    "train": (
+        "wav2kp.studies.train_run",
+        "train the models notebook 04 trains (every model x seed)",
+    ),
     "cv": ("wav2kp.studies.cv", "cross-validate model variants (variants x folds x seeds)"),
     "voices": (
         "wav2kp.training.voices",

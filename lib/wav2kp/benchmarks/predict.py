@@ -139,8 +139,9 @@ def tiny_checkpoint(out_dir: str | Path, epochs: int = 4, seconds: float = 4.0, 
 
     Uses the real training path (``wav2kp.training.train.train_model``) with the inference context
     a checkpoint must carry (normaliser, feature config and stats)."""
-    from wav2kp.features.features import FeatureConfig, FeatureStats, compute_features
-    from wav2kp.training.train import TrainConfig, train_model
+    from wav2kp.config import FeatureConfig, TrainConfig
+    from wav2kp.features.features import FeatureStats, compute_features
+    from wav2kp.training.train import train_model
     from wav2kp.windowing.dataset import make_clip
     from wav2kp.windowing.targets import TargetNormalizer
 

@@ -123,7 +123,9 @@ def _inference_rtf(predictor, seconds: float) -> float:
 
 
 def run(quick: bool = False) -> dict:
-    from wav2kp.training.train import TrainConfig, load_predictor, train_model
+    from wav2kp.config import TrainConfig
+    from wav2kp.training.inference import load_predictor
+    from wav2kp.training.train import train_model
 
     # default demo corpus ~ 7000 frames ~ 240 s of video; tiny ~ 60 s
     total_seconds = 60.0 if quick else 240.0

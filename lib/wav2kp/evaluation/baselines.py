@@ -29,10 +29,11 @@ from typing import Protocol
 import numpy as np
 from sklearn.linear_model import Ridge
 
+from wav2kp.config import WindowConfig
 from wav2kp.media.probe import MediaError
 from wav2kp.windowing.dataset import ClipData
 from wav2kp.windowing.targets import apply_pose, fill_pose
-from wav2kp.windowing.windowing import WindowConfig, build_windows
+from wav2kp.windowing.windowing import build_windows
 
 DEFAULT_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
 MOUTH = np.arange(48, 68)

@@ -42,7 +42,8 @@ from wav2kp import metrics
 from wav2kp.atomic import write_csv, write_json
 from wav2kp.evaluation import results
 from wav2kp.evaluation.baselines import BASELINES
-from wav2kp.windowing.dataset import ClipData, Extraction, KeypointPredictor, read_extraction
+from wav2kp.extraction.reader import Extraction, read_extraction
+from wav2kp.windowing.dataset import ClipData, KeypointPredictor
 from wav2kp.windowing.targets import (
     STABLE_POINTS,
     apply_pose,
@@ -391,7 +392,7 @@ def load_trained(
     """Trained predictors for ``models`` (names or checkpoint paths; every training seed
     found, see :func:`checkpoint_paths`), and one message per checkpoint that could not
     be used (missing, unreadable, a seed twice) - the rest go on."""
-    from wav2kp.training.train import load_predictor
+    from wav2kp.training.inference import load_predictor
 
     predictors, problems = [], []
     for model in models:

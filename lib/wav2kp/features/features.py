@@ -21,7 +21,7 @@ import json
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,77 +29,8 @@ import numpy as np
 import pandas as pd
 
 from wav2kp.atomic import write_json, write_npz
+from wav2kp.config import CMVN_MODES, FEATURE_KINDS, FeatureConfig
 from wav2kp.paths import CorpusPaths
-
-FEATURE_KINDS = ("mfcc", "logmel")
-CMVN_MODES = ("none", "mean", "meanvar")
-
-
-@dataclass(frozen=True)
-class FeatureConfig:
-    sample_rate: int = 16000
-    kind: str = "mfcc"  # "mfcc" | "logmel"
-    n_mfcc: int = 40
-    n_mels: int = 40
-    n_fft: int = 400
-    hop_length: int = 200
-    deltas: bool = False  # append first and second time differences (x3 dims)
-    # Invariance to who speaks, how loud and through which microphone (issue 10), off by
-    # default so that the original's MFCC stays bit for bit:
-    # ``floor_db``: log-mel levels more than this below the loudest frame within
-    # ``cmvn_seconds`` are raised to that floor, so silence looks the same whatever the
-    # recording's noise floor (log-mel only);
-    # ``cmvn``: per-band mean ("mean") or mean and variance ("meanvar") normalisation
-    # over a sliding window of ``cmvn_seconds`` centred on each frame: removes the gain
-    # (loudness) and the fixed spectral colour of microphone, room and vocal tract.
-    # Both are local, so features of a long file cut into chunks (``wav2kp.predict.predict``)
-    # equal one pass wherever a chunk's margin covers half a window.
-    floor_db: float | None = None
-    cmvn: str = "none"
-    cmvn_seconds: float = 3.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in FEATURE_KINDS:
-            raise ValueError(f"feature kind must be one of {FEATURE_KINDS}, got {self.kind!r}")
-        if self.cmvn not in CMVN_MODES:
-            raise ValueError(f"cmvn must be one of {CMVN_MODES}, got {self.cmvn!r}")
-        if self.floor_db is not None and (self.kind != "logmel" or self.floor_db <= 0):
-            raise ValueError(
-                f"floor_db needs kind 'logmel' and a positive level, got {self.kind!r}, "
-                f"{self.floor_db!r}"
-            )
-        if self.cmvn_seconds <= 0:
-            raise ValueError(f"cmvn_seconds must be positive, got {self.cmvn_seconds!r}")
-        if min(self.sample_rate, self.n_mels, self.n_fft, self.hop_length) < 1:
-            raise ValueError(f"feature sizes must be positive: {self}")
-        if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
-            raise ValueError(f"n_mfcc ({self.n_mfcc}) cannot exceed n_mels ({self.n_mels})")
-
-    @property
-    def frame_rate(self) -> float:
-        return self.sample_rate / self.hop_length
-
-    @property
-    def hop_seconds(self) -> float:
-        return self.hop_length / self.sample_rate
-
-    @property
-    def base_dim(self) -> int:
-        return self.n_mfcc if self.kind == "mfcc" else self.n_mels
-
-    @property
-    def dim(self) -> int:
-        return self.base_dim * (3 if self.deltas else 1)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> FeatureConfig:
-        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
 
 
 @lru_cache(maxsize=8)

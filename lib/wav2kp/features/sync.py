@@ -143,10 +143,10 @@ def corpus_av_lags(corpus: str, max_lag_ms: float = 300.0, root=None) -> pd.Data
     out."""
     from tqdm.auto import tqdm
 
+    from wav2kp.extraction.reader import read_extraction
     from wav2kp.features.splits import ok_clips
     from wav2kp.media.audio import load_audio
     from wav2kp.paths import CorpusPaths
-    from wav2kp.windowing.dataset import read_extraction
 
     paths = CorpusPaths(corpus, root)
     rows = []
@@ -190,34 +190,3 @@ def clip_lags(clips, max_lag_ms: float = CORRECTION_MAX_LAG_MS) -> pd.DataFrame:
         rows.append({"clip_id": clip.clip_id, **result})
     table = pd.DataFrame(rows, columns=["clip_id", "lag_ms", "correlation", "seconds", "at_limit"])
     return flag_outliers(table)
-
-
-def lag_corrected(clips, max_lag_ms: float = CORRECTION_MAX_LAG_MS) -> list:
-    """The clips with each one's keypoint times moved so that its A/V lag equals the
-    median of the trusted lags (weak and implausible lags: left as they are); windows
-    are rebuilt at the new times, targets stay with their frames."""
-    import dataclasses
-
-    from wav2kp.windowing.dataset import LazyWindows
-    from wav2kp.windowing.windowing import WindowConfig, window_indices
-
-    table = clip_lags(clips, max_lag_ms)
-    trusted = table[~table["weak"] & ~table["outlier"]]
-    if trusted.empty:
-        return list(clips)
-    median = float(trusted["lag_ms"].median())
-    shifts = {str(r.clip_id): (float(r.lag_ms) - median) / 1000 for r in trusted.itertuples()}
-    out = []
-    for clip in clips:
-        shift = shifts.get(clip.clip_id, 0.0)
-        if shift == 0.0:
-            out.append(clip)
-            continue
-        # a video late by ``shift`` s: frame k shows the mouth of the sound at t_k - shift
-        times = np.asarray(clip.frame_times, np.float64) - shift
-        window = WindowConfig.from_dict(clip.extra.get("window_config", WindowConfig().to_dict()))
-        windows = LazyWindows(clip.features, *window_indices(clip.feature_times, times, window),
-                              window.pad)  # fmt: skip
-        out.append(dataclasses.replace(clip, frame_times=times, windows=windows,
-                                       extra={**clip.extra, "av_shift_s": shift}))  # fmt: skip
-    return out

@@ -12,11 +12,15 @@ import io
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from wav2kp.windowing.dataset import ClipData
+# a clip to draw: a ``wav2kp.windowing.dataset.ClipData``, taken by its fields (plots sit
+# below the stages, so they import none of them)
+ClipData = Any
+
 
 TRUE_COLOR = (60, 220, 90)
 MODEL_COLORS = ((255, 50, 50), (80, 170, 255), (255, 200, 40), (220, 90, 255), (40, 230, 230))

@@ -9,6 +9,7 @@ import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import matplotlib.pyplot as plt
@@ -17,7 +18,11 @@ import pandas as pd
 import seaborn as sns
 
 from wav2kp import metrics
-from wav2kp.windowing.dataset import ClipData
+
+# a clip to draw: a ``wav2kp.windowing.dataset.ClipData``, taken by its fields (plots sit
+# below the stages, so they import none of them)
+ClipData = Any
+
 
 log = logging.getLogger(__name__)
 

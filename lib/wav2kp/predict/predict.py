@@ -38,6 +38,7 @@ import numpy as np
 from wav2kp.atomic import write_json
 from wav2kp.handoff import exports, vid2vid
 from wav2kp.handoff.preview import FrameCache, GeneratorView, write_preview
+from wav2kp.predict.errors import PredictError
 from wav2kp.predict.references import Reference, resolve_reference
 from wav2kp.predict.staging import (
     SUMMARY_FILE,
@@ -54,11 +55,6 @@ CLIPPED_REFUSE = 0.01  # refuse speech with more clipped samples than this (1 %)
 CLIPPED_WARN = 0.001  # ... and warn above 0.1 %
 CHUNK_SECONDS = 30.0
 MARGIN_SECONDS = 2.0  # extra audio each side of a chunk and warm-up frames before it
-
-
-class PredictError(ValueError):
-    """Input that cannot be predicted from; the message names the file or option and
-    says what to do, in one line."""
 
 
 def _first_line(error: BaseException) -> str:
@@ -246,7 +242,8 @@ def load_checkpoint_for_predict(spec, device: str = "cpu"):
 
 def _feature_setup(predictor):
     """FeatureConfig and FeatureStats carried by the checkpoint."""
-    from wav2kp.features.features import FeatureConfig, FeatureStats
+    from wav2kp.config import FeatureConfig
+    from wav2kp.features.features import FeatureStats
 
     context = getattr(predictor, "context", {}) or {}
     stats = context.get("feature_stats")

@@ -29,7 +29,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 def _error(message: str):
-    from wav2kp.predict.predict import PredictError
+    from wav2kp.predict.errors import PredictError
 
     return PredictError(message)
 

@@ -29,7 +29,7 @@ OUTPUT_ENTRIES = frozenset({
 
 
 def _error(message: str):
-    from wav2kp.predict.predict import PredictError
+    from wav2kp.predict.errors import PredictError
 
     return PredictError(message)
 

@@ -29,7 +29,6 @@ import fcntl
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterable
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from wav2kp.atomic import write_json, write_text
-from wav2kp.paths import data_root, project_root, reports_root
+from wav2kp.paths import data_root, git_commit, project_root, reports_root
 from wav2kp.report.diary import (
     BROWSER_CHECK,
     RUN_FILE,
@@ -139,22 +138,6 @@ def find_notebooks(notebooks_dir: Path, select: list[str] | None = None) -> list
     if select:
         paths = [p for p in paths if any(p.stem.startswith(s) for s in select)]
     return paths
-
-
-def git_commit(root: Path) -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return (commit or "unknown") + ("+dirty" if dirty else "")
 
 
 def declared_parameters(source: Path) -> dict[str, Any]:

@@ -49,7 +49,6 @@ one scored by other evaluation code is scored again from its checkpoint).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import time
@@ -63,6 +62,8 @@ import numpy as np
 import pandas as pd
 
 from wav2kp.config import RunConfig, TrainConfig, config_digest
+from wav2kp.tasks import Task, open_client, run_tasks, task_error, task_key, task_row
+from wav2kp.training.inference import VIEWS
 
 METRICS = [
     "mouth_open_r",
@@ -72,32 +73,10 @@ METRICS = [
     "jitter_ratio",
     "av_offset_frames",
 ]
-RESULT_VERSION = 1  # bump when what a task computes changes: cached results are redone
-RUN_ONLY_FIELDS = ("max_minutes", "device", "num_threads")
 # extra scores of proxies and views (module doc): the mouth-opening measures and, where
 # clips carry the truth of who speaks when, the share of silent frames with an open mouth
 EXTRA_METRICS = ("mouth_open_r", "variance_ratio", "jitter_ratio", "av_offset_frames",
                  "mouth_lmd_iod", "silent_open_share")  # fmt: skip
-
-
-def _gate(predictor):
-    from wav2kp.training.vad import SilenceGate
-
-    return SilenceGate(predictor, name=f"{predictor.name}+gate")
-
-
-def _calibrated(predictor):
-    from wav2kp.training.calibration import Calibrated
-
-    return Calibrated(predictor, name=f"{predictor.name}+calibrated")
-
-
-def _gate_calibrated(predictor):
-    return _gate(_calibrated(predictor))
-
-
-# post-processings of a trained model scored beside it (``views`` of ``run_cv``)
-VIEWS = {"gate": _gate, "calibrated": _calibrated, "calibrated+gate": _gate_calibrated}
 
 
 # ---------------------------------------------------------------- variants and studies
@@ -195,47 +174,6 @@ def variant_config(
 
 
 # ---------------------------------------------------------------- tasks
-
-
-@dataclass
-class Task:
-    """One training: a final model (``kind="final"``, see ``wav2kp.training.train.train_run``) or
-    one variant x fold x seed of a cross-validation (``kind="cv"``)."""
-
-    kind: str
-    name: str
-    config: TrainConfig
-    out_dir: str
-    fold: str = ""
-    train_ids: tuple[str, ...] = ()
-    heldout_ids: tuple[str, ...] = ()
-    data_digest: str = ""
-    views: tuple[str, ...] = ()  # VIEWS scored beside the model (not part of the key)
-
-    @property
-    def key(self) -> str:
-        if self.kind == "final":
-            return f"final-{self.name}-{self.config.seed}"
-        return task_key(self.config, self.train_ids, self.heldout_ids, self.data_digest)
-
-
-def task_key(config: TrainConfig, train_ids, heldout_ids, data_digest: str) -> str:
-    from wav2kp.config import INERT_FIELDS
-
-    recipe = {
-        k: v
-        for k, v in config.to_dict().items()
-        if k not in RUN_ONLY_FIELDS and not (k in INERT_FIELDS and v == INERT_FIELDS[k])
-    }
-    return config_digest(
-        {
-            "version": RESULT_VERSION,
-            "config": recipe,
-            "train": sorted(train_ids),
-            "heldout": sorted(heldout_ids),
-            "data": data_digest,
-        }
-    )
 
 
 def data_digest(data) -> str:
@@ -363,10 +301,10 @@ def fold_data(data, task: Task):
 
 
 def _refit_fold(train: Sequence, clips: Sequence, context: dict):
-    from wav2kp.features.features import FeatureConfig, FeatureStats
+    from wav2kp.config import FeatureConfig, WindowConfig
+    from wav2kp.features.features import FeatureStats
     from wav2kp.windowing import dataset as ds
     from wav2kp.windowing.targets import TargetNormalizer
-    from wav2kp.windowing.windowing import WindowConfig
 
     old_norm = context["normalizer"]
     if isinstance(old_norm, dict):
@@ -423,31 +361,11 @@ def _inner_split(clips: Sequence, fraction: float, seed: int):
     )
 
 
-def _task_row(task: Task) -> dict[str, Any]:
-    return {
-        "kind": task.kind,
-        "name": task.name,
-        "model": task.config.model,
-        "seed": task.config.seed,
-        "fold": task.fold,
-        "key": task.key,
-        "error": "",
-    }
-
-
-def _task_error(task: Task, err: BaseException, what: str = "") -> str:
-    """One line naming the task and what went wrong."""
-    return (
-        f"{task.name} (seed {task.config.seed}, fold {task.fold or '-'}): {what}"
-        + f"{type(err).__name__}: {err}".splitlines()[0]
-    )
-
-
 def execute(task: Task, data) -> dict[str, Any]:
     """Run one task (in this process or on a Dask worker) and return its result row; a
     finished cross-validation task is read back from its ``result.json``."""
     started_cpu, started = time.process_time(), time.perf_counter()
-    row = _task_row(task)
+    row = task_row(task)
     result_file = Path(task.out_dir) / "result.json"
     try:
         if task.kind == "cv" and result_file.is_file():
@@ -458,7 +376,7 @@ def execute(task: Task, data) -> dict[str, Any]:
         row.update(_execute(task, data))
         row["scoring"] = scoring_digest(task, data)
     except Exception as err:  # one broken task must not stop the study
-        row["error"] = _task_error(task, err)
+        row["error"] = task_error(task, err)
     row["cpu_seconds"] = time.process_time() - started_cpu
     row["wall_seconds"] = time.perf_counter() - started
     row["reused"] = False
@@ -499,7 +417,8 @@ def scoring_digest(task: Task | None = None, data=None) -> str:
 def _execute(task: Task, data) -> dict[str, Any]:
     import dataclasses
 
-    from wav2kp.training.train import load_predictor, train_final_model, train_model
+    from wav2kp.training.inference import load_predictor
+    from wav2kp.training.train import train_final_model, train_model
 
     if task.kind == "final":
         result = train_final_model(
@@ -607,86 +526,6 @@ def _result_fields(result) -> dict[str, Any]:
     }
 
 
-def run_tasks(
-    tasks: Sequence[Task], data, client=None, progress: bool = True
-) -> dict[str, dict[str, Any]]:
-    """Every task's result row by ``task.key``: on ``client`` (the data scattered to the
-    workers once; a task lost with its worker is retried) or here, one after the other.
-    Results are the same either way (same seeds, one thread per task)."""
-    from tqdm.auto import tqdm
-
-    unique: dict[str, Task] = {}
-    for task in tasks:
-        unique.setdefault(task.key, task)
-    bar = tqdm(total=len(unique), desc="training", unit="task", disable=not progress)
-    results: dict[str, dict[str, Any]] = {}
-    if client is None:
-        for key, task in unique.items():
-            bar.set_postfix_str(f"{task.name} seed {task.config.seed} {task.fold}".strip())
-            results[key] = execute(task, data)
-            bar.update()
-    else:
-        from asyncio import CancelledError
-
-        from distributed import as_completed
-
-        shared = client.scatter(data.without_windows(), broadcast=True, hash=False)
-        futures = {
-            client.submit(execute, task, shared, key=f"train-{key}", pure=False, retries=1): key
-            for key, task in unique.items()
-        }
-        for future in as_completed(futures, loop=client.loop):
-            key = futures[future]
-            try:
-                results[key] = future.result()
-            except (Exception, CancelledError) as err:
-                # lost on the cluster (its workers died twice, its data was forgotten
-                # after a worker restart, ...): this task's row says so and the others
-                # go on; finished work is reused by the same command run again
-                results[key] = {**_task_row(unique[key]), "reused": False,
-                                "error": _task_error(unique[key], err, "lost on the cluster: ")}  # fmt: skip
-            bar.update()
-    bar.close()
-    for row in results.values():
-        if row.get("error"):
-            warnings.warn(row["error"], stacklevel=2)
-    return results
-
-
-@contextlib.contextmanager
-def open_client(cfg: RunConfig):
-    """A Dask client for ``cfg.workers`` / ``cfg.scheduler`` (``workers=0``: None, work
-    runs in this process), closed on exit."""
-    if cfg.workers == 0:
-        yield None
-        return
-    try:
-        from wav2kp.cluster import get_client
-    except ImportError:  # until wav2kp.cluster lands: an embedded cluster of processes
-        from distributed import Client
-
-        def get_client(scheduler, workers):
-            if scheduler:
-                return Client(scheduler, set_as_default=False)
-            return Client(n_workers=workers or 2, threads_per_worker=1, processes=True,
-                          dashboard_address=None, set_as_default=False)  # fmt: skip
-
-    import dask
-
-    # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536 (memory handed back to the
-    # system early); training allocates and frees tensors every step, and with that
-    # setting a 10-epoch default-model run spent 10x the system time (+35 % CPU in all).
-    # Training workers keep glibc's own adaptive threshold.
-    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
-    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        client = get_client(cfg.scheduler, cfg.workers)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
 # ---------------------------------------------------------------- results
 
 
@@ -764,7 +603,7 @@ def run_cv(
     if proxies is not None:
         data.proxies = {name: list(clips) for name, clips in proxies.items()}
     tasks = cv_tasks(cfg, data, variants, folds, seeds, budget, out_root, root, views)
-    results = run_tasks(tasks, data, client, progress)
+    results = run_tasks(tasks, data, client, progress, execute=execute)
     return CVResult.from_outcomes([{**results[t.key], "name": t.name} for t in tasks])
 
 
@@ -805,7 +644,7 @@ def rank_agreement(result: CVResult, metric: str = "mouth_open_r") -> dict[str, 
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    from wav2kp.training.train import add_run_arguments
+    from wav2kp.tasks import add_run_arguments
 
     add_run_arguments(parser)
     parser.add_argument(
@@ -834,7 +673,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 def run_cli(args: argparse.Namespace) -> int:
     import sys
 
-    from wav2kp.training.train import run_config_from_args
+    from wav2kp.tasks import run_config_from_args
 
     cfg = run_config_from_args(args)
     if args.study:
@@ -885,8 +724,7 @@ def save_results(out: Path, result: CVResult, cfg: RunConfig, options, agreement
     """``out.json``: the command, commit, run configuration, options and the summary (and
     the budget study's rank agreement); ``out.csv``: every task's row."""
     from wav2kp.atomic import write_csv, write_json
-    from wav2kp.paths import project_root
-    from wav2kp.report.report import git_commit
+    from wav2kp.paths import git_commit, project_root
 
     out = Path(out)
     write_csv(out.with_suffix(".csv"), result.table)

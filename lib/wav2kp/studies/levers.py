@@ -31,11 +31,12 @@ import numpy as np
 import pandas as pd
 
 from wav2kp import metrics
-from wav2kp.features.features import FeatureConfig, FeatureStats, compute_features
+from wav2kp.config import FeatureConfig, WindowConfig
+from wav2kp.extraction.reader import read_extraction
+from wav2kp.features.features import FeatureStats, compute_features
 from wav2kp.paths import CorpusPaths
-from wav2kp.windowing.dataset import ClipData, make_clip, read_extraction
+from wav2kp.windowing.dataset import ClipData, make_clip
 from wav2kp.windowing.targets import TargetNormalizer
-from wav2kp.windowing.windowing import WindowConfig
 
 SAMPLE_RATE = 16000
 
@@ -388,10 +389,10 @@ def proxy_sets(
     held-out sentences); any other name is an extracted corpus (e.g. the synthetic demo
     voices ``demo-tiny``). With ``align_dir`` the clips carry GRID's speech truth (the
     silence measure)."""
+    from wav2kp.config import WindowConfig
     from wav2kp.features.features import FeatureStats
     from wav2kp.training.vad import attach_speech_truth
     from wav2kp.windowing.targets import TargetNormalizer
-    from wav2kp.windowing.windowing import WindowConfig
 
     clips = list(data.val) if folds == "val" else [*data.train, *data.val]
     if align_dir is not None:
@@ -505,8 +506,7 @@ def evaluate_final(
     mouth); returns (clip table, target table, markdown)."""
     from wav2kp.evaluation.baselines import LoudnessBaseline, MeanFaceBaseline
     from wav2kp.evaluation.evaluate import checkpoint_paths
-    from wav2kp.studies.cv import VIEWS
-    from wav2kp.training.inference import load_predictor, unwrapped
+    from wav2kp.training.inference import VIEWS, load_predictor, unwrapped
     from wav2kp.training.train import load_corpus_for_training
     from wav2kp.training.vad import attach_speech_truth
 

@@ -233,9 +233,10 @@ def _clip_seed(seed: int, clip_id: str, copy: int) -> int:
 
 def augment_clip(clip, samples: np.ndarray, feature_stats, perturbation, rng, copy: int = 0):
     """A copy of ``clip`` (``ClipData``) whose audio is ``samples`` (16 kHz) perturbed."""
+    from wav2kp.config import WindowConfig
     from wav2kp.features.features import compute_features
     from wav2kp.windowing.dataset import LazyWindows
-    from wav2kp.windowing.windowing import WindowConfig, window_indices
+    from wav2kp.windowing.windowing import window_indices
 
     audio = perturb(samples, perturbation, rng)
     raw, feature_times = compute_features(audio, SAMPLE_RATE, feature_stats.feature_config)

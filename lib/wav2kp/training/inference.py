@@ -87,7 +87,7 @@ class Predictor:
     @property
     def feature_config(self):
         """``wav2kp.features.features.FeatureConfig`` the model is fed (None if unknown)."""
-        from wav2kp.features.features import FeatureConfig
+        from wav2kp.config import FeatureConfig
 
         state = self.context.get("feature_config")
         return None if state is None else FeatureConfig.from_dict(state)
@@ -241,6 +241,27 @@ def unwrapped(predictor):
     while not isinstance(predictor, Predictor) and hasattr(predictor, "predictor"):
         predictor = predictor.predictor
     return predictor
+
+
+def _gate(predictor):
+    from wav2kp.training.vad import SilenceGate
+
+    return SilenceGate(predictor, name=f"{predictor.name}+gate")
+
+
+def _calibrated(predictor):
+    from wav2kp.training.calibration import Calibrated
+
+    return Calibrated(predictor, name=f"{predictor.name}+calibrated")
+
+
+def _gate_calibrated(predictor):
+    return _gate(_calibrated(predictor))
+
+
+# post-processings of a trained model, scored beside it by the studies (``views`` of
+# ``wav2kp.studies.cv.run_cv``, ``wav2kp.studies.levers.evaluate_final``)
+VIEWS = {"gate": _gate, "calibrated": _calibrated, "calibrated+gate": _gate_calibrated}
 
 
 class EmotionFromAudio:

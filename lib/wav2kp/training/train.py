@@ -12,15 +12,12 @@ Each model is fed the features its ``TrainConfig`` names (``wav2kp.windowing.dat
 the corpus's pipeline features (log-mel by default), or for the ``original`` replica the
 original's raw MFCC computed from the audio, bit for bit.
 
-``train_run(RunConfig)`` is what notebook 04 and ``wav2kp train`` train: the final
-models (every model x training seed, refitted on train + val under the refit rule) and
-the validation runs behind notebook 04's curves and ablation table (``wav2kp.studies.cv``), in
-parallel on a Dask client when one is given.
+What notebook 04 and ``wav2kp train`` run (the final models with the validation runs,
+which are scored too) is ``wav2kp.studies.train_run``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import time
@@ -28,14 +25,13 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from wav2kp.config import RunConfig, TrainConfig
+from wav2kp.config import TrainConfig
 from wav2kp.training.checkpoints import (
     CHECKPOINT_FORMAT,
     fingerprint_changes,
@@ -44,7 +40,7 @@ from wav2kp.training.checkpoints import (
     save_checkpoint,
     training_fingerprint,
 )
-from wav2kp.training.inference import Predictor, load_predictor, resolve_device
+from wav2kp.training.inference import resolve_device
 from wav2kp.training.models import ModelConfig, build_model, count_parameters
 from wav2kp.windowing import dataset as ds
 from wav2kp.windowing.dataset import ClipData, LazyWindows, clip_windows
@@ -54,15 +50,11 @@ __all__ = [
     "ClipData",
     "CorpusData",
     "LazyWindows",
-    "Predictor",
-    "TrainConfig",
     "TrainResult",
     "clip_windows",
     "load_corpus_for_training",
-    "load_predictor",
     "train_final_model",
     "train_model",
-    "train_run",
 ]
 
 
@@ -76,7 +68,8 @@ def model_inputs(clips: Sequence[ClipData], config: TrainConfig, context: dict):
     """(FeatureConfig or None, FeatureStats or None) the model is fed: the corpus's
     (``context``) when ``config.features`` is None; else those features, raw (identity
     statistics) or normalised with statistics fitted on ``clips``."""
-    from wav2kp.features.features import FeatureConfig, FeatureStats
+    from wav2kp.config import FeatureConfig
+    from wav2kp.features.features import FeatureStats
 
     corpus_config = context.get("feature_config")
     corpus_config = (
@@ -419,7 +412,7 @@ def _train(
     if config.emotion_conditioning and config.model != "original":
         emotions = tuple(sorted({str(c.emotion) for c in train_clips if c.emotion}))
     if config.av_correction:
-        from wav2kp.features.sync import lag_corrected
+        from wav2kp.training.lag_correction import lag_corrected
 
         train_clips = lag_corrected(train_clips)
     if config.voices:
@@ -737,7 +730,7 @@ def load_corpus_for_training(
     return CorpusData(by_split["train"], by_split["val"], by_split["test"], context)
 
 
-# ---------- what notebook 04 and `wav2kp train` train ----------
+# ---------- where the final models live ----------
 
 
 def model_dir(corpus: str, model: str, seed: int, root=None, profile: str = "fast") -> Path:
@@ -751,137 +744,3 @@ def model_dir(corpus: str, model: str, seed: int, root=None, profile: str = "fas
     base = CorpusPaths(corpus, root).models
     base = base if profile == "fast" else base / profile
     return base / model / f"seed-{int(seed)}"
-
-
-@dataclass
-class TrainRun:
-    """What ``train_run`` trained: ``finals`` (one row per model and seed: checkpoint,
-    epochs, CPU seconds, parameters, error), ``validation`` (``wav2kp.studies.cv.CVResult`` of
-    each model's recipe on the val fold: curves and val scores) and ``ablation`` (the
-    ablation variants on the val fold; None when not asked for)."""
-
-    config: RunConfig
-    finals: pd.DataFrame
-    validation: Any
-    ablation: Any = None
-
-    def checkpoints(self, model: str) -> list[Path]:
-        rows = self.finals[(self.finals["model"] == model) & (self.finals["error"] == "")]
-        return [Path(p) for p in rows["checkpoint"]]
-
-
-def refit_config(config: TrainConfig, selected_epochs: int) -> TrainConfig:
-    """A ``plateau`` recipe's final model under the refit rule: as many epochs on train +
-    val as its selection run needed to reach the plateau (its best epoch)."""
-    return dataclasses.replace(config, epochs=max(1, int(selected_epochs)), patience=0)
-
-
-def final_tasks(
-    cfg: RunConfig, root=None, selected_epochs: dict[tuple[str, int], int] | None = None
-) -> list[Any]:
-    """The final models ``cfg`` asks for, as ``wav2kp.studies.cv.Task``s (model x seed). A
-    ``plateau`` recipe refitted on train + val needs its selection run's best epoch
-    (``selected_epochs[(model, seed)]``); without it, it keeps its epoch cap."""
-    from wav2kp.studies.cv import Task
-
-    tasks = []
-    for model in cfg.models:
-        for seed in cfg.seeds_of(model):
-            config = cfg.train_config(model, seed)
-            if config.plateau and config.refit_on_val and selected_epochs is not None:
-                config = refit_config(config, selected_epochs[(model, seed)])
-            out_dir = str(model_dir(cfg.corpus, model, seed, root, cfg.profile))
-            tasks.append(Task(kind="final", name=model, config=config, out_dir=out_dir))
-    return tasks
-
-
-def train_run(
-    cfg: RunConfig,
-    data: CorpusData | None = None,
-    client=None,
-    progress: bool = True,
-    root=None,
-) -> TrainRun:
-    """Train what ``cfg`` asks for (module doc), every task in parallel on ``client``
-    (a ``distributed.Client``; None: one after the other here). Finished work is reused:
-    final models resume from their ``last.pt`` (nothing to do when finished on the same
-    data), validation runs are keyed by their configuration and data."""
-    from wav2kp.studies import cv
-
-    data = data or load_corpus_for_training(cfg.corpus, progress=progress, root=root)
-    validation, ablation = cv.validation_tasks(cfg, data, root=root)
-    # a plateau recipe's final model needs its selection run first (how many epochs);
-    # the others train alongside the validation runs
-    waits = {m for m in cfg.models if cfg.train_config(m, 0).plateau and cfg.refit_on_val}
-    early = [t for t in final_tasks(cfg, root) if t.name not in waits]
-    results = cv.run_tasks([*early, *validation, *ablation], data, client, progress=progress)
-    selected = {
-        (t.name, t.config.seed): results[t.key].get("best_epoch") or t.config.epochs
-        for t in validation
-        if t.name in waits
-    }
-    finals = final_tasks(cfg, root, selected if waits and data.val else None)
-    late = [t for t in finals if t.key not in results]
-    if late:
-        results.update(cv.run_tasks(late, data, client, progress=progress))
-
-    def rows(tasks):
-        return [{**results[t.key], "name": t.name} for t in tasks]
-
-    return TrainRun(
-        cfg,
-        pd.DataFrame(rows(finals)),
-        cv.CVResult.from_outcomes(rows(validation)),
-        cv.CVResult.from_outcomes(rows(ablation)) if ablation else None,
-    )
-
-
-# ---------- command line ----------
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    add_run_arguments(parser)
-    parser.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
-
-
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--corpus``, ``--profile`` and ``--set key=value`` (any ``RunConfig`` field), plus
-    the Dask options; defaults all come from ``wav2kp.config``."""
-    parser.add_argument("--corpus", default=None, help="corpus name (default: RunConfig's)")
-    parser.add_argument("--profile", default=None, help="fast (make report) or full")
-    parser.add_argument(
-        "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-        help="any run parameter, e.g. --set seeds=0,1,2 --set epochs=20 (repeatable)",
-    )  # fmt: skip
-    parser.add_argument("--workers", type=int, default=None, help="Dask workers (0: no Dask)")
-    parser.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
-
-
-def run_config_from_args(args: argparse.Namespace) -> RunConfig:
-    from wav2kp.config import parse_assignment
-
-    values = dict(parse_assignment(a) for a in args.assignments)
-    for name in ("corpus", "profile", "workers", "scheduler"):
-        if getattr(args, name, None) is not None:
-            values[name] = getattr(args, name)
-    return RunConfig.resolve(**values)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    import json
-
-    from wav2kp.studies.cv import open_client
-
-    cfg = run_config_from_args(args)
-    print(json.dumps(cfg.to_dict(), indent=1))
-    if args.dry_run:
-        for task in final_tasks(cfg):
-            print(f"{task.name} seed {task.config.seed} -> {task.out_dir}")
-        return 0
-    with open_client(cfg) as client:
-        run = train_run(cfg, client=client)
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(run.finals.drop(columns=["history"], errors="ignore").to_string(index=False))
-        print(run.validation.summary().round(4).to_string())
-    failed = run.finals["error"].astype(bool).sum()
-    return 1 if failed else 0

@@ -205,8 +205,8 @@ def make_voice_clip(source: dict, draw: VoiceDraw, rng: np.random.Generator) -> 
 
 
 def _source(paths: CorpusPaths, clip_id: str, text: str, align: Path) -> dict:
+    from wav2kp.extraction.reader import read_extraction
     from wav2kp.training.vad import read_grid_align
-    from wav2kp.windowing.dataset import read_extraction
 
     extraction = read_extraction(paths.extracted / f"{clip_id}.npz")
     return {
@@ -301,11 +301,12 @@ def voice_clips(train_clips: Sequence, settings: dict, context: dict, seed: int 
     """``settings["copies"]`` synthetic voices of every training clip (module doc) as
     ``ClipData`` with the training clip's speaker, window, the context's feature
     statistics and normaliser; a clip without voices is warned about once."""
+    from wav2kp.config import WindowConfig
+    from wav2kp.extraction.reader import read_extraction
     from wav2kp.features.features import FeatureStats, compute_features
     from wav2kp.media.audio import load_audio
-    from wav2kp.windowing.dataset import make_clip, read_extraction
+    from wav2kp.windowing.dataset import make_clip
     from wav2kp.windowing.targets import TargetNormalizer
-    from wav2kp.windowing.windowing import WindowConfig
 
     copies = int(settings.get("copies", 0))
     if copies <= 0:

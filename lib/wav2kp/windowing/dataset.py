@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from wav2kp.atomic import write_json
+from wav2kp.config import FeatureConfig, WindowConfig
+from wav2kp.extraction.reader import read_extraction, valid_frames
 from wav2kp.features.features import (
-    FeatureConfig,
     FeatureStats,
     compute_corpus_features,
     compute_features,
@@ -35,16 +36,13 @@ from wav2kp.features.features import (
 )
 from wav2kp.features.splits import ensure_split, ok_clips
 from wav2kp.paths import CorpusPaths
-from wav2kp.windowing.targets import TargetNormalizer, fill_pose, valid_frames
+from wav2kp.windowing.targets import TargetNormalizer, fill_pose
 from wav2kp.windowing.windowing import (
-    WindowConfig,
     build_windows,
     original_window_starts,
     upsample_linear,
     window_indices,
 )
-
-MISSING = 2  # extraction frame_status: 0 detected, 1 interpolated, 2 missing
 
 
 @dataclass
@@ -88,49 +86,6 @@ class KeypointPredictor(Protocol):
 
 
 # ---------- extraction files ----------
-
-
-@dataclass
-class Extraction:
-    """The parts of ``extracted/<clip_id>.npz`` the dataset needs."""
-
-    times: np.ndarray  # (T,) float64
-    lm68: np.ndarray  # (T, 68, 2) float32, NaN where missing
-    frame_status: np.ndarray  # (T,) int8
-    width: int
-    height: int
-
-    @property
-    def valid(self) -> np.ndarray:
-        return (self.frame_status != MISSING) & valid_frames(self.lm68)
-
-
-def read_extraction(path: str | os.PathLike) -> Extraction:
-    """Read one extraction file; a clear error names the file if it is unusable."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: extraction file missing")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: unreadable extraction file ({exc})") from exc
-    with data:
-        missing = {"times", "lm68"} - set(data.files)
-        if missing:
-            raise ValueError(f"{path}: extraction file lacks {sorted(missing)}")
-        times = data["times"].astype(np.float64)
-        lm68 = data["lm68"].astype(np.float32)
-        if "frame_status" in data.files:
-            status = data["frame_status"].astype(np.int8)
-        else:
-            status = np.where(valid_frames(lm68), 0, MISSING).astype(np.int8)
-        width = int(data["width"]) if "width" in data.files else 0
-        height = int(data["height"]) if "height" in data.files else 0
-    if lm68.shape != (len(times), 68, 2) or status.shape != times.shape:
-        raise ValueError(
-            f"{path}: times {times.shape}, lm68 {lm68.shape}, status {status.shape} disagree"
-        )
-    return Extraction(times, lm68, status, width, height)
 
 
 # ---------- fitted state: feature stats + target normaliser ----------

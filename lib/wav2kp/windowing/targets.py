@@ -25,6 +25,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from wav2kp.extraction.reader import valid_frames
+
 STABLE_POINTS = (27, 28, 29, 30, 36, 39, 42, 45)
 NEUTRAL_METHODS = ("closed", "mean")
 OUTER_EYE_CORNERS = (36, 45)
@@ -92,11 +94,6 @@ def mouth_gap(shapes: np.ndarray) -> np.ndarray:
     """Inner-lip gap |y66 - y62| of shapes (..., 68, 2), in the shapes' units."""
     shapes = np.asarray(shapes)
     return np.abs(shapes[..., INNER_LIP_BOTTOM, 1] - shapes[..., INNER_LIP_TOP, 1])
-
-
-def valid_frames(landmarks: np.ndarray) -> np.ndarray:
-    """(T,) True where all 68 points are finite."""
-    return np.isfinite(np.asarray(landmarks)).all(axis=(1, 2))
 
 
 # ---------- the normaliser ----------

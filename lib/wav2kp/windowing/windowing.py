@@ -19,54 +19,10 @@ interpolation, window start ``idx = round(i * n_feature_frames / n_keypoint_fram
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import pandas as pd
 
-WINDOW_MODES = ("aligned", "original")
-PAD_MODES = ("edge", "zeros")
-
-
-@dataclass(frozen=True)
-class WindowConfig:
-    past_ms: float = 100.0
-    future_ms: float = 200.0
-    mode: str = "aligned"
-    pad: str = "edge"
-    original_window: int = 40  # feature frames per window in mode "original" (the original's 40)
-
-    def __post_init__(self) -> None:
-        if self.mode not in WINDOW_MODES:
-            raise ValueError(f"window mode must be one of {WINDOW_MODES}, got {self.mode!r}")
-        if self.pad not in PAD_MODES:
-            raise ValueError(f"window pad must be one of {PAD_MODES}, got {self.pad!r}")
-        if self.past_ms < 0 or self.future_ms < 0:
-            raise ValueError(
-                f"past_ms and future_ms must be >= 0, got {self.past_ms}, {self.future_ms}"
-            )
-        if self.original_window < 1:
-            raise ValueError(f"original_window must be >= 1, got {self.original_window}")
-
-    def context_frames(self, hop_s: float) -> tuple[int, int]:
-        """(past, future) feature frames around the centre frame for a feature hop."""
-        if hop_s <= 0:
-            raise ValueError(f"feature hop must be > 0 s, got {hop_s}")
-        if self.mode == "original":
-            return 0, self.original_window - 1
-        return int(round(self.past_ms / 1000 / hop_s)), int(round(self.future_ms / 1000 / hop_s))
-
-    def n_context(self, hop_s: float) -> int:
-        """C, the number of feature frames per window."""
-        past, future = self.context_frames(hop_s)
-        return past + 1 + future
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> WindowConfig:
-        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+from wav2kp.config import WindowConfig
 
 
 def feature_hop(feature_times: np.ndarray) -> float:
