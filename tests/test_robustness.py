@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from test_dataset import write_fake_corpus
 from wav2kp.config import RunConfig
+from wav2kp.evaluation.results import TARGETS
 from wav2kp.features.splits import ensure_split
-from wav2kp.studies import levers as R
+from wav2kp.studies import levers, pages
 
 BUDGET = {"epochs": 1, "crop_frames": 20}
 
@@ -28,7 +29,7 @@ def test_cv_scores_proxies_and_views_and_reuses(corpus, one_torch_thread):
     root = corpus.base
     cfg = RunConfig.resolve(corpus="fake")
     data = load_corpus_for_training("fake", progress=False, root=root)
-    proxies = R.proxy_sets(data, ["val_phone"], root=root)
+    proxies = levers.proxy_sets(data, ["val_phone"], root=root)
     heard = proxies["val_phone"]
     assert len(heard) == len(data.train) + len(data.val)
     assert all(c.clip_id.endswith("~val_phone") and c.audio_path.is_file() for c in heard)
@@ -74,7 +75,7 @@ def test_lever_table_pairs_variants_with_the_baseline(tmp_path):
                          "heldout+gate:mouth_open_r": 0.7})  # fmt: skip
     csv = tmp_path / "levers.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
-    text = R.lever_table(csv)
+    text = pages.lever_table(csv)
     assert "**held-out GRID sentences (same voice)**" in text and "**val_phone**" in text
     assert "model + gate" in text
     lever_rows = [line for line in text.splitlines() if line.startswith("| lever |")]
@@ -91,8 +92,9 @@ def test_final_scores_every_seed_on_test_sentences_and_unseen_voices(corpus, one
     cfg = RunConfig.resolve(corpus="fake", models="default", seeds="0,1", epochs=1, ablation=False)
     run = train_run(cfg, progress=False, root=root)
     assert len(run.checkpoints("default")) == 2
-    table, targets, text = R.evaluate_final("fake", unseen_corpus="fake", unseen_exclude="^ann",
-                                            progress=False, root=root)  # fmt: skip
+    table, targets = levers.evaluate_final("fake", unseen_corpus="fake", unseen_exclude="^ann",
+                                           progress=False, root=root)  # fmt: skip
+    _, text = pages.final_tables(table, "fake")
     assert set(table["set"]) == {"fake test", "fake (unseen voices)"}
     unseen = table[table["set"] == "fake (unseen voices)"]
     assert len(unseen) and not unseen["clip_id"].str.startswith("ann").any()
@@ -103,7 +105,7 @@ def test_final_scores_every_seed_on_test_sentences_and_unseen_voices(corpus, one
     assert (loud["error"].fillna("") == "").all() and loud["mouth_open_r"].notna().all()
     assert set(table["seed"]) == {0, 1} and set(table["space"]) == {"aligned", "frame"}
     same = targets[(targets["set"] == "fake test") & (targets["model"] == "model")]
-    assert list(same["target"]) == [t[0] for t in R.SAME_VOICE_TARGETS]
+    assert list(same["target"]) == [t[0] for t in TARGETS["same_voice"]]
     lmd = same.set_index("target").loc["mouth LMD vs mean face"]
     assert np.isfinite(lmd["estimate"]) and lmd["low"] <= lmd["estimate"] <= lmd["high"]
     too_few = {
@@ -116,7 +118,7 @@ def test_final_scores_every_seed_on_test_sentences_and_unseen_voices(corpus, one
     csv = root / "final.csv"
     table.to_csv(csv, index=False)
     assert (
-        R.final_tables(pd.read_csv(csv, dtype={"clip_id": str, "sentence_id": str}), "fake")[1]
+        pages.final_tables(pd.read_csv(csv, dtype={"clip_id": str, "sentence_id": str}), "fake")[1]
         == text
     )
 
