@@ -237,16 +237,6 @@ def _mean_abs_acceleration(lm: np.ndarray, ok: np.ndarray) -> float:
     return float(np.linalg.norm(accel, axis=-1).mean()) if len(accel) else float("nan")
 
 
-def jitter(landmarks: np.ndarray, valid: np.ndarray | None = None) -> float:
-    """Mean |second difference| (acceleration, pixels/frame^2) over points and frame
-    triples that are all valid."""
-    lm = np.asarray(landmarks, dtype=np.float64)
-    ok = np.isfinite(lm).all(axis=(1, 2))
-    if valid is not None:
-        ok &= np.asarray(valid, dtype=bool)
-    return _mean_abs_acceleration(lm, ok)
-
-
 def jitter_ratio(pred, true, valid=None) -> float:
     """Jitter of the prediction / jitter of the ground truth on the same frames
     (> 1: shakier than real)."""
@@ -308,13 +298,6 @@ def av_offset_frames(pred, true, valid=None, max_lag_frames: int = DEFAULT_MAX_L
     best = np.nanmax(r)
     candidates = lags[np.isclose(r, best, rtol=0, atol=1e-9)]
     return float(candidates[np.argmin(np.abs(candidates))])
-
-
-def av_offset_ms(
-    pred, true, frame_times, valid=None, max_lag_frames: int = DEFAULT_MAX_LAG_FRAMES
-) -> float:
-    """A/V offset in milliseconds, the frame period taken from the timestamps."""
-    return av_offset_frames(pred, true, valid, max_lag_frames) * frame_period(frame_times) * 1e3
 
 
 # Names of the numbers evaluate_sequence returns, in display order, with a lower/higher/

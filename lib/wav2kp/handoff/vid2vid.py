@@ -621,10 +621,6 @@ def check_vid2vid_tree(root: str | os.PathLike, phase: str = PHASE) -> list[str]
     return inspect_tree(root, phase).problems
 
 
-def _check_keypoint_file(path: Path) -> list[str]:
-    return _read_checked_keypoint_file(path)[0]
-
-
 def _read_checked_keypoint_file(path: Path) -> tuple[list[str], np.ndarray | None]:
     """(problems, the (68, 2) points as :func:`read_keypoint_file` gives them) from one
     read of the file; points None when there are problems."""

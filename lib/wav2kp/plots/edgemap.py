@@ -496,13 +496,6 @@ _BRUSH = [(dx, dy) for dy in range(-LINE_HALF_WIDTH, LINE_HALF_WIDTH)
 _KEY = 1 << 21  # pixel keys: coordinates within +-2^20 of the frame
 
 
-def edge_pixels(lm68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The pixels vid2vid's brush sets for the 14 face edges on an unbounded canvas
-    (before any clipping to the frame): ``(xy (n, 2) int, edge index (n,))``, each
-    pixel once per edge."""
-    return _edge_pixels(edge_curves(lm68))
-
-
 def _edge_pixels(curves_per_edge) -> tuple[np.ndarray, np.ndarray]:
     xs, ys, owners = [], [], []
     for index, curves in enumerate(curves_per_edge):
