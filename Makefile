@@ -73,9 +73,11 @@ full-protocol: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# lint-imports: the layers of docs/architecture.md's stage map (pyproject's [tool.importlinter])
 lint: $(STAMP)
 	$(BIN)/ruff check lib tests notebooks
 	$(BIN)/ruff format --check lib tests notebooks
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix lib tests notebooks
