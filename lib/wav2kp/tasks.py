@@ -25,7 +25,7 @@ RUN_ONLY_FIELDS = ("max_minutes", "device", "num_threads")
 
 @dataclass
 class Task:
-    """One training: a final model (``kind="final"``, see ``wav2kp.training.train.train_run``) or
+    """One training: a final model (``kind="final"``, see ``wav2kp.studies.train_run.train_run``) or
     one variant x fold x seed of a cross-validation (``kind="cv"``)."""
 
     kind: str

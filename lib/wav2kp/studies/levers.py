@@ -312,7 +312,7 @@ def proxy_sets(
 
 # Each lever of issue 10 is a variant of the default model (TrainConfig overrides);
 # inference-time levers (the silence gate, the motion calibration) are views scored on
-# every variant's model (``wav2kp.studies.cv.VIEWS``). Variants that add training clips keep the
+# every variant's model (``wav2kp.training.inference.VIEWS``). Variants that add training clips keep the
 # number of optimiser steps: their epochs are divided by (1 + copies).
 LEVER_EPOCHS = 12  # the screening budget (the preset's 40 for the chosen model)
 LEVERS: dict[str, dict] = {

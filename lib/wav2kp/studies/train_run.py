@@ -48,7 +48,7 @@ def refit_config(config: TrainConfig, selected_epochs: int) -> TrainConfig:
 def final_tasks(
     cfg: RunConfig, root=None, selected_epochs: dict[tuple[str, int], int] | None = None
 ) -> list[Any]:
-    """The final models ``cfg`` asks for, as ``wav2kp.studies.cv.Task``s (model x seed). A
+    """The final models ``cfg`` asks for, as ``wav2kp.tasks.Task``s (model x seed). A
     ``plateau`` recipe refitted on train + val needs its selection run's best epoch
     (``selected_epochs[(model, seed)]``); without it, it keeps its epoch cap."""
     tasks = []

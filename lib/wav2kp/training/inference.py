@@ -86,7 +86,7 @@ class Predictor:
 
     @property
     def feature_config(self):
-        """``wav2kp.features.features.FeatureConfig`` the model is fed (None if unknown)."""
+        """``wav2kp.config.FeatureConfig`` the model is fed (None if unknown)."""
         from wav2kp.config import FeatureConfig
 
         state = self.context.get("feature_config")
