@@ -54,7 +54,7 @@ model-grid: $(STAMP)
 # The committed result pages under docs/results/, regenerated from the committed tables
 # under results/ (a test checks that they agree; the tables' own commands are in the pages).
 results-docs: $(STAMP)
-	$(BIN)/python -m wav2kp.robustness pages
+	$(BIN)/python -m wav2kp.studies pages
 	$(BIN)/wav2kp results results/demo.json --update-readme README.md
 	$(BIN)/wav2kp config --update-readme README.md
 
@@ -72,9 +72,11 @@ full-protocol: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# lint-imports: the layers of docs/architecture.md's stage map (pyproject's [tool.importlinter])
 lint: $(STAMP)
 	$(BIN)/ruff check lib tests notebooks
 	$(BIN)/ruff format --check lib tests notebooks
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix lib tests notebooks

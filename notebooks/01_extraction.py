@@ -19,7 +19,7 @@
 #
 # Every later result depends on this step, and it is where the original project lost
 # most: an uninitialised array written for missed faces, MP3-compressed audio, and frame
-# times assumed from a nominal rate. Here, for every video in a folder (`wav2kp.extract`):
+# times assumed from a nominal rate. Here, for every video in a folder (`wav2kp.extraction.extract`):
 #
 # * **Audio** is decoded to PCM twice: at its own rate and channels
 #   (`audio/<clip>.orig.wav`) and as 16 kHz mono for the features (`audio/<clip>.wav`,
@@ -29,7 +29,7 @@
 #   (ffmpeg `showinfo`, frame rate passed through), so variable-frame-rate phone
 #   recordings keep their timing.
 # * **Keypoints**: MediaPipe face mesh in tracking mode, 478 points (with iris) in pixels,
-#   and the iBUG/dlib 68-point layout that vid2vid expects (`wav2kp.landmarks`; jaw ends
+#   and the iBUG/dlib 68-point layout that vid2vid expects (`wav2kp.extraction.landmarks`; jaw ends
 #   at mesh points 127/356). With several faces in view the same person is followed.
 # * **Gaps**: a missed face is never filled with garbage. Short gaps (a few frames) are
 #   interpolated in time and flagged `interpolated`; longer ones stay NaN and `missing`; a
@@ -58,7 +58,7 @@ keep_frames = False
 face = None  # several faces in view: None for the largest, N for the N-th from the left
 clip_filter = None  # regex on clip ids, e.g. "astronaut"
 limit = None  # only the first N videos
-max_gap_frames = None  # None: the library's default (wav2kp.gaps.GapParams)
+max_gap_frames = None  # None: the library's default (wav2kp.extraction.gaps.GapParams)
 min_detection_rate = None
 
 # %%
@@ -72,15 +72,15 @@ import seaborn as sns
 from IPython.display import display
 from wav2kp.atomic import write_csv, write_json
 from wav2kp.config import RunConfig
-from wav2kp.extract import (
+from wav2kp.extraction.extract import (
     ExtractParams,
     clip_signals,
     extract_corpus,
     load_extracted,
     summarise,
 )
-from wav2kp.gaps import GapParams
-from wav2kp.landmarks import draw_keypoints
+from wav2kp.extraction.gaps import GapParams
+from wav2kp.extraction.landmarks import draw_keypoints
 from wav2kp.media.decode import read_frames_at
 from wav2kp.paths import CorpusPaths, resolve_output_dir
 
@@ -263,8 +263,8 @@ else:
 # we use (mesh 127/356) with the widely copied temple variant (162/389).
 
 # %%
-from wav2kp.extract import dlib_cross_check
-from wav2kp.landmarks import dlib_available
+from wav2kp.extraction.extract import dlib_cross_check
+from wav2kp.extraction.landmarks import dlib_available
 
 dlib_check = pd.DataFrame()
 if dlib_available() and len(ok_clips):

@@ -18,9 +18,9 @@
 # # 02 - Audio features, the split, and an A/V sync check
 #
 # This step turns each extracted clip's 16 kHz audio into a sequence of feature frames
-# (`wav2kp.features`), decides once which clips are used for training, validation and
-# testing (`wav2kp.splits`), and checks that sound and mouth motion are in sync
-# (`wav2kp.sync`).
+# (`wav2kp.features.features`), decides once which clips are used for training, validation and
+# testing (`wav2kp.features.splits`), and checks that sound and mouth motion are in sync
+# (`wav2kp.features.sync`).
 #
 # * **Features.** Log-mel energies (torchaudio, 40 mel bands, in dB), 25 ms windows
 #   every 12.5 ms (80 frames/s), the original project's framing. Frame *k* is centred at
@@ -65,19 +65,14 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 from wav2kp.atomic import write_csv, write_json
-from wav2kp.audio import load_audio
-from wav2kp.config import RunConfig
+from wav2kp.config import FeatureConfig, RunConfig
 from wav2kp.credits import corpus_credit
-from wav2kp.dataset import read_extraction
-from wav2kp.features import (
-    FeatureConfig,
-    compute_corpus_features,
-    fit_feature_stats,
-    read_features,
-)
+from wav2kp.extraction.reader import read_extraction
+from wav2kp.features.features import compute_corpus_features, fit_feature_stats, read_features
+from wav2kp.features.splits import check_no_overlap, ensure_split, split_summary
+from wav2kp.features.sync import audio_envelope, corpus_av_lags, mouth_opening
+from wav2kp.media.audio import load_audio
 from wav2kp.paths import CorpusPaths, resolve_output_dir
-from wav2kp.splits import check_no_overlap, ensure_split, split_summary
-from wav2kp.sync import audio_envelope, corpus_av_lags, mouth_opening
 
 cfg = RunConfig.from_parameters(globals())
 corpus = cfg.corpus

@@ -19,7 +19,7 @@
 #
 # What a model sees and what it must predict, per keypoint frame:
 #
-# * **Audio window** (`wav2kp.windowing`): the feature frames from `past_ms` before to
+# * **Audio window** (`wav2kp.windowing.windowing`): the feature frames from `past_ms` before to
 #   `future_ms` after the frame's *real timestamp* (taken from the video stream, so
 #   variable frame rates are fine). Lips move ahead of the sound they make, so published
 #   models hear 100-200 ms of future audio (ObamaNet: 200 ms; Eskimez et al.: up to 80 ms).
@@ -28,7 +28,7 @@
 #   *i* the 40 feature frames starting at `round(i * n_mfcc / n_kp)`: audio from *after*
 #   the frame only, placed by proportion rather than by time. Below we measure how far
 #   that puts the audio from the true time along each clip.
-# * **Targets** (`wav2kp.targets`): each frame is similarity-aligned on stable points
+# * **Targets** (`wav2kp.windowing.targets`): each frame is similarity-aligned on stable points
 #   (eye corners, nose bridge) to a template, which removes head pose; the target is the
 #   aligned shape minus the speaker's *neutral* (closed-mouth) face, scaled to unit RMS,
 #   optionally projected on a PCA. The per-frame pose is kept, so predictions map back to
@@ -58,12 +58,12 @@ import seaborn as sns
 from IPython.display import display
 from sklearn.decomposition import PCA
 from wav2kp.atomic import write_csv, write_json
-from wav2kp.config import RunConfig
-from wav2kp.dataset import fit_normalizer_and_stats, load_clips
+from wav2kp.config import RunConfig, WindowConfig
+from wav2kp.features.splits import check_no_overlap, ensure_split, split_summary
 from wav2kp.paths import resolve_output_dir
-from wav2kp.splits import check_no_overlap, ensure_split, split_summary
-from wav2kp.targets import STABLE_POINTS
-from wav2kp.windowing import WindowConfig, aligned_offsets, original_drift, window_times
+from wav2kp.windowing.dataset import fit_normalizer_and_stats, load_clips
+from wav2kp.windowing.targets import STABLE_POINTS
+from wav2kp.windowing.windowing import aligned_offsets, original_drift, window_times
 
 cfg = RunConfig.from_parameters(globals())
 out = resolve_output_dir(output_dir)

@@ -59,10 +59,12 @@ original_epochs = None  # the original replica's epochs
 past_ms = None  # the default model's audio window
 future_ms = None
 window_pad = None
-augment = None  # waveform-augmented copies per training clip (wav2kp.augmentation; 0: none)
-voices = None  # synthetic voices per training sentence (wav2kp.voices; 0: none)
-calibrate = None  # rescale predicted motion to the training spread (wav2kp.calibration)
-silence_gate = None  # rest the mouth while nobody speaks (wav2kp.vad)
+augment = (
+    None  # waveform-augmented copies per training clip (wav2kp.training.augmentation; 0: none)
+)
+voices = None  # synthetic voices per training sentence (wav2kp.training.voices; 0: none)
+calibrate = None  # rescale predicted motion to the training spread (wav2kp.training.calibration)
+silence_gate = None  # rest the mouth while nobody speaks (wav2kp.training.vad)
 refit_on_val = None  # the refit rule, for every model
 device = None
 workers = None  # Dask worker processes (0: everything in this process)
@@ -78,9 +80,10 @@ import seaborn as sns
 from IPython.display import Markdown, display
 from wav2kp.atomic import write_csv, write_json
 from wav2kp.config import ORIGINAL_DEPARTURES, RunConfig
-from wav2kp.cv import open_client
 from wav2kp.paths import resolve_output_dir
-from wav2kp.train import load_corpus_for_training, train_run, val_plateau
+from wav2kp.studies.train_run import train_run
+from wav2kp.tasks import open_client
+from wav2kp.training.train import load_corpus_for_training, val_plateau
 
 cfg = RunConfig.from_parameters(globals())
 out = resolve_output_dir(output_dir)
@@ -234,8 +237,8 @@ else:
 # committed; run it to see its table.
 
 # %%
-from wav2kp.cv import load_results
 from wav2kp.paths import project_root
+from wav2kp.studies.cv import load_results
 
 for study_name in ("budget",):
     path = project_root() / "results" / f"{cfg.corpus}-cv-{study_name}.json"

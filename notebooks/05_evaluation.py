@@ -82,10 +82,11 @@ import warnings
 import pandas as pd
 import seaborn as sns
 from IPython.display import HTML, Markdown, display
-from wav2kp import evaluate, render, results
 from wav2kp.atomic import write_json
 from wav2kp.config import RunConfig
+from wav2kp.evaluation import evaluate, results
 from wav2kp.paths import resolve_output_dir
+from wav2kp.plots import render
 
 warnings.filterwarnings("ignore", category=UserWarning, module="seaborn")
 sns.set_theme(style="whitegrid", context="notebook")

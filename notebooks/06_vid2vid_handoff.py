@@ -29,7 +29,7 @@
 #    training).
 # 2. The model predicts mouth and jaw motion from that audio; the motion is **composed
 #    onto a real head track** of the same speaker (head pose, blinks and brows of another
-#    test clip), in that clip's frame coordinates (`wav2kp.vid2vid.compose_on_reference`).
+#    test clip), in that clip's frame coordinates (`wav2kp.handoff.vid2vid.compose_on_reference`).
 # 3. The folder is written in vid2vid's layout - `test_keypoints/<seq>/%05d.txt` (68
 #    integer `x,y` rows) beside `test_img/<seq>/%05d.jpg` (the **real frames** of the
 #    reference clip) - on a canvas where **vid2vid's own face crop fits**: it crops a
@@ -37,11 +37,11 @@
 #    like ours that square is larger than the frame, so vid2vid's numpy slicing would
 #    hand its generator an empty corner of the edge map. The frames are scaled so the
 #    crop is exactly 512 px and padded where the clip does not reach
-#    (`wav2kp.vid2vid.plan_canvas`). The folder is then **checked frame by frame** the
+#    (`wav2kp.handoff.vid2vid.plan_canvas`). The folder is then **checked frame by frame** the
 #    way vid2vid will read it.
 # 4. We show what vid2vid's generator will get: the real frame and the edge channel
 #    (synthesized forehead, quadratic pieces, 2 px lines, crop and resize), reproduced
-#    step by step by `wav2kp.edgemap.generator_input`, and a preview video with the
+#    step by step by `wav2kp.plots.edgemap.generator_input`, and a preview video with the
 #    speech.
 #
 # The same runs from the command line on any speech file:
@@ -68,11 +68,14 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from IPython.display import HTML, Image, Markdown, display
-from wav2kp import metrics, predict, references, render, vid2vid
+from wav2kp import metrics
 from wav2kp.atomic import write_json
 from wav2kp.config import RunConfig
-from wav2kp.inference import checkpoint_file
+from wav2kp.handoff import vid2vid
 from wav2kp.paths import CorpusPaths, resolve_output_dir
+from wav2kp.plots import render
+from wav2kp.predict import predict, references
+from wav2kp.training.inference import checkpoint_file
 
 sns.set_theme(style="whitegrid", context="notebook")
 cfg = RunConfig.from_parameters(globals())  # corpus, seed
@@ -129,7 +132,7 @@ display(pd.Series({k: summary[k] for k in (
 # pixels.
 
 # %%
-from wav2kp.extract import source_video
+from wav2kp.extraction.extract import source_video
 from wav2kp.media.decode import read_frames_at
 
 vid2vid_root = handoff_dir / vid2vid.EXPORT_DIR
@@ -246,8 +249,9 @@ display(Markdown(f"vid2vid writes `{handoff['output_files']}`; the speech under 
 # The audio player plays the clip.
 
 # %%
-from wav2kp import dataset, explorer
-from wav2kp.train import load_predictor
+from wav2kp.plots import explorer
+from wav2kp.training.inference import load_predictor
+from wav2kp.windowing import dataset
 
 predictor = load_predictor(checkpoint)
 test_clips = dataset.load_clips(corpus, splits=("test",), window_config=predictor.window_config,

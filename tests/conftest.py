@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from wav2kp.paths import shared_realclips
-from wav2kp.report import run_report
+from wav2kp.report.report import run_report
 
 # The chain's parameters: the tiny demo corpus and a few epochs, as CI can afford.
 CI_PARAMETERS = {

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from test_extract_videos import FFMPEG, face_frames, write_video
-from wav2kp.audio import AudioError, load_audio, write_wav
+from wav2kp.media.audio import AudioError, load_audio, write_wav
 
 
 def tone(freq: float, rate: int, seconds: float, channels: int = 1) -> np.ndarray:
@@ -85,14 +85,19 @@ def test_bad_files_name_the_file(tmp_path):
 
 def test_one_sample_rate_for_every_stage():
     """Extraction stores, and features, models, baselines, augmentation, synthetic voices,
-    the silence gate and predict read, audio at ``wav2kp.audio.SAMPLE_RATE``: no module
+    the silence gate and predict read, audio at ``wav2kp.media.audio.SAMPLE_RATE``: no module
     writes its own 16 kHz (the original replica's recipe in wav2kp.config keeps its own)."""
     import inspect
     import io
     import tokenize
 
-    from wav2kp import audio, augmentation, baselines, extract_clip, features, predict, voices
+    from wav2kp.evaluation import baselines
+    from wav2kp.extraction import extract_clip
+    from wav2kp.features import features
+    from wav2kp.media import audio
     from wav2kp.paths import project_root
+    from wav2kp.predict import predict
+    from wav2kp.training import augmentation, voices
 
     assert audio.SAMPLE_RATE == 16000
     assert features.FeatureConfig().sample_rate == audio.SAMPLE_RATE
@@ -108,4 +113,4 @@ def test_one_sample_rate_for_every_stage():
         tokens = tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
         literals += [f"{path.name}:{t.start[0]}" for t in tokens
                      if t.type == tokenize.NUMBER and t.string.replace("_", "") == "16000"]  # fmt: skip
-    assert not literals, f"16 kHz written outside wav2kp.audio: {literals}"
+    assert not literals, f"16 kHz written outside wav2kp.media.audio: {literals}"

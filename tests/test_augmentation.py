@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from wav2kp.augmentation import (
+from wav2kp.config import FeatureConfig
+from wav2kp.features.features import FeatureStats, compute_features
+from wav2kp.training.augmentation import (
     AugmentConfig,
     Perturbation,
     augment_clips,
     draw_perturbation,
     perturb,
 )
-from wav2kp.features import FeatureConfig, FeatureStats, compute_features
 
 SR = 16000
 
@@ -55,8 +56,8 @@ def test_draws_are_deterministic_and_respect_probabilities():
 
 def test_augmented_copies_keep_targets_and_follow_the_speed(tmp_path):
     import soundfile as sf
-    from wav2kp.dataset import make_clip
-    from wav2kp.windowing import WindowConfig
+    from wav2kp.config import WindowConfig
+    from wav2kp.windowing.dataset import make_clip
 
     audio = tone_bursts(3.0)
     sf.write(tmp_path / "a.wav", audio, SR)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from test_metrics import LOWER_LIP, template_face
 from wav2kp import metrics
-from wav2kp.baselines import (
+from wav2kp.config import WindowConfig
+from wav2kp.evaluation.baselines import (
     LoudnessBaseline,
     MeanFaceBaseline,
     NeutralFaceBaseline,
@@ -18,8 +19,8 @@ from wav2kp.baselines import (
     fit_baselines,
     loudness_db,
 )
-from wav2kp.dataset import ClipData
-from wav2kp.windowing import WindowConfig, build_windows
+from wav2kp.windowing.dataset import ClipData
+from wav2kp.windowing.windowing import build_windows
 
 CONTEXT, FEATURE_DIM = 5, 8
 
@@ -273,7 +274,7 @@ def loudness_corpus(tmp_path_factory):
     level at t + 60 ms; the last clip is a speaker the normaliser never saw."""
     import soundfile as sf
     from test_metrics import talking_face
-    from wav2kp.targets import TargetNormalizer
+    from wav2kp.windowing.targets import TargetNormalizer
 
     folder = tmp_path_factory.mktemp("loudness")
     raw = []

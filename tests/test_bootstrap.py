@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from wav2kp import bootstrap
-from wav2kp.bootstrap import Interval, Target
+from wav2kp.evaluation import bootstrap
+from wav2kp.evaluation.bootstrap import Interval, Target
 
 
 def test_resample_counts_are_seeded_draws_of_all_units():

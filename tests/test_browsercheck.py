@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import pytest
 from test_diary import VIDEO_FPS, VIDEO_FRAMES, brightness_video, evaluation, make_run
-from wav2kp import browsercheck, diary
+from wav2kp.report import browsercheck, diary
 
 missing = browsercheck.missing_browser_reason()
 pytestmark = pytest.mark.skipif(missing is not None, reason=f"browser check: {missing}")

@@ -1,13 +1,13 @@
-"""Motion calibration (wav2kp.calibration): what its gain does to the mouth."""
+"""Motion calibration (wav2kp.training.calibration): what its gain does to the mouth."""
 
 from __future__ import annotations
 
 import numpy as np
 from test_metrics import talking_face, times
 from wav2kp import metrics
-from wav2kp.calibration import Calibrated
-from wav2kp.dataset import ClipData
-from wav2kp.targets import TargetNormalizer
+from wav2kp.training.calibration import Calibrated
+from wav2kp.windowing.dataset import ClipData
+from wav2kp.windowing.targets import TargetNormalizer
 
 
 class Replay:

@@ -10,12 +10,11 @@ import pandas as pd
 import pytest
 import torch
 from test_dataset import write_fake_corpus
-from wav2kp.checkpoints import CheckpointMismatch, load_checkpoint
-from wav2kp.config import TrainConfig
-from wav2kp.dataset import fit_normalizer_and_stats
-from wav2kp.features import FeatureConfig
-from wav2kp.inference import load_predictor
-from wav2kp.train import _Sequences, load_corpus_for_training, model_inputs, train_model
+from wav2kp.config import FeatureConfig, TrainConfig
+from wav2kp.training.checkpoints import CheckpointMismatch, load_checkpoint
+from wav2kp.training.inference import load_predictor
+from wav2kp.training.train import _Sequences, load_corpus_for_training, model_inputs, train_model
+from wav2kp.windowing.dataset import fit_normalizer_and_stats
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 LOGMEL = FeatureConfig(kind="logmel")
@@ -42,7 +41,7 @@ def train(root, out, **overrides):
 
 def test_the_original_is_fed_the_original_mfcc_bit_for_bit_on_a_logmel_corpus(corpus, tmp_path):
     import torchaudio
-    from wav2kp.audio import load_audio
+    from wav2kp.media.audio import load_audio
 
     data = load_corpus_for_training("fake", progress=False, root=corpus)
     clip = data.train[0]
@@ -89,7 +88,7 @@ def test_a_model_trained_with_augmented_copies_loads_for_its_corpus(corpus, tmp_
 
 
 def change_split(root):
-    from wav2kp.splits import ensure_split
+    from wav2kp.features.splits import ensure_split
 
     with pytest.warns(UserWarning):
         ensure_split("fake", seed=1, root=root)
@@ -169,7 +168,7 @@ def test_an_older_checkpoint_format_is_refused_and_retrained_over(tmp_path):
 
 def test_train_run_refits_a_plateau_recipe_for_the_epochs_its_selection_needed(corpus):
     from wav2kp.config import RunConfig
-    from wav2kp.train import train_run
+    from wav2kp.studies.train_run import train_run
 
     cfg = RunConfig.resolve(
         corpus="fake", models=["original"], seeds=[0], original_epochs=3, ablation=False,

@@ -49,7 +49,8 @@ def test_past_and_future_ms_change_what_the_default_model_trains_on():
 
 def test_wav2kp_train_trains_what_notebook_04_trains():
     from wav2kp.cli import build_parser
-    from wav2kp.train import final_tasks, run_config_from_args
+    from wav2kp.studies.train_run import final_tasks
+    from wav2kp.tasks import run_config_from_args
 
     parameters = notebook_parameters("04_training.py")
     run_parameters = {k: v for k, v in parameters.items() if k in RunConfig.fields()}
@@ -98,7 +99,7 @@ def test_the_replica_departures_are_listed_once():
 
 
 def test_each_profile_keeps_its_own_final_models(tmp_path):
-    from wav2kp.train import final_tasks
+    from wav2kp.studies.train_run import final_tasks
 
     fast = {t.out_dir for t in final_tasks(RunConfig.resolve(), root=tmp_path)}
     full = {t.out_dir for t in final_tasks(RunConfig.resolve(profile="full"), root=tmp_path)}
@@ -183,7 +184,7 @@ def test_config_command_prints_what_a_run_resolves_to(capsys):
 
 def test_every_command_line_takes_the_corpus_and_workers_defaults_from_the_config(monkeypatch):
     from wav2kp.cli import build_parser
-    from wav2kp.train import run_config_from_args
+    from wav2kp.tasks import run_config_from_args
 
     monkeypatch.setattr(RunConfig, "corpus", "elsewhere")
     monkeypatch.setattr(RunConfig, "seed", 5)
@@ -225,7 +226,7 @@ def _parameter_examples(text: str) -> list[tuple[str, str]]:
 
 
 def test_every_parameter_in_the_docs_examples_is_one_a_notebook_or_train_takes():
-    from wav2kp.report import declared_parameters
+    from wav2kp.report.report import declared_parameters
 
     root = project_root()
     notebook_names = set()

@@ -4,19 +4,20 @@ import numpy as np
 import pytest
 from wav2kp.benchmarks.training import synthetic_clips
 from wav2kp.config import RunConfig
-from wav2kp.cv import (
+from wav2kp.studies.cv import (
     ABLATION_VARIANTS,
     METRICS,
     cv_tasks,
+    execute,
     fold_data,
     run_cv,
-    run_tasks,
     sentence_folds,
     study,
     variant_config,
 )
-from wav2kp.targets import TargetNormalizer
-from wav2kp.train import CorpusData
+from wav2kp.tasks import run_tasks
+from wav2kp.training.train import CorpusData
+from wav2kp.windowing.targets import TargetNormalizer
 
 # small models: one thread is as fast, and much faster on a busy machine
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -106,7 +107,7 @@ def test_val_fold_scores_every_variant_reports_failures_and_reuses_results(corpu
 
 
 def test_budget_study_pairs_each_variant_at_every_budget():
-    from wav2kp.cv import BUDGET_EPOCHS
+    from wav2kp.studies.cv import BUDGET_EPOCHS
 
     options = study(RunConfig.resolve(), "budget")
     names = list(options["variants"])
@@ -120,7 +121,7 @@ def test_budget_study_pairs_each_variant_at_every_budget():
 
 def test_rank_agreement_compares_each_budget_with_the_preset_and_the_seed_noise():
     import pandas as pd
-    from wav2kp.cv import CVResult, rank_agreement
+    from wav2kp.studies.cv import CVResult, rank_agreement
 
     rows = []
     for seed, noise in ((0, 0.0), (1, 0.001)):
@@ -144,14 +145,14 @@ def test_a_dask_client_gives_the_same_results_as_running_here(corpus, tmp_path):
     variants = {"default": {}, "future 0 ms": {"window": {"future_ms": 0.0}}}
     here = run_tasks(
         cv_tasks(cfg, corpus, variants, "val", (0,), SMALL, tmp_path / "here"), corpus,
-        progress=False,
+        progress=False, execute=execute,
     )  # fmt: skip
     with distributed.Client(
         n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
     ) as client:
         there = run_tasks(
             cv_tasks(cfg, corpus, variants, "val", (0,), SMALL, tmp_path / "there"), corpus,
-            client, progress=False,
+            client, progress=False, execute=execute,
         )  # fmt: skip
     assert here.keys() == there.keys()
     for key in here:
@@ -173,7 +174,7 @@ def test_a_task_lost_on_the_cluster_is_a_failed_row_and_the_others_finish(
     """A task whose future fails on the cluster itself (workers died, its scattered data
     forgotten after a restart) ends as that task's error row; the study goes on."""
     from distributed import Client, LocalCluster
-    from wav2kp import cv
+    from wav2kp.studies import cv
 
     original = cv.execute
 

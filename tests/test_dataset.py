@@ -9,18 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from wav2kp.dataset import (
+from wav2kp.config import FeatureConfig, WindowConfig
+from wav2kp.extraction.reader import read_extraction
+from wav2kp.features.features import FeatureStats, load_feature_stats
+from wav2kp.paths import CorpusPaths
+from wav2kp.windowing.dataset import (
     ClipData,
     clip_from_audio,
     fit_normalizer_and_stats,
     load_clips,
     load_normalizer,
-    read_extraction,
 )
-from wav2kp.features import FeatureConfig, FeatureStats, load_feature_stats
-from wav2kp.paths import CorpusPaths
-from wav2kp.targets import TargetNormalizer, apply_pose
-from wav2kp.windowing import WindowConfig
+from wav2kp.windowing.targets import TargetNormalizer, apply_pose
 
 
 def synthetic_face(mouth_open: float = 0.0) -> np.ndarray:
@@ -223,7 +223,7 @@ def test_original_mode_windows_look_forward_40_frames(fake_corpus):
 
 @pytest.mark.realclips
 def test_real_speech_gives_windows_for_any_frame_rate(realclips):
-    from wav2kp.audio import load_audio
+    from wav2kp.media.audio import load_audio
 
     for name in ("makeittalk_M6_04_16k.wav", "sadtalker_RD_Radio31_000.wav"):
         samples, sr = load_audio(realclips / name)

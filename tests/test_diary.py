@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from wav2kp import diary
 from wav2kp.media.encode import write_video
+from wav2kp.report import diary
 
 VIDEO_FRAMES, VIDEO_FPS = 30, 15
 

@@ -1,11 +1,11 @@
-"""wav2kp.edgemap reproduces vid2vid's face edge map (parts, forehead, pieces, crop)."""
+"""wav2kp.plots.edgemap reproduces vid2vid's face edge map (parts, forehead, pieces, crop)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from test_edgemap_faces import synthetic_face
-from wav2kp import edgemap
+from wav2kp.plots import edgemap
 
 SIZE = (512, 512)
 

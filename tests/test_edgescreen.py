@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 from test_edgemap_faces import synthetic_face
-from wav2kp import edgemap, edgescreen, vid2vid
+from wav2kp.handoff import edgescreen, vid2vid
+from wav2kp.plots import edgemap
 
 
 def _random_faces(n: int, seed: int = 0) -> np.ndarray:

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from test_baselines import synthetic_corpus
 from test_metrics import speech_opening, talking_face, times
-from wav2kp import evaluate, metrics, results
-from wav2kp.baselines import fit_baselines
-from wav2kp.targets import apply_pose
+from wav2kp import metrics
+from wav2kp.evaluation import evaluate, results
+from wav2kp.evaluation.baselines import fit_baselines
+from wav2kp.windowing.targets import apply_pose
 
 
 class Oracle:
@@ -211,7 +212,9 @@ def test_checkpoints_of_every_seed_are_found_in_seed_order(tmp_path):
 
 def test_run_evaluation_on_a_corpus(tmp_path, monkeypatch):
     from test_dataset import write_fake_corpus
-    from wav2kp import cli, dataset, train
+    from wav2kp import cli
+    from wav2kp.training import train
+    from wav2kp.windowing import dataset
 
     monkeypatch.setenv("WAV2KP_DATA", str(tmp_path))
     paths = write_fake_corpus(tmp_path)
@@ -271,10 +274,10 @@ def test_label_free_row_is_what_predict_gives_through_the_silence_gate(tmp_path)
     """The label-free row claims to be `predict`'s output: a gated model's label-free copy
     must keep the gate (GRID's checkpoints are gated), on a real tiny model."""
     from wav2kp.benchmarks.predict import speech_sample, tiny_checkpoint
-    from wav2kp.dataset import clip_from_audio
-    from wav2kp.inference import load_predictor, unwrapped
-    from wav2kp.predict import _feature_setup, predict_track
-    from wav2kp.vad import SilenceGate
+    from wav2kp.predict.predict import _feature_setup, predict_track
+    from wav2kp.training.inference import load_predictor, unwrapped
+    from wav2kp.training.vad import SilenceGate
+    from wav2kp.windowing.dataset import clip_from_audio
 
     gated = SilenceGate(load_predictor(tiny_checkpoint(tmp_path / "model", epochs=1, emotions=("neutral", "happy")),
                                        name=results.REFERENCE), name=results.REFERENCE)  # fmt: skip
@@ -294,7 +297,7 @@ def test_label_free_row_is_what_predict_gives_through_the_silence_gate(tmp_path)
     bare = unwrapped(gated).with_emotion("").predict_landmarks(clip)
     assert np.abs(bare - predicted).max() > 1e-3
     # the calibration keeps itself on a copy too, under the gate (load_predictor's order)
-    from wav2kp.calibration import Calibrated
+    from wav2kp.training.calibration import Calibrated
 
     both = SilenceGate(Calibrated(unwrapped(gated), name="m"), name="m").with_emotion("")
     assert isinstance(both, SilenceGate) and isinstance(both.predictor, Calibrated)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 from test_edgemap_faces import synthetic_face
-from wav2kp import explorer
-from wav2kp.dataset import ClipData
+from wav2kp.plots import explorer
+from wav2kp.windowing.dataset import ClipData
 
 
 def _clip(clip_id: str, n: int, audio_path=None) -> ClipData:

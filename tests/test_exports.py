@@ -14,8 +14,8 @@ import os
 import cv2
 import numpy as np
 import pytest
-from wav2kp import exports, vid2vid
 from wav2kp.benchmarks.predict import synthetic_face
+from wav2kp.handoff import exports, vid2vid
 
 
 def _faces(n=6, size=(640, 480)):

@@ -14,7 +14,7 @@ import pytest
 import skimage.data
 import soundfile as sf
 from test_extract_videos import face_frames, face_transform, write_audio_only_mp4, write_video
-from wav2kp.extract import (
+from wav2kp.extraction.extract import (
     TIMING_COLUMNS,
     ExtractParams,
     extract_corpus,
@@ -22,7 +22,7 @@ from wav2kp.extract import (
     load_manifest,
     safe_clip_id,
 )
-from wav2kp.gaps import DETECTED, INTERPOLATED, MISSING, GapParams
+from wav2kp.extraction.gaps import DETECTED, INTERPOLATED, MISSING, GapParams
 from wav2kp.paths import CorpusPaths
 
 SIZE = 160
@@ -132,8 +132,8 @@ def test_good_clip_files_follow_the_contract(batch):
 def test_keypoints_follow_the_moving_face_in_pixels(batch):
     """The astronaut is moved by a known affine per frame: the extracted 68 points must
     be the still portrait's points carried by that same transform."""
-    from wav2kp.facemesh import FaceMeshTracker
-    from wav2kp.landmarks import inter_ocular, mediapipe_to_68
+    from wav2kp.extraction.facemesh import FaceMeshTracker
+    from wav2kp.extraction.landmarks import inter_ocular, mediapipe_to_68
 
     _, paths, _, _ = batch
     with FaceMeshTracker(static=True) as tracker:
@@ -290,14 +290,14 @@ def test_real_clips_extract_with_faces_and_stream_timing(realclips, tmp_path):
     data = load_extracted(paths, "pcavs_vox2_Pose_Source_731200067")
     assert data["width"] == 224 and (data["lm68"][data["frame_status"] == 0] <= 224).all()
     # the head turns in this clip: the pose sees several degrees of yaw
-    from wav2kp.pose import rotation_to_euler
+    from wav2kp.extraction.pose import rotation_to_euler
 
     yaw = rotation_to_euler(data["pose_rotation"])[:, 1]
     assert np.nanmax(yaw) - np.nanmin(yaw) > 5
 
 
 def test_clip_ids_stay_unique_when_names_fold_alike(tmp_path):
-    from wav2kp.extract import plan_jobs
+    from wav2kp.extraction.extract import plan_jobs
 
     src = tmp_path / "in"
     (src / "other").mkdir(parents=True)
@@ -354,7 +354,7 @@ def test_frames_asked_for_later_are_added_without_extracting_again(tmp_path):
 
 def _iod_errors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per frame: mean distance of the 68 points over the inter-ocular distance of ``a``."""
-    from wav2kp.landmarks import inter_ocular
+    from wav2kp.extraction.landmarks import inter_ocular
 
     return np.linalg.norm(a - b, axis=-1).mean(axis=-1) / inter_ocular(a)
 
@@ -425,8 +425,8 @@ def test_source_video_found_under_the_recorded_input_folder_from_anywhere(tmp_pa
     its clips' videos are found for the side-by-side panels and predict's reference frames
     through the input folder the extraction recorded, whatever the current folder; an
     audio-only file of the same name is not taken for the video."""
-    from wav2kp.extract import record_input_dir, source_video
-    from wav2kp.references import _raw_video_for
+    from wav2kp.extraction.extract import record_input_dir, source_video
+    from wav2kp.predict.references import _raw_video_for
 
     videos = tmp_path / "elsewhere" / "videos"
     videos.mkdir(parents=True)

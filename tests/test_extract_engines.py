@@ -18,7 +18,7 @@ import pytest
 from distributed.diagnostics.plugin import WorkerPlugin
 from test_extract_videos import face_frames, write_video
 from wav2kp.cluster import get_client
-from wav2kp.extract import TIMING_COLUMNS, extract_corpus, load_extracted, load_manifest
+from wav2kp.extraction.extract import TIMING_COLUMNS, extract_corpus, load_extracted, load_manifest
 from wav2kp.paths import CorpusPaths
 
 # the crash plugin below must reach worker processes, which cannot import this file
@@ -136,7 +136,7 @@ class CrashOn(WorkerPlugin):
         self.clip_id = clip_id
 
     def setup(self, worker) -> None:
-        import wav2kp.extract_clip as module
+        import wav2kp.extraction.extract_clip as module
 
         original, clip_id = module._extract_clip, self.clip_id
 

@@ -23,7 +23,7 @@ import pytest
 import skimage.data
 from test_extract_videos import FFMPEG, face_frames, write_video
 from wav2kp.cli import main
-from wav2kp.extract import (
+from wav2kp.extraction.extract import (
     TIMING_COLUMNS,
     CorpusBusy,
     corpus_lock,
@@ -31,7 +31,7 @@ from wav2kp.extract import (
     load_extracted,
     load_manifest,
 )
-from wav2kp.gaps import MISSING
+from wav2kp.extraction.gaps import MISSING
 from wav2kp.paths import CorpusPaths
 
 WAV2KP = [sys.executable, "-m", "wav2kp.cli"]
@@ -343,7 +343,7 @@ def test_lock_is_released_when_its_holder_is_done(tmp_path):
 def test_disk_full_stops_with_one_line_keeps_finished_clips_and_rerun_completes(
     six_clips, six_clean, tmp_path, monkeypatch, capsys
 ):
-    import wav2kp.extract_clip as clip_module
+    import wav2kp.extraction.extract_clip as clip_module
 
     original, calls = clip_module.write_npz, []
 
@@ -398,7 +398,7 @@ def test_extract_console_shows_progress_and_results_not_mediapipe_chatter(tmp_pa
 
 
 def test_real_messages_on_stderr_still_show_while_chatter_is_dropped(capfd):
-    from wav2kp.facemesh import quiet_mediapipe
+    from wav2kp.extraction.facemesh import quiet_mediapipe
 
     with quiet_mediapipe():
         os.write(2, b"W0000 00:00:1.0 1 inference_feedback_manager.cc:114] Feedback manager\n")

@@ -149,7 +149,8 @@ def test_output_folder_of_an_earlier_run_is_replaced_and_says_so(kit, tmp_path, 
 def test_interrupted_run_leaves_the_earlier_output_whole(kit, tmp_path, monkeypatch, fault):
     """A failure while writing (the disk fills, Ctrl-C) leaves the earlier run's folder
     exactly as it was, no staging folder, and no folder it had to create."""
-    from wav2kp import exports, predict
+    from wav2kp.handoff import exports
+    from wav2kp.predict import predict
 
     out = tmp_path / "out"
     predict.predict_file(kit / "speech.wav", kit / "model" / "best.pt", out, preview=False,

@@ -12,8 +12,8 @@ import torch
 import torchaudio
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wav2kp.features import (
-    FeatureConfig,
+from wav2kp.config import FeatureConfig
+from wav2kp.features.features import (
     FeatureStats,
     compute_corpus_features,
     compute_features,
@@ -244,7 +244,7 @@ def test_cli_defaults_are_the_pipelines_features_and_keep_the_saved_split(tmp_pa
     keeps a split already made with other settings (no silent reshuffle)."""
     from wav2kp.cli import main
     from wav2kp.config import RunConfig
-    from wav2kp.splits import ensure_split, split_settings_path
+    from wav2kp.features.splits import ensure_split, split_settings_path
 
     fake_audio_corpus(tmp_path / "data", n=6)
     monkeypatch.setenv("WAV2KP_DATA", str(tmp_path / "data"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wav2kp.gaps import (
+from wav2kp.extraction.gaps import (
     DETECTED,
     INTERPOLATED,
     MISSING,

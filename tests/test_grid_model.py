@@ -23,8 +23,8 @@ def test_small_grid_model_trains_and_predicts_by_default(grid_dir, tmp_path, mon
                                                          one_torch_thread, capsys):  # fmt: skip
     from wav2kp.cli import main
     from wav2kp.config import RunConfig
-    from wav2kp.extract import extract_corpus, input_dir_of
-    from wav2kp.train import train_run
+    from wav2kp.extraction.extract import extract_corpus, input_dir_of
+    from wav2kp.studies.train_run import train_run
 
     monkeypatch.setenv("WAV2KP_DATA", str(tmp_path / "data"))
     table = extract_corpus(grid_dir, "grid", workers=0, limit=8, progress=False)

@@ -17,8 +17,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from wav2kp import browsercheck
 from wav2kp.paths import project_root
+from wav2kp.report import browsercheck
 
 JUPYTEXT_VIEWER = "Jupytext Notebook"
 SCRIPT = "01_extraction.py"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import skimage.data
-from wav2kp.landmarks import (
+from wav2kp.extraction.landmarks import (
     GROUPS,
     MEDIAPIPE_68,
     MIRROR_68,
@@ -86,7 +86,7 @@ def test_bad_shape_is_refused():
 
 @pytest.fixture(scope="module")
 def astronaut_68():
-    from wav2kp.facemesh import FaceMeshTracker
+    from wav2kp.extraction.facemesh import FaceMeshTracker
 
     with FaceMeshTracker(static=True) as tracker:
         mesh = tracker.process(skimage.data.astronaut())
@@ -118,7 +118,7 @@ def test_jaw_ends_sit_near_eye_height(astronaut_68):
 def test_a_mirrored_face_maps_to_the_mirrored_points(astronaut_68):
     # the same face flipped left/right: a symmetric table gives the mirror image of the
     # 68 points (the published table's jaw 13 was 0.086 IOD off here; now all < 0.05)
-    from wav2kp.facemesh import FaceMeshTracker
+    from wav2kp.extraction.facemesh import FaceMeshTracker
 
     image = skimage.data.astronaut()
     with FaceMeshTracker(static=True) as tracker:

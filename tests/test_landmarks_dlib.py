@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import skimage.data
-from wav2kp.landmarks import (
+from wav2kp.extraction.landmarks import (
     DlibLandmarks,
     dlib_unavailable_reason,
     mapping_errors,
@@ -34,7 +34,7 @@ def test_a_missing_predictor_file_is_named(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="module")
 def astronaut():
-    from wav2kp.facemesh import FaceMeshTracker
+    from wav2kp.extraction.facemesh import FaceMeshTracker
 
     image = skimage.data.astronaut()
     with FaceMeshTracker(static=True) as tracker:
@@ -63,7 +63,7 @@ def test_cheek_jaw_ends_beat_the_temple_variant(astronaut):
 @pytest.mark.realclips
 def test_mapping_against_dlib_on_real_video(realclips):
     # the measurement `wav2kp bench landmarks` prints (36 frames per video there)
-    from wav2kp.landmarks import MIRROR_68, dlib_comparison, mirror_summary
+    from wav2kp.extraction.landmarks import MIRROR_68, dlib_comparison, mirror_summary
 
     videos = sorted([*realclips.glob("*.mp4"), *realclips.glob("*.mpg")])
     summary = mirror_summary(dlib_comparison(videos, frames_per_video=12, progress=False))

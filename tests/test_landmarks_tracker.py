@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
-from wav2kp.facemesh import FaceMeshTracker
+from wav2kp.extraction.facemesh import FaceMeshTracker
 
 FACE = skimage.data.astronaut()[40:300, 100:360]  # the portrait's head, 260x260
 
@@ -60,7 +60,7 @@ def test_keeps_following_the_first_person_when_another_grows_larger():
 def test_a_reused_tracker_gives_the_same_points_as_a_new_one():
     """Workers keep one tracker for thousands of clips (``shared_tracker``): after another
     clip, reset, the points must be bit-identical to a fresh tracker's."""
-    from wav2kp.facemesh import shared_tracker
+    from wav2kp.extraction.facemesh import shared_tracker
 
     clip_a = [two_faces(230, 160 + 10 * i) for i in range(6)]
     clip_b = [np.ascontiguousarray(skimage.data.astronaut()[:, ::-1]) for _ in range(4)]

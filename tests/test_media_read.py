@@ -258,8 +258,8 @@ def test_rotated_phone_video_decodes_upright_like_ffmpeg(tmp_path, name):
 
 
 def test_rotated_phone_video_gives_keypoints_in_the_upright_frame(tmp_path):
-    from wav2kp.facemesh import FaceMeshTracker
-    from wav2kp.landmarks import mediapipe_to_68
+    from wav2kp.extraction.facemesh import FaceMeshTracker
+    from wav2kp.extraction.landmarks import mediapipe_to_68
 
     upright = face_frames(3, 192)[:, :, 32:160]  # 192 high, 128 wide
     path = phone_video(tmp_path, upright, ["-display_rotation", "90"], "phone")

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 import torch
-from wav2kp.models import ModelConfig, OriginalLSTM, WindowTCN, build_model, predict_sequence
+from wav2kp.training.models import (
+    ModelConfig,
+    OriginalLSTM,
+    WindowTCN,
+    build_model,
+    predict_sequence,
+)
 
 # small models: one thread is as fast, and much faster on a busy machine
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -100,10 +106,9 @@ def test_emotion_conditioning_shifts_predictions_per_label():
 
 
 def test_the_replica_is_called_original_and_seed_means_only_a_random_seed():
-    from wav2kp.evaluate import DEFAULT_MODELS
-    from wav2kp.models import MODEL_NAMES
-    from wav2kp.train import TrainConfig
-    from wav2kp.windowing import WINDOW_MODES, WindowConfig
+    from wav2kp.config import WINDOW_MODES, TrainConfig, WindowConfig
+    from wav2kp.evaluation.evaluate import DEFAULT_MODELS
+    from wav2kp.training.models import MODEL_NAMES
 
     assert "original" in MODEL_NAMES and "seed" not in MODEL_NAMES
     assert "original" in WINDOW_MODES and "seed" not in WINDOW_MODES

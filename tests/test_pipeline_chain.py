@@ -9,7 +9,8 @@ import json
 
 import numpy as np
 import pytest
-from wav2kp import cli, results
+from wav2kp import cli
+from wav2kp.evaluation import results
 from wav2kp.metrics import METRIC_DIRECTIONS
 from wav2kp.paths import project_root
 
@@ -41,7 +42,7 @@ def test_diary_lists_the_run_with_resolving_links(chain_run):
 
 def test_diary_checked_in_a_browser(chain_run):
     """The run opened its diary in headless Chromium: links, videos, screenshot."""
-    from wav2kp import browsercheck, diary
+    from wav2kp.report import browsercheck, diary
 
     missing = browsercheck.missing_browser_reason()
     if missing:
@@ -125,7 +126,7 @@ def test_vid2vid_tree_written(chain_run):
     handoff = json.loads(metrics_file.read_text())
     assert handoff["vid2vid_check_ok"] and handoff["vid2vid_crop_fits"]
     assert handoff["face_edge_share"] == 1.0
-    from wav2kp import vid2vid
+    from wav2kp.handoff import vid2vid
 
     (root,) = {p.parent.parent.parent for p in txts}
     assert vid2vid.check_vid2vid_tree(root) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
-from wav2kp.pose import STABLE_POINTS, head_pose, rotation_to_euler, umeyama
+from wav2kp.extraction.pose import STABLE_POINTS, head_pose, rotation_to_euler, umeyama
 
 
 def test_umeyama_recovers_a_known_similarity():

@@ -2,7 +2,7 @@
 the preview, odd audio formats.
 
 The checkpoint is a real one: the default architecture (small) trained for a few epochs
-with ``wav2kp.train`` on a synthetic speaker whose mouth follows the speech loudness. The
+with ``wav2kp.training.train`` on a synthetic speaker whose mouth follows the speech loudness. The
 reference video is a real generated demo clip, extracted with MediaPipe like any video.
 """
 
@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from wav2kp import exports, predict, preview, references, vid2vid
 from wav2kp.benchmarks.predict import speech_sample, tiny_checkpoint
-from wav2kp.inference import load_predictor
+from wav2kp.handoff import exports, preview, vid2vid
 from wav2kp.media.probe import ffmpeg_exe, probe
+from wav2kp.predict import predict, references
+from wav2kp.training.inference import load_predictor
 
 FPS = 30000 / 1001
 
@@ -156,7 +157,7 @@ def test_batch_loads_model_and_reference_once(tmp_path, checkpoint, monkeypatch,
         calls["reference"] += 1
         return resolve(*args, **kwargs)
 
-    from wav2kp import edgemap
+    from wav2kp.plots import edgemap
 
     canny = edgemap.canny_edges
 
@@ -390,7 +391,7 @@ def test_preview_shows_what_the_generator_gets(tmp_path, monkeypatch, size, face
     smaller than vid2vid's crop (the canvas pads it), and in memory without an export."""
     import cv2
     from PIL import Image
-    from wav2kp import edgemap
+    from wav2kp.plots import edgemap
 
     paths = _fake_corpus(tmp_path, monkeypatch, size=size, face_center=face_center)
     track = vid2vid.load_reference_track(

@@ -79,7 +79,7 @@ def test_report_console_is_free_of_noise(tmp_path: Path):
         # %%
         import os, subprocess, sys
         import numpy as np
-        from wav2kp.facemesh import FaceMeshTracker
+        from wav2kp.extraction.facemesh import FaceMeshTracker
 
         with FaceMeshTracker() as tracker:
             tracker.process(np.zeros((96, 96, 3), np.uint8))

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from test_baselines import synthetic_corpus
-from wav2kp import evaluate, render, results
-from wav2kp.baselines import fit_baselines
+from wav2kp.evaluation import evaluate, results
+from wav2kp.evaluation.baselines import fit_baselines
 from wav2kp.media.probe import probe
+from wav2kp.plots import render
 
 matplotlib.use("Agg")
 
@@ -52,7 +53,7 @@ def test_side_by_side_video_has_every_frame_and_an_audio_stream(fitted, tmp_path
 def panel_points(clip, points: np.ndarray) -> np.ndarray:
     """Where frame-pixel ``points`` land in a 256-px panel: the vid2vid face box set on
     the first complete true frame, scaled to the panel."""
-    from wav2kp.edgemap import crop_box, first_complete_frame
+    from wav2kp.plots.edgemap import crop_box, first_complete_frame
 
     size = tuple(int(v) for v in clip.frame_size)
     x0, y0, x1, _ = crop_box(clip.landmarks[first_complete_frame(clip.landmarks)], size)
@@ -204,10 +205,10 @@ def check_source_video_is_shown(clip, model, video, corpus_dir, monkeypatch, in_
     ``raw/``, or with ``in_raw=False`` in the input folder the extraction recorded, as
     for ``wav2kp extract ../shared/grid-s1``), and the side-by-side video's first panel
     shows its frames (not the blank grey panel)."""
-    from wav2kp.edgemap import crop_and_resize, crop_box, first_complete_frame
-    from wav2kp.extract import record_input_dir
+    from wav2kp.extraction.extract import record_input_dir
     from wav2kp.media.decode import iter_frames
     from wav2kp.paths import CorpusPaths
+    from wav2kp.plots.edgemap import crop_and_resize, crop_box, first_complete_frame
 
     monkeypatch.setenv("WAV2KP_DATA", str(corpus_dir))
     paths = CorpusPaths(clip.clip_id)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from wav2kp.report import (
+from wav2kp.report.report import (
     NotebookFailed,
     find_notebooks,
     key_metrics,
@@ -177,7 +177,7 @@ def test_an_unknown_parameter_is_an_error_naming_it(notebooks: Path, tmp_path: P
     with pytest.raises(ValueError, match="'epocs'"):
         run_report("typo", {"epocs": 7}, notebooks_dir=notebooks, runs_dir=runs, progress=False)
     assert not runs.exists() or not any(runs.iterdir())  # refused before anything ran
-    from wav2kp.report import execute_notebook
+    from wav2kp.report.report import execute_notebook
 
     with pytest.raises(ValueError, match="'epocs'"):
         execute_notebook(notebooks / "01_write.py", tmp_path, {"epocs": 7}, tmp_path, "python3")
@@ -218,7 +218,7 @@ rate = 1 / 3  # an expression
 unrelated = 1
 """
     )
-    from wav2kp.report import check_parameters, declared_parameters
+    from wav2kp.report.report import check_parameters, declared_parameters
 
     declared = declared_parameters(source)
     assert declared == {"face": None, "size": 3, "clips": ["a", "b"], "rate": "1 / 3"}
@@ -232,7 +232,7 @@ def test_papermill_reads_every_project_notebooks_parameters_without_warning(capl
 
     import jupytext
     import papermill
-    from wav2kp.report import declared_parameters
+    from wav2kp.report.report import declared_parameters
 
     root = Path(__file__).resolve().parents[1] / "notebooks"
     for source in sorted(root.glob("[0-9][0-9]_*.py")):

@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from wav2kp import bootstrap, cli, results
+from wav2kp import cli
+from wav2kp.evaluation import bootstrap, results
 from wav2kp.paths import project_root
 
 
@@ -257,7 +258,7 @@ def test_readme_results_block_is_what_the_command_prints_for_the_committed_file(
 
 def test_no_interval_is_printed_over_fewer_than_five_units():
     """A 2-sentence "95 % interval" (0.0191 [0.0191, 0.0191]) is the spread of two numbers."""
-    from wav2kp import bootstrap
+    from wav2kp.evaluation import bootstrap
 
     assert bootstrap.MIN_INTERVAL_UNITS == 5
     assert results.interval_text(0.0190, 0.0192, 4, 4) == ""

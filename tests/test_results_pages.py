@@ -6,21 +6,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from wav2kp import robustness
+from wav2kp.studies import pages
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("page", sorted(robustness.PAGES))
+@pytest.mark.parametrize("page", sorted(pages.PAGES))
 def test_result_page_equals_its_command_output(page, monkeypatch):
     monkeypatch.chdir(ROOT)  # the pages name their tables relative to the repository
-    command, table = robustness.PAGES[page]
+    command, table = pages.PAGES[page]
     assert (ROOT / table).is_file(), f"{table}: the committed table behind {page} is missing"
-    assert (ROOT / page).read_text() == robustness.page_text(page), (
-        f"{page} differs from `python -m wav2kp.robustness {command}`: run `make results-docs`"
+    assert (ROOT / page).read_text() == pages.page_text(page), (
+        f"{page} differs from `python -m wav2kp.studies {command}`: run `make results-docs`"
     )
 
 
 def test_every_page_under_docs_results_is_generated():
-    pages = {p.relative_to(ROOT).as_posix() for p in (ROOT / "docs" / "results").glob("*.md")}
-    assert pages == set(robustness.PAGES)
+    found = {p.relative_to(ROOT).as_posix() for p in (ROOT / "docs" / "results").glob("*.md")}
+    assert found == set(pages.PAGES)

@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from test_dataset import write_fake_corpus
-from wav2kp import robustness as R
 from wav2kp.config import RunConfig
-from wav2kp.splits import ensure_split
+from wav2kp.evaluation.results import TARGETS, target_checks
+from wav2kp.features.splits import ensure_split
+from wav2kp.studies import levers, pages
 
 BUDGET = {"epochs": 1, "crop_frames": 20}
 
@@ -22,13 +23,13 @@ def corpus(tmp_path):
 
 
 def test_cv_scores_proxies_and_views_and_reuses(corpus, one_torch_thread):
-    from wav2kp.cv import CVResult, run_cv
-    from wav2kp.train import load_corpus_for_training
+    from wav2kp.studies.cv import CVResult, run_cv
+    from wav2kp.training.train import load_corpus_for_training
 
     root = corpus.base
     cfg = RunConfig.resolve(corpus="fake")
     data = load_corpus_for_training("fake", progress=False, root=root)
-    proxies = R.proxy_sets(data, ["val_phone"], root=root)
+    proxies = levers.proxy_sets(data, ["val_phone"], root=root)
     heard = proxies["val_phone"]
     assert len(heard) == len(data.train) + len(data.val)
     assert all(c.clip_id.endswith("~val_phone") and c.audio_path.is_file() for c in heard)
@@ -74,7 +75,7 @@ def test_lever_table_pairs_variants_with_the_baseline(tmp_path):
                          "heldout+gate:mouth_open_r": 0.7})  # fmt: skip
     csv = tmp_path / "levers.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
-    text = R.lever_table(csv)
+    text = pages.lever_table(csv)
     assert "**held-out GRID sentences (same voice)**" in text and "**val_phone**" in text
     assert "model + gate" in text
     lever_rows = [line for line in text.splitlines() if line.startswith("| lever |")]
@@ -85,14 +86,15 @@ def test_lever_table_pairs_variants_with_the_baseline(tmp_path):
 
 
 def test_final_scores_every_seed_on_test_sentences_and_unseen_voices(corpus, one_torch_thread):
-    from wav2kp.train import train_run
+    from wav2kp.studies.train_run import train_run
 
     root = corpus.base
     cfg = RunConfig.resolve(corpus="fake", models="default", seeds="0,1", epochs=1, ablation=False)
     run = train_run(cfg, progress=False, root=root)
     assert len(run.checkpoints("default")) == 2
-    table, targets, text = R.evaluate_final("fake", unseen_corpus="fake", unseen_exclude="^ann",
-                                            progress=False, root=root)  # fmt: skip
+    table, targets = levers.evaluate_final("fake", unseen_corpus="fake", unseen_exclude="^ann",
+                                           progress=False, root=root)  # fmt: skip
+    _, text = pages.final_tables(table, "fake")
     assert set(table["set"]) == {"fake test", "fake (unseen voices)"}
     unseen = table[table["set"] == "fake (unseen voices)"]
     assert len(unseen) and not unseen["clip_id"].str.startswith("ann").any()
@@ -103,7 +105,7 @@ def test_final_scores_every_seed_on_test_sentences_and_unseen_voices(corpus, one
     assert (loud["error"].fillna("") == "").all() and loud["mouth_open_r"].notna().all()
     assert set(table["seed"]) == {0, 1} and set(table["space"]) == {"aligned", "frame"}
     same = targets[(targets["set"] == "fake test") & (targets["model"] == "model")]
-    assert list(same["target"]) == [t[0] for t in R.SAME_VOICE_TARGETS]
+    assert list(same["target"]) == [t[0] for t in TARGETS["same_voice"]]
     lmd = same.set_index("target").loc["mouth LMD vs mean face"]
     assert np.isfinite(lmd["estimate"]) and lmd["low"] <= lmd["estimate"] <= lmd["high"]
     too_few = {
@@ -116,17 +118,18 @@ def test_final_scores_every_seed_on_test_sentences_and_unseen_voices(corpus, one
     csv = root / "final.csv"
     table.to_csv(csv, index=False)
     assert (
-        R.final_tables(pd.read_csv(csv, dtype={"clip_id": str, "sentence_id": str}), "fake")[1]
+        pages.final_tables(pd.read_csv(csv, dtype={"clip_id": str, "sentence_id": str}), "fake")[1]
         == text
     )
 
 
 def test_checkpoint_with_silence_gate_and_calibration_loads_wrapped(corpus, one_torch_thread):
-    from wav2kp.calibration import Calibrated
-    from wav2kp.dataset import clip_from_audio
-    from wav2kp.inference import unwrapped
-    from wav2kp.train import TrainConfig, load_corpus_for_training, load_predictor, train_model
-    from wav2kp.vad import SilenceGate
+    from wav2kp.config import TrainConfig
+    from wav2kp.training.calibration import Calibrated
+    from wav2kp.training.inference import load_predictor, unwrapped
+    from wav2kp.training.train import load_corpus_for_training, train_model
+    from wav2kp.training.vad import SilenceGate
+    from wav2kp.windowing.dataset import clip_from_audio
 
     data = load_corpus_for_training("fake", progress=False, root=corpus.base)
     config = TrainConfig.preset("default", epochs=1, crop_frames=20, silence_gate=True)
@@ -198,7 +201,7 @@ def clip_scores(n_units: int, variance_ratio: float, lmd: float, frames: int = 6
 )
 def test_targets_are_judged_on_enough_sentences(variance_ratio, verdict):
     table = clip_scores(25, variance_ratio, lmd=0.01)
-    targets = R.target_table(table, "model", R.SAME_VOICE_TARGETS, "sentence_id")
+    targets = target_checks(table, "model", "aligned", "sentence_id", targets="same_voice")
     by_name = targets.set_index("target")
     assert by_name.loc["variance ratio", "verdict"] == verdict
     low, high = by_name.loc["variance ratio", ["low", "high"]]
@@ -213,17 +216,28 @@ def test_targets_are_judged_on_enough_sentences(variance_ratio, verdict):
 
 def test_a_ratio_target_far_above_its_threshold_is_not_met():
     table = clip_scores(25, 1.0, lmd=0.04)  # 0.04 / 0.05 = 0.8 > 0.4
-    targets = R.target_table(table, "model", R.SAME_VOICE_TARGETS, "sentence_id")
+    targets = target_checks(table, "model", "aligned", "sentence_id", targets="same_voice")
     assert targets.set_index("target").loc["mouth LMD vs mean face", "verdict"] == "not met"
 
 
 def test_no_verdict_below_twenty_sentences_or_a_thousand_frames():
-    few_units = R.target_table(clip_scores(19, 1.0, 0.01), "model", R.SAME_VOICE_TARGETS,
-                               "sentence_id")  # fmt: skip
+    few_units = target_checks(
+        clip_scores(19, 1.0, 0.01), "model", "aligned", "sentence_id", targets="same_voice"
+    )
     assert (few_units["verdict"] == "too few test sentences to judge").all()
-    few_frames = R.target_table(clip_scores(25, 1.0, 0.01, frames=39), "model",
-                                R.SAME_VOICE_TARGETS, "sentence_id")  # fmt: skip
+    few_frames = target_checks(
+        clip_scores(25, 1.0, 0.01, frames=39),
+        "model",
+        "aligned",
+        "sentence_id",
+        targets="same_voice",
+    )
     assert (few_frames["verdict"] == "too few test sentences to judge").all()
-    enough = R.target_table(clip_scores(20, 1.0, 0.01, frames=50), "model",
-                            R.SAME_VOICE_TARGETS, "sentence_id")  # fmt: skip
+    enough = target_checks(
+        clip_scores(20, 1.0, 0.01, frames=50),
+        "model",
+        "aligned",
+        "sentence_id",
+        targets="same_voice",
+    )
     assert (enough["verdict"] == "met").all()

@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wav2kp.paths import CorpusPaths
-from wav2kp.splits import (
+from wav2kp.features.splits import (
     check_no_overlap,
     ensure_split,
     load_split,
     make_split,
     split_summary,
 )
+from wav2kp.paths import CorpusPaths
 
 
 def manifest_of(
@@ -139,8 +139,8 @@ def test_split_defaults_have_one_place(tmp_path, monkeypatch):
     import inspect
     import json
 
-    from wav2kp import splits
     from wav2kp.config import RunConfig, SplitConfig
+    from wav2kp.features import splits
 
     defaults = SplitConfig().to_dict()
     signature = inspect.signature(make_split).parameters

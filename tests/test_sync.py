@@ -9,14 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.ndimage import gaussian_filter1d
 from test_dataset import synthetic_face, write_fake_corpus
-from wav2kp.sync import (
+from wav2kp.features.sync import (
     audio_envelope,
     corpus_av_lags,
     estimate_av_lag,
     flag_outliers,
     mouth_opening,
 )
-from wav2kp.targets import apply_pose
+from wav2kp.windowing.targets import apply_pose
 
 SR, FPS = 16000, 30000 / 1001
 

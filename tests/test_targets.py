@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_dataset import synthetic_face
-from wav2kp.targets import (
+from wav2kp.windowing.targets import (
     TargetNormalizer,
     apply_pose,
     fill_pose,

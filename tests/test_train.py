@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 from wav2kp.benchmarks.training import synthetic_clips
-from wav2kp.models import ModelConfig, build_model
-from wav2kp.train import (
-    TrainConfig,
+from wav2kp.config import TrainConfig
+from wav2kp.training.inference import load_predictor
+from wav2kp.training.models import ModelConfig, build_model
+from wav2kp.training.train import (
     _Sequences,
     clip_windows,
-    load_predictor,
     masked_loss,
     target_weights,
     train_model,
@@ -241,7 +241,7 @@ def test_mouth_weight_counts_mouth_errors_more():
 
 
 def test_spec_augment_masks_feature_frames_everywhere_they_appear_and_feature_bands():
-    from wav2kp.train import spec_augment
+    from wav2kp.training.train import spec_augment
 
     # 1 crop of 6 windows, 3 context frames each, from feature frames 10..17 (D = 5)
     indices = (torch.arange(6)[:, None] + torch.arange(3)[None, :] + 10)[None]
@@ -285,7 +285,7 @@ def test_refit_trains_on_train_and_val_for_the_full_schedule_and_keeps_the_last_
     clips, tmp_path
 ):
     from wav2kp.config import RunConfig
-    from wav2kp.train import train_final_model
+    from wav2kp.training.train import train_final_model
 
     config = small_config(epochs=3, patience=1, refit_on_val=True)
     final = train_final_model(clips[:3], clips[3:], config, tmp_path, progress=False, context={})
@@ -326,7 +326,8 @@ def test_the_original_trains_without_gradient_clipping(clips, tmp_path, monkeypa
 KILL_SCRIPT = """
 import sys
 from wav2kp.benchmarks.training import synthetic_clips
-from wav2kp.train import TrainConfig, train_model
+from wav2kp.config import TrainConfig
+from wav2kp.training.train import train_model
 
 clips = synthetic_clips(n_clips=8, seconds=3.0, feature_dim=8, seed=3)
 config = TrainConfig.preset(
@@ -348,7 +349,7 @@ def test_kill_9_during_training_then_the_same_command_resumes_to_the_same_weight
     import sys
     import time
 
-    from wav2kp.checkpoints import load_checkpoint
+    from wav2kp.training.checkpoints import load_checkpoint
 
     epochs = 30
     script = tmp_path / "train.py"
@@ -383,7 +384,7 @@ def test_kill_9_during_training_then_the_same_command_resumes_to_the_same_weight
 
 
 def test_a_plateau_recipe_stops_when_gains_fall_under_the_threshold(clips, tmp_path):
-    from wav2kp.train import refit_config
+    from wav2kp.studies.train_run import refit_config
 
     # every epoch must beat the last counted gain by 90 %: after the first epochs none does
     config = small_config(epochs=40, plateau=True, patience=2, min_improvement=0.9)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from wav2kp.paths import project_root
-from wav2kp.vad import (
+from wav2kp.training.vad import (
     JAW_AND_MOUTH,
     VadConfig,
     gate_accuracy,
@@ -89,7 +89,7 @@ def test_gate_agrees_with_grid_alignments_on_real_speech():
     grid = project_root().parent / "shared" / "grid-s1"
     if not (grid / "align").is_dir():
         pytest.skip(f"GRID sentences not available at {grid}")
-    from wav2kp.audio import load_audio
+    from wav2kp.media.audio import load_audio
 
     scores = []
     for sentence in sorted(p.stem for p in (grid / "align").glob("*.align"))[:6]:

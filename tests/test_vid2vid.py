@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 from test_edgemap_faces import synthetic_face
-from wav2kp import vid2vid
+from wav2kp.handoff import vid2vid
 
 
 def _faces(n: int, **kwargs) -> np.ndarray:
@@ -236,7 +236,7 @@ def test_reference_track_from_extraction_npz(tmp_path):
 
 
 def test_composition_from_normalised_targets():
-    from wav2kp.targets import TargetNormalizer
+    from wav2kp.windowing.targets import TargetNormalizer
 
     track, _, _ = _reference_track(30)
     training = np.stack(

@@ -2,7 +2,7 @@
 
 vid2vid crops a square of 2.5 face widths set on the first frame and cuts its edge map
 by numpy slicing: a crop that starts outside the frame gives a corner. Here every export
-goes through ``wav2kp.edgemap.generator_input`` (that path, reproduced step by step) and
+goes through ``wav2kp.plots.edgemap.generator_input`` (that path, reproduced step by step) and
 each face part must arrive in the generator-size edge channel where the real frame's
 crop puts it.
 """
@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 from test_edgemap_faces import synthetic_face
-from wav2kp import edgemap, vid2vid
+from wav2kp.handoff import vid2vid
+from wav2kp.plots import edgemap
 
 # (reference frame size, face centre, face width): tight crops (VoxCeleb-like 224, the
 # demo's 512, video-retalking's 700), a small face in a corner of a full-HD frame and a

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from test_dataset import write_fake_corpus
-from wav2kp import voices as V
+from wav2kp.features.splits import ensure_split
 from wav2kp.paths import CorpusPaths
-from wav2kp.splits import ensure_split
+from wav2kp.training import voices as V
 
 
 def test_time_map_sends_each_word_to_its_real_time():
@@ -48,8 +48,9 @@ def aligned_corpus(tmp_path):
 
 
 def test_build_voices_writes_clips_and_trains_with_them(aligned_corpus, one_torch_thread):
-    from wav2kp.dataset import read_extraction
-    from wav2kp.train import TrainConfig, load_corpus_for_training, train_model
+    from wav2kp.config import TrainConfig
+    from wav2kp.extraction.reader import read_extraction
+    from wav2kp.training.train import load_corpus_for_training, train_model
 
     paths, align, _ = aligned_corpus
     root = paths.base
@@ -88,6 +89,6 @@ def test_build_voices_writes_clips_and_trains_with_them(aligned_corpus, one_torc
     # clips, so the model loads for the corpus it was trained on
     assert saved["train_config"]["voices"]["copies"] == 1
     assert set(saved["fingerprint"]["train_clips"]) == {c.clip_id for c in data.train}
-    from wav2kp.train import load_predictor
+    from wav2kp.training.inference import load_predictor
 
     load_predictor(result.best_checkpoint, corpus="fake", root=root)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wav2kp.windowing import (
-    WindowConfig,
+from wav2kp.config import WindowConfig
+from wav2kp.windowing.windowing import (
     aligned_offsets,
     build_windows,
     centre_feature_index,

@@ -18,18 +18,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "the run parameters: resolved as run.json records them, or README's table",
     ),
     "demo": ("wav2kp.demo.corpus", "generate the offline demo corpus (mp4 + manifest)"),
-    "extract": ("wav2kp.extract", "extract audio, frames timestamps and face keypoints"),
-    "features": ("wav2kp.features", "compute MFCC features for extracted clips"),
-    "train": ("wav2kp.train", "train the models notebook 04 trains (every model x seed)"),
-    "cv": ("wav2kp.cv", "cross-validate model variants (variants x folds x seeds)"),
+    "extract": ("wav2kp.extraction.extract", "extract audio, frames timestamps and face keypoints"),
+    "features": ("wav2kp.features.features", "compute MFCC features for extracted clips"),
+    "train": (
+        "wav2kp.studies.train_run",
+        "train the models notebook 04 trains (every model x seed)",
+    ),
+    "cv": ("wav2kp.studies.cv", "cross-validate model variants (variants x folds x seeds)"),
     "voices": (
-        "wav2kp.voices",
+        "wav2kp.training.voices",
         "espeak-ng voices reading a real corpus's sentences, its mouths warped on",
     ),
-    "evaluate": ("wav2kp.evaluate", "evaluate models on the held-out split"),
-    "results": ("wav2kp.results", "summarise a results file: tables with intervals, README block"),
-    "predict": ("wav2kp.predict", "predict keypoints (and a vid2vid folder) for a speech file"),
-    "report": ("wav2kp.report", "run notebooks 01-06 with papermill and render the diary"),
+    "evaluate": ("wav2kp.evaluation.evaluate", "evaluate models on the held-out split"),
+    "results": (
+        "wav2kp.evaluation.results",
+        "summarise a results file: tables with intervals, README block",
+    ),
+    "predict": (
+        "wav2kp.predict.predict",
+        "predict keypoints (and a vid2vid folder) for a speech file",
+    ),
+    "report": ("wav2kp.report.report", "run notebooks 01-06 with papermill and render the diary"),
     "bench": ("wav2kp.benchmarks", "run benchmarks and print numbers"),
 }
 

@@ -30,10 +30,130 @@ import ast
 import copy
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from wav2kp.windowing import WindowConfig
+# ---- the stages' own settings (windowing: notebook 03; features: notebook 02)
+
+WINDOW_MODES = ("aligned", "original")
+PAD_MODES = ("edge", "zeros")
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    past_ms: float = 100.0
+    future_ms: float = 200.0
+    mode: str = "aligned"
+    pad: str = "edge"
+    original_window: int = 40  # feature frames per window in mode "original" (the original's 40)
+
+    def __post_init__(self) -> None:
+        if self.mode not in WINDOW_MODES:
+            raise ValueError(f"window mode must be one of {WINDOW_MODES}, got {self.mode!r}")
+        if self.pad not in PAD_MODES:
+            raise ValueError(f"window pad must be one of {PAD_MODES}, got {self.pad!r}")
+        if self.past_ms < 0 or self.future_ms < 0:
+            raise ValueError(
+                f"past_ms and future_ms must be >= 0, got {self.past_ms}, {self.future_ms}"
+            )
+        if self.original_window < 1:
+            raise ValueError(f"original_window must be >= 1, got {self.original_window}")
+
+    def context_frames(self, hop_s: float) -> tuple[int, int]:
+        """(past, future) feature frames around the centre frame for a feature hop."""
+        if hop_s <= 0:
+            raise ValueError(f"feature hop must be > 0 s, got {hop_s}")
+        if self.mode == "original":
+            return 0, self.original_window - 1
+        return int(round(self.past_ms / 1000 / hop_s)), int(round(self.future_ms / 1000 / hop_s))
+
+    def n_context(self, hop_s: float) -> int:
+        """C, the number of feature frames per window."""
+        past, future = self.context_frames(hop_s)
+        return past + 1 + future
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> WindowConfig:
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+
+FEATURE_KINDS = ("mfcc", "logmel")
+CMVN_MODES = ("none", "mean", "meanvar")
+
+
+# Every audio path works at one rate (the seed's MFCC and the speech models' input).
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    sample_rate: int = SAMPLE_RATE
+    kind: str = "mfcc"  # "mfcc" | "logmel"
+    n_mfcc: int = 40
+    n_mels: int = 40
+    n_fft: int = 400
+    hop_length: int = 200
+    deltas: bool = False  # append first and second time differences (x3 dims)
+    # Invariance to who speaks, how loud and through which microphone (issue 10), off by
+    # default so that the original's MFCC stays bit for bit:
+    # ``floor_db``: log-mel levels more than this below the loudest frame within
+    # ``cmvn_seconds`` are raised to that floor, so silence looks the same whatever the
+    # recording's noise floor (log-mel only);
+    # ``cmvn``: per-band mean ("mean") or mean and variance ("meanvar") normalisation
+    # over a sliding window of ``cmvn_seconds`` centred on each frame: removes the gain
+    # (loudness) and the fixed spectral colour of microphone, room and vocal tract.
+    # Both are local, so features of a long file cut into chunks (``wav2kp.predict.predict``)
+    # equal one pass wherever a chunk's margin covers half a window.
+    floor_db: float | None = None
+    cmvn: str = "none"
+    cmvn_seconds: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FEATURE_KINDS:
+            raise ValueError(f"feature kind must be one of {FEATURE_KINDS}, got {self.kind!r}")
+        if self.cmvn not in CMVN_MODES:
+            raise ValueError(f"cmvn must be one of {CMVN_MODES}, got {self.cmvn!r}")
+        if self.floor_db is not None and (self.kind != "logmel" or self.floor_db <= 0):
+            raise ValueError(
+                f"floor_db needs kind 'logmel' and a positive level, got {self.kind!r}, "
+                f"{self.floor_db!r}"
+            )
+        if self.cmvn_seconds <= 0:
+            raise ValueError(f"cmvn_seconds must be positive, got {self.cmvn_seconds!r}")
+        if min(self.sample_rate, self.n_mels, self.n_fft, self.hop_length) < 1:
+            raise ValueError(f"feature sizes must be positive: {self}")
+        if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
+            raise ValueError(f"n_mfcc ({self.n_mfcc}) cannot exceed n_mels ({self.n_mels})")
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def hop_seconds(self) -> float:
+        return self.hop_length / self.sample_rate
+
+    @property
+    def base_dim(self) -> int:
+        return self.n_mfcc if self.kind == "mfcc" else self.n_mels
+
+    @property
+    def dim(self) -> int:
+        return self.base_dim * (3 if self.deltas else 1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> FeatureConfig:
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
 
 MODELS = ("default", "original")
 SCHEDULERS = ("onecycle", "plateau", "none")
@@ -41,7 +161,7 @@ TARGET_SPACES = ("normalized", "frame")
 ORIGINAL_UPSAMPLE = 3  # the original's keypoints upsampled x3 along time
 
 # The original's input: torchaudio's MFCC with the defaults it used (40 coefficients of
-# 40 mel bands, n_fft 400, hop 200 at 16 kHz), un-normalised (wav2kp.features.FeatureConfig
+# 40 mel bands, n_fft 400, hop 200 at 16 kHz), un-normalised (``FeatureConfig``
 # field names)
 ORIGINAL_FEATURES = {
     "sample_rate": 16000,
@@ -136,11 +256,11 @@ class TrainConfig:
     time_mask: int = 0
     freq_mask: int = 0
     n_masks: int = 2
-    # waveform augmentation: ``wav2kp.augmentation.AugmentConfig`` fields; {} = none.
+    # waveform augmentation: ``wav2kp.training.augmentation.AugmentConfig`` fields; {} = none.
     # Adds that many perturbed copies of every training clip (other voices, levels,
     # microphones, rooms), so an epoch holds (1 + copies) times the frames.
     augment: dict = field(default_factory=dict)
-    # rest the mouth on the closed neutral while nobody speaks (``wav2kp.vad``; applied
+    # rest the mouth on the closed neutral while nobody speaks (``wav2kp.training.vad``; applied
     # by ``load_predictor``, so evaluation and predict use it alike)
     silence_gate: bool = False
     # the budget: ``epochs``; with ``plateau``, training stops once the validation loss
@@ -149,14 +269,14 @@ class TrainConfig:
     plateau: bool = False
     min_improvement: float = 0.0
     # rescale each utterance's predicted mouth motion to the training mouths' spread
-    # (``wav2kp.calibration``; applied by ``load_predictor`` like the gate)
+    # (``wav2kp.training.calibration``; applied by ``load_predictor`` like the gate)
     calibrate: bool = False
-    # synthetic voices (``wav2kp.voices``): {"copies": N} adds N espeak-ng voices reading
+    # synthetic voices (``wav2kp.training.voices``): {"copies": N} adds N espeak-ng voices reading
     # each training sentence, with the real mouth of that sentence time-warped onto them
     # (optional "corpus": the voices corpus, default "<training corpus>-voices"); {} = none
     voices: dict = field(default_factory=dict)
     # shift each training clip's keypoint times by its measured A/V lag's distance from
-    # the corpus median (``wav2kp.sync.lag_shifts``) before building targets
+    # the corpus median (``wav2kp.features.sync.lag_shifts``) before building targets
     av_correction: bool = False
     max_minutes: float = 0.0  # wall-clock budget of one call (0 = none); resume continues
     # ``train_final_model``: after the selection run (early stopping on val), train again
@@ -244,9 +364,9 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """How a corpus is split into train / val / test (``wav2kp.splits``): whole groups
+    """How a corpus is split into train / val / test (``wav2kp.features.splits``): whole groups
     (sentences or speakers) held out, made once per corpus with its own seed. These
-    defaults are the only ones: ``RunConfig``'s split fields, ``wav2kp.splits`` and
+    defaults are the only ones: ``RunConfig``'s split fields, ``wav2kp.features.splits`` and
     ``wav2kp features`` read them."""
 
     by: str = "sentence"
@@ -255,7 +375,7 @@ class SplitConfig:
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """Keyword arguments of ``wav2kp.splits.make_split`` / ``ensure_split``."""
+        """Keyword arguments of ``wav2kp.features.splits.make_split`` / ``ensure_split``."""
         return dataclasses.asdict(self)
 
 
@@ -345,15 +465,19 @@ class RunConfig:
     # the default model's unseen-voice levers (issue 10, ``wav2kp cv --study levers``)
     augment: int = parameter(
         0,
-        "waveform-augmented copies of every training clip (`wav2kp.augmentation`; 0 = "
+        "waveform-augmented copies of every training clip (`wav2kp.training.augmentation`; 0 = "
         "none); copies multiply an epoch's steps",
     )
-    voices: int = parameter(0, "espeak-ng voices per training sentence (`wav2kp.voices`; 0 = none)")
+    voices: int = parameter(
+        0, "espeak-ng voices per training sentence (`wav2kp.training.voices`; 0 = none)"
+    )
     calibrate: bool = parameter(
         False,
-        "rescale each utterance's predicted motion to the training spread (`wav2kp.calibration`)",
+        "rescale each utterance's predicted motion to the training spread (`wav2kp.training.calibration`)",
     )
-    silence_gate: bool = parameter(False, "rest the mouth while nobody speaks (`wav2kp.vad`)")
+    silence_gate: bool = parameter(
+        False, "rest the mouth while nobody speaks (`wav2kp.training.vad`)"
+    )
     original_epochs: int | None = parameter(
         None, "the original replica's epochs (`None`: its preset's, to its validation plateau)"
     )
@@ -439,7 +563,7 @@ class RunConfig:
     @property
     def feature_settings(self) -> dict[str, Any]:
         """The corpus's pipeline features: keyword arguments of
-        ``wav2kp.features.FeatureConfig`` (the others keep its defaults)."""
+        ``wav2kp.config.FeatureConfig`` (the others keep its defaults)."""
         return {
             "kind": self.feature_kind, "n_mfcc": self.n_mfcc, "n_mels": self.n_mels,
             "deltas": self.deltas, "cmvn": self.cmvn, "floor_db": self.floor_db,
@@ -455,7 +579,7 @@ class RunConfig:
 
     @property
     def split_settings(self) -> dict[str, Any]:
-        """Keyword arguments of ``wav2kp.splits.ensure_split``."""
+        """Keyword arguments of ``wav2kp.features.splits.ensure_split``."""
         return self.split.to_dict()
 
     def seeds_of(self, model: str) -> tuple[int, ...]:
@@ -523,7 +647,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 # Profiles whose final models are kept in their own folder (models/<corpus>/<profile>/),
 # apart from the models notebooks 05-06 and `wav2kp predict` use by default
-# (``wav2kp.train.model_dir``): another budget of the same recipes, to compare with them.
+# (``wav2kp.training.train.model_dir``): another budget of the same recipes, to compare with them.
 PROFILES_KEPT_APART = ("full",)
 
 

@@ -298,10 +298,10 @@ def jitter_ratio(pred, true, valid=None, points: np.ndarray = MOUTH) -> float:
     head motion, and the ratio would measure that instead of the model."""
     pred, true = _check_pair(pred, true)
     ok = scored_frames(pred, true, valid)
-    true_jitter = _mean_abs_acceleration(true[:, points], ok)
+    true_jitter = jitter(true, ok, points)
     if not np.isfinite(true_jitter) or true_jitter <= 0:
         return float("nan")
-    return _mean_abs_acceleration(pred[:, points], ok) / true_jitter
+    return jitter(pred, ok, points) / true_jitter
 
 
 def frame_period(frame_times: np.ndarray) -> float:
@@ -354,13 +354,6 @@ def av_offset_frames(pred, true, valid=None, max_lag_frames: int = DEFAULT_MAX_L
     best = np.nanmax(r)
     candidates = lags[np.isclose(r, best, rtol=0, atol=1e-9)]
     return float(candidates[np.argmin(np.abs(candidates))])
-
-
-def av_offset_ms(
-    pred, true, frame_times, valid=None, max_lag_frames: int = DEFAULT_MAX_LAG_FRAMES
-) -> float:
-    """A/V offset in milliseconds, the frame period taken from the timestamps."""
-    return av_offset_frames(pred, true, valid, max_lag_frames) * frame_period(frame_times) * 1e3
 
 
 # Names of the numbers evaluate_sequence (pose-normalised space) and

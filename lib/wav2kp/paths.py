@@ -13,6 +13,7 @@ Layout (see data/README.md):
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,3 +128,21 @@ def resolve_output_dir(output_dir: str | os.PathLike) -> Path:
         path = project_root() / path
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def git_commit(root: Path) -> str:
+    """The checkout's short commit, ``+dirty`` when tracked files changed (``unknown``
+    outside git): what a run or a study records it was made with."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return (commit or "unknown") + ("+dirty" if dirty else "")

@@ -27,7 +27,7 @@ TARGET_CPU_RATIO = 1.2
 def _inputs(folder: Path, quick: bool, source: Path | None = None) -> list[Path]:
     """Videos to extract, linked into ``folder``: those of ``source`` (once each) if
     given, else the real clips (twice each), else generated ones."""
-    from wav2kp.extract import VIDEO_SUFFIXES, find_videos
+    from wav2kp.extraction.extract import VIDEO_SUFFIXES, find_videos
     from wav2kp.paths import shared_realclips
 
     if source is not None:
@@ -93,8 +93,8 @@ def _cpu_seconds() -> float:
 def _mediapipe_alone(videos: list[Path]) -> dict[str, tuple[int, float, float]]:
     """Per video: (frames, wall seconds, CPU seconds) of face mesh tracking alone, on
     frames decoded beforehand at full resolution, with extraction's tracker settings."""
-    from wav2kp.extract import ExtractParams
-    from wav2kp.facemesh import FaceMeshTracker
+    from wav2kp.extraction.extract import ExtractParams
+    from wav2kp.extraction.facemesh import FaceMeshTracker
     from wav2kp.media.decode import iter_frames
 
     params = ExtractParams()
@@ -118,8 +118,8 @@ def _mediapipe_alone(videos: list[Path]) -> dict[str, tuple[int, float, float]]:
 def _parts(videos: list[Path]) -> dict[str, dict[str, float]]:
     """Per video, CPU seconds of the extraction's parts done alone, as extraction does
     them: probing, decoding the frames for MediaPipe, the audio (PCM and 16 kHz)."""
-    from wav2kp.extract import ExtractParams
-    from wav2kp.extract_clip import DECODE_THREADS, write_clip_audio
+    from wav2kp.extraction.extract import ExtractParams
+    from wav2kp.extraction.extract_clip import DECODE_THREADS, write_clip_audio
     from wav2kp.media.decode import iter_frames
     from wav2kp.media.probe import probe
 
@@ -154,7 +154,7 @@ def _warm_cluster(workers: int, input_dir: Path, root: Path):
     """An embedded cluster whose workers have extracted a clip each (MediaPipe loaded),
     and its start-up: (client, wall seconds, CPU seconds of every process)."""
     from wav2kp.cluster import get_client
-    from wav2kp.extract import extract_corpus
+    from wav2kp.extraction.extract import extract_corpus
     from wav2kp.paths import CorpusPaths
 
     start, cpu_start = time.perf_counter(), _cpu_seconds()
@@ -173,7 +173,7 @@ def _warm_cluster(workers: int, input_dir: Path, root: Path):
 def _extract(input_dir: Path, root: Path, client) -> dict:
     """One end-to-end extraction into a new folder: in this process (``client`` None) or
     on a warm cluster; CPU of this process (client, local scheduler) and the workers."""
-    from wav2kp.extract import extract_corpus
+    from wav2kp.extraction.extract import extract_corpus
     from wav2kp.paths import CorpusPaths
 
     workers_before = sum(client.run(_worker_cpu).values()) if client else 0.0
@@ -203,9 +203,9 @@ def run(
 ) -> dict:
     """``wav2kp bench extraction``; ``source``: a folder of videos instead of the real
     clips (e.g. the demo corpus: ``python -m wav2kp.benchmarks.extraction data/raw/demo``)."""
-    from wav2kp.audio import resample
-    from wav2kp.extract import ExtractParams
-    from wav2kp.facemesh import FaceMeshTracker
+    from wav2kp.extraction.extract import ExtractParams
+    from wav2kp.extraction.facemesh import FaceMeshTracker
+    from wav2kp.media.audio import resample
 
     rounds = rounds or (1 if quick else 3)
     with tempfile.TemporaryDirectory(prefix="wav2kp-bench-extract-") as tmp:

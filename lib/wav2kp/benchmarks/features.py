@@ -14,8 +14,9 @@ import time
 
 import numpy as np
 
-from wav2kp.features import FeatureConfig, compute_features
-from wav2kp.windowing import WindowConfig, build_windows, nearest_feature_index
+from wav2kp.config import FeatureConfig, WindowConfig
+from wav2kp.features.features import compute_features
+from wav2kp.windowing.windowing import build_windows, nearest_feature_index
 
 
 def _best_of(fn, repeats: int) -> float:

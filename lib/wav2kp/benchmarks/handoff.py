@@ -3,10 +3,10 @@
 1. Crop: speech predicted onto each real reference video (``../shared/realclips``: the
    224x224 VoxCeleb2 crop, the 512x512 and 700x700 talking heads, the 1920x1080 frame
    with a small face) and onto the demo corpus' notebook-06 reference (when the demo
-   corpus and model are built), with ``wav2kp.predict.predict_file``. Each composition
+   corpus and model are built), with ``wav2kp.predict.predict.predict_file``. Each composition
    is exported as before this change (the reference's own frames and pixels,
    ``Canvas.identity``) and as now (``plan_canvas``), and both trees are read back
-   through vid2vid's exact test-time crop (``wav2kp.vid2vid.inspect_tree``): the crop
+   through vid2vid's exact test-time crop (``wav2kp.handoff.vid2vid.inspect_tree``): the crop
    box, the frame size, the share of face-edge pixels that reach the generator's edge
    channel (worst frame) and the number of problems are printed.
 2. Cost: 10 minutes of speech (1 with ``quick``) over a 10-second reference (250
@@ -49,7 +49,7 @@ def folder_bytes(folder: Path) -> tuple[int, int]:
 
 
 def _tree_numbers(root: Path) -> dict:
-    from wav2kp import vid2vid
+    from wav2kp.handoff import vid2vid
 
     report = vid2vid.inspect_tree(root)
     seq = report.sequences[0]
@@ -65,8 +65,8 @@ def _tree_numbers(root: Path) -> dict:
 
 def crop_before_after(label: str, speech, checkpoint, work: Path, **predict_options) -> dict:
     """Predict onto one reference, then read the export as it was and as it is now."""
-    from wav2kp import vid2vid
-    from wav2kp.predict import predict_file
+    from wav2kp.handoff import vid2vid
+    from wav2kp.predict.predict import predict_file
 
     out = work / label.replace(" ", "_")
     summary = predict_file(speech, checkpoint, out, preview=False, progress=False,
@@ -104,8 +104,8 @@ def _synthetic_reference(folder: Path, n: int = 250, size: int = 512):
     """A 10 s, 25 fps reference: jpg frames of a drifting texture, a moving, blinking head."""
     import cv2
 
-    from wav2kp import vid2vid
     from wav2kp.benchmarks.predict import synthetic_face
+    from wav2kp.handoff import vid2vid
 
     rng = np.random.default_rng(0)
     texture = cv2.resize(rng.integers(0, 255, (40, 40, 3)).astype(np.uint8), (size + 64, size + 64),
@@ -123,8 +123,8 @@ def _synthetic_reference(folder: Path, n: int = 250, size: int = 512):
 
 def _export_copying_each_frame(root: Path, seq: str, points, paths) -> None:
     """The export before the canvas: keypoint file + a copy of the reference jpg per frame."""
-    from wav2kp import vid2vid
     from wav2kp.atomic import atomic_path, write_text
+    from wav2kp.handoff import vid2vid
 
     kp_dir, img_dir = (d / seq for d in vid2vid.keypoint_dirs(root))
     kp_dir.mkdir(parents=True)
@@ -136,8 +136,8 @@ def _export_copying_each_frame(root: Path, seq: str, points, paths) -> None:
 
 
 def export_cost(work: Path, minutes: float) -> dict:
-    from wav2kp import vid2vid
     from wav2kp.benchmarks.predict import synthetic_face
+    from wav2kp.handoff import vid2vid
 
     reference = _synthetic_reference(work / "reference")
     fps = 30000 / 1001
@@ -203,7 +203,7 @@ def run(quick: bool = False) -> dict:
             _print_crop(f"{label} ({name.split('_')[0]})", row)
             out["crop"][label] = row
         try:
-            from wav2kp.references import choose_handoff_clips
+            from wav2kp.predict.references import choose_handoff_clips
 
             clips = choose_handoff_clips("demo", seed=0)
         except (FileNotFoundError, ValueError) as error:

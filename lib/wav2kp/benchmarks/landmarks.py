@@ -2,7 +2,7 @@
 
 vid2vid's face model was trained on dlib's points. On the real videos of
 ``../shared/realclips`` (36 frames each; 8 with ``quick``) this prints, for the
-published table (PeizhiYan/Mediapipe_2_Dlib_Landmarks) and for ``wav2kp.landmarks``:
+published table (PeizhiYan/Mediapipe_2_Dlib_Landmarks) and for ``wav2kp.extraction.landmarks``:
 the mean error in inter-ocular distances (IOD), the worst point, and the worst point's
 error over its mirror's. Then the evidence behind each pair this project changed: the
 leave-one-video-out choice (which mesh point or pair of points fits dlib best on the
@@ -72,7 +72,7 @@ def _pair_error(xy, dlib68, iod, pair, point, rows) -> float:
 def best_choice(xy, dlib68, iod, rows, point, mirror, n_near: int = 20) -> tuple[int, int]:
     """The mesh point or pair of points (mirrored for the mirror point) that fits dlib's
     ``point`` and its mirror best on ``rows``, among the ``n_near`` nearest mesh points."""
-    from wav2kp.landmarks import MIRROR_68
+    from wav2kp.extraction.landmarks import MIRROR_68
 
     twin = int(MIRROR_68[point])
     distance = np.linalg.norm(xy[rows][:, :468] - dlib68[rows, point][:, None], axis=2)
@@ -93,7 +93,7 @@ def best_choice(xy, dlib68, iod, rows, point, mirror, n_near: int = 20) -> tuple
 def leave_one_video_out(mesh, dlib68, labels, table: np.ndarray, points) -> list[dict]:
     """For each of ``points``: the choice made on the other videos, per held-out video,
     and the held-out error of ``table``'s choice minus the published one's."""
-    from wav2kp.landmarks import MIRROR_68, inter_ocular
+    from wav2kp.extraction.landmarks import MIRROR_68, inter_ocular
 
     xy = np.asarray(mesh)[..., :2].astype(np.float64)
     iod = inter_ocular(dlib68)
@@ -130,7 +130,7 @@ def leave_one_video_out(mesh, dlib68, labels, table: np.ndarray, points) -> list
 
 
 def run(quick: bool = False) -> dict:
-    from wav2kp.landmarks import (
+    from wav2kp.extraction.landmarks import (
         MIRROR_68,
         PAIR_INDEX,
         collect_dlib_frames,

@@ -288,7 +288,7 @@ def tracking_speed(paths: list[Path], repeats: int) -> dict:
     """Decoding beside its real consumer: each frame handed to the MediaPipe face mesh (as
     extraction does), CLI path against PyAV, alternating, in this process. Returns CPU and
     wall ms per frame of each, and the same-frame check that both fed identical pixels."""
-    from wav2kp.facemesh import FaceMeshTracker
+    from wav2kp.extraction.facemesh import FaceMeshTracker
     from wav2kp.media.decode import iter_frames
 
     totals = {"cli": [0.0, 0.0], "pyav": [0.0, 0.0]}

@@ -83,8 +83,8 @@ def speech_sample(seconds: float, seed: int = 0, sample_rate: int = 16000) -> np
     pieces: list[np.ndarray] = []
     total = 0
     try:
-        from wav2kp.audio import resample
         from wav2kp.demo.tts import synthesize
+        from wav2kp.media.audio import resample
 
         while total < seconds * sample_rate:
             speech = synthesize(SENTENCES[int(rng.integers(len(SENTENCES)))])
@@ -145,12 +145,13 @@ def tiny_checkpoint(
     """Train the default architecture (small) on synthetic speakers; returns best.pt.
     ``emotions``: labels given to the clips in turn (a model conditioned on them).
 
-    Uses the real training path (``wav2kp.train.train_model``) with the inference context
+    Uses the real training path (``wav2kp.training.train.train_model``) with the inference context
     a checkpoint must carry (normaliser, feature config and stats)."""
-    from wav2kp.dataset import make_clip
-    from wav2kp.features import FeatureConfig, FeatureStats, compute_features
-    from wav2kp.targets import TargetNormalizer
-    from wav2kp.train import TrainConfig, train_model
+    from wav2kp.config import FeatureConfig, TrainConfig
+    from wav2kp.features.features import FeatureStats, compute_features
+    from wav2kp.training.train import train_model
+    from wav2kp.windowing.dataset import make_clip
+    from wav2kp.windowing.targets import TargetNormalizer
 
     out_dir = Path(out_dir)
     best = out_dir / "best.pt"
@@ -199,8 +200,8 @@ def tiny_checkpoint(
 
 
 def _default_checkpoint() -> Path | None:
-    from wav2kp.inference import checkpoint_file
     from wav2kp.paths import CorpusPaths
+    from wav2kp.training.inference import checkpoint_file
 
     path = checkpoint_file(CorpusPaths("demo").models / "default")
     return path if path.is_file() else None
@@ -259,7 +260,7 @@ def run(quick: bool = False) -> dict:
     import soundfile as sf
 
     from wav2kp.demo.corpus import clip_specs, make_clip
-    from wav2kp.predict import predict_file
+    from wav2kp.predict.predict import predict_file
 
     seconds = 60.0 if quick else 600.0
     preview_limit = 20.0 if quick else 60.0

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.ndimage
 import torch
 
-from wav2kp.dataset import ClipData
+from wav2kp.windowing.dataset import ClipData
 
 FEATURE_HOP_S = 0.0125  # 80 feature frames per second (the default MFCC hop)
 FPS = 30000 / 1001
@@ -123,7 +123,9 @@ def _inference_rtf(predictor, seconds: float) -> float:
 
 
 def run(quick: bool = False) -> dict:
-    from wav2kp.train import TrainConfig, load_predictor, train_model
+    from wav2kp.config import TrainConfig
+    from wav2kp.training.inference import load_predictor
+    from wav2kp.training.train import train_model
 
     # a stand-in for the demo corpora (default about 5 minutes of video, tiny about 1)
     total_seconds = 60.0 if quick else 240.0

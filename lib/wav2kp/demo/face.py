@@ -27,7 +27,6 @@ TEETH_ALPHA = 0.85
 
 UPPER_INNER_LIP = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
 LOWER_INNER_LIP = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
-OUTER_LOWER_LIP = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291]
 LEFT_UPPER_LID = [33, 246, 161, 160, 159, 158, 157, 173, 133]
 LEFT_LOWER_LID = [33, 7, 163, 144, 145, 153, 154, 155, 133]
 RIGHT_UPPER_LID = [362, 398, 384, 385, 386, 387, 388, 466, 263]
@@ -191,7 +190,7 @@ class FaceRenderer:
         self.mouth_roi = (slice(y0, y1), slice(x0, x1))
         gx = self.grid_x[self.mouth_roi]
         gy = self.grid_y[self.mouth_roi]
-        self._gx, self._gy = gx, gy
+        self._gy = gy
         dx = np.abs(gx[0] - self.mouth_cx)
         # jaw drop: full under the mouth, fading towards the cheeks, none below the chin
         self.lateral = (

@@ -20,7 +20,7 @@ LEFT_IRIS, RIGHT_IRIS = 468, 473
 
 def measured_gaps(video: str | os.PathLike, every: int = 1) -> pd.DataFrame:
     """Per decoded frame: frame index, time, detected flag, normalised inner-lip gap."""
-    from wav2kp.facemesh import FaceMeshTracker
+    from wav2kp.extraction.facemesh import FaceMeshTracker
     from wav2kp.media.decode import iter_frames
 
     rows = []

@@ -1,0 +1,98 @@
+"""``python -m wav2kp.studies COMMAND``: the lever study's final check and tools, and the
+committed result pages (``main``'s doc lists the commands)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from wav2kp.atomic import write_csv, write_text
+from wav2kp.features.splits import ensure_split
+from wav2kp.features.sync import CORRECTION_MAX_LAG_MS, corpus_av_lags
+from wav2kp.studies.levers import evaluate_final, gate_sweep, load_sources
+from wav2kp.studies.pages import (
+    FINAL_CSV,
+    LEVERS_CSV,
+    PAGES,
+    final_page,
+    final_tables,
+    levers_page,
+    page_text,
+)
+from wav2kp.training.vad import VadConfig
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m wav2kp.studies COMMAND``: ``final`` (score a trained model on the
+    test sentences and unseen voices), ``final-table`` / ``levers-table`` (markdown from
+    committed result files; ``pages`` rewrites every page of ``PAGES``), ``vad`` (sweep
+    the silence gate against GRID's alignments), ``lags`` (A/V lags: quartiles,
+    implausible clips)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m wav2kp.studies", description=main.__doc__)
+    parser.add_argument(
+        "command", choices=["final", "final-table", "levers-table", "pages", "vad", "lags"]
+    )
+    parser.add_argument("--corpus", default="grid")
+    parser.add_argument(
+        "--model", default="default", help="model folder under data/models/<corpus>/"
+    )
+    parser.add_argument("--align-dir", default=None, help="GRID align/ folder (speech truth)")
+    parser.add_argument("--unseen", default="realclips", help="corpus of unseen voices ('' none)")
+    parser.add_argument("--unseen-exclude", default=r"^grid_s1", help="regex of clip ids")
+    parser.add_argument("--csv", type=Path, help="final: write the clip table here; "
+                        "*-table: read it from here")  # fmt: skip
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)  # small models: one thread is as fast, and kind to a busy machine
+    if args.command == "pages":  # every committed page, from its committed table
+        for page in PAGES:
+            write_text(page, page_text(page))
+            print(f"wrote {page}")
+        return 0
+    if args.command == "levers-table":
+        print(levers_page(args.csv or LEVERS_CSV), end="")
+        return 0
+    if args.command == "final-table":
+        print(final_page(args.csv or FINAL_CSV, args.corpus), end="")
+        return 0
+    if args.command == "final":
+        table, _ = evaluate_final(args.corpus, args.model, args.align_dir,
+                                  args.unseen or None, args.unseen_exclude)  # fmt: skip
+        if args.csv:
+            write_csv(args.csv, table.round(6))
+        print(final_tables(table, args.corpus)[1])
+        return 0
+    if args.command == "lags":
+        for max_lag in (300.0, CORRECTION_MAX_LAG_MS):
+            lags = corpus_av_lags(args.corpus, max_lag_ms=max_lag)
+            quartiles = np.percentile(lags["lag_ms"].dropna(), [25, 50, 75])
+            print(f"search +-{max_lag:g} ms: lag quartiles {quartiles.round(1).tolist()} ms, "
+                  f"{int(lags['weak'].sum())} weak, {int(lags['outlier'].sum())} implausible")  # fmt: skip
+        flagged = lags[lags["outlier"] | lags["weak"]]
+        print(
+            flagged[["clip_id", "lag_ms", "correlation", "weak", "outlier"]].to_string(index=False)
+        )
+        return 0
+    # vad
+    ensure_split(args.corpus)
+    sources = load_sources(args.corpus, ("train", "val"), args.align_dir)
+    grid = itertools.product([20.0, 25.0, 30.0], [0.0, 0.04, 0.08], [0.0, 0.04, 0.08],
+                             [0.04, 0.08])  # fmt: skip
+    configs = [VadConfig(threshold_db=t, pre_roll_s=a, post_roll_s=b, ramp_s=r)
+               for t, a, b, r in grid]  # fmt: skip
+    with pd.option_context("display.width", 200):
+        print(
+            gate_sweep(sources, configs).sort_values("silent_open").round(4).to_string(index=False)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
