@@ -207,7 +207,7 @@ def test_keep_frames_writes_one_jpeg_per_row(tmp_path):
 
 def _extract_script(src: Path, root: Path) -> list[str]:
     code = (
-        "from wav2kp.extract import extract_corpus\n"
+        "from wav2kp.extraction.extract import extract_corpus\n"
         "from wav2kp.paths import CorpusPaths\n"
         f"extract_corpus({str(src)!r}, CorpusPaths('r', root=__import__('pathlib').Path({str(root)!r})),"
         " workers=0, progress=False)\n"

@@ -184,7 +184,7 @@ def clip_scores(n_units: int, variance_ratio: float, lmd: float, frames: int = 6
     rows = []
     for k in range(n_units):
         noise = rng.normal(0, 0.01)
-        common = {"clip_id": f"c{k}", "sentence_id": f"s{k}", "space": "aligned", "error": "",
+        common = {"clip_id": f"c{k}", "sentence_id": f"s{k}", "speaker": "s1", "emotion": "neutral", "space": "aligned", "error": "",
                   "n_frames_scored": frames, "seed": 0}  # fmt: skip
         rows.append({**common, "model": "model", "mouth_open_r": 0.97 + noise,
                      "variance_ratio": variance_ratio + noise, "mouth_jitter_ratio": 1.0 + noise,

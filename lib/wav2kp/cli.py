@@ -19,7 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "demo": ("wav2kp.demo.corpus", "generate the offline demo corpus (mp4 + manifest)"),
     "extract": ("wav2kp.extraction.extract", "extract audio, frames timestamps and face keypoints"),
-    "features": ("wav2kp.features.features", "compute MFCC features for extracted clips"),
+    "features": (
+        "wav2kp.features.features",
+        "compute audio features (log-mel, or the original's MFCC) for extracted clips",
+    ),
     "train": (
         "wav2kp.studies.train_run",
         "train the models notebook 04 trains (every model x seed)",
