@@ -320,7 +320,8 @@ def write_face_video(
     from wav2kp.media.encode import as_fraction, write_video
 
     if duration is None:
-        duration = len(audio) / sample_rate if audio is not None else float(times[-1])
+        step = float(times[1] - times[0]) if len(times) > 1 else 0.0
+        duration = len(audio) / sample_rate if audio is not None else float(times[-1]) + step
     plan = renderer.plan(times, landmarks, duration)
     rate = as_fraction(plan.fps).limit_denominator(1001)
     plan.fps = float(rate)
