@@ -1,0 +1,162 @@
+"""Benchmark: ``--format face``, faithful and fast (issue 18).
+
+``wav2kp bench face``:
+
+1. **Faithful.** Each shared real reference (``../shared/realclips`` videos and a GRID
+   speaker-1 clip) is driven by real speech: another GRID sentence's measured mouth
+   motion, composed onto the reference as ``predict`` composes a prediction, with that
+   sentence's audio. ``face.mp4`` is rendered (in a temporary folder, deleted after),
+   read back with the project's extractor and compared (``wav2kp.face_render.
+   face_fidelity``): mouth-opening r and mouth LMD against the points it was rendered
+   onto, eyes and brows against the reference track. Targets: r >= 0.95, LMD <= 0.01
+   IOD, eyes/brows <= 0.005 IOD. Rendering speed is measured on one core (one BLAS and
+   OpenCV thread, ffmpeg with one thread), encoding included; target >= 25 frames/s at
+   512x512.
+2. **Fast on long speech.** ``predict`` on a 10-minute speech file (1 minute with
+   ``--quick``) with ``--format face`` beside the same run without it (the default
+   formats, no preview): wall seconds over the speech's duration (target <= 2).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from wav2kp.paths import shared_realclips
+
+DRIVER = "bbaf5a.mp4"  # GRID s1 sentence whose real mouth motion and audio drive the faces
+GRID_REFERENCE = "bbaf3s.mp4"
+
+
+def references() -> list[Path]:
+    """The shared reference videos (realclips' talking-head videos and one GRID clip)."""
+    realclips = shared_realclips()
+    found = sorted(realclips.glob("*.mp4")) if realclips.is_dir() else []
+    grid = realclips.parent / "grid-s1" / GRID_REFERENCE
+    return found + ([grid] if grid.is_file() else [])
+
+
+def one_core():
+    """Limits for a one-core measurement: one BLAS thread and one OpenCV thread."""
+    import contextlib
+
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    @contextlib.contextmanager
+    def limits():
+        before = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            with threadpool_limits(1):
+                yield
+        finally:
+            cv2.setNumThreads(before)
+
+    return limits()
+
+
+def fidelity(quick: bool = False) -> dict:
+    """Per reference: read-back r, LMD, eyes/brows error and frames per second."""
+    from wav2kp import face_render, vid2vid
+    from wav2kp.audio import load_audio
+    from wav2kp.references import extract_reference
+
+    driver = shared_realclips().parent / "grid-s1" / DRIVER
+    videos = references()
+    if not videos or not driver.is_file():
+        print(f"  no shared references ({shared_realclips()}) or driver {driver}: skipped")
+        return {}
+    if quick:
+        videos = videos[-2:]
+    results = {}
+    driving, _, _ = extract_reference(driver)
+    times = driving.times - driving.times[0]
+    audio, rate = load_audio(driver, sample_rate=16000)
+    print(f"  driven by {driver.name}'s measured mouth and audio ({len(times)} frames)")
+    print(f"  {'reference':42s} {'size':>9s} {'fps':>6s} {'r':>6s} {'LMD':>7s} "
+          f"{'eyes':>7s} {'frames/s':>8s}")  # fmt: skip
+    for video in videos:
+        track, mesh, _ = extract_reference(video)
+        composed = vid2vid.compose_on_reference(driving.landmarks, track, out_times=times)
+        renderer = face_render.FaceRenderer(track, mesh)
+        with tempfile.TemporaryDirectory(prefix="wav2kp-bench-face-") as tmp, one_core():
+            numbers = face_render.render_and_measure(
+                renderer, times, composed.landmarks, audio, rate, tmp
+            )
+        results[video.name] = numbers
+        size = "x".join(str(v) for v in numbers["size"])
+        print(f"  {video.name:42s} {size:>9s} {numbers['fps']:6.2f} {numbers['opening_r']:6.3f} "
+              f"{numbers['mouth_lmd_iod']:7.4f} {numbers['eyes_brows_iod']:7.4f} "
+              f"{numbers['frames_per_second']:8.1f}", flush=True)  # fmt: skip
+    keys = ("opening_r", "mouth_lmd_iod", "eyes_brows_iod")
+    mean = {k: float(np.mean([r[k] for r in results.values()])) for k in keys}
+    print(f"  mean over {len(results)}: r {mean['opening_r']:.3f} (>= 0.95), LMD "
+          f"{mean['mouth_lmd_iod']:.4f} IOD (<= 0.01), eyes/brows {mean['eyes_brows_iod']:.4f} "
+          "IOD (<= 0.005)")  # fmt: skip
+    return {"references": results, "mean": mean}
+
+
+def long_speech(quick: bool = False) -> dict:
+    """``predict`` with and without ``--format face`` on long speech; seconds / duration."""
+    import soundfile as sf
+
+    from wav2kp.benchmarks.predict import (
+        _default_checkpoint,
+        _measure,
+        speech_sample,
+        tiny_checkpoint,
+    )
+    from wav2kp.predict import predict_file
+
+    seconds = 60.0 if quick else 600.0
+    video = shared_realclips() / "liveportrait_d11.mp4"  # 512x512, 25 fps
+    if not video.is_file():
+        print(f"  no 512x512 reference at {video}: skipped")
+        return {}
+    with tempfile.TemporaryDirectory(prefix="wav2kp-bench-face-long-") as tmp:
+        tmp = Path(tmp)
+        checkpoint = _default_checkpoint() or tiny_checkpoint(tmp / "model", epochs=1)
+        minute = speech_sample(min(seconds, 60.0), seed=7)
+        speech = tmp / "speech.wav"
+        samples = np.tile(minute, int(np.ceil(seconds / 60.0)))[: int(seconds * 16000)]
+        sf.write(speech, samples, 16000)
+        old = os.environ.get("WAV2KP_DATA")
+        os.environ["WAV2KP_DATA"] = str(tmp / "data")
+        try:
+            # start-up first (the reference's extraction, cached): not part of the ratio
+            warm = tmp / "warm.wav"
+            sf.write(warm, speech_sample(3.0, seed=3), 16000)
+            predict_file(warm, checkpoint, tmp / "warm", reference=video, preview=False,
+                         progress=False, formats="csv")  # fmt: skip
+            runs = {}
+            with one_core():
+                for name, formats in (("without_face", None), ("with_face", "vid2vid,npz,csv,face")):
+                    summary, numbers = _measure(lambda f=formats, n=name: predict_file(
+                        speech, checkpoint, tmp / n, reference=video, preview=False,
+                        progress=False, formats=f))  # fmt: skip
+                    numbers["face_seconds"] = summary["seconds"].get("face", 0.0)
+                    numbers["ratio_to_duration"] = numbers["wall_seconds"] / seconds
+                    runs[name] = numbers
+        finally:
+            if old is None:
+                os.environ.pop("WAV2KP_DATA", None)
+            else:
+                os.environ["WAV2KP_DATA"] = old
+    for name, numbers in runs.items():
+        print(f"  predict {name:13s} {seconds / 60:.0f} min speech: {numbers['wall_seconds']:7.1f} s "
+              f"wall ({numbers['ratio_to_duration']:.2f}x its duration; target <= 2 with the "
+              f"face), {numbers['cpu_seconds']:.1f} s CPU + {numbers['child_cpu_seconds']:.1f} s "
+              "ffmpeg")  # fmt: skip
+    return {"speech_seconds": seconds, "runs": runs}
+
+
+def run(quick: bool = False) -> dict:
+    print("face fidelity (read back with the project's extractor) and speed, one core:")
+    out = {"fidelity": fidelity(quick)}
+    print("predict on long speech with and without --format face:")
+    out["long_speech"] = long_speech(quick)
+    return out
