@@ -132,9 +132,7 @@ class FaceRenderer:
         self.track = track
         self.mesh = np.asarray(mesh, dtype=np.float64)[..., :2]
         self.lm68 = np.asarray(track.landmarks, dtype=np.float64)
-        self.ok = np.isfinite(self.lm68).all(axis=(1, 2)) & np.isfinite(self.mesh).all(
-            axis=(1, 2)
-        )
+        self.ok = np.isfinite(self.lm68).all(axis=(1, 2)) & np.isfinite(self.mesh).all(axis=(1, 2))
         if not self.ok.any():
             raise FaceRenderError(f"face: the reference {track.name} has no frame with a face")
         self.size = _even(track.size)
@@ -275,9 +273,7 @@ class FaceRenderer:
         patch = self._warp(mouth, target, mouth_box, inner=True, pinned=False)
         alpha = self._mouth_mask(target, mouth_box, float(self.iod[shown]))
         base = frame[mouth_box].astype(np.float32)
-        frame[mouth_box] = (base + alpha * (patch.astype(np.float32) - base) + 0.5).astype(
-            np.uint8
-        )
+        frame[mouth_box] = (base + alpha * (patch.astype(np.float32) - base) + 0.5).astype(np.uint8)
         return frame
 
     def plan(self, times: np.ndarray, landmarks: np.ndarray, duration: float,
@@ -404,3 +400,15 @@ def render_and_measure(renderer: FaceRenderer, times, landmarks, audio, sample_r
         render_cpu_seconds=cpu_seconds, frames_per_second=len(plan.times) / max(seconds, 1e-9),
     )  # fmt: skip
     return result
+
+
+def tracking_floor(renderer: FaceRenderer, plan: FaceFrames, folder: str | os.PathLike) -> float:
+    """Eyes/brows error (IOD) of the reference frames themselves, unwarped, encoded and
+    read back like a face: what re-tracking alone costs (encoding, the tracker's state),
+    the floor under :func:`face_fidelity`'s ``eyes_brows_iod``."""
+    from wav2kp.media.encode import write_video
+
+    path = Path(folder) / "reference-only.mp4"
+    frames = (renderer.image(renderer._source(int(i))) for i in plan.reference_index)
+    write_video(path, frames, fps=plan.fps, crf=FACE_CRF)
+    return face_fidelity(track_video(path), plan, renderer.lm68)["eyes_brows_iod"]

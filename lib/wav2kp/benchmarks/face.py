@@ -9,7 +9,8 @@
    read back with the project's extractor and compared (``wav2kp.face_render.
    face_fidelity``): mouth-opening r and mouth LMD against the points it was rendered
    onto, eyes and brows against the reference track. Targets: r >= 0.95, LMD <= 0.01
-   IOD, eyes/brows <= 0.005 IOD. Rendering speed is measured on one core (one BLAS and
+   IOD, eyes/brows <= 0.005 IOD; beside it the floor: the same measure on the unwarped
+   reference frames encoded and read back alike (re-tracking alone). Rendering speed is measured on one core (one BLAS and
    OpenCV thread, ffmpeg with one thread), encoding included; target >= 25 frames/s at
    512x512.
 2. **Fast on long speech.** ``predict`` on a 10-minute speech file (1 minute with
@@ -78,7 +79,7 @@ def fidelity(quick: bool = False) -> dict:
     audio, rate = load_audio(driver, sample_rate=16000)
     print(f"  driven by {driver.name}'s measured mouth and audio ({len(times)} frames)")
     print(f"  {'reference':42s} {'size':>9s} {'fps':>6s} {'r':>6s} {'LMD':>7s} "
-          f"{'eyes':>7s} {'frames/s':>8s}")  # fmt: skip
+          f"{'eyes':>7s} {'floor':>7s} {'frames/s':>8s}")  # fmt: skip
     for video in videos:
         track, mesh, _ = extract_reference(video)
         composed = vid2vid.compose_on_reference(driving.landmarks, track, out_times=times)
@@ -87,16 +88,19 @@ def fidelity(quick: bool = False) -> dict:
             numbers = face_render.render_and_measure(
                 renderer, times, composed.landmarks, audio, rate, tmp
             )
+            plan = renderer.plan(times, composed.landmarks, len(audio) / rate)
+            numbers["eyes_brows_floor_iod"] = face_render.tracking_floor(renderer, plan, tmp)
         results[video.name] = numbers
         size = "x".join(str(v) for v in numbers["size"])
         print(f"  {video.name:42s} {size:>9s} {numbers['fps']:6.2f} {numbers['opening_r']:6.3f} "
               f"{numbers['mouth_lmd_iod']:7.4f} {numbers['eyes_brows_iod']:7.4f} "
+              f"{numbers['eyes_brows_floor_iod']:7.4f} "
               f"{numbers['frames_per_second']:8.1f}", flush=True)  # fmt: skip
-    keys = ("opening_r", "mouth_lmd_iod", "eyes_brows_iod")
+    keys = ("opening_r", "mouth_lmd_iod", "eyes_brows_iod", "eyes_brows_floor_iod")
     mean = {k: float(np.mean([r[k] for r in results.values()])) for k in keys}
     print(f"  mean over {len(results)}: r {mean['opening_r']:.3f} (>= 0.95), LMD "
           f"{mean['mouth_lmd_iod']:.4f} IOD (<= 0.01), eyes/brows {mean['eyes_brows_iod']:.4f} "
-          "IOD (<= 0.005)")  # fmt: skip
+          f"IOD (<= 0.005; unwarped floor {mean['eyes_brows_floor_iod']:.4f})")  # fmt: skip
     return {"references": results, "mean": mean}
 
 
@@ -134,7 +138,10 @@ def long_speech(quick: bool = False) -> dict:
                          progress=False, formats="csv")  # fmt: skip
             runs = {}
             with one_core():
-                for name, formats in (("without_face", None), ("with_face", "vid2vid,npz,csv,face")):
+                for name, formats in (
+                    ("without_face", None),
+                    ("with_face", "vid2vid,npz,csv,face"),
+                ):
                     summary, numbers = _measure(lambda f=formats, n=name: predict_file(
                         speech, checkpoint, tmp / n, reference=video, preview=False,
                         progress=False, formats=f))  # fmt: skip
