@@ -124,7 +124,7 @@ class FaceRenderer:
                 f"face: the reference {track.name} has no MediaPipe mesh (a neutral face on "
                 "a plain canvas?); pass --reference VIDEO of the speaker"
             )
-        if not track.frame_paths:
+        if not track.frame_paths and not getattr(track, "images", None):
             raise FaceRenderError(
                 f"face: the reference {track.name} has no frame images to warp; pass "
                 "--reference VIDEO of the speaker"
