@@ -72,6 +72,7 @@ seed = None  # which clips get plots and videos
 models = None  # trained models to score, every seed found (`wav2kp evaluate` takes paths)
 device = None
 video_clips = 2  # side-by-side videos of test clips
+face_clips = 2  # of those, real video | face rendered from the predicted keypoints
 trace_clips = 3  # mouth-opening trace plots
 split = "test"
 max_lag_frames = 10  # A/V offset search range (frames each way)
@@ -216,6 +217,37 @@ if not videos:
     display(Markdown("No video written (see the warnings above)."))
 
 # %% [markdown]
+# ## Faces from the predicted keypoints
+# Left: the real video of a held-out sentence; right: the same frames with the lower face
+# (lips, jaw, chin, cheeks) warped onto the keypoints the default model predicted from
+# this audio - what `wav2kp predict --format face` renders. It is a warp of the real
+# frames, not a learnt generator: only the mouth and jaw differ between the panels, so
+# any difference is the model's. The first seconds of the clips above, with their audio.
+
+# %%
+import time
+
+from wav2kp.credits import corpus_credit
+from wav2kp.handoff import facecompare
+
+began = time.perf_counter()
+face_model = traced.get(results.REFERENCE) or next(reversed(traced.values()), None)
+faces, face_problems = ([], []) if face_model is None else facecompare.write_evaluation_faces(
+    evaluate.choose_video_clips(run.clips, face_clips, cfg.seed), face_model, cfg.corpus,
+    out / "evaluation_faces",
+)  # fmt: skip
+face_seconds = time.perf_counter() - began
+for path in faces:
+    display(HTML(render.video_html(path, width=512)))
+for problem in face_problems:
+    display(Markdown(f"**Warning:** {problem}"))
+credit = corpus_credit(cfg.corpus)
+display(Markdown(
+    (f"Faces of `{face_model.name}` in {face_seconds:.1f} s." if faces else "No face rendered.")
+    + (f" Video: {credit}." if credit and faces else "")
+))  # fmt: skip
+
+# %% [markdown]
 # ## Saved results
 # `results.json` (the results file: protocol + one row per model x seed x space x clip;
 # `wav2kp results <run folder> --markdown` regenerates the table above from it),
@@ -238,7 +270,9 @@ headline = {
     "targets_met": int(checks["met"].sum()),
     "targets_total": len(checks),
     "verdicts": dict(zip(checks["target"], checks["verdict"], strict=True)),
-    "missing": run.problems,
+    "missing": run.problems + face_problems,
+    "face_videos": len(faces),
+    "face_seconds": face_seconds,
     **{k: results.plain(v) for k, v in estimates.loc[headline_model].items()},
 }
 write_json(out / "metrics_evaluation.json", headline)

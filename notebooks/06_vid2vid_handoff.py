@@ -43,6 +43,9 @@
 #    (synthesized forehead, quadratic pieces, 2 px lines, crop and resize), reproduced
 #    step by step by `wav2kp.plots.edgemap.generator_input`, and a preview video with the
 #    speech.
+# 5. Without vid2vid, the face on the CPU: `face.mp4`, the reference's frames with the
+#    lower face warped onto the keypoints (`--format face`), beside the real video of the
+#    speech clip.
 #
 # The same runs from the command line on any speech file:
 # `wav2kp predict speech.mp3 --checkpoint data/models/demo/default/best.pt --reference
@@ -110,13 +113,24 @@ display(pd.Series({
 # %% [markdown]
 # ## Predict, compose on the reference head, export the vid2vid folder
 # `predict_file` is what `wav2kp predict` runs: keypoints (`keypoints.npz`,
-# `keypoints.csv`), the vid2vid tree, a preview mp4 with the speech, and a summary.
+# `keypoints.csv`), the vid2vid tree, the face (`face.mp4`), a preview mp4 with the
+# speech, and a summary. No face is rendered of people whose videos forbid it.
 
 # %%
+from wav2kp.extraction.extract import source_video
+from wav2kp.handoff import exports, facecompare
+
+reference_video = source_video(corpus, clips.reference_clip)  # demo: raw/; others: input folder
+speech_video = source_video(corpus, clips.speech_clip)
+if reference_video is None:
+    raise FileNotFoundError(f"no source video found for {clips.reference_clip} (corpus {corpus})")
+no_face = facecompare.faces_allowed(reference_video, speech_video)
+formats = exports.DEFAULT_FORMATS + (() if no_face else ("face",))
 handoff_dir = out / "vid2vid_handoff"
 summary = predict.predict_file(
     clips.speech_audio, checkpoint, handoff_dir, reference=clips.reference_npz,
     corpus=corpus, speaker=clips.speaker, sequence=clips.speech_clip, progress=False,
+    formats=formats,
 )  # fmt: skip
 display(pd.Series({k: summary[k] for k in (
     "reference", "frames", "audio_seconds", "fps", "frame_size",
@@ -132,16 +146,12 @@ display(pd.Series({k: summary[k] for k in (
 # pixels.
 
 # %%
-from wav2kp.extraction.extract import source_video
 from wav2kp.media.decode import read_frames_at
 
 vid2vid_root = handoff_dir / vid2vid.EXPORT_DIR
 handoff = summary["vid2vid"]
 with np.load(handoff_dir / "keypoints.npz") as data:
     first_points, first_reference = data["landmarks"][0], int(data["reference_index"][0])
-reference_video = source_video(corpus, clips.reference_clip)  # demo: raw/; others: input folder
-if reference_video is None:
-    raise FileNotFoundError(f"no source video found for {clips.reference_clip} (corpus {corpus})")
 reference_frame = read_frames_at(reference_video, [first_reference])[first_reference]
 fig = vid2vid.plot_crop_fix(reference_frame, first_points, vid2vid_root, clips.speech_clip)
 save(fig, "handoff_crop.png")
@@ -173,6 +183,40 @@ save(fig, "handoff_edge_maps.png")
 
 # %%
 display(HTML(render.video_html(handoff_dir / "preview.mp4", width=512)))
+
+# %% [markdown]
+# ## The face, without vid2vid
+# Left: the real video of the speech clip; right: `face.mp4`, the same speech on the
+# reference clip's head - its real frames with the lower face (lips, jaw, chin, cheeks)
+# warped onto the exported keypoints and the mouth interior taken from its own frames at
+# a similar opening (`wav2kp.handoff.face`). A warp of the reference, not a learnt
+# generator: it moves no head and shows no mouth the reference never opens.
+
+# %%
+import time
+
+from wav2kp.credits import corpus_credit
+
+began = time.perf_counter()
+face_comparison = None
+if no_face:
+    display(Markdown(f"No face rendered: {no_face}"))
+else:
+    with np.load(handoff_dir / "keypoints.npz") as data:
+        face_points = data["landmarks"]
+    with np.load(clips.speech_npz) as data:
+        speech_points, speech_size = data["lm68"], (int(data["width"]), int(data["height"]))
+    face_comparison = facecompare.write_handoff_face(
+        out / f"handoff{facecompare.COMPARISON_SUFFIX}", speech_video, speech_points,
+        speech_size, handoff_dir / exports.FACE_FILE, face_points, summary["frame_size"],
+        clips.speech_audio,
+    )  # fmt: skip
+    display(HTML(render.video_html(face_comparison, width=512)))
+    credit = corpus_credit(corpus)
+    display(Markdown(
+        f"`face.mp4` rendered in {summary['seconds']['face']:.1f} s, the comparison in "
+        f"{time.perf_counter() - began:.1f} s." + (f" Video: {credit}." if credit else "")
+    ))  # fmt: skip
 
 # %% [markdown]
 # ## Does the mouth still follow the speech after composition?
@@ -292,6 +336,8 @@ metrics_handoff = {
     "blinks_per_minute": alive.iloc[1]["blinks_per_minute"],
     "realtime_factor_predict": summary["realtime_factor_predict"],
     "realtime_factor_total": summary["realtime_factor_total"],
+    "face_video": summary["files"].get("face", ""),
+    "face_seconds": summary["seconds"].get("face", 0.0),
 }
 write_json(out / "metrics_handoff.json", metrics_handoff)
 pd.Series(metrics_handoff, name="hand-off").to_frame()

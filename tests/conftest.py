@@ -17,6 +17,7 @@ CI_PARAMETERS = {
     "original_epochs": 1,
     "ablation": False,
     "video_clips": 1,
+    "face_clips": 1,
     "trace_clips": 1,
 }
 

@@ -183,3 +183,37 @@ def test_model_description_reads_both_training_formats():
     per_model = {"metrics": evaluation(0.8)}
     assert diary.model_description(per_model, "default") == "default · 234 k parameters · 40 epochs"
     assert diary.model_description({"metrics": {}}, "default") == "default"
+
+
+def test_faces_are_shown_first_beside_the_line_drawings(tmp_path: Path):
+    runs = tmp_path / "runs"
+    run_dir = make_run(runs, "20260101-100000-demo", "demo", metrics=evaluation(0.8))
+    brightness_video(run_dir / "evaluation_videos" / "s1_joy_s03.mp4")
+    brightness_video(run_dir / "evaluation_faces" / "s1_joy_s03_real_vs_face.mp4")
+    brightness_video(run_dir / "vid2vid_handoff" / "face.mp4")
+    brightness_video(run_dir / "vid2vid_handoff" / "preview.mp4")
+    text = diary.write_diary(runs).read_text()
+    faces = re.search(r'<div class="faces"><p>([^<]*)</p><div class="videos">(.*?)</div></div>',
+                      text, re.S)  # fmt: skip
+    assert faces is not None and faces.group(1) == diary.FACES_CAPTION
+    shown = re.findall(r'<a class="video" href="runs/20260101-100000-demo/([^"]+)"><img src="'
+                       r'runs/20260101-100000-demo/thumbs/([^"]+)"', faces.group(2))  # fmt: skip
+    assert shown == [
+        ("evaluation_faces/s1_joy_s03_real_vs_face.mp4",
+         "evaluation_faces__s1_joy_s03_real_vs_face.jpg"),
+        ("vid2vid_handoff/face.mp4", "vid2vid_handoff__face.jpg"),
+    ]  # fmt: skip
+    # the line drawings and the preview follow, in their own row
+    rest = text[faces.end() :]
+    assert 'href="runs/20260101-100000-demo/evaluation_videos/s1_joy_s03.mp4"' in rest
+    assert 'href="runs/20260101-100000-demo/vid2vid_handoff/preview.mp4"' in rest
+    assert "real_vs_face" not in rest and "face.mp4" not in rest
+    assert len(list((run_dir / diary.THUMBS).glob("*.jpg"))) == 4
+
+
+def test_a_run_without_faces_has_no_faces_row(tmp_path: Path):
+    runs = tmp_path / "runs"
+    run_dir = make_run(runs, "20260101-100000-demo", "demo", metrics=evaluation(0.8))
+    brightness_video(run_dir / "evaluation_videos" / "clip.mp4")
+    text = diary.write_diary(runs).read_text()
+    assert diary.FACES_CAPTION not in text and 'class="faces"' not in text

@@ -130,3 +130,30 @@ def test_vid2vid_tree_written(chain_run):
 
     (root,) = {p.parent.parent.parent for p in txts}
     assert vid2vid.check_vid2vid_tree(root) == []
+
+
+def test_faces_shown_in_notebooks_05_06_and_the_diary(chain_run):
+    """Real video | face from the predicted keypoints for held-out sentences (05, 06),
+    face.mp4 of the hand-off, and the diary's faces row."""
+    from wav2kp.handoff import facecompare
+    from wav2kp.media.probe import probe
+    from wav2kp.report import diary
+
+    base, record = chain_run
+    run_dir = base / "reports" / "runs" / record.folder
+    evaluated = sorted((run_dir / "evaluation_faces").glob(f"*{facecompare.COMPARISON_SUFFIX}"))
+    handoff = run_dir / f"handoff{facecompare.COMPARISON_SUFFIX}"
+    face = run_dir / "vid2vid_handoff" / "face.mp4"
+    assert len(evaluated) == 1 and handoff.is_file() and face.is_file()
+    for video in (*evaluated, handoff):
+        info = probe(video)
+        assert (info.width, info.height) == (512, 288) and info.has_audio
+        assert 0.5 < info.duration <= facecompare.CLIP_SECONDS + 0.1
+    assert probe(face).has_audio
+    for name in ("05_evaluation", "06_vid2vid_handoff"):  # embedded in the rendered pages
+        (page,) = [nb.html for nb in record.notebooks if nb.name == name]
+        assert "real_vs_face.mp4" in (run_dir / page).read_text()
+    text = (base / "reports" / "index.html").read_text()
+    row = text[text.index(diary.FACES_CAPTION) :].split('<div class="videos">', 2)[1]
+    for video in (*evaluated, handoff, face):
+        assert video.relative_to(run_dir).as_posix() in row.split("</div>")[0]

@@ -19,6 +19,7 @@ BENCHMARKS = {
     "media": "wav2kp.benchmarks.media",
     "landmarks": "wav2kp.benchmarks.landmarks",
     "handoff": "wav2kp.benchmarks.handoff",
+    "face": "wav2kp.benchmarks.face",
 }
 
 

@@ -7,7 +7,8 @@ closed portraits and portraits photographed with an open smile both start from t
 own rest gap, so ``jaw = 0`` is a full lip closure. Spread/rounding move the mouth
 corners sideways, the emotion expression moves corners and brows, blinks slide the
 upper eyelid down, and a small similarity transform gives head motion. Everything is one
-backward map per frame, so each frame is resampled once.
+backward map per frame, so each frame is resampled once (``wav2kp.media.facewarp.remap``, the
+warp the talking face of ``--format face`` uses too).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from wav2kp.media.facewarp import LOWER_INNER_LIP, UPPER_INNER_LIP, remap
+
 FRAME_SIZE = 512
 INTEROCULAR_PX = 100.0  # iris-to-iris distance in the framed portrait
 EYES_CENTRE = (256.0, 205.0)
@@ -25,8 +28,6 @@ MAX_GAP_IOD = 0.36  # full jaw opening (jaw = 1) as a fraction of the inter-ocul
 TEETH_IOD = 0.09  # visible height of the upper teeth (fraction of inter-ocular distance)
 TEETH_ALPHA = 0.85
 
-UPPER_INNER_LIP = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
-LOWER_INNER_LIP = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
 LEFT_UPPER_LID = [33, 246, 161, 160, 159, 158, 157, 173, 133]
 LEFT_LOWER_LID = [33, 7, 163, 144, 145, 153, 154, 155, 133]
 RIGHT_UPPER_LID = [362, 398, 384, 385, 386, 387, 388, 466, 263]
@@ -386,9 +387,7 @@ class FaceRenderer:
     def render(self, state: FaceState) -> np.ndarray:
         """One RGB frame: deformation and head motion in a single resampling."""
         map_x, map_y, lips = self.maps(state)
-        frame = cv2.remap(
-            self.face.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
-        )
+        frame = remap(self.face.image, map_x, map_y)
         return self._paint_cavity(frame, lips, scale=state.head_scale)
 
     def maps(self, state: FaceState) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -29,6 +29,10 @@ each one back the way its consumer does.
   ``reference_lm478[reference_index]`` is the mesh of the reference frame behind each
   output frame. It is **not** predicted: the model predicts 68 points, so this mesh has
   the reference's head, eyes and irises but the reference's own mouth, not the speech's.
+- ``face``: ``face.mp4``, the reference video's own frames with the lower face warped so
+  that it follows the predicted keypoints, the mouth taken from the reference's frames at
+  a similar opening, with the speech, at the reference's size and frame rate
+  (``wav2kp.handoff.face``: a warp, not a learnt generator). Needs a reference video.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ FORMATS: dict[str, str] = {
     "openpose": "OpenPose JSON per frame, 70 face points with pupils (ControlNet/DWPose)",
     "fsvid2vid": "imaginaire few-shot vid2vid face folders (reference/ + driving/)",
     "mediapipe": "the reference video's own 478-point MediaPipe mesh per output frame",
+    "face": "face.mp4: the reference video with its lower face warped onto the keypoints",
 }
 DEFAULT_FORMATS: tuple[str, ...] = ("vid2vid", "npz", "csv")
 
@@ -63,6 +68,7 @@ MEDIAPIPE_FILE = "mediapipe478.npz"
 NPZ_FILE = "keypoints.npz"
 CSV_FILE = "keypoints.csv"
 PREVIEW_FILE = "preview.mp4"
+FACE_FILE = "face.mp4"
 IRIS_CENTRES = (468, 473)  # MediaPipe refined mesh: subject's right, left iris centre
 EYE_CORNERS = ((36, 39), (42, 45))  # 68-point outer/inner corners of the same eyes
 
@@ -441,6 +447,8 @@ class Prediction:
     reference_lm478: np.ndarray | None  # (N, 478, 3) the reference's mesh, if known
     fps: float
     speech: str | os.PathLike = ""  # the speech file (vid2vid's mux command)
+    audio: np.ndarray | None = None  # the speech samples (face.mp4's sound track) ...
+    audio_rate: int = 0  # ... at this rate
 
 
 @dataclass
@@ -510,6 +518,13 @@ def write_formats(
             out.files[name] = MEDIAPIPE_FILE
             write_mediapipe(folder / MEDIAPIPE_FILE, p.times, p.reference_index,
                             p.reference_lm478, track.times, track.size)  # fmt: skip
+        elif name == "face":
+            from wav2kp.handoff import face as face_render
+
+            renderer = face_render.FaceRenderer(track, p.reference_lm478)
+            out.files[name] = FACE_FILE
+            face_render.write_face_video(folder / FACE_FILE, renderer, p.times, p.landmarks,
+                                         p.audio, p.audio_rate or None)  # fmt: skip
         out.seconds[name] = time.perf_counter() - begun
         out.cpu_seconds[name] = time.process_time() - cpu
     out.files = {name: out.files[name] for name in names}  # the order asked for

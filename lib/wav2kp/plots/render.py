@@ -257,7 +257,8 @@ def _edge_panel(points: np.ndarray, size, box, color) -> np.ndarray:
     return (edges[..., None].astype(np.float32) / 255.0 * np.asarray(color)).astype(np.uint8)
 
 
-def _label(panel: np.ndarray, text: str) -> np.ndarray:
+def label_panel(panel: np.ndarray, text: str) -> np.ndarray:
+    """``panel`` under a dark bar with ``text`` (the side-by-side videos' panel titles)."""
     bar = np.full((32, panel.shape[1], 3), 30, np.uint8)
     cv2.putText(bar, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (235, 235, 235), 1, cv2.LINE_AA)
     return np.vstack([bar, panel])
@@ -348,12 +349,12 @@ def side_by_side_frames(
         else:
             real = np.full((PANEL, PANEL, 3), 60, np.uint8)
         panels = [
-            _label(real, "video"),
-            _label(_edge_panel(true[i], size, box, (255, 255, 255)), "true keypoints"),
+            label_panel(real, "video"),
+            label_panel(_edge_panel(true[i], size, box, (255, 255, 255)), "true keypoints"),
         ]
         for k, (name, pred) in enumerate(predictions.items()):
             colour = PREDICTION_COLOURS[k % len(PREDICTION_COLOURS)]
-            panels.append(_label(_edge_panel(pred[i], size, box, colour), name))
+            panels.append(label_panel(_edge_panel(pred[i], size, box, colour), name))
         yield np.hstack(panels)
 
 

@@ -422,6 +422,7 @@ class Session:
         prediction = exports.Prediction(
             sequence, times, landmarks, predicted, pupils, composition.reference_index,
             composition.reference_missing, track, reference.lm478, opts.fps, speech.path,
+            speech.native, speech.native_rate,
         )  # fmt: skip
         written = exports.write_formats(folder, opts.formats, prediction, staged=True)
         files, timings = dict(written.files), dict(written.seconds)
@@ -516,6 +517,11 @@ def open_session(checkpoint, reference=None, **options) -> Session:
         raise PredictError(
             f"--format mediapipe: the reference ({resolved.description}) has no MediaPipe "
             "mesh; pass --reference VIDEO or drop the format"
+        )
+    if "face" in opts.formats and (resolved.lm478 is None or not resolved.track.frame_paths):
+        raise PredictError(
+            f"--format face: the reference ({resolved.description}) has no video frames and "
+            "MediaPipe mesh to warp; pass --reference VIDEO of the speaker or drop the format"
         )
     return Session(predictor, checkpoint_id, resolved, opts)
 

@@ -24,7 +24,8 @@ SUMMARY_FILE = "predict.json"
 # may hand to deletion (a forged predict.json naming '..', '/' or 'a/../..' must not).
 OUTPUT_ENTRIES = frozenset({
     vid2vid.EXPORT_DIR, exports.NPZ_FILE, exports.CSV_FILE, exports.OPENPOSE_DIR,
-    exports.FSVID2VID_DIR, exports.MEDIAPIPE_FILE, exports.PREVIEW_FILE, SUMMARY_FILE,
+    exports.FSVID2VID_DIR, exports.MEDIAPIPE_FILE, exports.PREVIEW_FILE, exports.FACE_FILE,
+    SUMMARY_FILE,
 })  # fmt: skip
 
 

@@ -3,9 +3,10 @@
 One self-contained file (inline style, inline SVG plots, no script needed; it works from
 ``file://``): a card per run with its date, corpus, model, status, commit, headline
 metrics of the primary model on held-out sentences (with intervals where the run has
-them), links to the rendered notebooks, a thumbnail per video, and the run's browser
-check; a trend plot of the headline metrics across runs per corpus; the latest run of
-each corpus side by side; and filter buttons by corpus group (demo, grid, own videos).
+them), links to the rendered notebooks, a thumbnail per video (the faces rendered from
+predicted keypoints first, beside the real video), and the run's browser check; a trend
+plot of the headline metrics across runs per corpus; the latest run of each corpus side
+by side; and filter buttons by corpus group (demo, grid, own videos).
 
 Metrics are read defensively from each run's ``run.json`` (``metrics*.json`` as the run
 collected them): a metric is a number or a dict with a point value and optional interval;
@@ -33,6 +34,11 @@ RUN_LOCK = ".lock"  # held (flock) by the process running the report in that fol
 SCREENSHOT = "diary.png"  # the browser check's screenshot, saved in the run folder
 BROWSER_CHECK = "browser_check.json"
 THUMBS = "thumbs"
+# shown above a run's other videos (wav2kp.handoff.facecompare names them)
+FACES_CAPTION = (
+    "Faces: real video | face rendered from the predicted keypoints (same audio), "
+    "held-out sentences"
+)
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".webm", ".mov")
 
 # The headline metrics, in display order; TREND_METRICS get a trend panel.
@@ -499,7 +505,9 @@ def _run_card(run: Mapping[str, Any], rel_runs: str, runs_dir: Path) -> str:
         else f'<span class="{_e(nb.get("status", ""))}">{_e(nb.get("name", "?"))}</span>'
         for nb in run.get("notebooks", [])
     )
-    videos = []
+    from wav2kp.handoff.facecompare import is_face_video
+
+    videos, faces = [], []
     for video in run_videos(run_dir) if folder else []:
         relative = video.relative_to(run_dir).as_posix()
         thumb = thumbnail(video, run_dir)
@@ -508,7 +516,7 @@ def _run_card(run: Mapping[str, Any], rel_runs: str, runs_dir: Path) -> str:
             if thumb
             else ""
         )
-        videos.append(
+        (faces if is_face_video(video) else videos).append(
             f'<a class="video" href="{_e(base)}/{_e(relative)}">{inner}'
             f"<span>{_e(relative)}</span></a>"
         )
@@ -528,6 +536,7 @@ def _run_card(run: Mapping[str, Any], rel_runs: str, runs_dir: Path) -> str:
   {failure}
   {_metric_chips(models.get(model, {}) if model else {})}
   <p class="notebooks">{notebooks}</p>
+  {f'<div class="faces"><p>{FACES_CAPTION}</p><div class="videos">{"".join(faces)}</div></div>' if faces else ""}
   {f'<div class="videos">{"".join(videos)}</div>' if videos else ""}
   {_browser_check_line(run_dir, base) if folder else ""}
   {_models_table(models)}
@@ -611,6 +620,7 @@ article.run.ok { border-left: 4px solid #2e9d57; }
 .chip span { color: var(--muted); font-size: .78em; display: block; }
 .notebooks a, .notebooks span { margin-right: .8em; } span.skipped { color: #aaa; }
 span.failed, a.failed { color: #c0392b; }
+.faces p { margin: .5em 0 0; font-size: .85em; color: var(--muted); }
 .videos { display: flex; flex-wrap: wrap; gap: .8em; margin: .5em 0; }
 a.video { display: flex; flex-direction: column; width: 240px; font-size: .78em; }
 a.video img { width: 240px; border-radius: 4px; border: 1px solid var(--line); }
