@@ -37,6 +37,18 @@ def test_writers_round_trip_with_group_readable_permissions(tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) & 0o044, "result not readable by others"
 
 
+def test_npz_deflated_or_stored_as_asked_and_read_alike(tmp_path):
+    import zipfile
+
+    x = np.linspace(0, 1, 1000, dtype=np.float32).reshape(10, 100)
+    deflated = write_npz(tmp_path / "d.npz", x=x)
+    stored = write_npz(tmp_path / "s.npz", compressed=False, x=x)
+    for path, kind in ((deflated, zipfile.ZIP_DEFLATED), (stored, zipfile.ZIP_STORED)):
+        with zipfile.ZipFile(path) as archive:
+            assert [info.compress_type for info in archive.infolist()] == [kind]
+        np.testing.assert_array_equal(np.load(path)["x"], x)
+
+
 def test_permissions_follow_the_umask_without_ever_changing_it(tmp_path, monkeypatch):
     """Files get 0666 minus the process umask, and the umask is never touched: setting it
     (even to read it back) would race with other threads creating files."""

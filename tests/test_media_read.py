@@ -203,6 +203,31 @@ def test_reduced_resolution_points_map_back_to_full_resolution(tmp_path):
     assert np.abs(mapped - centres).max() < 1.0
 
 
+@pytest.mark.parametrize("pix_fmt", ["yuv444p", "yuvj444p", "yuv420p"])
+def test_reduced_frames_are_libswscale_area_rgb_whatever_the_chroma_layout(tmp_path, pix_fmt):
+    """Shrunk frames equal libswscale's area-averaged rgb24 of the decoded frame (to one
+    level: 4:4:4 sources go through planar RGB, which is faster there)."""
+    import av
+
+    frames = face_frames(6, 240)[:, :, :200]  # 200 wide, 240 high
+    path = write_video(tmp_path / f"{pix_fmt}.mp4", frames, fps=12, audio=False,
+                       extra=["-pix_fmt", pix_fmt, "-crf", "12"])  # fmt: skip
+    with av.open(str(path)) as container:
+        decoded = list(container.decode(video=0))
+        assert decoded[0].format.name == pix_fmt
+        expected = [
+            f.reformat(width=100, height=120, format="rgb24", interpolation="AREA").to_ndarray()
+            for f in decoded
+        ]
+    log = DecodeLog()
+    ours = [rgb for _, rgb in iter_frames(path, log, max_side=120)]
+    assert (log.scale.width, log.scale.height) == (100, 120)
+    assert len(ours) == len(expected) == 6
+    for a, b in zip(ours, expected, strict=True):
+        assert a.shape == b.shape == (120, 100, 3)
+        assert np.abs(a.astype(int) - b).max() <= 1
+
+
 # ------------------------------------------------------------------------ rotation
 
 

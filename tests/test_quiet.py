@@ -119,3 +119,76 @@ def test_report_console_is_free_of_noise(tmp_path: Path):
     # the worker did print the chatter (check=True): it was kept off the console
     (run_dir,) = runs.iterdir()
     assert json.loads((run_dir / "run.json").read_text())["status"] == "ok"
+
+
+GLOG_MARKERS = (
+    "inference_feedback_manager",
+    "XNNPACK delegate",
+    "absl::InitializeLog",
+    "NORM_RECT",
+)
+
+
+def _assert_no_glog(console: str) -> None:
+    for noise in GLOG_MARKERS:
+        assert noise not in console, f"{noise!r} reached the console:\n{console}"
+
+
+def test_demo_portraits_in_worker_processes_print_no_glog(tmp_path: Path):
+    """The demo corpus frames its portraits with MediaPipe in each worker process (spawned,
+    as ``build_corpus`` does): none of MediaPipe's start-up lines reach the console."""
+    script = textwrap.dedent("""
+        import multiprocessing, sys
+        from wav2kp.demo.face import portrait
+
+        def frame(speaker):
+            return portrait(speaker).iod
+
+        if __name__ == "__main__":
+            with multiprocessing.get_context("spawn").Pool(2) as pool:
+                print(pool.map(frame, ["astronaut", "hopper"]))
+            sys.stderr.write("done\\n")
+    """)
+    (tmp_path / "portraits.py").write_text(script)  # a file: spawned workers import it
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "portraits.py")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    console = done.stdout + done.stderr
+    assert done.returncode == 0, console
+    _assert_no_glog(console)
+    assert done.stderr.strip() == "done", console  # and Python's own stderr still shows
+
+
+def test_bench_routes_every_process_through_the_filter(tmp_path: Path):
+    """`wav2kp bench` runs under ``quiet_stderr``: a benchmark whose worker processes
+    print MediaPipe's lines straight to fd 2 shows only the real ones."""
+    (tmp_path / "noisy_bench.py").write_text(
+        textwrap.dedent(f"""
+        import multiprocessing, os
+
+        def worker(_):
+            for line in {NOISE_LINES[:4] + [MARKER]!r}:
+                os.write(2, (line + "\\n").encode())
+
+        def run(quick=False):
+            with multiprocessing.get_context("spawn").Pool(2) as pool:
+                pool.map(worker, range(2))
+            worker(0)  # and this process itself
+            return {{}}
+        """)
+    )
+    script = (
+        "import sys; from wav2kp import benchmarks, cli\n"
+        "benchmarks.BENCHMARKS['noisy'] = 'noisy_bench'\n"
+        "sys.exit(cli.main(['bench', 'noisy']))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    console = done.stdout + done.stderr
+    assert done.returncode == 0, console
+    _assert_no_glog(console)
+    assert done.stderr.count(MARKER) == 3, console  # real lines from all three processes
+    assert "== noisy done in" in done.stdout

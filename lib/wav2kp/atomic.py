@@ -71,10 +71,11 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
-def write_npz(path: str | os.PathLike, **arrays: Any) -> Path:
-    """Compressed npz, no pickles (object arrays are refused by np.load later)."""
+def write_npz(path: str | os.PathLike, *, compressed: bool = True, **arrays: Any) -> Path:
+    """An npz, compressed unless ``compressed=False``; no pickles (object arrays are
+    refused by np.load later)."""
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)
+        (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
     return Path(path)
 
 

@@ -8,6 +8,8 @@ of it is actionable for a user, and it buries progress and real warnings.
 - :data:`NOISE` recognises those lines (and only those);
 - :class:`StderrFilter` is a pipe whose reader thread forwards every other line to
   ``sys.stderr``; give its ``fd`` to a child process as its stderr;
+- :func:`quiet_stderr` routes this process's own file descriptor 2 through such a filter,
+  so that every process it starts (Dask workers, process pools) inherits the filter too;
 - :func:`quiet_kernel_manager` is a jupyter kernel manager class that starts kernels on
   IPC sockets (local only, so no unencrypted-TCP warning) with their stderr, and that of
   every process they start, going through such a filter;
@@ -52,14 +54,17 @@ def is_noise(line: str) -> bool:
 
 class StderrFilter:
     """A pipe whose writer end (``fd``) child processes use as stderr; a daemon thread
-    forwards each complete line that is not noise to ``sys.stderr``.
+    forwards each complete line that is not noise to ``sys.stderr`` (or, given
+    ``target_fd``, straight to that file descriptor). A progress bar's carriage-return
+    updates are forwarded as they come, not held until the line ends.
 
     ``dropped`` counts the lines held back. Use as a context manager; closing waits
     (briefly) for the reader to drain what was written before.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, target_fd: int | None = None) -> None:
         self._read_fd, self.fd = os.pipe()
+        self._target_fd = target_fd
         self.dropped = 0
         self._muted = False
         self._thread = threading.Thread(target=self._forward, name="stderr-filter", daemon=True)
@@ -69,6 +74,10 @@ class StderrFilter:
         line = raw.decode("utf-8", errors="replace")
         if self._muted or is_noise(line):
             self.dropped += 1
+            return
+        if self._target_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._target_fd, raw)
             return
         stream = sys.stderr
         if stream is not None:
@@ -83,6 +92,9 @@ class StderrFilter:
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
                     self._emit(line + b"\n")
+                if b"\r" in pending:  # a progress bar redrawing its line: show it now
+                    shown, cr, pending = pending.rpartition(b"\r")
+                    self._emit(shown + cr)
         if pending:
             self._emit(pending + b"\n")
 
@@ -120,11 +132,48 @@ class StderrFilter:
             self.fd = -1
         self._thread.join(timeout)
 
+    @property
+    def forwarding(self) -> bool:
+        """Whether the reader still runs (some process still holds the writer end)."""
+        return self._thread.is_alive()
+
     def __enter__(self) -> StderrFilter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[StderrFilter | None]:
+    """This process's file descriptor 2 goes through a :class:`StderrFilter` meanwhile:
+    native libraries' chatter (MediaPipe's glog lines) is dropped, whether this process
+    or one it starts writes it (children inherit fd 2: Dask workers, process pools);
+    every other line reaches the real stderr. ``WAV2KP_MEDIAPIPE_LOGS=1`` shows all of
+    it (yields None then, as without a usable fd 2)."""
+    if os.environ.get("WAV2KP_MEDIAPIPE_LOGS", "") not in ("", "0"):
+        yield None
+        return
+    try:
+        real = os.dup(2)
+    except OSError:  # no stderr to filter
+        yield None
+        return
+    if sys.stderr is not None:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+    stderr_filter = StderrFilter(target_fd=real)
+    os.dup2(stderr_filter.fd, 2)
+    try:
+        yield stderr_filter
+    finally:
+        if sys.stderr is not None:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+        os.dup2(real, 2)
+        stderr_filter.close()
+        if not stderr_filter.forwarding:  # else an orphan still writes: keep its target
+            os.close(real)
 
 
 def quiet_kernel_manager(stderr_filter: StderrFilter) -> type:

@@ -36,12 +36,17 @@ def run_cli(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}"
         )
+    from wav2kp.quiet import quiet_stderr
+
     results = {}
-    for name in names:
-        print(f"\n== benchmark: {name}", flush=True)
-        start = time.perf_counter()
-        results[name] = importlib.import_module(BENCHMARKS[name]).run(quick=args.quick)
-        print(f"== {name} done in {time.perf_counter() - start:.1f} s", flush=True)
+    # benchmarks start worker processes (Dask, process pools) that load MediaPipe: every
+    # process's stderr goes through the one filter of known chatter
+    with quiet_stderr():
+        for name in names:
+            print(f"\n== benchmark: {name}", flush=True)
+            start = time.perf_counter()
+            results[name] = importlib.import_module(BENCHMARKS[name]).run(quick=args.quick)
+            print(f"== {name} done in {time.perf_counter() - start:.1f} s", flush=True)
     if args.json_out:
         from wav2kp.atomic import write_json
 

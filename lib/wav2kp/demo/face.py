@@ -65,9 +65,15 @@ def detect_landmarks(
     (478, 3) with ``with_depth`` (z in x's pixel scale, smaller = nearer the camera)."""
     import mediapipe as mp
 
-    with mp.solutions.face_mesh.FaceMesh(
-        static_image_mode=True, refine_landmarks=True, max_num_faces=1
-    ) as mesh:
+    from wav2kp.facemesh import quiet_mediapipe
+
+    # the graph logs (glog) while it starts and closes: both inside the filter
+    with (
+        quiet_mediapipe(),
+        mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True, refine_landmarks=True, max_num_faces=1
+        ) as mesh,
+    ):
         result = mesh.process(np.ascontiguousarray(image))
     if not result.multi_face_landmarks:
         raise RuntimeError(f"{source}: MediaPipe face mesh found no face")

@@ -37,6 +37,11 @@ from wav2kp.media.probe import (
 # libswscale's area averaging: the anti-aliased choice for shrinking (no moiré on fine
 # texture such as beard or hair, which bilinear sampling would alias)
 DOWNSCALE_INTERPOLATION = "AREA"
+# Sources with full-resolution chroma (4:4:4) shrink through planar RGB: libswscale's
+# packed rgb24 writer is far slower there (the decode column of ``wav2kp bench
+# extraction`` on the 4:4:4 1080p real clip), for the same pixels to within one level
+# (tests/test_media_read.py). Subsampled chroma (4:2:0) stays on rgb24: no faster there.
+PLANAR_DOWNSCALE_SOURCES = frozenset({"yuv444p", "yuvj444p"})
 READ_AHEAD_FRAMES = 3  # frames waiting between stages (memory: 3 decoded + 3 RGB frames)
 
 
@@ -212,10 +217,14 @@ def _converted(decoded: Iterator, threads: int) -> Iterator[tuple[float, np.ndar
             # = ffmpeg's own rgb24 conversion (libswscale, sliced over threads)
             rgb = frame.to_ndarray(format="rgb24", threads=threads)
         else:
+            planar = frame.format.name in PLANAR_DOWNSCALE_SOURCES
             rgb = frame.reformat(
-                width=coded[0], height=coded[1], format="rgb24",
-                interpolation=DOWNSCALE_INTERPOLATION, threads=threads,
-            ).to_ndarray()  # fmt: skip
+                width=coded[0],
+                height=coded[1],
+                format="gbrp" if planar else "rgb24",
+                interpolation=DOWNSCALE_INTERPOLATION,
+                threads=threads,
+            ).to_ndarray()  # fmt: skip  (gbrp comes out as (H, W, 3) RGB too)
         yield time, _upright(rgb, ops)
 
 
