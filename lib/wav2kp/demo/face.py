@@ -65,7 +65,7 @@ def detect_landmarks(
     (478, 3) with ``with_depth`` (z in x's pixel scale, smaller = nearer the camera)."""
     import mediapipe as mp
 
-    from wav2kp.facemesh import quiet_mediapipe
+    from wav2kp.extraction.facemesh import quiet_mediapipe
 
     # the graph logs (glog) while it starts and closes: both inside the filter
     with (
