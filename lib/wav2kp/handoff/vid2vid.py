@@ -1030,6 +1030,16 @@ class ReferenceTrack:
         width, height = self.size
         return np.full((height, width, 3), self.canvas_color, np.uint8)
 
+    def frames(self, start: int, stop: int) -> ReferenceTrack:
+        """Frames ``start .. stop - 1`` only (their times kept: the loop starts there)."""
+        if not 0 <= start < stop <= self.n_frames:
+            raise ValueError(
+                f"frames {start}-{stop - 1} are not in the {self.n_frames}-frame track"
+            )
+        paths = self.frame_paths[start:stop] if self.frame_paths else []
+        return ReferenceTrack(self.name, self.times[start:stop], self.landmarks[start:stop],
+                              self.size, paths, self.canvas_color)  # fmt: skip
+
     def image(self, index: int) -> np.ndarray:
         """Frame ``index`` as an RGB array."""
         source = self.frame(index)
