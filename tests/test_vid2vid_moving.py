@@ -193,3 +193,53 @@ def test_a_reference_without_a_usable_stretch_is_refused_naming_why():
     assert "found in 20 of 100 frames" in message and "0.80 s (frames 10-29)" in message
     with pytest.raises(PredictError, match="found in 0 of 50 frames and none"):
         choose_segment(_track(np.zeros(50, bool)))
+
+
+def travelling_video(source, out, size: int = 480, zoom: float = 0.6, travel: float = 110):
+    """A real clip made to travel: each frame shrunk to ``zoom`` of a ``size`` square
+    and moved along a figure of eight of ``travel`` px (its own head turns kept)."""
+    from wav2kp.media.decode import iter_frames
+    from wav2kp.media.encode import write_video
+
+    frames = [rgb for _, rgb in iter_frames(source)]
+
+    def moved():
+        for t, rgb in enumerate(frames):
+            phase = t / max(len(frames) - 1, 1)
+            s = zoom * size / rgb.shape[1]
+            tx = size * (1 - zoom) / 2 + travel * np.sin(2 * np.pi * phase)
+            ty = size * (1 - zoom) / 2 + 0.5 * travel * np.sin(4 * np.pi * phase)
+            affine = np.array([[s, 0, tx], [0, s, ty]])
+            yield cv2.warpAffine(rgb, affine, (size, size), flags=cv2.INTER_AREA,
+                                 borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+
+    return write_video(out, moved(), fps=25)
+
+
+@pytest.mark.realclips
+def test_a_real_head_that_turns_and_travels_gives_a_vid2vid_safe_folder(
+    realclips, tmp_path, monkeypatch
+):
+    """LivePortrait's driving clip (strong head turns), made a 480x480 clip whose head
+    also travels: extracted as ``predict`` extracts a reference, then handed off."""
+    from wav2kp.predict import references
+
+    source = realclips / "liveportrait_d11.mp4"
+    if not source.is_file():
+        pytest.skip(f"{source} not available")
+    monkeypatch.setenv("WAV2KP_DATA", str(tmp_path / "data"))
+    video = travelling_video(source, tmp_path / "travelling.mp4")
+    reference = references.looped_video(video, "")
+    track = reference.track
+    assert track.size == (480, 480) and reference.segment.is_whole
+    predicted = np.stack(
+        [synthetic_face(mouth_open=0.06 * abs(np.sin(t / 3))) for t in range(track.n_frames)]
+    )
+    composition = vid2vid.compose_on_reference(predicted, track, out_times=track.times)
+    plain = tmp_path / "plain" / vid2vid.EXPORT_DIR
+    vid2vid.export_composition(plain, "seq", composition, track, steady=False)
+    assert any("leave vid2vid's crop" in p for p in vid2vid.check_vid2vid_tree(plain))
+    root = tmp_path / "steady" / vid2vid.EXPORT_DIR
+    export = vid2vid.export_composition(root, "seq", composition, track)
+    assert vid2vid.check_vid2vid_tree(root) == []
+    assert export.steadying is not None and export.steadying.moved.sum() > 30
