@@ -484,7 +484,9 @@ class Session:
                 vid2vid_command=handoff["test_command"],
                 coordinates="keypoints.npz 'landmarks' and keypoints.csv: the reference's own "
                 "pixels; vid2vid files and 'vid2vid_landmarks': the exported frames' pixels, "
-                "x = x_ref * vid2vid_scale + vid2vid_offset[0] (y alike)",
+                "x = x_ref * vid2vid_frame_scale[t] + vid2vid_frame_offset[t, 0] (y alike) for "
+                "frame t; vid2vid_scale, vid2vid_offset: the canvas, every frame's mapping "
+                "unless the head was kept inside vid2vid's crop (vid2vid.steadied)",
             )  # fmt: skip
         write_json(folder / SUMMARY_FILE, summary)
         return summary
