@@ -325,11 +325,25 @@ def test_a_long_reference_video_is_extracted_one_loop_only(tmp_path, reference_v
     assert reference.lm478 is not None and len(reference.lm478) == track.n_frames
 
 
-def test_the_output_names_the_reference_extractions_share():
+def test_the_output_names_the_reference_extractions_share(
+    tmp_path, checkpoint, speech, reference_video, capsys
+):
+    from wav2kp.cli import main
+
     results = [{"total_seconds": 2.0}, {"total_seconds": 1.0, "skipped": True}, {"error": "x"}]
     line = predict.extraction_share_line(6.0, results)
     assert line.startswith("reference extraction: 6.0 s, 75 % of this run's 8.0 s")
     assert predict.extraction_share_line(None, results) == ""
+    code = main(["predict", str(speech), "--checkpoint", str(checkpoint), "--reference",
+                 str(reference_video), "--out", str(tmp_path / "out"), "--no-preview"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = [x for x in out.splitlines() if x.startswith("reference extraction: ")]
+    assert len(lines) == 1 and "% of this run's" in lines[0]
+    # a prediction on the default reference extracts nothing: no such line
+    main(["predict", str(speech), "--checkpoint", str(checkpoint), "--out",
+          str(tmp_path / "out2"), "--no-preview"])  # fmt: skip
+    assert "reference extraction" not in capsys.readouterr().out
 
 
 def _fake_corpus(root, monkeypatch, corpus="fake", size=512, face_center=(256.0, 256.0)):
