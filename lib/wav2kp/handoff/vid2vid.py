@@ -5,8 +5,11 @@ integer ``x,y`` in full-frame pixels) beside ``<root>/test_img/<seq>/*.jpg`` (re
 the target person: they set the canvas, give the background edges and the first frames'
 appearance), same count, same sorted names. It crops a square of 2.5 face widths set on
 the first frame; :func:`plan_canvas` places and scales the exported frames so that crop
-fits and is exactly ``--loadSize`` (tight talking-head crops are padded), and
-:func:`inspect_tree` checks every frame the way vid2vid will read it.
+fits and is exactly ``--loadSize`` (tight talking-head crops are padded); frames whose
+head travels out of that crop are moved back inside it (:func:`steady_frames`, the mapping
+recorded per frame), point sets vid2vid's curve fit cannot take are nudged until it can
+(:func:`repair_fit_failures`), and :func:`inspect_tree` checks every frame the way
+vid2vid will read it.
 
 Audio models predict mouth and jaw motion only. Drawn on a frozen head that looks dead, so
 :func:`compose_on_reference` puts the predicted mouth/jaw deformation onto a real head
