@@ -283,6 +283,7 @@ def test_composition_follows_the_reference_head(tmp_path, checkpoint, speech):
         ("liveportrait_d11.mp4", [512, 512]),
         ("retalking_face_1.mp4", [700, 700]),  # variable frame rate
         ("eamm_MEAD_M030_sad_3_001.mp4", [1920, 1080]),  # small face in full HD
+        ("grid_s1_bbaf3s.mpg", [360, 288]),  # GRID's own MPEG-1 container
     ],
 )
 def test_predict_real_speech_with_real_reference_video(tmp_path, checkpoint, realclips, name,
@@ -302,6 +303,47 @@ def test_predict_real_speech_with_real_reference_video(tmp_path, checkpoint, rea
     images = sorted((tmp_path / "out" / vid2vid.EXPORT_DIR / "test_img").rglob("*.jpg"))
     assert len(images) == summary["frames"]
     assert summary["pupils"].startswith("MediaPipe iris")
+    segment = summary["reference_segment"]  # the looped stretch: face found throughout
+    assert segment["first_frame"] == 0 and segment["frames"] == segment["extracted_frames"]
+    assert summary["reference_extraction_seconds"] > 0
+
+
+def test_a_long_reference_video_is_extracted_one_loop_only(tmp_path, reference_video):
+    from wav2kp.benchmarks.predict import looped_video
+
+    seconds = probe(reference_video).duration
+    long = looped_video(reference_video, 3 * seconds, tmp_path / "long.mp4")
+    loop = round(seconds / 2, 2)
+    reference = references.looped_video(long, "", loop_seconds=loop)
+    track = reference.track
+    assert f"extracted its first {loop:g} s: one loop" in reference.description
+    assert track.times[-1] - track.times[0] <= loop
+    assert len(track.frame_paths) == track.n_frames
+    # the extraction itself stopped after one loop (stream copy may run a few frames on)
+    assert reference.segment.of <= int(np.ceil(loop * FPS)) + 3
+    assert reference.extraction_seconds > 0
+    assert reference.lm478 is not None and len(reference.lm478) == track.n_frames
+
+
+def test_the_output_names_the_reference_extractions_share(
+    tmp_path, checkpoint, speech, reference_video, capsys
+):
+    from wav2kp.cli import main
+
+    results = [{"total_seconds": 2.0}, {"total_seconds": 1.0, "skipped": True}, {"error": "x"}]
+    line = predict.extraction_share_line(6.0, results)
+    assert line.startswith("reference extraction: 6.0 s, 75 % of this run's 8.0 s")
+    assert predict.extraction_share_line(None, results) == ""
+    code = main(["predict", str(speech), "--checkpoint", str(checkpoint), "--reference",
+                 str(reference_video), "--out", str(tmp_path / "out"), "--no-preview"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = [x for x in out.splitlines() if x.startswith("reference extraction: ")]
+    assert len(lines) == 1 and "% of this run's" in lines[0]
+    # a prediction on the default reference extracts nothing: no such line
+    main(["predict", str(speech), "--checkpoint", str(checkpoint), "--out",
+          str(tmp_path / "out2"), "--no-preview"])  # fmt: skip
+    assert "reference extraction" not in capsys.readouterr().out
 
 
 def _fake_corpus(root, monkeypatch, corpus="fake", size=512, face_center=(256.0, 256.0)):

@@ -81,7 +81,7 @@ def crop_before_after(label: str, speech, checkpoint, work: Path, **predict_opti
     plain = vid2vid.ReferenceTrack("plain", np.zeros(1), composition.landmarks[:1], size)
     before_root = out / "before_face"
     vid2vid.export_composition(before_root, summary["sequence"], composition, plain,
-                               canvas=vid2vid.Canvas.identity(size))  # fmt: skip
+                               canvas=vid2vid.Canvas.identity(size), steady=False)  # fmt: skip
     return {
         "reference": summary["reference"],
         "reference_size": list(size),

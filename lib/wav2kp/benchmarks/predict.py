@@ -4,7 +4,8 @@
 preview, with the whole preview and with ``preview_seconds``; CPU seconds (the process and
 its ffmpeg children) beside wall seconds; the output folder's size on disk; and the
 per-file cost of 3-second files predicted one per call against eight in one call (the
-start-up paid once). Targets (issue 11): >= 50x real time without the preview, >= 10x
+start-up paid once); and the cost of a reference video not seen before (one loop of a
+long one extracted, against the whole). Targets (issue 11): >= 50x real time without the preview, >= 10x
 with it.
 
 Also home of the synthetic speaker used by the hand-off tests (a 68-point face whose
@@ -247,6 +248,56 @@ def _cli(args: list[str], env: dict) -> dict:
     return numbers
 
 
+def looped_video(video: Path, seconds: float, out: Path) -> Path:
+    """``video`` repeated (stream copy) to at least ``seconds``: a long reference."""
+    import subprocess
+
+    from wav2kp.media.probe import ffmpeg_exe, probe
+
+    repeats = int(np.ceil(seconds / max(float(probe(video).duration or 1.0), 1e-3)))
+    command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+               "-stream_loop", str(repeats - 1), "-i", str(video), "-c", "copy", str(out)]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True)
+    return out
+
+
+def new_reference_cost(video: Path, speech: Path, checkpoint, tmp: Path, seconds: float) -> dict:
+    """The cost of a reference not seen before: ``predict`` on ``speech`` with a
+    ``seconds``-long reference video (``video`` repeated), in a fresh data folder, which
+    extracts one loop of it (``wav2kp.predict.references.LOOP_SECONDS``); and extracting
+    the whole video, as before, for comparison."""
+    from wav2kp.predict.predict import predict_file
+    from wav2kp.predict.references import LOOP_SECONDS, extract_reference
+
+    long = looped_video(video, seconds, tmp / "long_reference.mp4")
+    old_data = os.environ.get("WAV2KP_DATA")
+    try:
+        os.environ["WAV2KP_DATA"] = str(tmp / "data-new-reference")
+        summary, run_numbers = _measure(lambda: predict_file(
+            speech, checkpoint, tmp / "out-new-reference", reference=long, preview=False,
+            progress=False))  # fmt: skip
+        os.environ["WAV2KP_DATA"] = str(tmp / "data-whole-reference")
+        _, whole = _measure(lambda: extract_reference(long))
+    finally:
+        if old_data is None:
+            os.environ.pop("WAV2KP_DATA", None)
+        else:
+            os.environ["WAV2KP_DATA"] = old_data
+    extraction = float(summary["reference_extraction_seconds"])
+    total = extraction + float(summary["total_seconds"])
+    return {
+        "reference_seconds": seconds,
+        "loop_seconds": LOOP_SECONDS,
+        "speech_seconds": summary["audio_seconds"],
+        "extraction_one_loop_seconds": extraction,
+        "extraction_share": extraction / total,
+        "realtime_factor_with_new_reference": summary["audio_seconds"] / total,
+        "run_wall_seconds": run_numbers["wall_seconds"],
+        "extraction_whole_seconds": whole["wall_seconds"],
+        "segment": summary["reference_segment"],
+    }
+
+
 def run(quick: bool = False) -> dict:
     """Real-time factors of ``predict`` on a 10-minute file (1 minute with ``quick``)
     without and with the preview (whole, and limited with ``preview_seconds``), output
@@ -309,6 +360,8 @@ def run(quick: bool = False) -> dict:
                 _cli([str(f), *base, "--out", str(tmp / "one" / f.stem)], env) for f in short[:3]
             ]
             batch = _cli([*map(str, short), *base, "--out", str(tmp / "batch")], env)
+            new_reference = new_reference_cost(video, short[0], checkpoint, tmp,
+                                               20.0 if quick else 60.0)  # fmt: skip
         finally:
             if old_data is None:
                 os.environ.pop("WAV2KP_DATA", None)
@@ -325,6 +378,7 @@ def run(quick: bool = False) -> dict:
         "short_file_seconds": 3.0,
         "single_call_per_file": {k: float(np.mean([s[k] for s in single])) for k in single[0]},
         "batch_per_file": {k: v / len(short) for k, v in batch.items()},
+        "new_reference": new_reference,
     }
     print(f"predict on {duration:.0f} s of speech ({out['frames']} frames), {model_source}, "
           f"reference: {out['reference']}")  # fmt: skip
@@ -348,4 +402,10 @@ def run(quick: bool = False) -> dict:
           f"{len(short)} in one call: {many['wall_seconds']:.1f} s wall / "
           f"{many['cpu_seconds'] + many['child_cpu_seconds']:.1f} s CPU per file "
           f"({one['wall_seconds'] / many['wall_seconds']:.1f}x faster per file)")  # fmt: skip
+    n = new_reference
+    print(f"  a new {n['reference_seconds']:.0f} s reference video, {n['speech_seconds']:.0f} s of "
+          f"speech: extracting one loop ({n['loop_seconds']:g} s) took "
+          f"{n['extraction_one_loop_seconds']:.1f} s, {100 * n['extraction_share']:.0f} % of the "
+          f"run ({n['realtime_factor_with_new_reference']:.2f}x real time); the whole video "
+          f"would take {n['extraction_whole_seconds']:.1f} s")  # fmt: skip
     return out

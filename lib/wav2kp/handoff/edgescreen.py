@@ -132,3 +132,34 @@ def frames_to_check(
     check[::sample_every] = True
     check[-1] = True
     return np.flatnonzero(check)
+
+
+def repeated_abscissae(landmarks: np.ndarray) -> np.ndarray:
+    """(T,) bool: frames with a piece whose abscissae (x, or y where vid2vid swaps the
+    axes of a piece taller than wide) repeat: the only pieces on which vid2vid's curve
+    fit has been seen to fail (``edgemap.fit_failures``), so the frames to test for it."""
+    points = with_forehead_all(landmarks)
+    found = np.zeros(len(points), bool)
+    for _, piece in edgemap._PIECES:
+        xy = points[:, piece]
+        dx = np.abs(np.diff(xy[..., 0], axis=1)).max(axis=1)
+        dy = np.abs(np.diff(xy[..., 1], axis=1)).max(axis=1)
+        u = np.where((dx < dy)[:, None], xy[..., 1], xy[..., 0])
+        if u.shape[1] == 3:
+            found |= (u[:, 0] == u[:, 1]) | (u[:, 1] == u[:, 2]) | (u[:, 0] == u[:, 2])
+        else:
+            found |= u[:, 0] == u[:, 1]
+    return found
+
+
+def frames_at_risk(landmarks: np.ndarray) -> np.ndarray:
+    """(T,) bool: frames where vid2vid's curve fit may fail (:func:`repeated_abscissae`)
+    or an edge may draw nothing (no piece of it surely drawn): the frames to draw
+    exactly before handing them over."""
+    points = with_forehead_all(landmarks)
+    risky = repeated_abscissae(landmarks)
+    has_pixels = np.zeros((len(points), edgemap.N_EDGES), bool)
+    for index, piece in edgemap._PIECES:
+        _, drawn, _ = _piece_bounds(points[:, piece])
+        has_pixels[:, index] |= drawn
+    return risky | ~has_pixels.all(axis=1)

@@ -449,6 +449,7 @@ class Prediction:
     speech: str | os.PathLike = ""  # the speech file (vid2vid's mux command)
     audio: np.ndarray | None = None  # the speech samples (face.mp4's sound track) ...
     audio_rate: int = 0  # ... at this rate
+    reference_first_frame: int = 0  # reference_index 0 is this frame of the extraction
 
 
 @dataclass
@@ -495,6 +496,7 @@ def write_formats(
                 folder / out.files[name], times=p.times, landmarks=p.landmarks,
                 pupils=pupils.astype(np.float32), predicted=p.predicted,
                 reference_index=p.reference_index, reference_missing=p.reference_missing,
+                reference_first_frame=np.int32(p.reference_first_frame),
                 fps=np.float64(p.fps), width=np.int32(track.size[0]),
                 height=np.int32(track.size[1]),
                 **(out.vid2vid.npz_fields() if out.vid2vid is not None else {}),

@@ -5,8 +5,11 @@ integer ``x,y`` in full-frame pixels) beside ``<root>/test_img/<seq>/*.jpg`` (re
 the target person: they set the canvas, give the background edges and the first frames'
 appearance), same count, same sorted names. It crops a square of 2.5 face widths set on
 the first frame; :func:`plan_canvas` places and scales the exported frames so that crop
-fits and is exactly ``--loadSize`` (tight talking-head crops are padded), and
-:func:`inspect_tree` checks every frame the way vid2vid will read it.
+fits and is exactly ``--loadSize`` (tight talking-head crops are padded); frames whose
+head travels out of that crop are moved back inside it (:func:`steady_frames`, the mapping
+recorded per frame), point sets vid2vid's curve fit cannot take are nudged until it can
+(:func:`repair_fit_failures`), and :func:`inspect_tree` checks every frame the way
+vid2vid will read it.
 
 Audio models predict mouth and jaw motion only. Drawn on a frozen head that looks dead, so
 :func:`compose_on_reference` puts the predicted mouth/jaw deformation onto a real head
@@ -236,6 +239,208 @@ def plan_canvas(
     return canvas
 
 
+# --------------------------------------------------------------------------- moving heads
+
+# Face edges stay this share of the load size inside vid2vid's crop (8 px at 512): room
+# for the quadratic pieces' bulge between points, vid2vid's 2 px brush and rounding.
+CROP_MARGIN = 1 / 64
+# The per-frame correction is smoothed over this many reference frames (Gaussian sigma),
+# then clamped back to what each frame needs: the head glides instead of jumping.
+STEADY_SIGMA_FRAMES = 3.0
+# A point nudge that makes vid2vid's curve fit converge moves a point at most this far.
+MAX_NUDGE_PX = 2
+
+
+@dataclass(frozen=True)
+class Steadying:
+    """Per output frame, the mapping from reference pixels to exported pixels:
+    ``exported = reference * scale[t] + offset[t]``. Frames whose head would carry face
+    edges out of vid2vid's crop (set on the first frame) are moved back inside it: a
+    translation, and a shrink about the crop's centre where the face outgrows it. One
+    mapping per reference frame, so a looped reference still writes each image once."""
+
+    scale: np.ndarray  # (T,)
+    offset: np.ndarray  # (T, 2)
+    canvas: Canvas  # frame 0's mapping (vid2vid's crop is set there)
+
+    @property
+    def moved(self) -> np.ndarray:
+        """(T,) bool: frames whose mapping differs from the canvas's."""
+        return (np.abs(self.scale - self.canvas.scale) > 1e-9) | (
+            np.abs(self.offset - np.asarray(self.canvas.offset)).max(axis=1) > 1e-9
+        )
+
+    def frame_canvas(self, t: int) -> Canvas:
+        return Canvas(self.canvas.reference_size, self.canvas.size, float(self.scale[t]),
+                      (float(self.offset[t, 0]), float(self.offset[t, 1])),
+                      self.canvas.load_size)  # fmt: skip
+
+    def to_export(self, landmarks: np.ndarray) -> np.ndarray:
+        landmarks = np.asarray(landmarks, np.float64)
+        return landmarks * self.scale[:, None, None] + self.offset[:, None, :]
+
+    def summary(self) -> dict:
+        moved = self.moved
+        base = self.canvas.to_export
+        shift = np.zeros(len(self.scale))
+        if moved.any():
+            corners = np.array([[0.0, 0.0], self.canvas.reference_size], np.float64)
+            centre = corners.mean(axis=0)
+            shift = np.linalg.norm(
+                centre * self.scale[:, None] + self.offset - base(centre), axis=1
+            )
+        return {
+            "frames_moved": int(moved.sum()),
+            "max_shift_px": round(float(shift.max()), 2) if len(shift) else 0.0,
+            "min_relative_scale": round(float((self.scale / self.canvas.scale).min()), 4),
+            "why": "the reference's head travels or grows: those frames are moved (and "
+            "shrunk where needed) back inside vid2vid's crop, which is set on the first frame",
+            "to_reference": "x_ref = (x - vid2vid_frame_offset[t, 0]) / vid2vid_frame_scale[t] "
+            "(y alike) for exported frame t (keypoints.npz)",
+        }
+
+
+def _face_extent(points: np.ndarray) -> np.ndarray:
+    """(T, 4) min x, min y, max x, max y of the 68 points and vid2vid's forehead."""
+    full = edgescreen.with_forehead_all(points)
+    return np.concatenate([full.min(axis=1), full.max(axis=1)], axis=1)
+
+
+def _smooth(values: np.ndarray, sigma: float) -> np.ndarray:
+    if len(values) < 2 or sigma <= 0:
+        return values.copy()
+    radius = int(np.ceil(3 * sigma))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(values, [(radius, radius)] + [(0, 0)] * (values.ndim - 1), mode="edge")
+    flat = padded.reshape(len(padded), -1)
+    columns = [np.convolve(flat[:, k], kernel, mode="valid") for k in range(flat.shape[1])]
+    return np.stack(columns, axis=1).reshape(values.shape)
+
+
+def steady_frames(
+    landmarks: np.ndarray,
+    reference_index: np.ndarray,
+    canvas: Canvas,
+    margin: float = CROP_MARGIN,
+    sigma: float = STEADY_SIGMA_FRAMES,
+) -> Steadying:
+    """Per-frame mappings that keep every frame's face edges inside vid2vid's crop.
+
+    ``landmarks`` (T, 68, 2) in reference pixels, ``reference_index`` (T,) the reference
+    frame behind each; ``canvas`` places frame 0 (its crop is vid2vid's for the whole
+    sequence). For each reference frame: the largest scale <= 1 at which the face (its
+    forehead included) spans the crop less twice the margin, then the smallest shift that
+    brings it inside; both smoothed over the reference's frames in order and clamped back
+    to what each frame needs. Frame 0's reference frame keeps the canvas itself."""
+    points = canvas.to_export(landmarks)
+    index = np.asarray(reference_index, dtype=int)
+    box = np.asarray(edgemap.crop_box(points[0], canvas.size), np.float64)
+    pad = margin * canvas.load_size
+    centre = (box[:2] + box[2:]) / 2
+    room = box[2:] - box[:2] - 1 - 2 * pad  # what the face may span (x, y)
+    keys, inverse = np.unique(index, return_inverse=True)
+    extent = _face_extent(points)  # (T, 4)
+    span = extent[:, 2:] - extent[:, :2]
+    need = np.min(np.where(span > room, room / np.maximum(span, 1e-9), 1.0), axis=1)
+    scale = np.ones(len(keys))
+    np.minimum.at(scale, inverse, need)
+    scale = np.minimum(scale, _smooth(scale, sigma))
+    first = inverse[0]
+    scale[first] = 1.0
+    # shift bounds per frame at its reference frame's scale, intersected per reference frame
+    s = scale[inverse][:, None]
+    low = box[:2] + pad - (s * (extent[:, :2] - centre) + centre)
+    high = box[2:] - 1 - pad - (s * (extent[:, 2:] - centre) + centre)
+    lo = np.full((len(keys), 2), -np.inf)
+    hi = np.full((len(keys), 2), np.inf)
+    np.maximum.at(lo, inverse, low)
+    np.minimum.at(hi, inverse, high)
+    crossed = lo > hi
+    lo[crossed] = hi[crossed] = ((lo + hi) / 2)[crossed]
+    shift = np.clip(0.0, lo, hi)
+    shift = np.clip(_smooth(shift, sigma), lo, hi)
+    shift[first] = 0.0
+    scale[first] = 1.0
+    # exported = s * (canvas(p) - centre) + centre + shift
+    frame_scale = canvas.scale * scale[inverse]
+    frame_offset = (
+        scale[inverse][:, None] * (np.asarray(canvas.offset) - centre) + centre + shift[inverse]
+    )
+    return Steadying(frame_scale, frame_offset, canvas)
+
+
+def _source_point(index: int) -> int:
+    """The keypoint behind a point of vid2vid's 83 (68-82: forehead mirrored from jaw
+    points 15..1)."""
+    return index if index < 68 else 15 - (index - 68)
+
+
+_NUDGES = [(dx, dy) for r in range(1, MAX_NUDGE_PX + 1)
+           for dx, dy in ((r, 0), (-r, 0), (0, r), (0, -r), (r, r), (r, -r), (-r, r), (-r, -r))]  # fmt: skip
+
+
+def _drawing_faults(frame: np.ndarray) -> list:
+    """What stops or blanks vid2vid's drawing of one integer frame: each piece whose
+    curve fit fails, and each edge that draws nothing (all its pieces dropped)."""
+    curves, failed = edgemap._curves_and_failures(frame)
+    empty = [("empty", index) for index, drawn in enumerate(curves) if not drawn]
+    return [("fit", index, piece) for index, piece in failed] + empty
+
+
+def _fault_points(fault) -> list[int]:
+    """Keypoints (0-67) whose move may clear a fault, the middle of a piece first."""
+    if fault[0] == "fit":
+        piece = [int(p) for p in fault[2]]
+        order = [piece[1], piece[0], *piece[2:]] if len(piece) > 1 else piece
+    else:
+        edge = [e for _, _, edges in edgemap.FACE_PARTS for e in edges][fault[1]]
+        order = [int(p) for p in edge[1:-1]] + [int(edge[0]), int(edge[-1])]
+    return list(dict.fromkeys(_source_point(p) for p in order))
+
+
+def repair_fit_failures(points: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
+    """Integer keypoints (T, 68, 2) on which vid2vid's drawing neither stops nor blanks.
+
+    scipy's ``curve_fit`` (inside vid2vid's ``interpPoints``) fails on a 3-point piece
+    whose abscissae repeat, e.g. a jaw folded by a head turn, and vid2vid's test run then
+    stops; a narrow, open inner mouth (a turned head) can have every piece of an edge
+    dropped (|a| > 1), leaving its distance map blank. For each such fault one point is
+    moved by at most :data:`MAX_NUDGE_PX` pixels (the smallest move first), kept only when
+    vid2vid's own drawing (``edgemap``: its solver, start and drop rule) of the whole frame
+    has fewer faults. Returns the points and, per repaired frame, the largest move (px)."""
+    points = np.array(points, dtype=np.int64)
+    repaired: dict[int, int] = {}
+    for t in np.flatnonzero(edgescreen.frames_at_risk(points)):
+        original = points[t].astype(np.float64)
+        frame = original
+        faults = _drawing_faults(frame)
+        while faults:  # each round clears at least one fault, or gives up
+            fixed = None
+            for fault in faults:
+                for dx, dy in _NUDGES:
+                    for point in _fault_points(fault):
+                        trial = frame.copy()
+                        trial[point] += (dx, dy)
+                        if np.abs(trial - original).max() > MAX_NUDGE_PX:
+                            continue
+                        left = _drawing_faults(trial)
+                        if len(left) < len(faults):
+                            fixed = (trial, left)
+                            break
+                    if fixed is not None:
+                        break
+                if fixed is not None:
+                    break
+            if fixed is None:
+                break
+            frame, faults = fixed
+        if not faults and not np.array_equal(frame, original):
+            points[t] = frame.astype(np.int64)
+            repaired[int(t)] = int(np.abs(frame - original).max())
+    return points, repaired
+
+
 FrameSource = Callable[[int], np.ndarray | Path]
 
 
@@ -351,6 +556,8 @@ class Vid2vidExport:
     landmarks: np.ndarray  # (T, 68, 2) int: exactly the keypoint files' content
     frame_keys: np.ndarray  # (T,) frames with equal keys share one image (reference frame)
     images_written: int  # distinct images (the other frames are links to them)
+    steadying: Steadying | None = None  # per-frame mapping (None: the canvas for all)
+    repaired: dict[int, int] = field(default_factory=dict)  # frame -> largest nudge (px)
 
     @property
     def n_frames(self) -> int:
@@ -371,7 +578,22 @@ class Vid2vidExport:
             "vid2vid_scale": np.float64(self.canvas.scale),
             "vid2vid_offset": np.asarray(self.canvas.offset, np.float64),
             "vid2vid_crop_box": np.asarray(self.crop_box, np.int32),
+            "vid2vid_frame_scale": self.frame_scale(),
+            "vid2vid_frame_offset": self.frame_offset(),
         }
+
+    def frame_scale(self) -> np.ndarray:
+        """(T,) per-frame ``exported = reference * scale + offset`` (the canvas's unless
+        the head was steadied)."""
+        if self.steadying is not None:
+            return np.asarray(self.steadying.scale, np.float64)
+        return np.full(self.n_frames, self.canvas.scale, np.float64)
+
+    def frame_offset(self) -> np.ndarray:
+        """(T, 2), see :meth:`frame_scale`."""
+        if self.steadying is not None:
+            return np.asarray(self.steadying.offset, np.float64)
+        return np.tile(np.asarray(self.canvas.offset, np.float64), (self.n_frames, 1))
 
 
 def export_composition(
@@ -382,27 +604,45 @@ def export_composition(
     canvas: Canvas | None = None,
     load_size: int = DEFAULT_LOAD_SIZE,
     fresh: bool = False,
+    steady: bool = True,
 ) -> Vid2vidExport:
     """vid2vid tree for a composition: its keypoints beside the reference frames used,
     both on ``canvas`` (default :func:`plan_canvas`, where vid2vid's crop fits exactly).
     Each reference frame used is written once; repeats (a looped reference) are links.
-    ``fresh``: see :func:`export_sequence`."""
+
+    ``steady``: frames whose head leaves vid2vid's crop (set on frame 0) are moved back
+    inside, images and keypoints alike (:func:`steady_frames`), and point sets on which
+    vid2vid's curve fit fails are nudged until it converges (:func:`repair_fit_failures`).
+    The per-frame mapping is the export's ``steadying``. ``fresh``: see
+    :func:`export_sequence`."""
     canvas = canvas or plan_canvas(composition.landmarks[0], reference.size, load_size)
     if tuple(canvas.reference_size) != tuple(reference.size):
         raise ValueError(f"canvas is for a {canvas.reference_size} reference, not {reference.size}")
-    points = to_vid2vid_ints_all(canvas.to_export(composition.landmarks))
     index = np.asarray(composition.reference_index, dtype=int)
+    steadying, repaired = None, {}
+    if steady:
+        steadying = steady_frames(composition.landmarks, index, canvas)
+        points = to_vid2vid_ints_all(steadying.to_export(composition.landmarks))
+        points, repaired = repair_fit_failures(points)
+        if not steadying.moved.any():
+            steadying = None
+    else:
+        points = to_vid2vid_ints_all(canvas.to_export(composition.landmarks))
 
     def frame_for(i: int):
+        frame_canvas = canvas if steadying is None else steadying.frame_canvas(i)
         source = reference.frame(int(index[i]))
-        if canvas.is_identity and isinstance(source, Path):
+        if frame_canvas.is_identity and isinstance(source, Path):
             return source
         image = source if isinstance(source, np.ndarray) else reference.image(int(index[i]))
-        return canvas.warp(image)
+        return frame_canvas.warp(image)
 
     keys = index if reference.frame_paths else np.zeros(len(index), int)
+    if steadying is not None and not reference.frame_paths:
+        keys = index  # plain canvases moved differently per reference frame
     export_sequence(root, seq, points, frame_for, frame_keys=keys, fresh=fresh)
-    return Vid2vidExport(Path(root), seq, canvas, points, keys, len(np.unique(keys)))
+    return Vid2vidExport(Path(root), seq, canvas, points, keys, len(np.unique(keys)),
+                         steadying, repaired)  # fmt: skip
 
 
 def to_vid2vid_ints_all(landmarks: np.ndarray) -> np.ndarray:
@@ -741,7 +981,26 @@ def handoff_summary(
         "output_files": f"{results_folder(export.sequence)}/fake_B_%05d.jpg "
         f"(frames {FIRST_OUTPUT_FRAME:05d}..{export.n_frames - 1:05d})",
         "output_to_reference": f"x_ref = (u {_signed(x0 - tx)}) / {export.canvas.scale:.12g}, "
-        f"y_ref = (v {_signed(y0 - ty)}) / {export.canvas.scale:.12g} for output pixel (u, v)",
+        f"y_ref = (v {_signed(y0 - ty)}) / {export.canvas.scale:.12g} for output pixel (u, v)"
+        + (
+            ""
+            if export.steadying is None
+            else " of an unmoved frame; moved frames: "
+            "vid2vid_frame_scale / vid2vid_frame_offset in keypoints.npz, with "
+            "u = x - crop_box[0], v = y - crop_box[1]"
+        ),
+        "steadied": None if export.steadying is None else export.steadying.summary(),
+        "repaired_fits": None
+        if not export.repaired
+        else {
+            "frames": len(export.repaired),
+            "first_frames": sorted(export.repaired)[:10],
+            "max_nudge_px": max(export.repaired.values()),
+            "why": "vid2vid's curve fit (scipy curve_fit in keypoint2img.interpPoints) fails "
+            "on these frames' point sets (repeated abscissae: a foreshortened jaw); one point "
+            "per failing piece is moved by at most this many pixels, checked with vid2vid's "
+            "own fit, so its test run does not stop",
+        },
         "audio_offset_seconds": audio_offset_seconds(fps),
         "test_command": command,
         "mux_command": mux_command(export.sequence, speech, fps),
@@ -773,6 +1032,16 @@ class ReferenceTrack:
             return self.frame_paths[index]
         width, height = self.size
         return np.full((height, width, 3), self.canvas_color, np.uint8)
+
+    def frames(self, start: int, stop: int) -> ReferenceTrack:
+        """Frames ``start .. stop - 1`` only (their times kept: the loop starts there)."""
+        if not 0 <= start < stop <= self.n_frames:
+            raise ValueError(
+                f"frames {start}-{stop - 1} are not in the {self.n_frames}-frame track"
+            )
+        paths = self.frame_paths[start:stop] if self.frame_paths else []
+        return ReferenceTrack(self.name, self.times[start:stop], self.landmarks[start:stop],
+                              self.size, paths, self.canvas_color)  # fmt: skip
 
     def image(self, index: int) -> np.ndarray:
         """Frame ``index`` as an RGB array."""

@@ -423,6 +423,7 @@ class Session:
             sequence, times, landmarks, predicted, pupils, composition.reference_index,
             composition.reference_missing, track, reference.lm478, opts.fps, speech.path,
             speech.native, speech.native_rate,
+            reference.segment.start if reference.segment is not None else 0,
         )  # fmt: skip
         written = exports.write_formats(folder, opts.formats, prediction, staged=True)
         files, timings = dict(written.files), dict(written.seconds)
@@ -462,6 +463,8 @@ class Session:
             else "none (the reference has no iris track)",
             "clipped_share": speech.clipped_share,
             "reference_frames_interpolated": int(composition.reference_missing.sum()),
+            "reference_segment": None if reference.segment is None else reference.segment.as_dict(),
+            "reference_extraction_seconds": reference.extraction_seconds,
             "vid2vid_problems": written.problems,
             "seconds": timings,
             "cpu_seconds": cpu_timings,
@@ -481,7 +484,9 @@ class Session:
                 vid2vid_command=handoff["test_command"],
                 coordinates="keypoints.npz 'landmarks' and keypoints.csv: the reference's own "
                 "pixels; vid2vid files and 'vid2vid_landmarks': the exported frames' pixels, "
-                "x = x_ref * vid2vid_scale + vid2vid_offset[0] (y alike)",
+                "x = x_ref * vid2vid_frame_scale[t] + vid2vid_frame_offset[t, 0] (y alike) for "
+                "frame t; vid2vid_scale, vid2vid_offset: the canvas, every frame's mapping "
+                "unless the head was kept inside vid2vid's crop (vid2vid.steadied)",
             )  # fmt: skip
         write_json(folder / SUMMARY_FILE, summary)
         return summary
@@ -654,8 +659,29 @@ def _print_result(result: dict) -> None:
         print(f"vid2vid folder problem: {problem}", file=sys.stderr)
     handoff = result.get("vid2vid")
     if handoff:
+        steadied, repaired = handoff.get("steadied"), handoff.get("repaired_fits")
+        if steadied:
+            print(f"  vid2vid: {steadied['frames_moved']} frames moved back inside its crop "
+                  f"(the head travels; up to {steadied['max_shift_px']:g} px; mapping per "
+                  "frame in keypoints.npz)")  # fmt: skip
+        if repaired:
+            print(f"  vid2vid: {repaired['frames']} frames' points nudged by at most "
+                  f"{repaired['max_nudge_px']} px so that its curve fit converges")  # fmt: skip
         print(f"  vid2vid: {handoff['test_command']}")
         print(f"    writes {handoff['output_files']}; speech on it: {handoff['mux_command']}")
+
+
+def extraction_share_line(extraction_seconds: float | None, results: Sequence[dict]) -> str:
+    """One line: the reference extraction's share of this run's time ("" when no video
+    was extracted). A new reference dominates a short prediction; it is extracted once
+    and reused by later runs."""
+    if extraction_seconds is None:
+        return ""
+    rest = sum(float(r.get("total_seconds", 0.0)) for r in results if not r.get("skipped"))
+    share = extraction_seconds / max(extraction_seconds + rest, 1e-9)
+    return (f"reference extraction: {extraction_seconds:.1f} s, {100 * share:.0f} % of this "
+            f"run's {extraction_seconds + rest:.1f} s (done once per reference video and "
+            "reused while the file is unchanged)")  # fmt: skip
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -685,6 +711,9 @@ def run_cli(args: argparse.Namespace) -> int:
     print(f"reference: {session.reference.description}")
     print(f"  to change it: {session.reference.change}")
     results = predict_files_with(session, paths, out_dir, _print_result)
+    line = extraction_share_line(session.reference.extraction_seconds, results)
+    if line:
+        print(line)
     failed = [r for r in results if "error" in r]
     if len(results) > 1:
         print(f"{len(results) - len(failed)} of {len(results)} files done"

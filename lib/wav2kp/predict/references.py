@@ -23,6 +23,10 @@ import numpy as np
 from wav2kp.handoff import exports, vid2vid
 
 MIN_REFERENCE_SECONDS = 1.0  # a reference shorter than this gives no head motion to loop
+# The stretch of a reference that is looped (ping-pong) under the speech, at most: a
+# longer reference video is extracted only this far (the extraction dominates the cost
+# of a new reference), and the longest stretch with the face in it is used.
+LOOP_SECONDS = 10.0
 NEUTRAL_CANVAS = (512, 512)
 REFERENCE_CACHE = "predict-references"  # under data/interim: extracted reference videos
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -69,6 +73,8 @@ class Reference:
     speaker: str = ""  # the checkpoint speaker whose neutral face is the mouth's rest
     lm478: np.ndarray | None = None  # (N, 478, 3) MediaPipe mesh of the reference frames
     source: str = ""  # the file behind it, if any (fingerprint, never inside the output)
+    segment: Segment | None = None  # the stretch of the source's frames that is looped
+    extraction_seconds: float | None = None  # wall time of extracting it (None: not run)
 
     @property
     def eye_coordinates(self) -> np.ndarray | None:
@@ -76,6 +82,80 @@ class Reference:
             return None
         uv = exports.pupils_in_eye_coordinates(self.track.landmarks, self.lm478)
         return uv if np.isfinite(uv).any() else None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Frames ``start .. stop - 1`` of an extracted reference: the stretch looped."""
+
+    start: int
+    stop: int
+    of: int  # frames in the extraction
+    start_seconds: float
+    end_seconds: float
+    why: str
+
+    @property
+    def is_whole(self) -> bool:
+        return self.start == 0 and self.stop == self.of
+
+    def describe(self) -> str:
+        return (f"frames {self.start}-{self.stop - 1} of {self.of} "
+                f"({self.start_seconds:.2f}-{self.end_seconds:.2f} s): {self.why}")  # fmt: skip
+
+    def as_dict(self) -> dict:
+        return {"first_frame": self.start, "frames": self.stop - self.start,
+                "extracted_frames": self.of, "start_seconds": round(self.start_seconds, 4),
+                "end_seconds": round(self.end_seconds, 4), "why": self.why}  # fmt: skip
+
+
+def choose_segment(
+    track: vid2vid.ReferenceTrack,
+    what: str = "reference",
+    loop_seconds: float = LOOP_SECONDS,
+    min_seconds: float = MIN_REFERENCE_SECONDS,
+) -> Segment:
+    """The stretch of ``track`` to loop under the speech: the longest run of frames with
+    the face found (short gaps the extraction interpolated count as found; a long gap
+    would freeze the head on frames without a face), the earliest on ties, cut to
+    ``loop_seconds``. :class:`PredictError` naming why when no run lasts ``min_seconds``
+    (or half the clip, when that is shorter).
+    Faces that move or turn are fine: the hand-off keeps them inside vid2vid's crop and
+    repairs what its curve fit cannot take (``wav2kp.handoff.vid2vid.export_composition``)."""
+    times = np.asarray(track.times, dtype=np.float64)
+    n = len(times)
+    found = np.isfinite(np.asarray(track.landmarks)).all(axis=(1, 2))
+    step = float(np.median(np.diff(times))) if n > 1 else 0.0
+    best, best_span = (0, 0), -1.0
+    start = None
+    for i, ok in enumerate([*found.tolist(), False]):
+        if ok and start is None:
+            start = i
+        elif not ok and start is not None:
+            span = times[i - 1] - times[start] + step
+            if span > best_span + 1e-9:
+                best, best_span = (start, i), span
+            start = None
+    # a short clip (a corpus clip under min_seconds) needs half of itself
+    min_seconds = min(min_seconds, (times[-1] - times[0] + step) / 2 if n else 0.0)
+    if best_span < min_seconds - 1e-9 or best_span <= 0:
+        where = (f"the longest stretch with it is {max(best_span, 0.0):.2f} s (frames "
+                 f"{best[0]}-{best[1] - 1})" if best[1] > best[0] else "none")  # fmt: skip
+        raise _error(
+            f"{what}: no usable stretch: the face is found in {int(found.sum())} of {n} "
+            f"frames and {where}; a reference needs {min_seconds:.0f} s of video with the "
+            "target speaker's face visible throughout; pass another video"
+        )
+    first, stop = best
+    cut = int(np.searchsorted(times, times[first] + loop_seconds - step / 2, side="right"))
+    stop = min(stop, max(first + 1, cut))
+    if (first, stop) == (0, n):
+        why = "the whole reference, the face found throughout"
+    elif stop < best[1]:
+        why = f"one loop ({loop_seconds:g} s) of the longest stretch with the face found"
+    else:
+        why = f"the longest stretch with the face found ({n - int(found.sum())} frames without it)"
+    return Segment(first, stop, n, float(times[first]), float(times[stop - 1] + step), why)
 
 
 def reference_cache_dir() -> Path:
@@ -169,9 +249,10 @@ def check_reference_video(video: Path) -> None:
         )
 
 
-def _reference_input(video: Path, inbox: Path) -> Path:
+def _reference_input(video: Path, inbox: Path, seconds: float | None = None) -> Path:
     """The video as extraction will read it: linked into ``inbox`` under a video suffix,
-    with a silent audio track added when it has none (extraction needs one)."""
+    with a silent audio track added when it has none (extraction needs one); ``seconds``:
+    its first ``seconds`` only (stream copy: no re-encoding)."""
     import subprocess
 
     from wav2kp.extraction.extract import VIDEO_SUFFIXES, safe_clip_id
@@ -181,7 +262,7 @@ def _reference_input(video: Path, inbox: Path) -> Path:
     inbox.mkdir(parents=True, exist_ok=True)
     stem = safe_clip_id(video.stem)
     info = probe(video)
-    if info.has_audio and video.suffix.lower() in VIDEO_SUFFIXES:
+    if info.has_audio and video.suffix.lower() in VIDEO_SUFFIXES and seconds is None:
         target = inbox / f"{stem}{video.suffix.lower()}"
         if not target.exists():
             try:
@@ -196,6 +277,8 @@ def _reference_input(video: Path, inbox: Path) -> Path:
         if not info.has_audio:
             command += ["-f", "lavfi", "-i", f"anullsrc=r={SAMPLE_RATE}:cl=mono", "-shortest"]
         command += ["-map", "0:v:0", "-map", "1:a:0" if not info.has_audio else "0:a:0"]
+        if seconds is not None:
+            command += ["-t", f"{seconds:.6f}"]
         command += ["-c:v", "copy", "-c:a", "pcm_s16le", str(tmp)]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
@@ -208,17 +291,23 @@ def _reference_input(video: Path, inbox: Path) -> Path:
     return target
 
 
-def extract_reference(video: str | os.PathLike):
+def extract_reference(video: str | os.PathLike, seconds: float | None = None):
     """Extract (frames kept) a reference video into the reference cache and load its head
-    track: (track, MediaPipe mesh, extraction warning or ""). A later call for the same
-    unchanged file reuses the extraction."""
+    track: (track, MediaPipe mesh, extraction warning or ""). ``seconds``: only the first ``seconds`` of a longer video (one loop). A later call for
+    the same unchanged file (and length) reuses the extraction."""
     from wav2kp.extraction import extract
     from wav2kp.paths import CorpusPaths
 
     video = Path(video)
     check_reference_video(video)
-    root = reference_cache_dir() / f"{extract.safe_clip_id(video.stem)}-{_file_key(video)}"
-    inbox = _reference_input(video, root / "input")
+    duration = _video_seconds(video)
+    if seconds is not None and duration <= seconds:
+        seconds = None
+    name = f"{extract.safe_clip_id(video.stem)}-{_file_key(video)}"
+    if seconds is not None:
+        name += f"-first{seconds:g}s"
+    root = reference_cache_dir() / name
+    inbox = _reference_input(video, root / "input", seconds)
     paths = CorpusPaths("reference", root=root)
     try:  # in this process: one clip, no cluster to start
         table = extract.extract_corpus(inbox.parent, paths, workers=0, keep_frames=True,
@@ -338,12 +427,10 @@ def resolve_reference(
             if not path.is_file():
                 raise _error(f"--reference {path}: extraction result not found")
             track, mesh = reference_from_npz(path, _raw_video_for(path))
-            return Reference(track, f"extracted clip {path.stem}", CHANGE_HINT,
-                             speaker or _speaker_of(path.stem, predictor), mesh, str(path))  # fmt: skip
-        track, mesh, warning = extract_reference(path)
-        note = f" (extraction warning: {warning})" if warning else ""
-        return Reference(track, f"reference video {path.name}{note}", CHANGE_HINT,
-                         speaker or _speaker_of(path.stem, predictor), mesh, str(path))  # fmt: skip
+            return looped(Reference(track, f"extracted clip {path.stem}", CHANGE_HINT,
+                          speaker or _speaker_of(path.stem, predictor), mesh, str(path)),
+                          f"--reference {path}")  # fmt: skip
+        return looped_video(path, speaker or _speaker_of(path.stem, predictor))
     corpus = corpus or checkpoint_corpus(predictor)
     chosen = speaker or (speakers[0] if speakers else "")
     npz = None
@@ -356,13 +443,13 @@ def resolve_reference(
     if npz is not None:
         track, mesh = reference_from_npz(npz, _raw_video_for(npz))
         who = f", speaker {chosen}" if chosen else ""
-        return Reference(
+        return looped(Reference(
             track,
             f"{corpus} corpus clip {npz.stem} (the checkpoint's corpus{who})",
             f"{CHANGE_HINT}, or --speaker NAME for another of its speakers "
             f"({', '.join(speakers) or 'none listed'})",
             chosen, mesh, str(npz),
-        )  # fmt: skip
+        ), f"reference clip {npz}")  # fmt: skip
     track = neutral_reference(predictor, chosen)
     where = (
         f"no extracted clip of corpus {corpus!r} here"
@@ -375,6 +462,58 @@ def resolve_reference(
         f"frozen ({where})",
         f"{CHANGE_HINT}: real head motion, blinks and frames", chosen,
     )  # fmt: skip
+
+
+def looped(reference: Reference, what: str, loop_seconds: float = LOOP_SECONDS) -> Reference:
+    """``reference`` cut to the stretch that is looped (:func:`choose_segment`), its mesh
+    alike; the description says which frames when it is not the whole clip."""
+    segment = choose_segment(reference.track, what, loop_seconds)
+    reference.segment = segment
+    if segment.is_whole:
+        return reference
+    reference.track = reference.track.frames(segment.start, segment.stop)
+    if reference.lm478 is not None:
+        reference.lm478 = reference.lm478[segment.start : segment.stop]
+    reference.description += f", {segment.describe()}"
+    return reference
+
+
+def looped_video(video: Path, speaker: str, loop_seconds: float = LOOP_SECONDS) -> Reference:
+    """A reference video, extracted only as far as one loop (``loop_seconds``) when it
+    is longer, and the whole of it only when that first stretch has no usable segment."""
+    import time
+
+    from wav2kp.predict.errors import PredictError
+
+    what = f"--reference {video}"
+    begun = time.perf_counter()
+    check_reference_video(video)
+    whole = _video_seconds(video) <= loop_seconds
+
+    def load(seconds: float | None) -> Reference:
+        track, mesh, warning = extract_reference(video, seconds)
+        note = f" (extraction warning: {warning})" if warning else ""
+        if seconds is not None and not whole:
+            note += f" (extracted its first {seconds:g} s: one loop)"
+        reference = Reference(track, f"reference video {video.name}{note}", CHANGE_HINT,
+                              speaker, mesh, str(video))  # fmt: skip
+        return looped(reference, what, loop_seconds)
+
+    try:
+        reference = load(loop_seconds)
+    except PredictError:
+        if whole:
+            raise
+        reference = load(None)  # the face is missing early on: look at all of it
+    reference.extraction_seconds = time.perf_counter() - begun
+    return reference
+
+
+def _video_seconds(video: Path) -> float:
+    from wav2kp.media.probe import probe
+
+    info = probe(video)
+    return float(info.duration or 0.0)
 
 
 def _speaker_of(clip_name: str, predictor) -> str:
