@@ -412,16 +412,17 @@ class RunConfig:
         "the corpus's audio features (02): `logmel` or `mfcc`; the `original` replica "
         "always gets the original's MFCC",
     )
-    n_mfcc: int = parameter(40, "MFCC coefficients (`feature_kind=mfcc`)")
-    n_mels: int = parameter(40, "mel bands")
-    deltas: bool = parameter(False, "append delta and delta-delta features")
+    n_mfcc: int = parameter(FeatureConfig.n_mfcc, "MFCC coefficients (`feature_kind=mfcc`)")
+    n_mels: int = parameter(FeatureConfig.n_mels, "mel bands")
+    deltas: bool = parameter(FeatureConfig.deltas, "append delta and delta-delta features")
     cmvn: str = parameter(
-        "none",
+        FeatureConfig.cmvn,
         "level invariance (02): sliding per-band mean (`mean`) or mean and variance "
         "(`meanvar`) normalisation",
     )
     floor_db: float | None = parameter(
-        None, "log-mel level floor, dB below the window's loudest frame (`None`: off)"
+        FeatureConfig.floor_db,
+        "log-mel level floor, dB below the window's loudest frame (`None`: off)",
     )
     # split (02)
     split_by: str = parameter(
