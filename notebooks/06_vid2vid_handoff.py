@@ -124,8 +124,8 @@ reference_video = source_video(corpus, clips.reference_clip)  # demo: raw/; othe
 speech_video = source_video(corpus, clips.speech_clip)
 if reference_video is None:
     raise FileNotFoundError(f"no source video found for {clips.reference_clip} (corpus {corpus})")
-no_face = facecompare.faces_allowed(reference_video, speech_video)
-formats = exports.DEFAULT_FORMATS + (() if no_face else ("face",))
+refusal = facecompare.face_refusal(reference_video, speech_video)
+formats = exports.DEFAULT_FORMATS + (() if refusal else ("face",))
 handoff_dir = out / "vid2vid_handoff"
 summary = predict.predict_file(
     clips.speech_audio, checkpoint, handoff_dir, reference=clips.reference_npz,
@@ -199,8 +199,8 @@ from wav2kp.credits import corpus_credit
 
 began = time.perf_counter()
 face_comparison = None
-if no_face:
-    display(Markdown(f"No face rendered: {no_face}"))
+if refusal:
+    display(Markdown(f"No face rendered: {refusal}"))
 else:
     with np.load(handoff_dir / "keypoints.npz") as data:
         face_points = data["landmarks"]

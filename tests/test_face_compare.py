@@ -21,10 +21,10 @@ CLIP = "bbaf3s"  # GRID speaker 1 (CC BY 4.0): faces of GRID speakers may be ren
 
 def test_faces_of_the_realclips_people_are_refused(tmp_path: Path):
     forbidden = shared_realclips() / "liveportrait_d11.mp4"
-    reason = facecompare.faces_allowed(tmp_path / "mine.mp4", forbidden)
+    reason = facecompare.face_refusal(tmp_path / "mine.mp4", forbidden)
     assert reason is not None and "liveportrait_d11.mp4" in reason and "README" in reason
-    assert facecompare.faces_allowed(tmp_path / "mine.mp4", None) is None
-    assert facecompare.faces_allowed(GRID / f"{CLIP}.mp4") is None
+    assert facecompare.face_refusal(tmp_path / "mine.mp4", None) is None
+    assert facecompare.face_refusal(GRID / f"{CLIP}.mp4") is None
     with pytest.raises(FaceRenderError, match="talking videos"):
         facecompare.write_clip_face(tmp_path / "x.mp4", tmp_path / "x.npz", forbidden,
                                     np.zeros(1), np.zeros((1, 68, 2)))  # fmt: skip

@@ -15,7 +15,7 @@ resized to 256 px, like the line drawings of ``wav2kp.plots.render``, and clips 
 short (:data:`CLIP_SECONDS`): the report must stay fast.
 
 Faces are never rendered of the people in ``../shared/realclips``: its README forbids
-making talking videos of them (:func:`faces_allowed`).
+making talking videos of them (:func:`face_refusal`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def is_face_video(path: str | os.PathLike) -> bool:
     return name.endswith(COMPARISON_SUFFIX) or name == FACE_FILE
 
 
-def faces_allowed(*videos: str | os.PathLike | None) -> str | None:
+def face_refusal(*videos: str | os.PathLike | None) -> str | None:
     """None when faces may be rendered from these videos, else why not (one line):
     the people in ``../shared/realclips`` must not be made to talk (its README)."""
     from wav2kp.paths import shared_realclips
@@ -61,7 +61,7 @@ def faces_allowed(*videos: str | os.PathLike | None) -> str | None:
 
 
 def check_faces_allowed(*videos: str | os.PathLike | None) -> None:
-    reason = faces_allowed(*videos)
+    reason = face_refusal(*videos)
     if reason:
         raise face_render.FaceRenderError(reason)
 
