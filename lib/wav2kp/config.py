@@ -82,6 +82,11 @@ class WindowConfig:
 
 FEATURE_KINDS = ("mfcc", "logmel")
 CMVN_MODES = ("none", "mean", "meanvar")
+# the phonetic stream appended to the spectral features (wav2kp.features.phonetic):
+# "allphone" = pocketsphinx's phones decoded without a transcript, per frame a one-hot
+# viseme class (13) and the position within the phone
+PHONE_MODES = ("none", "allphone")
+PHONETIC_DIM = 14
 
 
 # Every audio path works at one rate (the seed's MFCC and the speech models' input).
@@ -110,8 +115,13 @@ class FeatureConfig:
     floor_db: float | None = None
     cmvn: str = "none"
     cmvn_seconds: float = 3.0
+    # a speaker-independent phonetic stream appended to every frame (PHONE_MODES; issue
+    # 17): what is said, whoever says it
+    phones: str = "none"
 
     def __post_init__(self) -> None:
+        if self.phones not in PHONE_MODES:
+            raise ValueError(f"phones must be one of {PHONE_MODES}, got {self.phones!r}")
         if self.kind not in FEATURE_KINDS:
             raise ValueError(f"feature kind must be one of {FEATURE_KINDS}, got {self.kind!r}")
         if self.cmvn not in CMVN_MODES:
@@ -141,11 +151,23 @@ class FeatureConfig:
         return self.n_mfcc if self.kind == "mfcc" else self.n_mels
 
     @property
-    def dim(self) -> int:
+    def spectral_dim(self) -> int:
+        """The spectral part of a frame (with its deltas); the phonetic part follows it."""
         return self.base_dim * (3 if self.deltas else 1)
 
+    @property
+    def phonetic_dim(self) -> int:
+        return PHONETIC_DIM if self.phones != "none" else 0
+
+    @property
+    def dim(self) -> int:
+        return self.spectral_dim + self.phonetic_dim
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        values = asdict(self)
+        if values["phones"] == "none":  # added later: configs from before stay equal
+            del values["phones"]
+        return values
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -219,6 +241,7 @@ ORIGINAL_DEPARTURES = (
 # before them: left out of cache keys at that value, so old results stay valid.
 INERT_FIELDS: dict[str, Any] = {
     "plateau": False, "min_improvement": 0.0, "calibrate": False, "voices": {}, "av_correction": False,
+    "opening_weight": 0.0, "spread_weight": 0.0, "silence_targets": False,
 }  # fmt: skip
 
 
@@ -237,6 +260,15 @@ class TrainConfig:
     scheduler: str = "onecycle"
     patience: int = 10  # epochs without val improvement before stopping; 0 = never
     velocity_weight: float = 1.0  # weight of the MSE on frame-to-frame differences
+    # full motion (issue 17): the inner-lip gap itself, which the 136 values share out;
+    # ``opening_weight``: MSE of the gap, its velocity and its acceleration;
+    # ``spread_weight``: squared difference of the gap's spread (std) within each crop,
+    # against regression to the mean where the model is unsure
+    opening_weight: float = 0.0
+    spread_weight: float = 0.0
+    # train the jaw and mouth to rest on the closed neutral where the voice activity
+    # detector (``wav2kp.training.vad``) hears nobody, so no gate is needed at inference
+    silence_targets: bool = False
     seed: int = 0
     device: str = "auto"
     target_space: str = "normalized"
@@ -424,6 +456,12 @@ class RunConfig:
         FeatureConfig.floor_db,
         "log-mel level floor, dB below the window's loudest frame (`None`: off)",
     )
+    phones: str = parameter(
+        FeatureConfig.phones,
+        "a speaker-independent phonetic stream beside the spectral features (02): "
+        "`allphone` = pocketsphinx's phones as viseme classes (`wav2kp.features.phonetic`), "
+        "`none` = spectral features alone",
+    )
     # split (02)
     split_by: str = parameter(
         SplitConfig.by,
@@ -478,6 +516,19 @@ class RunConfig:
     )
     silence_gate: bool = parameter(
         False, "rest the mouth while nobody speaks (`wav2kp.training.vad`)"
+    )
+    silence_targets: bool = parameter(
+        TrainConfig.silence_targets,
+        "train the mouth to rest on the closed neutral where the voice activity detector "
+        "hears nobody (`wav2kp.training.vad`), instead of gating it afterwards",
+    )
+    opening_weight: float = parameter(
+        TrainConfig.opening_weight,
+        "loss weight of the inner-lip gap, its velocity and acceleration (full motion)",
+    )
+    spread_weight: float = parameter(
+        TrainConfig.spread_weight,
+        "loss weight of the gap's spread within each training crop (against damped motion)",
     )
     original_epochs: int | None = parameter(
         None, "the original replica's epochs (`None`: its preset's, to its validation plateau)"
@@ -568,6 +619,7 @@ class RunConfig:
         return {
             "kind": self.feature_kind, "n_mfcc": self.n_mfcc, "n_mels": self.n_mels,
             "deltas": self.deltas, "cmvn": self.cmvn, "floor_db": self.floor_db,
+            "phones": self.phones,
         }  # fmt: skip
 
     @property
@@ -596,7 +648,9 @@ class RunConfig:
             values["window"] = self.window.to_dict()
             if self.epochs is not None:
                 values["epochs"] = self.epochs
-            values.update(calibrate=self.calibrate, silence_gate=self.silence_gate)
+            values.update(calibrate=self.calibrate, silence_gate=self.silence_gate,
+                          silence_targets=self.silence_targets,
+                          opening_weight=self.opening_weight, spread_weight=self.spread_weight)  # fmt: skip
             if self.augment:
                 values["augment"] = {"copies": int(self.augment)}
             if self.voices:

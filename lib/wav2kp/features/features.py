@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from wav2kp.atomic import write_json, write_npz
-from wav2kp.config import CMVN_MODES, FEATURE_KINDS, FeatureConfig
+from wav2kp.config import CMVN_MODES, FEATURE_KINDS, PHONE_MODES, FeatureConfig
 from wav2kp.paths import CorpusPaths
 
 
@@ -85,7 +85,22 @@ def compute_features(
             d1 = AF.compute_deltas(feats)
             feats = torch.cat([feats, d1, AF.compute_deltas(d1)], dim=0)
     features = feats.T.contiguous().numpy().astype(np.float32)
-    return features, frame_times(len(features), config)
+    times = frame_times(len(features), config)
+    if config.phones != "none":
+        features = np.concatenate([features, _phonetic(samples, config, times)], axis=1)
+    return features, times
+
+
+def _phonetic(samples: np.ndarray, config: FeatureConfig, times: np.ndarray) -> np.ndarray:
+    """The phonetic stream at the feature frames (``wav2kp.features.phonetic``)."""
+    from wav2kp.config import SAMPLE_RATE
+    from wav2kp.features.phonetic import cached_allphone_segments, phonetic_frames
+
+    if config.sample_rate != SAMPLE_RATE:
+        from wav2kp.media.audio import resample
+
+        samples = resample(samples, config.sample_rate, SAMPLE_RATE)
+    return phonetic_frames(cached_allphone_segments(samples), times)
 
 
 def sliding_window_sums(values: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
@@ -264,6 +279,10 @@ class FeatureStats:
             raise ValueError("no feature frames to fit the stats on")
         mean = total / count
         std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+        if config is not None and config.phonetic_dim:
+            # one-hot classes and positions in [0, 1] are fed as they are: standardising
+            # would blow a rare class up to tens
+            mean[config.spectral_dim :], std[config.spectral_dim :] = 0.0, 1.0
         return cls(
             mean=mean,
             std=std,
@@ -377,6 +396,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--cmvn", choices=CMVN_MODES, default=defaults.cmvn)
     parser.add_argument("--cmvn-seconds", type=float, default=defaults.cmvn_seconds)
+    parser.add_argument("--phones", choices=PHONE_MODES, default=defaults.phones,
+                        help="append the phonetic stream (wav2kp.features.phonetic)")  # fmt: skip
     # the split: None = as the corpus's saved split was made, else SplitConfig's defaults
     split = SplitConfig()
     parser.add_argument("--split-by", choices=SPLIT_BY, default=None,
@@ -404,6 +425,7 @@ def run_cli(args: argparse.Namespace) -> int:
         floor_db=args.floor_db,
         cmvn=args.cmvn,
         cmvn_seconds=args.cmvn_seconds,
+        phones=args.phones,
     )
     split = ensure_split(
         args.corpus, by=args.split_by, val_fraction=args.val_fraction,

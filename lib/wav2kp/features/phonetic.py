@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from wav2kp.atomic import write_text
-from wav2kp.config import SAMPLE_RATE
+from wav2kp.config import PHONETIC_DIM, SAMPLE_RATE
 
 SPHINX_FRAME_S = 0.01  # pocketsphinx counts time in 10 ms frames
 
@@ -60,8 +60,9 @@ VISEME_GROUPS: dict[str, tuple[str, ...]] = {
 VISEMES: tuple[str, ...] = tuple(VISEME_GROUPS)
 VISEME_OF: dict[str, str] = {p: v for v, phones in VISEME_GROUPS.items() for p in phones}
 BILABIALS = frozenset(VISEME_GROUPS["bilabial"])
-# per frame: one value per viseme, then the position within the phone
-PHONETIC_DIM = len(VISEMES) + 1
+# per frame: one value per viseme, then the position within the phone (config.PHONETIC_DIM,
+# which FeatureConfig.dim counts without importing this module)
+assert PHONETIC_DIM == len(VISEMES) + 1, "config.PHONETIC_DIM is out of date"
 
 
 class PhoneSegment(NamedTuple):
@@ -140,33 +141,52 @@ def allphone_segments(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> li
     return _merge_silences(segments)
 
 
+# transcript tokens that are pauses, not words (GRID's manifest writes "sp")
+PAUSE_TOKENS = frozenset({"sp", "sil", "<sil>", "spn"})
+# seconds of digital silence padded around the audio on a retry: alignment sometimes finds
+# no path when the last word runs into the clip's end
+ALIGN_PADS = (0.0, 0.3, 0.6)
+
+
 def aligned_phones(
     samples: np.ndarray, text: str, sample_rate: int = SAMPLE_RATE, source: str = "audio"
 ) -> list[PhoneSegment]:
     """Phones of a known transcript, placed in time by forced alignment. A word the
-    dictionary does not know is a ``ValueError`` naming ``source`` and the word."""
+    dictionary does not know, or a transcript no alignment fits, is a ``ValueError``
+    naming ``source``."""
     _check_rate(sample_rate)
-    words = [w for w in text.lower().split() if w]
+    words = [w for w in text.lower().split() if w and w not in PAUSE_TOKENS]
     if not words:
         raise ValueError(f"{source}: empty transcript")
-    decoder = _decoder("align")
-    unknown = [w for w in words if decoder.lookup_word(w) is None]
+    unknown = [w for w in words if _decoder("align").lookup_word(w) is None]
     if unknown:
         raise ValueError(f"{source}: words not in CMUdict: {', '.join(sorted(set(unknown)))}")
-    raw = _pcm16(samples)
-    decoder.set_align_text(" ".join(words))
-    _decode(decoder, raw)
-    decoder.set_alignment()
-    _decode(decoder, raw)
+    samples = np.asarray(samples, dtype=np.float32)
+    for pad in ALIGN_PADS:
+        silence = np.zeros(int(round(pad * SAMPLE_RATE)), np.float32)
+        raw = _pcm16(np.concatenate([silence, samples, silence]))
+        decoder = _decoder("align")
+        try:
+            decoder.set_align_text(" ".join(words))
+            _decode(decoder, raw)
+            decoder.set_alignment()
+            _decode(decoder, raw)
+            # read while iterating: pocketsphinx reuses the iterator's word object
+            return _aligned_segments(decoder.get_alignment(), pad, len(samples) / SAMPLE_RATE)
+        except RuntimeError:
+            _LOCAL.decoders.pop("align", None)  # a failed search can leave it unusable
+    raise ValueError(f"{source}: forced alignment of {text!r} found no path through the audio")
+
+
+def _aligned_segments(alignment, pad: float, duration: float) -> list[PhoneSegment]:
     segments = []
-    for word in decoder.get_alignment():
-        label = "" if word.name.startswith("<") else word.name
+    for word in alignment:
+        label = "" if word.name.startswith("<") else word.name.split("(")[0]
         for phone in word:
-            start = phone.start * SPHINX_FRAME_S
-            segments.append(PhoneSegment(_phone_name(phone.name), start,
-                                         start + phone.duration * SPHINX_FRAME_S, label))  # fmt: skip
-    if not any(s.word for s in segments):
-        raise ValueError(f"{source}: forced alignment of {text!r} found no words")
+            start = min(max(phone.start * SPHINX_FRAME_S - pad, 0.0), duration)
+            end = min(max((phone.start + phone.duration) * SPHINX_FRAME_S - pad, 0.0), duration)
+            if end > start:
+                segments.append(PhoneSegment(_phone_name(phone.name), start, end, label))
     return segments
 
 

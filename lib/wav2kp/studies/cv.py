@@ -113,7 +113,7 @@ DESIGN_VARIANTS: dict[str, dict[str, Any]] = {
     "no refit (early stopping on held-out sentences)": {"refit_on_val": False},
 }
 
-STUDIES = ("ablation", "design", "budget", "levers")
+STUDIES = ("ablation", "design", "budget", "levers", "mouth")
 BUDGET_EPOCHS = (10, 20)  # the short budgets the ``budget`` study compares with the preset
 
 
@@ -137,6 +137,10 @@ def study(cfg: RunConfig, name: str) -> dict[str, Any]:
         from wav2kp.studies.levers import lever_study
 
         return lever_study()
+    if name == "mouth":  # issue 17: phonetic stream, full motion, silence
+        from wav2kp.studies.levers import mouth_study
+
+        return mouth_study()
     if name == "budget":
         from wav2kp.config import PROFILES
 

@@ -327,6 +327,32 @@ LEVER_VIEWS = ("gate", "calibrated", "calibrated+gate")
 LEVER_PROXIES = ("demo-tiny", "val_voice", "val_phone", "val_room")
 
 
+# issue 17's levers (``wav2kp cv --study mouth``): what the mouth hears (a phonetic stream
+# beside log-mel), how it moves (losses on the inner-lip gap), and what it learns in
+# silence; each alone and all together, over k folds of GRID's train + val sentences
+MOUTH_EPOCHS = 20  # the screening budget: half the preset's 40, as the fast ablation's
+PHONES = {"features": {"kind": "logmel", "phones": "allphone"}}
+FULL_MOTION = {"opening_weight": 1.0, "spread_weight": 1.0}
+# every variant on the bare default, whatever the profile adds; the gate is a variant too
+# (the baseline's training, gated at inference), so every row is scored the same way
+_BARE = {"augment": {}, "silence_gate": False}
+MOUTH_LEVERS: dict[str, dict] = {
+    "log-mel (default)": _BARE,
+    "phonetic stream": {**_BARE, **PHONES},
+    "full-motion losses": {**_BARE, **FULL_MOTION},
+    "silence gate": {**_BARE, "silence_gate": True},
+    "silence targets": {**_BARE, "silence_targets": True},
+    "all three": {**_BARE, **PHONES, **FULL_MOTION, "silence_targets": True},
+}
+MOUTH_FOLDS = 3
+
+
+def mouth_study() -> dict:
+    """``wav2kp.studies.cv.study("mouth")``: the keyword arguments of ``run_cv``."""
+    return dict(variants=MOUTH_LEVERS, folds=MOUTH_FOLDS, seeds=(0, 1, 2),
+                budget={"epochs": MOUTH_EPOCHS}, views=(), proxies=LEVER_PROXIES)  # fmt: skip
+
+
 def lever_study() -> dict:
     """``wav2kp.studies.cv.study("levers")``: the keyword arguments of ``run_cv``."""
     # one fold (train -> val) and one seed: a screening on a shared 2-core machine;

@@ -113,16 +113,69 @@ def target_weights(n_targets: int, mouth_weight: float) -> torch.Tensor | None:
     return weights / weights.mean()
 
 
+# inner-lip point pairs (top, bottom) of the 68 iBUG points
+INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+_GAP_TOP = [2 * top + 1 for top, _ in INNER_LIP_PAIRS]  # y values of the (68, 2) layout
+_GAP_BOTTOM = [2 * bottom + 1 for _, bottom in INNER_LIP_PAIRS]
+
+
+def lip_gap(values: torch.Tensor) -> torch.Tensor:
+    """(..., 136) normalised targets -> (...) the mean inner-lip gap in target units.
+    Targets are pose-free (upright) shapes minus the neutral over one scale, so the gap is
+    a difference of y values, linear in the targets."""
+    return (values[..., _GAP_BOTTOM] - values[..., _GAP_TOP]).mean(dim=-1)
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.to(values.dtype)
+    return (values * m).sum() / m.sum().clamp_min(1.0)
+
+
+def opening_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """MSE of the inner-lip gap, of its velocity and of its acceleration, over valid frames
+    (pairs, triples)."""
+    gp, gt = lip_gap(pred), lip_gap(target)
+    loss = _masked_mean((gp - gt) ** 2, mask)
+    if pred.shape[1] > 1:
+        pairs = mask[:, 1:] & mask[:, :-1]
+        loss = loss + _masked_mean((gp.diff(dim=1) - gt.diff(dim=1)) ** 2, pairs)
+    if pred.shape[1] > 2:
+        triples = mask[:, 2:] & mask[:, 1:-1] & mask[:, :-2]
+        loss = loss + _masked_mean((gp.diff(n=2, dim=1) - gt.diff(n=2, dim=1)) ** 2, triples)
+    return loss
+
+
+def spread_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Squared difference of the inner-lip gap's standard deviation over each sequence's
+    valid frames, predicted vs true (sequences with fewer than 2 valid frames left out)."""
+    m = mask.to(pred.dtype)
+    n = m.sum(dim=1)
+    keep = n >= 2
+    if not bool(keep.any()):
+        return pred.sum() * 0.0
+
+    def spread(gap: torch.Tensor) -> torch.Tensor:
+        mean = (gap * m).sum(dim=1) / n.clamp_min(1.0)
+        return torch.sqrt(((gap - mean[:, None]) ** 2 * m).sum(dim=1) / n.clamp_min(1.0) + 1e-8)
+
+    gap_pred = lip_gap(pred)
+    gap_true = lip_gap(target).detach()
+    return ((spread(gap_pred) - spread(gap_true))[keep] ** 2).mean()
+
+
 def masked_loss(
     pred: torch.Tensor,
     target: torch.Tensor,
     mask: torch.Tensor,
     velocity_weight: float = 0.0,
     weights: torch.Tensor | None = None,
+    opening_weight: float = 0.0,
+    spread_weight: float = 0.0,
 ):
     """MSE over valid frames (+ weighted MSE of frame-to-frame differences where both
     frames are valid); ``weights`` (K,) weigh the target values. ``target`` holds zeros
-    where ``mask`` is False."""
+    where ``mask`` is False. With 68 x 2 targets, ``opening_weight`` adds ``opening_loss``
+    and ``spread_weight`` ``spread_loss`` (``TrainConfig`` says why)."""
     m = mask.unsqueeze(-1).to(pred.dtype)
     if weights is not None:
         m = m * weights.to(pred.device)
@@ -139,7 +192,25 @@ def masked_loss(
         loss = loss + velocity_weight * ((dp - dt) ** 2 * mv).sum() / (pair_count * k).clamp_min(
             1.0
         )
+    if k == 136 and opening_weight > 0:
+        loss = loss + opening_weight * opening_loss(pred, target, mask)
+    if k == 136 and spread_weight > 0:
+        loss = loss + spread_weight * spread_loss(pred, target, mask)
     return loss
+
+
+def silenced(clips: Sequence[ClipData]) -> list[ClipData]:
+    """The clips with their jaw and mouth targets pulled to the closed neutral (0) where
+    the voice activity detector hears nobody, by the gate's own ramped weights
+    (``wav2kp.training.vad``): the model learns to rest the mouth in silence."""
+    from wav2kp.training.vad import SilenceGate, gate_targets
+
+    out = []
+    for clip in clips:
+        weights = SilenceGate.weights_of(clip)
+        targets = gate_targets(clip.targets, weights).astype(np.float32)
+        out.append(dataclasses.replace(clip, targets=targets))
+    return out
 
 
 # ---------- the training loop ----------
@@ -306,7 +377,7 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 @torch.no_grad()
-def _evaluate_loss(model, data: _Sequences, device, velocity_weight: float, weights=None) -> float:
+def _evaluate_loss(model, data: _Sequences, device, config: TrainConfig, weights=None) -> float:
     model.eval()
     total, weight = 0.0, 0
     for i in range(len(data)):
@@ -314,7 +385,8 @@ def _evaluate_loss(model, data: _Sequences, device, velocity_weight: float, weig
         pred = model(windows.to(device), emotion.to(device))
         n = int(mask.sum())
         if n:
-            loss = masked_loss(pred, targets.to(device), mask.to(device), velocity_weight, weights)
+            loss = masked_loss(pred, targets.to(device), mask.to(device), config.velocity_weight,
+                               weights, config.opening_weight, config.spread_weight)  # fmt: skip
             total += float(loss) * n
             weight += n
     model.train()
@@ -429,6 +501,8 @@ def _train(
             train_clips, AugmentConfig.from_dict(config.augment), stats, config.seed, progress
         )
         train_clips = [*train_clips, *copies]
+    if config.silence_targets:
+        train_clips, val_clips = silenced(train_clips), silenced(val_clips or [])
     inputs = model_inputs(train_clips, config, context)
     train = _Sequences(train_clips, config, emotions, inputs)
     val = _Sequences(val_clips, config, emotions, inputs) if val_clips else None
@@ -557,7 +631,8 @@ def _train(
                 windows = windows + config.feature_noise * torch.randn(windows.shape)
             windows, targets, mask = windows.to(device), targets.to(device), mask.to(device)
             pred = model(windows, emotion.to(device))
-            loss = masked_loss(pred, targets, mask, config.velocity_weight, loss_weights)
+            loss = masked_loss(pred, targets, mask, config.velocity_weight, loss_weights,
+                               config.opening_weight, config.spread_weight)  # fmt: skip
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad_norm > 0:
@@ -569,7 +644,7 @@ def _train(
             total, weight = total + float(loss.detach()) * n, weight + n
         train_loss = total / max(weight, 1)
         val_loss = (
-            _evaluate_loss(model, val, device, config.velocity_weight, loss_weights)
+            _evaluate_loss(model, val, device, config, loss_weights)
             if val
             else train_loss
         )

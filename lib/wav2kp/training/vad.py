@@ -208,9 +208,15 @@ class SilenceGate:
         return rewrapped(self, self.predictor.with_emotion(emotion, name), name)
 
     def weights(self, clip) -> np.ndarray:
-        active = clip_voice_activity(clip, self.config)
+        return self.weights_of(clip, self.config)
+
+    @staticmethod
+    def weights_of(clip, config: VadConfig | None = None) -> np.ndarray:
+        """(T,) the gate's weight per frame of ``clip``: 0 in silence, 1 in speech."""
+        config = config or VadConfig()
+        active = clip_voice_activity(clip, config)
         period = float(np.median(np.diff(clip.frame_times))) if clip.n_frames > 1 else 0.04
-        return silence_weights(active, period, self.config.ramp_s)
+        return silence_weights(active, period, config.ramp_s)
 
     def predict_targets(self, clip) -> np.ndarray:
         return gate_targets(self.predictor.predict_targets(clip), self.weights(clip))
