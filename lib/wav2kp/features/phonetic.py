@@ -129,8 +129,11 @@ def _decode(decoder, raw: bytes) -> None:
 
 
 def allphone_segments(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> list[PhoneSegment]:
-    """Phones recognised in a mono signal with no transcript, covering it end to end."""
+    """Phones recognised in a mono signal with no transcript, covering it end to end.
+    A fresh decoder each time (0.2 s): a decoder's cepstral mean carries over from one
+    utterance to the next, so a reused one decodes the same audio differently."""
     _check_rate(sample_rate)
+    _LOCAL.decoders = {k: v for k, v in getattr(_LOCAL, "decoders", {}).items() if k != "allphone"}
     decoder = _decoder("allphone")
     _decode(decoder, _pcm16(samples))
     segments = [
@@ -158,6 +161,7 @@ def aligned_phones(
     words = [w for w in text.lower().split() if w and w not in PAUSE_TOKENS]
     if not words:
         raise ValueError(f"{source}: empty transcript")
+    _LOCAL.decoders = {k: v for k, v in getattr(_LOCAL, "decoders", {}).items() if k != "align"}
     unknown = [w for w in words if _decoder("align").lookup_word(w) is None]
     if unknown:
         raise ValueError(f"{source}: words not in CMUdict: {', '.join(sorted(set(unknown)))}")
@@ -165,6 +169,8 @@ def aligned_phones(
     for pad in ALIGN_PADS:
         silence = np.zeros(int(round(pad * SAMPLE_RATE)), np.float32)
         raw = _pcm16(np.concatenate([silence, samples, silence]))
+        if pad:  # fresh after a failed search, and as allphone_segments says
+            _LOCAL.decoders.pop("align", None)
         decoder = _decoder("align")
         try:
             decoder.set_align_text(" ".join(words))
@@ -174,7 +180,7 @@ def aligned_phones(
             # read while iterating: pocketsphinx reuses the iterator's word object
             return _aligned_segments(decoder.get_alignment(), pad, len(samples) / SAMPLE_RATE)
         except RuntimeError:
-            _LOCAL.decoders.pop("align", None)  # a failed search can leave it unusable
+            continue
     raise ValueError(f"{source}: forced alignment of {text!r} found no path through the audio")
 
 
@@ -238,7 +244,7 @@ def phonetic_frames(segments: Sequence[PhoneSegment], times: np.ndarray) -> np.n
 
 # ---------- a cache by content ----------
 
-DECODER_VERSION = "allphone-lw2-v1"  # bump when the decoding settings change
+DECODER_VERSION = "allphone-lw2-v2"  # bump when the decoding settings change
 
 
 def phone_cache_dir(root=None) -> Path:
