@@ -397,3 +397,77 @@ def test_a_plateau_recipe_stops_when_gains_fall_under_the_threshold(clips, tmp_p
     # with no threshold the patience counts epochs without any gain, as before
     plain = small_config(epochs=3)
     assert plain.min_improvement == 0 and not plain.plateau
+
+
+def _gap_targets(gaps):
+    """(1, T, 136) targets whose inner-lip gap (points 61-63 up, 65-67 down) is ``gaps``:
+    the lower lip moved down by the gap, everything else at 0."""
+    values = torch.zeros(1, len(gaps), 68, 2)
+    for bottom in (65, 66, 67):
+        values[0, :, bottom, 1] = torch.tensor(gaps, dtype=torch.float32)
+    return values.reshape(1, len(gaps), 136)
+
+
+def test_lip_gap_and_opening_loss_by_hand():
+    from wav2kp.training.train import lip_gap, opening_loss
+
+    true = _gap_targets([0.0, 1.0, 3.0, 0.0])
+    np.testing.assert_allclose(lip_gap(true)[0].numpy(), [0.0, 1.0, 3.0, 0.0])
+    moved_upper = true.clone().reshape(1, 4, 68, 2)
+    moved_upper[0, :, 61:64, 1] = 1.0  # upper lip down by 1: the gap closes by 1
+    np.testing.assert_allclose(lip_gap(moved_upper.reshape(1, 4, 136))[0], [-1, 0, 2, -1])
+    pred = _gap_targets([0.0, 1.0, 1.0, 0.0])  # frame 2 damped from 3 to 1
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    # gap: errors (0, 0, -2, 0) -> 4/4 = 1; velocity: (0, -2, 2) -> 8/3;
+    # acceleration: (-2, 4) -> 20/2 = 10
+    assert float(opening_loss(pred, true, mask)) == pytest.approx(1 + 8 / 3 + 10)
+    mask[0, 3] = False  # frame 3 drops out: gap 4/3, velocity (0, -2) 4/2, acceleration 4/1
+    assert float(opening_loss(pred, true, mask)) == pytest.approx(4 / 3 + 2 + 4)
+    # the term joins the MSE only when asked, only for 68 x 2 targets
+    mask[:] = True
+    base = float(masked_loss(pred, true, mask))
+    assert float(masked_loss(pred, true, mask, opening_weight=0.5)) == pytest.approx(
+        base + 0.5 * (1 + 8 / 3 + 10)
+    )
+
+
+def test_spread_loss_punishes_damped_motion_not_its_timing():
+    from wav2kp.training.train import spread_loss
+
+    gaps = [0.0, 2.0, 0.0, 2.0]
+    true = _gap_targets(gaps)
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    damped = _gap_targets([g / 2 for g in gaps])  # std 1 -> 0.5
+    assert float(spread_loss(damped, true, mask)) == pytest.approx(0.25, rel=1e-4)
+    shifted = _gap_targets([2.0, 0.0, 2.0, 0.0])  # same spread, wrong timing: no penalty
+    assert float(spread_loss(shifted, true, mask)) == pytest.approx(0.0, abs=1e-4)
+    # gradients flow to the prediction only
+    damped.requires_grad_(True)
+    spread_loss(damped, true, mask).backward()
+    assert damped.grad.abs().sum() > 0
+
+
+def test_silence_targets_rest_the_mouth_where_nobody_speaks():
+    from wav2kp.training.train import silenced
+    from wav2kp.training.vad import JAW_AND_MOUTH
+
+    sr, fps, seconds = 16000, 25.0, 3.0
+    t = np.arange(int(seconds * sr)) / sr
+    voice = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 20))
+    samples = (
+        0.3 * voice * ((t > 1.0) & (t < 2.0))
+        + 1e-3 * np.random.default_rng(0).standard_normal(len(t))
+    ).astype(np.float32)
+    n = int(seconds * fps)
+    clip = synthetic_clips(n_clips=1, seconds=seconds, feature_dim=8, seed=3)[0]
+    clip = dataclasses.replace(
+        clip, frame_times=np.arange(n) / fps, targets=np.ones((n, 136), np.float32),
+        extra={**clip.extra, "samples": samples, "sample_rate": sr},
+    )  # fmt: skip
+    out = silenced([clip])[0].targets.reshape(n, 68, 2)
+    times = clip.frame_times
+    quiet, speech = (times < 0.6) | (times > 2.4), (times > 1.2) & (times < 1.8)
+    assert np.all(out[quiet][:, JAW_AND_MOUTH] == 0.0)
+    assert np.all(out[speech] == 1.0)
+    eyes = np.setdiff1d(np.arange(68), JAW_AND_MOUTH)
+    assert np.all(out[:, eyes] == 1.0)  # the rest of the face keeps its motion

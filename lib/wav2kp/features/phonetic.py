@@ -137,8 +137,9 @@ def allphone_segments(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> li
     decoder = _decoder("allphone")
     _decode(decoder, _pcm16(samples))
     segments = [
-        PhoneSegment(_phone_name(s.word), s.start_frame * SPHINX_FRAME_S,
-                     (s.end_frame + 1) * SPHINX_FRAME_S)  # fmt: skip
+        PhoneSegment(
+            _phone_name(s.word), s.start_frame * SPHINX_FRAME_S, (s.end_frame + 1) * SPHINX_FRAME_S
+        )  # fmt: skip
         for s in decoder.seg()
     ]
     return _merge_silences(segments)

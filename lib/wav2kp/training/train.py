@@ -643,11 +643,7 @@ def _train(
             n = int(mask.sum())
             total, weight = total + float(loss.detach()) * n, weight + n
         train_loss = total / max(weight, 1)
-        val_loss = (
-            _evaluate_loss(model, val, device, config, loss_weights)
-            if val
-            else train_loss
-        )
+        val_loss = _evaluate_loss(model, val, device, config, loss_weights) if val else train_loss
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(val_loss)
         state["epoch"] += 1
