@@ -37,6 +37,7 @@ import numpy as np
 
 from wav2kp.atomic import write_text
 from wav2kp.config import SAMPLE_RATE
+from wav2kp.metrics import BILABIAL_PHONES
 
 SPHINX_FRAME_S = 0.01  # pocketsphinx counts time in 10 ms frames
 
@@ -44,7 +45,7 @@ SPHINX_FRAME_S = 0.01  # pocketsphinx counts time in 10 ms frames
 # fillers (``+NSN+``, ``+SPN+``, ...) are ``silence``.
 VISEME_GROUPS: dict[str, tuple[str, ...]] = {
     "silence": ("SIL",),
-    "bilabial": ("P", "B", "M"),  # lips closed
+    "bilabial": BILABIAL_PHONES,  # lips closed (wav2kp.metrics scores the closures)
     "labiodental": ("F", "V"),  # lower lip to teeth
     "dental": ("TH", "DH"),
     "alveolar": ("T", "D", "N", "L"),
@@ -133,8 +134,9 @@ def allphone_segments(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> li
     decoder = _decoder("allphone")
     _decode(decoder, _pcm16(samples))
     segments = [
-        PhoneSegment(_phone_name(s.word), s.start_frame * SPHINX_FRAME_S,
-                     (s.end_frame + 1) * SPHINX_FRAME_S)  # fmt: skip
+        PhoneSegment(
+            _phone_name(s.word), s.start_frame * SPHINX_FRAME_S, (s.end_frame + 1) * SPHINX_FRAME_S
+        )  # fmt: skip
         for s in decoder.seg()
     ]
     return _merge_silences(segments)
