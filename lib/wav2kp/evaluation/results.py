@@ -111,7 +111,7 @@ TARGETS: dict[str, tuple[tuple[str, str, Target, str | None], ...]] = {
             Target("ratio", 0.9, None),
             REAL_MOUTH,
         ),
-    ),  # fmt: skip
+    ),
     # issues 10 and 17: the same model on real voices it never heard, one video per voice
     "unseen_voices": (
         ("mouth-opening r", "mouth_open_r", Target("r", 0.6, None), None),
@@ -140,6 +140,9 @@ def clip_scores(
     """Per (space, model, clip): the ``metrics`` averaged over training seeds, the clip's
     ``unit``, speaker and emotion, and its scored frame count."""
     ok = _ok(table)
+    missing = [m for m in metrics if m not in ok]  # e.g. silent_open_share, scored elsewhere
+    if missing:
+        ok = ok.assign(**dict.fromkeys(missing, np.nan))
     keys = ["space", "model", "clip_id"]
     scores = ok.groupby(keys, sort=False)[list(metrics)].mean()
     extra = ok.groupby(keys, sort=False).agg(
