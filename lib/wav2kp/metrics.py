@@ -25,6 +25,13 @@ Units
 
 Sign of the A/V offset: positive means the predicted mouth moves *later* than the real
 one (the prediction lags the audio), negative means it anticipates it.
+
+Motion (issue 17): the jitter ratio mixes the real track's tracking noise with motion a
+model leaves out, so sharpness is measured where articulation lives, as the amplitude of
+the mouth opening in the syllable band (``syllable_band_amplitude``, 2-7 Hz; predicted /
+real: ``syllable_band_ratio``). Lip closures: ``bilabial_closure_rate`` counts the /p/,
+/b/ and /m/ of a forced alignment where the mouth closes (the real mouth's own rate on
+the same phones is the ceiling).
 """
 
 from __future__ import annotations

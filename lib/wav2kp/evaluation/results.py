@@ -394,7 +394,7 @@ COLUMN_TITLES = {
     "mouth_jitter_ratio": "mouth jitter ratio",
     "syllable_band_ratio": "syllable-band ratio",
     "bilabial_closure_rate": "bilabial closures",
-    "true_bilabial_closure_rate": "bilabial closures, real mouth",
+    "true_bilabial_closure_rate": "real mouth's bilabial closures",
     "av_offset_ms": "A/V offset (ms)",
     "mouth_crop_px": "mouth error (crop px)",
     "face_crop_px": "face error (crop px)",

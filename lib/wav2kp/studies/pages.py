@@ -28,7 +28,7 @@ def summary_markdown(sets: Mapping[str, tuple[pd.DataFrame, pd.DataFrame, str]])
                     ("mouth_jitter_ratio", "mouth jitter ratio", 2),
                     ("syllable_band_ratio", "syllable-band ratio", 2),
                     ("bilabial_closure_rate", "bilabial closures", 2),
-                    ("true_bilabial_closure_rate", "bilabial closures, real mouth", 2),
+                    ("true_bilabial_closure_rate", "real mouth's bilabial closures", 2),
                     ("mouth_lmd_iod", "mouth LMD (IOD)", 4),
                     ("av_offset_frames", "lag (frames)", 1)]  # fmt: skip
     out = []
