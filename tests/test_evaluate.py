@@ -395,3 +395,13 @@ def test_closures_and_syllable_band_on_real_speech_through_evaluate_models(tmp_p
     monkeypatch.setattr(phones, "aligned_phones", no_decoding)
     again = evaluate.evaluate_models(predictors, [clip], progress=False)
     pd.testing.assert_frame_equal(again, table[table["clip_id"] == "bbbm7p"].reset_index(drop=True))
+
+
+def test_a_transcripts_pause_tokens_are_not_words():
+    from types import SimpleNamespace
+
+    from wav2kp.evaluation.phones import clip_text
+
+    grid = SimpleNamespace(extra={"text": "lay green at z eight sp please"})
+    assert clip_text(grid) == "lay green at z eight please"  # "sp" is not in CMUdict
+    assert clip_text(SimpleNamespace(extra={})) == "" == clip_text(SimpleNamespace(extra=None))

@@ -6,8 +6,10 @@ A clip whose corpus manifest has a ``text`` column (GRID's) carries its transcri
 where set (a clip heard through a recording condition is aligned on its clean
 recording: the phones are where they were said), else ``clip.audio_path``.
 
-A clip without text, without audio, or whose alignment fails (a word CMUdict lacks, e.g.
-the Portuguese demo corpus) gets ``None``, and its closure scores are NaN, never a guess.
+GRID's pause tokens (``sp``, ``sil``) are left out of the transcript. A clip without
+text, without audio, or whose alignment fails (a word CMUdict lacks, e.g. the Portuguese
+demo corpus; pocketsphinx's phone pass fails on about 1 GRID clip in 10) gets ``None``,
+and its closure scores are NaN, never a guess.
 
 Alignments are kept in memory and on disk beside the corpus's audio
 (``interim/<corpus>/alignments/<clip>.json``, keyed by the transcript, the audio's
@@ -30,13 +32,17 @@ log = logging.getLogger(__name__)
 ALIGN_VERSION = "align-v1"  # bump when aligned_phones' settings change
 ALIGNMENT_FOLDER = "alignments"  # beside a corpus's audio/ folder
 
+# GRID's transcripts mark pauses with these tokens (from its alignment files): not words
+PAUSE_TOKENS = frozenset({"sp", "sil"})
+
 _MEMORY: dict[tuple[str, str], list[PhoneSegment] | None] = {}
 
 
 def clip_text(clip) -> str:
+    """The clip's transcript (``extra["text"]``), pause tokens left out; "" if none."""
     extra = clip.extra if isinstance(getattr(clip, "extra", None), dict) else {}
-    text = extra.get("text") or ""
-    return str(text).strip()
+    words = str(extra.get("text") or "").split()
+    return " ".join(w for w in words if w.lower() not in PAUSE_TOKENS)
 
 
 def clip_audio(clip) -> Path | None:
