@@ -30,7 +30,9 @@
 # | lip vertex error | per frame the worst lip point's squared error (2D LVE) | 0 |
 # | mouth-opening r | Pearson r of predicted vs true inner-lip gap over time | 1 |
 # | variance ratio | std of predicted / true mouth opening (a frozen mouth scores 0) | 1 |
-# | mouth jitter ratio | mean acceleration of the lip points, predicted / true (> 1 = shakier) | 1 |
+# | mouth jitter ratio | mean acceleration of the lip points, predicted / true (> 1 = shakier); reported, no target: the true track's jitter includes the tracker's noise | 1 |
+# | syllable-band ratio | amplitude of the mouth opening at 2-7 Hz (syllables), predicted / true; < 1 damped, > 1 exaggerated | 1 |
+# | bilabial closures | share of /p/ /b/ /m/ (forced alignment of the transcript) where the mouth closes within +-1 frame, beside the real mouth's own share (its ceiling); only where the corpus has transcripts | the real mouth's |
 # | mouth / face error (crop px) | frame coordinates: raw distance of the points in vid2vid's 256 px crop | 0 |
 # | A/V offset | lag (ms) maximising the correlation of predicted with true opening; + = late | 0 |
 #

@@ -302,3 +302,106 @@ def test_label_free_row_is_what_predict_gives_through_the_silence_gate(tmp_path)
     both = SilenceGate(Calibrated(unwrapped(gated), name="m"), name="m").with_emotion("")
     assert isinstance(both, SilenceGate) and isinstance(both.predictor, Calibrated)
     assert both.predictor.predictor.emotion == "" and both.name == "m ()"
+
+
+# ---------- motion and lip closures on real speech (issue 17) ----------
+
+SPOKEN = "bin blue by m seven please"  # a GRID-style sentence: /b/ /b/ /b/ /m/ /p/
+
+
+class OpenMouth:
+    """A mouth that follows the truth's syllables but never closes: the closed frames of
+    the truth (and its silence) held at the resting opening."""
+
+    def __init__(self, name: str, rest: float):
+        self.name, self.rest, self.seed = name, rest, None
+
+    def predict_landmarks(self, clip):
+        opening = clip.extra["opening"]
+        return talking_face(np.where(opening > 0, opening, self.rest))
+
+
+def spoken_clip(folder, text: str = SPOKEN):
+    """A clip of real English speech (espeak-ng, en-us) whose true mouth closes exactly
+    over espeak's own /p/, /b/ and /m/ and rests closed in silence, opening 0.2 +- 0.08
+    (IOD) at 4 Hz elsewhere; the audio in a corpus-like ``interim/<corpus>/audio/``.
+    ``extra["opening"]``: the lower lip's shift (IOD); closed is -0.06, where the
+    template face's inner lips (6 px apart at rest) touch."""
+    from wav2kp.demo.tts import synthesize
+    from wav2kp.media.audio import resample, write_wav
+    from wav2kp.windowing.dataset import ClipData
+
+    speech = synthesize(text, voice="en-us")
+    audio = write_wav(folder / "interim" / "spoken" / "audio" / "bbbm7p.wav",
+                      resample(speech.audio, speech.sample_rate, 16000), 16000)  # fmt: skip
+    t = np.arange(int(speech.duration * 25)) / 25.0
+    opening = 0.2 + 0.08 * np.sin(2 * np.pi * 4.0 * t)
+    starts = [s for s, _ in speech.phonemes] + [speech.duration]
+    for (start, name), end in zip(speech.phonemes, starts[1:], strict=True):
+        if name in ("p", "b", "m", "_", "_:"):  # lips closed, or silence
+            inside = (t >= start) & (t < end)
+            if not inside.any():  # a closure shorter than a frame: the nearest frame
+                inside = np.arange(len(t)) == np.argmin(np.abs(t - (start + end) / 2))
+            opening[inside] = -0.06
+    opening[t < speech.phonemes[0][0]] = -0.06
+    n = len(t)
+    return ClipData(
+        clip_id="bbbm7p", speaker="s", emotion="neutral", sentence_id="bbbm7p", split="test",
+        frame_times=t, landmarks=talking_face(opening).astype(np.float32),
+        valid=np.ones(n, bool), frame_size=(400, 400), audio_path=audio,
+        features=np.zeros((1, 1), np.float32), feature_times=np.zeros(1),
+        windows=np.zeros((n, 1, 1), np.float32), targets=np.zeros((n, 136), np.float32),
+        pose=np.zeros((n, 4), np.float32), extra={"text": text, "opening": opening},
+    )  # fmt: skip
+
+
+def test_closures_and_syllable_band_on_real_speech_through_evaluate_models(tmp_path, monkeypatch):
+    from wav2kp.evaluation import phones
+
+    clip = spoken_clip(tmp_path)
+    untimed = replace(clip, clip_id="no_text", sentence_id="no_text",
+                      extra={**clip.extra, "text": ""})  # fmt: skip
+    predictors = [Oracle("default"), OpenMouth("open", rest=0.12)]
+    phones._MEMORY.clear()
+    table = evaluate.evaluate_models(predictors, [clip, untimed], progress=False)
+    aligned = table[table["space"] == "aligned"].set_index(["clip_id", "model"])
+    perfect, open_ = aligned.loc[("bbbm7p", "default")], aligned.loc[("bbbm7p", "open")]
+    # pocketsphinx's alignment finds the five bilabials espeak said, and within +-1 frame
+    # the true mouth is closed on every one: the real mouth's rate, the ceiling, is 1
+    assert perfect["n_bilabials"] == 5
+    assert perfect["true_bilabial_closure_rate"] == 1.0 == open_["true_bilabial_closure_rate"]
+    assert perfect["bilabial_closure_rate"] == 1.0 and open_["bilabial_closure_rate"] == 0.0
+    # reported beside jitter: the band amplitude of the truth itself, and of a mouth that
+    # skips the closures (more band power: the closures are dips of its syllables)
+    assert perfect["syllable_band_ratio"] == pytest.approx(1.0)
+    assert np.isfinite(perfect["mouth_jitter_ratio"]) and 0 < open_["syllable_band_ratio"] < 1
+    # a clip without a transcript: no closures (NaN, never a guess), the band still scored
+    no_text = aligned.loc[("no_text", "open")]
+    assert np.isnan(no_text["bilabial_closure_rate"])
+    assert np.isnan(no_text["true_bilabial_closure_rate"])
+    assert no_text["syllable_band_ratio"] == pytest.approx(open_["syllable_band_ratio"])
+    # the closure target: the model's rate over the real mouth's on the same sentences
+    for model, ratio in (("default", 1.0), ("open", 0.0)):
+        checks = results.target_checks(table, model, targets="same_voice").set_index("target")
+        assert checks.loc["bilabial closures vs real mouth", "estimate"] == pytest.approx(ratio)
+    # the alignment is kept beside the corpus's audio and read back, not decoded again
+    cache = tmp_path / "interim" / "spoken" / "alignments" / "bbbm7p.json"
+    assert cache.is_file()
+    phones._MEMORY.clear()
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("aligned again despite the cache")
+
+    monkeypatch.setattr(phones, "aligned_phones", no_decoding)
+    again = evaluate.evaluate_models(predictors, [clip], progress=False)
+    pd.testing.assert_frame_equal(again, table[table["clip_id"] == "bbbm7p"].reset_index(drop=True))
+
+
+def test_a_transcripts_pause_tokens_are_not_words():
+    from types import SimpleNamespace
+
+    from wav2kp.evaluation.phones import clip_text
+
+    grid = SimpleNamespace(extra={"text": "lay green at z eight sp please"})
+    assert clip_text(grid) == "lay green at z eight please"  # "sp" is not in CMUdict
+    assert clip_text(SimpleNamespace(extra={})) == "" == clip_text(SimpleNamespace(extra=None))

@@ -312,3 +312,128 @@ def test_a_mouth_is_frozen_below_a_thousandth_of_the_true_motion():
     assert r_of(2e-3) == pytest.approx(1.0, abs=1e-6)  # small, but real motion
     assert np.isnan(r_of(5e-4))  # below 1e-3 of the true motion: frozen
     assert np.isnan(metrics.av_offset_frames(talking_face(5e-4 * true_opening), true))
+
+
+# ---------- syllable-band amplitude (issue 17) ----------
+
+FPS = 25.0
+
+
+def sine(hz: float, amplitude: float, n: int = 100, fps: float = FPS) -> np.ndarray:
+    """``amplitude * sin(2 pi hz t)`` on ``n`` frames (4 s at 25 fps: whole cycles at 4 and
+    10 Hz), on top of a resting opening of 1."""
+    return 1.0 + amplitude * np.sin(2 * np.pi * hz * np.arange(n) / fps)
+
+
+def test_syllable_band_amplitude_of_a_4_hz_sine_is_its_rms():
+    assert metrics.syllable_band_amplitude(sine(4.0, 0.3), FPS) == pytest.approx(
+        0.3 / np.sqrt(2), abs=1e-6
+    )
+    # a sine above the band (10 Hz: tracker noise, not syllables) has no band amplitude
+    assert metrics.syllable_band_amplitude(sine(10.0, 0.3), FPS) == pytest.approx(0.0, abs=1e-9)
+    # in a mixture only the 4 Hz part counts
+    mixed = sine(4.0, 0.3) + sine(10.0, 0.5) - 1.0
+    assert metrics.syllable_band_amplitude(mixed, FPS) == pytest.approx(0.3 / np.sqrt(2), abs=1e-6)
+    # the band edges are inclusive: 2 Hz and 7 Hz sines count in full
+    for hz in (2.0, 7.0):
+        assert metrics.syllable_band_amplitude(sine(hz, 0.2), FPS) == pytest.approx(
+            0.2 / np.sqrt(2), abs=1e-6
+        ), hz
+
+
+def test_syllable_band_amplitude_bridges_short_gaps_and_splits_at_long_ones():
+    opening = sine(4.0, 0.3)
+    # frame 25 is a zero crossing (t = 1 s): its linear fill from frames 24 and 26 is exact
+    holed = opening.copy()
+    holed[25] = np.nan
+    assert metrics.syllable_band_amplitude(holed, FPS) == pytest.approx(0.3 / np.sqrt(2), abs=1e-9)
+    # a gap longer than MAX_GAP_FRAMES splits: two 4 s stretches of amplitude A and 2A are
+    # pooled by frames: power (A^2/2 * 100 + 4 A^2/2 * 100) / 200 = 5 A^2 / 4
+    gap = np.full(metrics.MAX_GAP_FRAMES + 1, np.nan)
+    split = np.concatenate([sine(4.0, 0.3), gap, sine(4.0, 0.6)])
+    power, frames = metrics.syllable_band_power(split, FPS)
+    assert frames == 200 and power == pytest.approx(5 * 0.3**2 / 4, rel=1e-9)
+    # a stretch shorter than one period of 2 Hz (13 frames at 25 fps) is left out
+    short = np.concatenate([sine(4.0, 0.3), gap, sine(4.0, 0.6, n=12)])
+    assert metrics.syllable_band_power(short, FPS) == pytest.approx((0.3**2 / 2, 100))
+    assert np.isnan(metrics.syllable_band_amplitude(np.full(50, np.nan), FPS))
+
+
+def test_syllable_band_ratio_pools_clips_by_frames():
+    real = [sine(4.0, 0.3), sine(5.0, 0.2, n=50)]
+    half = [0.5 * (r - 1.0) + 1.0 for r in real]
+    assert metrics.syllable_band_ratio(half, real, FPS) == pytest.approx(0.5, abs=1e-9)
+    assert metrics.syllable_band_ratio(real, real, FPS) == pytest.approx(1.0)
+    # per clip: sqrt(sum P_i n_i / sum n_i) of each side; a still second clip halves the power
+    still = [real[0], np.ones(100)]
+    doubled = [real[0], real[0]]
+    assert metrics.syllable_band_ratio(still, doubled, FPS) == pytest.approx(np.sqrt(0.5))
+    # a damped mouth: smoothing every frame with its neighbours keeps the mean, cuts the band
+    smooth = [np.convolve(np.pad(r, 2, mode="edge"), np.ones(5) / 5, mode="valid") for r in real]
+    assert metrics.syllable_band_ratio(smooth, real, FPS) < 0.8
+    with pytest.raises(ValueError, match="1 predicted clips for 2 real"):
+        metrics.syllable_band_ratio(real[:1], real, FPS)
+
+
+def test_evaluate_sequence_reports_the_syllable_band_ratio_beside_jitter():
+    true_opening = speech_opening()
+    true = talking_face(true_opening)
+    damped = talking_face(0.5 * (true_opening - true_opening.mean()) + true_opening.mean())
+    result = metrics.evaluate_sequence(damped, true, times(len(true)))
+    # the opening is a lip distance, linear in the lower lip's shift: exactly half the band
+    assert result["syllable_band_ratio"] == pytest.approx(0.5, rel=1e-6)
+    assert np.isfinite(result["mouth_jitter_ratio"])
+    # no phones given: no closure scores, never a guess
+    assert np.isnan(result["bilabial_closure_rate"]) and result["n_bilabials"] == 0
+
+
+# ---------- bilabial closures (issue 17) ----------
+
+
+class Seg:
+    def __init__(self, phone: str, start: float, end: float, word: str = "w"):
+        self.phone, self.start, self.end, self.word = phone, start, end, word
+
+
+def test_bilabial_closures_by_hand():
+    t = np.arange(20) / FPS  # frames at 0, 0.04, ... 0.76 s
+    opening = np.ones(20)
+    opening[3] = 0.1  # inside the /b/ at frames 2-3: caught
+    opening[15] = 0.2  # one frame after the /m/ at frames 13-14: caught thanks to +-1
+    opening[6] = 0.0  # an /aa/: not a bilabial, not counted
+    segments = [
+        Seg("B", 0.08, 0.16),  # frames 2, 3
+        Seg("AA", 0.20, 0.28),
+        Seg("P", 0.32, 0.40),  # frames 8, 9 (+-1: 7-10): open throughout, missed
+        Seg("M1", 0.52, 0.60),  # frames 13, 14 (+-1: 12-15), stress digit ignored
+        Seg("M", 1.00, 1.10),  # after the clip's last frame: ignored
+    ]
+    speaking = np.ones(20, bool)  # median opening 1: closed below 0.25
+    count = metrics.bilabial_closure_rate(opening, t, segments, speaking)
+    assert count == metrics.ClosureCount(closed=2, total=3)
+    assert count.rate == pytest.approx(2 / 3)
+    # without the tolerance the /m/ is missed
+    assert metrics.bilabial_closure_rate(opening, t, segments, speaking, tolerance_frames=0) == (
+        metrics.ClosureCount(closed=1, total=3)
+    )
+    # the level is the median while speaking: speaking only where the mouth is at 0.3,
+    # closed means below 0.075, and neither dip (0.1, 0.2) is a closure any more
+    quiet = opening.copy()
+    quiet[:12] = np.where(quiet[:12] == 1.0, 0.3, quiet[:12])
+    assert metrics.bilabial_closure_rate(quiet, t, segments, t < 0.44).closed == 0
+    # a segment shorter than a frame takes the frame nearest its middle
+    between = [Seg("P", 0.118, 0.122)]  # middle 0.12 s: frame 3
+    assert metrics.bilabial_closure_rate(opening, t, between, speaking, 0) == (
+        metrics.ClosureCount(1, 1)
+    )
+    # NaN frames (not scored) are skipped; a window all NaN is not counted
+    holed = opening.copy()
+    holed[1:5] = np.nan
+    assert metrics.bilabial_closure_rate(holed, t, segments[:1], speaking).total == 0
+    assert np.isnan(metrics.ClosureCount(0, 0).rate)
+
+
+def test_word_frames_are_the_frames_inside_a_words_phones():
+    t = np.arange(10) / FPS
+    segments = [Seg("SIL", 0.0, 0.08, ""), Seg("B", 0.08, 0.16), Seg("IH", 0.16, 0.24)]
+    assert metrics.word_frames(segments, t).tolist() == [False] * 2 + [True] * 4 + [False] * 4

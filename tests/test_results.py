@@ -137,6 +137,9 @@ def demo_table() -> pd.DataFrame:
             "mouth_lmd_iod": rng.uniform(0.01, 0.02, n), "face_lmd_iod": rng.uniform(0.01, 0.02, n),
             "mouth_lmd_px256": rng.uniform(0.5, 1.5, n),
             "mouth_jitter_ratio": rng.uniform(0.8, 1.2, n),
+            "syllable_band_ratio": rng.uniform(0.8, 1.2, n),
+            "bilabial_closure_rate": rng.uniform(0.6, 1.0, n),
+            "true_bilabial_closure_rate": np.ones(n),
             "av_offset_ms": np.zeros(n), "av_offset_frames": np.zeros(n),
             "mouth_crop_px": rng.uniform(0.5, 1.5, n), "face_crop_px": rng.uniform(0.5, 1.5, n),
             "lve_crop_px2": rng.uniform(1.0, 3.0, n),
@@ -187,14 +190,17 @@ def test_markdown_is_deterministic_and_shows_both_spaces_and_both_label_rows():
     assert "`wav2kp results results/x.json --markdown`" in text
     assert "Pose-normalised space" in text and "Frame coordinates" in text
     assert "mouth error (crop px)" in text and "mouth jitter ratio" in text
+    assert "| syllable-band ratio | bilabial closures | real mouth's bilabial closures |" in text
     assert "not in this results file" not in text.lower()
     # a results file scored before frame space had measures of its own says so
-    older = table.drop(columns=["mouth_crop_px", "face_crop_px", "lve_crop_px2",
-                                "mouth_jitter_ratio"])  # fmt: skip
+    motion = ["mouth_jitter_ratio", "syllable_band_ratio", "bilabial_closure_rate",
+              "true_bilabial_closure_rate"]  # fmt: skip
+    older = table.drop(columns=["mouth_crop_px", "face_crop_px", "lve_crop_px2", *motion])
     old_text = results.markdown(older, protocol)
     assert "**Frame coordinates** — not in this results file" in old_text
-    assert "Not in this results file (scored before they were defined): mouth jitter ratio." in (
-        old_text
+    assert (
+        "Not in this results file (scored before they were defined): mouth jitter ratio, "
+        "syllable-band ratio, bilabial closures, real mouth's bilabial closures." in old_text
     )
     assert "| mouth jitter ratio |" not in old_text and "crop px) |" not in old_text
     assert "no emotion label" in text and "true emotion label" in text

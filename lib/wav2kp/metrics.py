@@ -25,9 +25,19 @@ Units
 
 Sign of the A/V offset: positive means the predicted mouth moves *later* than the real
 one (the prediction lags the audio), negative means it anticipates it.
+
+Motion (issue 17): the jitter ratio mixes the real track's tracking noise with motion a
+model leaves out, so sharpness is measured where articulation lives, as the amplitude of
+the mouth opening in the syllable band (``syllable_band_amplitude``, 2-7 Hz; predicted /
+real: ``syllable_band_ratio``). Lip closures: ``bilabial_closure_rate`` counts the /p/,
+/b/ and /m/ of a forced alignment where the mouth closes (the real mouth's own rate on
+the same phones is the ceiling).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,6 +50,15 @@ CROP_SIDE_PER_FACE_WIDTH = 2.5  # vid2vid's crop: 2.5 x the keypoint box width
 CROP_PIXELS = 256
 DEFAULT_MAX_LAG_FRAMES = 10
 FROZEN_RATIO = 1e-3  # predicted opening std below this x the true std counts as frozen
+# Syllables come at about 2-7 per second: the band where articulation lives (issue 17).
+SYLLABLE_BAND_HZ = (2.0, 7.0)
+# Interior NaN gaps up to this many frames are bridged linearly before the band power is
+# taken (a 4 Hz syllable lasts over 6 frames at 25 fps); longer gaps split the signal.
+MAX_GAP_FRAMES = 2
+# Phones whose lips close (ARPAbet); wav2kp.features.phonetic's bilabial viseme.
+BILABIAL_PHONES = ("P", "B", "M")
+BILABIAL_TOLERANCE_FRAMES = 1
+CLOSED_FRACTION = 0.25  # closed: below this x the median opening while speaking
 
 
 def _check_pair(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -304,6 +323,210 @@ def jitter_ratio(pred, true, valid=None, points: np.ndarray = MOUTH) -> float:
     return jitter(pred, ok, points) / true_jitter
 
 
+# ---------- motion in the syllable band ----------
+
+
+def _finite_runs(signal: np.ndarray, max_gap: int = MAX_GAP_FRAMES) -> list[np.ndarray]:
+    """The finite stretches of a 1-D signal, interior NaN gaps of at most ``max_gap``
+    frames filled by linear interpolation (a longer gap ends a stretch)."""
+    x = np.asarray(signal, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"need a 1-D signal, got shape {x.shape}")
+    finite = np.flatnonzero(np.isfinite(x))
+    if not len(finite):
+        return []
+    breaks = np.flatnonzero(np.diff(finite) > max_gap + 1)
+    runs = []
+    for part in np.split(finite, breaks + 1):
+        span = np.arange(part[0], part[-1] + 1)
+        runs.append(np.interp(span, part, x[part]))
+    return runs
+
+
+def syllable_band_power(
+    opening: np.ndarray, fps: float, band: tuple[float, float] = SYLLABLE_BAND_HZ
+) -> tuple[float, int]:
+    """``(power, frames)``: the power of a 1-D mouth-opening sequence in ``band`` (Hz) and
+    the number of frames it was measured on.
+
+    Definition, per finite stretch of N frames (``_finite_runs``: NaN gaps of up to
+    ``MAX_GAP_FRAMES`` frames bridged linearly, longer gaps split the sequence, stretches
+    shorter than one period of ``band[0]`` (``ceil(fps / band[0])`` frames) left out):
+    subtract the stretch's mean, take the real FFT X_k (no window), and sum
+    ``2 |X_k|^2 / N^2`` over the bins whose frequency ``k fps / N`` satisfies
+    ``band[0] <= f <= band[1]`` (factor 1 instead of 2 for the Nyquist bin). The
+    sequence's power is the frame-weighted mean over stretches; ``(nan, 0)`` when no
+    stretch is long enough. By Parseval the sum over all bins is the variance, so a pure
+    sine of amplitude A with whole cycles in the band has power A^2 / 2."""
+    low, high = float(band[0]), float(band[1])
+    if not 0 < low <= high:
+        raise ValueError(f"band must be 0 < low <= high Hz, got {band}")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    shortest = int(np.ceil(fps / low))
+    total, frames = 0.0, 0
+    for run in _finite_runs(opening):
+        n = len(run)
+        if n < shortest:
+            continue
+        spectrum = np.fft.rfft(run - run.mean())
+        freqs = np.arange(len(spectrum)) * fps / n
+        weight = np.full(len(spectrum), 2.0)
+        if n % 2 == 0:
+            weight[-1] = 1.0  # the Nyquist bin has no mirror image
+        eps = 1e-9 * fps  # band edges that fall exactly on a bin count
+        chosen = (freqs >= low - eps) & (freqs <= high + eps)
+        power = float(np.sum(weight[chosen] * np.abs(spectrum[chosen]) ** 2) / n**2)
+        total += power * n
+        frames += n
+    return (total / frames, frames) if frames else (float("nan"), 0)
+
+
+def syllable_band_amplitude(
+    opening: np.ndarray, fps: float, band: tuple[float, float] = SYLLABLE_BAND_HZ
+) -> float:
+    """The amplitude of a mouth-opening sequence in the syllable band: the square root of
+    :func:`syllable_band_power` (its RMS in the band; a pure sine of amplitude A at 4 Hz
+    with whole cycles gives A / sqrt(2)). NaN when no finite stretch is long enough."""
+    return float(np.sqrt(syllable_band_power(opening, fps, band)[0]))
+
+
+def _pooled_power(openings: Sequence[np.ndarray], fps: float, band) -> float:
+    powers = [syllable_band_power(o, fps, band) for o in openings]
+    frames = sum(n for _, n in powers)
+    return sum(p * n for p, n in powers if n) / frames if frames else float("nan")
+
+
+def syllable_band_ratio(
+    pred_openings: Sequence[np.ndarray],
+    real_openings: Sequence[np.ndarray],
+    fps: float,
+    band: tuple[float, float] = SYLLABLE_BAND_HZ,
+) -> float:
+    """Predicted / real syllable-band amplitude pooled over clips (1 ideal, < 1 damped,
+    0 for a frozen mouth): ``sqrt(sum_i P_i n_i / sum_i n_i)`` of the predicted openings
+    over the same of the real ones, with ``(P_i, n_i)`` = :func:`syllable_band_power` of
+    clip i (each clip a 1-D sequence). NaN when the real mouth has no band power."""
+    if len(pred_openings) != len(real_openings):
+        raise ValueError(f"{len(pred_openings)} predicted clips for {len(real_openings)} real")
+    real = _pooled_power(real_openings, fps, band)
+    if not np.isfinite(real) or real <= 0:
+        return float("nan")
+    return float(np.sqrt(_pooled_power(pred_openings, fps, band) / real))
+
+
+def clip_syllable_band_ratio(pred, true, frame_times, valid=None) -> float:
+    """:func:`syllable_band_ratio` of one clip's mouth openings (gap / IOD) on its scored
+    frames, at the clip's frame rate."""
+    pred_open, true_open = _openings(pred, true, valid)
+    fps = 1.0 / frame_period(frame_times)
+    return syllable_band_ratio([pred_open], [true_open], fps)
+
+
+# ---------- lip closures on bilabial phones ----------
+
+
+@dataclass(frozen=True)
+class ClosureCount:
+    """Bilabial phones where the mouth closed (``closed``) out of those scored (``total``)."""
+
+    closed: int
+    total: int
+
+    @property
+    def rate(self) -> float:
+        return self.closed / self.total if self.total else float("nan")
+
+
+def word_frames(segments: Sequence, frame_times: np.ndarray) -> np.ndarray:
+    """(T,) frames inside a phone segment that belongs to a word (``.word`` not empty: a
+    forced alignment's speech, its silences left out)."""
+    times = np.asarray(frame_times, dtype=np.float64)
+    mask = np.zeros(len(times), dtype=bool)
+    for seg in segments:
+        if getattr(seg, "word", ""):
+            mask |= (times >= seg.start) & (times < seg.end)
+    return mask
+
+
+def _segment_frames(seg, times: np.ndarray, period: float) -> np.ndarray:
+    """Frame indices of a phone segment: those with ``start <= t < end``; for a segment
+    shorter than a frame, the frame nearest its middle if that lies within the clip."""
+    inside = np.flatnonzero((times >= seg.start) & (times < seg.end))
+    if len(inside):
+        return inside
+    middle = 0.5 * (seg.start + seg.end)
+    if middle < times[0] - period / 2 or middle > times[-1] + period / 2:
+        return inside  # outside the clip
+    return np.array([int(np.argmin(np.abs(times - middle)))])
+
+
+def bilabial_closure_rate(
+    opening: np.ndarray,
+    frame_times: np.ndarray,
+    segments: Sequence,
+    speaking: np.ndarray,
+    tolerance_frames: int = BILABIAL_TOLERANCE_FRAMES,
+    threshold: float = CLOSED_FRACTION,
+) -> ClosureCount:
+    """How often a mouth closes on /p/, /b/ and /m/.
+
+    ``opening``: (T,) mouth opening (e.g. :func:`mouth_opening`; NaN where not scored) at
+    ``frame_times`` (s); ``segments``: phone segments (``.phone`` ARPAbet, stress digits
+    ignored, ``.start``/``.end`` s, e.g. ``wav2kp.features.phonetic.aligned_phones``);
+    ``speaking``: (T,) bool, frames inside a word (:func:`word_frames`).
+
+    For each segment whose phone is in ``BILABIAL_PHONES``: its frames (``start <= t <
+    end``, or the frame nearest its middle for a segment shorter than a frame) widened by
+    ``tolerance_frames`` each way and cut to the clip; the mouth counts as closed when its
+    smallest finite opening there is below ``threshold`` x the median finite opening over
+    the ``speaking`` frames (this mouth's own median, so a damped model is judged on its
+    own scale). A segment outside the clip, or whose frames are all NaN, is not counted.
+    ``ClosureCount(0, 0)`` (rate NaN) when no frame is speaking."""
+    opening = np.asarray(opening, dtype=np.float64)
+    times = np.asarray(frame_times, dtype=np.float64)
+    speaking = np.asarray(speaking, dtype=bool)
+    if not (opening.shape == times.shape == speaking.shape) or opening.ndim != 1:
+        raise ValueError(f"opening {opening.shape}, frame_times {times.shape} and speaking "
+                         f"{speaking.shape} must be the same (T,)")  # fmt: skip
+    level = opening[speaking & np.isfinite(opening)]
+    if not len(level) or not len(times):
+        return ClosureCount(0, 0)
+    limit = threshold * float(np.median(level))
+    period = frame_period(times) if len(times) > 1 else 0.0
+    closed = total = 0
+    for seg in segments:
+        if str(seg.phone).rstrip("012").upper() not in BILABIAL_PHONES:
+            continue
+        frames = _segment_frames(seg, times, period)
+        if not len(frames):
+            continue
+        lo = max(0, int(frames[0]) - tolerance_frames)
+        hi = min(len(times), int(frames[-1]) + tolerance_frames + 1)
+        window = opening[lo:hi]
+        window = window[np.isfinite(window)]
+        if not len(window):
+            continue
+        total += 1
+        closed += int(window.min() < limit)
+    return ClosureCount(closed, total)
+
+
+def closure_scores(pred, true, frame_times, valid=None, phones=None) -> dict[str, float]:
+    """``bilabial_closure_rate`` of the predicted and of the real mouth (gap / IOD) on the
+    scored frames, with the phones' own word frames as the speaking frames, and the
+    number of bilabials scored; all NaN without ``phones``."""
+    if phones is None:
+        return {"bilabial_closure_rate": float("nan"), "true_bilabial_closure_rate": float("nan"),
+                "n_bilabials": 0}  # fmt: skip
+    pred_open, true_open = _openings(pred, true, valid)
+    speaking = word_frames(phones, frame_times)
+    model = bilabial_closure_rate(pred_open, frame_times, phones, speaking)
+    real = bilabial_closure_rate(true_open, frame_times, phones, speaking)
+    return {"bilabial_closure_rate": model.rate, "true_bilabial_closure_rate": real.rate,
+            "n_bilabials": real.total}  # fmt: skip
+
+
 def frame_period(frame_times: np.ndarray) -> float:
     """Seconds per frame from real timestamps (median step, robust to VFR and gaps)."""
     times = np.asarray(frame_times, dtype=np.float64)
@@ -369,6 +592,10 @@ METRIC_DIRECTIONS: dict[str, str] = {
     "mouth_open_r": "higher",
     "variance_ratio": "one",
     "mouth_jitter_ratio": "one",
+    "syllable_band_ratio": "one",
+    "bilabial_closure_rate": "higher",
+    # the real mouth's own closure rate on the same phones and frames: the ceiling
+    "true_bilabial_closure_rate": "higher",
     "av_offset_ms": "zero",
     "mouth_crop_px": "lower",
     "face_crop_px": "lower",
@@ -383,10 +610,13 @@ def evaluate_sequence(
     frame_times: np.ndarray,
     valid: np.ndarray | None = None,
     max_lag_frames: int = DEFAULT_MAX_LAG_FRAMES,
+    phones: Sequence | None = None,
 ) -> dict[str, float]:
     """The metrics of the pose-normalised space for one clip (METRIC_DIRECTIONS but
     FRAME_METRICS) plus bookkeeping: ``n_frames``, ``n_frames_valid`` (usable ground
-    truth), ``n_frames_scored``, ``frame_period_ms``, ``av_offset_frames``."""
+    truth), ``n_frames_scored``, ``frame_period_ms``, ``av_offset_frames``,
+    ``n_bilabials``. The bilabial closures need the clip's ``phones`` (segments of a
+    forced alignment, :func:`closure_scores`); without them they are NaN."""
     pred, true = _check_pair(pred, true)
     times = np.asarray(frame_times, dtype=np.float64)
     if times.shape != (len(true),):
@@ -403,6 +633,8 @@ def evaluate_sequence(
         "mouth_open_r": mouth_opening_correlation(pred, true, valid),
         "variance_ratio": variance_ratio(pred, true, valid),
         "mouth_jitter_ratio": jitter_ratio(pred, true, valid, MOUTH),
+        "syllable_band_ratio": clip_syllable_band_ratio(pred, true, times, valid),
+        **closure_scores(pred, true, times, valid, phones),
         "av_offset_ms": offset_frames * period * 1e3,
         "av_offset_frames": offset_frames,
         "frame_period_ms": period * 1e3,

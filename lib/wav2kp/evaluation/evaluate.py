@@ -12,7 +12,10 @@ then scored in two spaces (``SPACES``):
   test video's measured head pose (the truth's similarity), the same way for every model.
 
 Each space has its own measures. The pose-normalised space gets LMD, LVD, LVE, the
-mouth-opening scores (r, variance ratio, A/V offset) and the mouth's jitter ratio.
+mouth-opening scores (r, variance ratio, A/V offset), the mouth's jitter ratio, its
+syllable-band amplitude ratio, and, where the clip has a transcript, the bilabial-closure
+rate of the model and of the real mouth (phone times from forced alignment,
+``wav2kp.evaluation.phones``).
 Frame coordinates get raw-position errors in pixels of vid2vid's crop set on the first
 frame (``wav2kp.metrics.FRAME_METRICS``): LMD's per-frame centring and IOD scaling would
 cancel the head pose and give the pose-normalised numbers again, and jitter there would
@@ -45,6 +48,7 @@ from wav2kp import metrics
 from wav2kp.atomic import write_csv, write_json
 from wav2kp.evaluation import results
 from wav2kp.evaluation.baselines import BASELINES
+from wav2kp.evaluation.phones import clip_phones
 from wav2kp.extraction.reader import Extraction, read_extraction
 from wav2kp.windowing.dataset import ClipData, KeypointPredictor
 from wav2kp.windowing.targets import (
@@ -60,7 +64,7 @@ log = logging.getLogger(__name__)
 SPACES = results.SPACES
 CLIP_COLUMNS = ["model", "seed", "space", "clip_id", "speaker", "emotion", "sentence_id", "split"]
 METRICS = list(metrics.METRIC_DIRECTIONS)
-COUNT_COLUMNS = ["n_frames", "n_frames_valid", "n_frames_scored", "frame_period_ms"]
+COUNT_COLUMNS = ["n_frames", "n_frames_valid", "n_frames_scored", "frame_period_ms", "n_bilabials"]
 
 
 # ---------- the two spaces ----------
@@ -152,10 +156,12 @@ def _score(
     template: np.ndarray | None,
     spaces: Sequence[str],
     max_lag_frames: int,
+    phones: Sequence | None = None,
 ) -> dict[Any, dict[str, dict[str, float] | str]]:
     """{key: {space: metrics dict, or an error message}} on the common frames: valid
     truth where every prediction is finite in every space (a degenerate face whose pose
-    cannot be fitted drops out of all spaces at once)."""
+    cannot be fitted drops out of all spaces at once). ``phones``: the clip's phone
+    segments (bilabial closures; NaN without)."""
     truth = np.asarray(truth, np.float64)
     if template is None:
         template = own_template(truth, valid)
@@ -172,7 +178,7 @@ def _score(
                     out[key][space] = metrics.evaluate_frame_sequence(pred, true, frame_times, mask)
                 else:
                     out[key][space] = metrics.evaluate_sequence(
-                        pred, true, frame_times, mask, max_lag_frames
+                        pred, true, frame_times, mask, max_lag_frames, phones
                     )
             except ValueError as err:
                 out[key][space] = str(err)
@@ -188,6 +194,7 @@ def score_landmarks(
     spaces: Sequence[str] = SPACES,
     max_lag_frames: int = metrics.DEFAULT_MAX_LAG_FRAMES,
     clip_id: str = "clip",
+    phones: Sequence | None = None,
     **meta: Any,
 ) -> pd.DataFrame:
     """Score predictions (T, 68, 2 pixels each; a dict {model: array} or one array named
@@ -195,7 +202,8 @@ def score_landmarks(
     at ``frame_times``: one row per model x space, the same columns as
     :func:`evaluate_models` (``meta`` fills speaker, emotion, sentence_id, split, seed).
     ``template`` (68, 2) sets the pose-normalised space (a ``TargetNormalizer``'s
-    ``template``); None builds it from the clip itself. Works for any extracted clip,
+    ``template``); None builds it from the clip itself. ``phones``: the clip's phone
+    segments (``wav2kp.evaluation.phones.clip_phones``) for the bilabial closures. Works for any extracted clip,
     e.g. a voice no model was trained on, scored against that video's own mouth:
     ``wav2kp.evaluation.results.summarise(table, unit="clip_id")`` then gives means with intervals
     over clips."""
@@ -208,7 +216,7 @@ def score_landmarks(
         if pred.shape != truth.shape:
             raise ValueError(f"{clip_id}: {name} predicted shape {pred.shape}, truth {truth.shape}")
         arrays[name] = pred
-    scored = _score(arrays, truth, frame_times, valid, template, spaces, max_lag_frames)
+    scored = _score(arrays, truth, frame_times, valid, template, spaces, max_lag_frames, phones)
     clip_meta = {"clip_id": clip_id, "speaker": "", "emotion": "", "sentence_id": clip_id,
                  "split": "", "seed": 0, **meta}  # fmt: skip
     rows = [_row(name, clip_meta, space, value, len(truth))
@@ -261,7 +269,8 @@ def evaluate_models(
     progress: bool = True,
 ) -> pd.DataFrame:
     """One row per model x training seed x space x clip: clip metadata, every metric,
-    frame counts, and ``error`` (empty when the model ran). Every predictor is scored on
+    frame counts, and ``error`` (empty when the model ran); bilabial closures where the
+    clip has a transcript (``clip_phones``). Every predictor is scored on
     the same frames of each clip; the pose-normalised space uses ``normalizer``'s
     template (else each clip's own, see :func:`own_template`)."""
     keys = [predictor_key(p) for p in predictors]
@@ -275,7 +284,7 @@ def evaluate_models(
                 "sentence_id": clip.sentence_id, "split": clip.split}  # fmt: skip
         try:
             scored = _score(predictions, clip.landmarks, clip.frame_times, clip.valid,
-                            template, spaces, max_lag_frames)  # fmt: skip
+                            template, spaces, max_lag_frames, clip_phones(clip))  # fmt: skip
         except ValueError as err:  # e.g. no valid ground-truth frame at all
             scored, errors = {}, {k: f"{clip.clip_id}: {err}" for k in keys}
         for key in keys:

@@ -66,9 +66,16 @@ MODEL_LABELS = {
     REFERENCE: "**default**, true emotion label",
 }
 
+# ``versus`` of a target judged against the real mouth: the model's score over the real
+# mouth's own score on the same clips and frames (the column REAL_COLUMNS names)
+REAL_MOUTH = "real mouth"
+REAL_COLUMNS = {"bilabial_closure_rate": "true_bilabial_closure_rate"}
+
 # Every target a model is judged against, in one table (notebook 05 and the README block;
 # ``wav2kp.studies.levers``' final check): per kind of held-out set, (name, metric, target,
-# versus). A ratio target compares the model's score with another model's on the same clips.
+# versus). A ratio target compares the model's score with another model's on the same clips
+# (``versus`` a model name) or with the real mouth's (``versus`` REAL_MOUTH): the ratio of
+# the two means over clips, its interval over the same resampled units.
 TARGETS: dict[str, tuple[tuple[str, str, Target, str | None], ...]] = {
     # the project's targets for the default model on a corpus's held-out test sentences
     "test_sentences": (
@@ -78,11 +85,19 @@ TARGETS: dict[str, tuple[tuple[str, str, Target, str | None], ...]] = {
         ("mouth LMD vs original replica", "mouth_lmd_iod", Target("ratio", high=0.75), ORIGINAL),
         ("A/V offset (frames)", "av_offset_frames", Target("offset", -1.0, 1.0), None),
     ),
-    # issue 10: a model chosen for voices it never heard, on its own speaker's test sentences
+    # issues 10 and 17: a model chosen for voices it never heard, on its own speaker's test
+    # sentences. Motion is judged in the syllable band, two-sided (damped or exaggerated);
+    # the jitter ratio is reported, not a target: the real track's jitter includes the
+    # tracker's own noise, and added noise is not sharpness.
     "same_voice": (
         ("mouth-opening r", "mouth_open_r", Target("r", 0.93, None), None),
         ("variance ratio", "variance_ratio", Target("variance ratio", 0.9, 1.1), None),
-        ("mouth jitter ratio", "mouth_jitter_ratio", Target("jitter ratio", None, 1.1), None),
+        (
+            "syllable-band amplitude ratio",
+            "syllable_band_ratio",
+            Target("syllable-band ratio", 0.8, 1.25),
+            None,
+        ),
         ("mouth LMD vs mean face", "mouth_lmd_iod", Target("ratio", None, 0.4), "mean_face"),
         (
             "silent frames with the mouth open",
@@ -90,10 +105,16 @@ TARGETS: dict[str, tuple[tuple[str, str, Target, str | None], ...]] = {
             Target("share", None, 0.02),
             None,
         ),
+        (
+            "bilabial closures vs real mouth",
+            "bilabial_closure_rate",
+            Target("ratio", 0.9, None),
+            REAL_MOUTH,
+        ),
     ),
-    # issue 10: the same model on real voices it never heard, one video per voice
+    # issues 10 and 17: the same model on real voices it never heard, one video per voice
     "unseen_voices": (
-        ("mouth-opening r", "mouth_open_r", Target("r", 0.5, None), None),
+        ("mouth-opening r", "mouth_open_r", Target("r", 0.6, None), None),
         ("variance ratio", "variance_ratio", Target("variance ratio", 0.8, 1.25), None),
         ("lag (frames)", "av_offset_frames", Target("lag", -1.0, 1.0), None),
     ),
@@ -119,6 +140,9 @@ def clip_scores(
     """Per (space, model, clip): the ``metrics`` averaged over training seeds, the clip's
     ``unit``, speaker and emotion, and its scored frame count."""
     ok = _ok(table)
+    missing = [m for m in metrics if m not in ok]  # e.g. silent_open_share, scored elsewhere
+    if missing:
+        ok = ok.assign(**dict.fromkeys(missing, np.nan))
     keys = ["space", "model", "clip_id"]
     scores = ok.groupby(keys, sort=False)[list(metrics)].mean()
     extra = ok.groupby(keys, sort=False).agg(
@@ -189,6 +213,8 @@ def paired_differences(
         "variance_ratio",
         "mouth_lmd_iod",
         "mouth_jitter_ratio",
+        "syllable_band_ratio",
+        "bilabial_closure_rate",
     ),  # fmt: skip
     unit: str = "sentence_id",
     n_resamples: int = bootstrap.N_RESAMPLES,
@@ -234,13 +260,16 @@ def target_checks(
     verdict on too few units, which ``units_name`` names when they are not test
     sentences)."""
     chosen = TARGETS[targets]
-    scores = clip_scores(table, unit, sorted({metric for _, metric, _, _ in chosen}))
+    needed = {metric for _, metric, _, _ in chosen}
+    needed |= {REAL_COLUMNS[metric] for _, metric, _, versus in chosen if versus == REAL_MOUTH}
+    scores = clip_scores(table, unit, sorted(needed))
     scores = scores[scores["space"] == space].set_index(["model", "clip_id"])
     models = set(scores.index.unique("model")) if len(scores) else set()
     out = []
     for name, metric, target, versus in chosen:
         row = {"target": name, "model": model, "space": space, "threshold": target.describe()}
-        if model not in models or (versus is not None and versus not in models):
+        compared = versus is not None and versus != REAL_MOUTH
+        if model not in models or (compared and versus not in models):
             missing = model if model not in models else versus
             out.append({**row, "estimate": math.nan, "low": math.nan, "high": math.nan,
                         "n_units": 0, "n_frames": 0, "met": False,
@@ -251,7 +280,10 @@ def target_checks(
         if versus is None:
             interval = bootstrap.mean_interval(mine[metric].to_numpy(), units, n_resamples, seed)
         else:
-            theirs = scores.loc[versus].reindex(mine.index)[metric].to_numpy()
+            if versus == REAL_MOUTH:
+                theirs = mine[REAL_COLUMNS[metric]].to_numpy()
+            else:
+                theirs = scores.loc[versus].reindex(mine.index)[metric].to_numpy()
             interval = bootstrap.ratio_interval(
                 mine[metric].to_numpy(), theirs, units, n_resamples, seed
             )
@@ -352,13 +384,17 @@ def _number(value: float, digits: int) -> str:
 
 DIGITS = {"mouth_open_r": 2, "variance_ratio": 2, "mouth_jitter_ratio": 2, "mouth_lmd_iod": 4,
           "face_lmd_iod": 4, "av_offset_ms": 0, "mouth_crop_px": 2, "face_crop_px": 2,
-          "lve_crop_px2": 1}  # fmt: skip
+          "lve_crop_px2": 1, "syllable_band_ratio": 2, "bilabial_closure_rate": 2,
+          "true_bilabial_closure_rate": 2}  # fmt: skip
 COLUMN_TITLES = {
     "mouth_open_r": "mouth-opening r",
     "variance_ratio": "variance ratio",
     "mouth_lmd_iod": "mouth LMD (IOD)",
     "face_lmd_iod": "face LMD (IOD)",
     "mouth_jitter_ratio": "mouth jitter ratio",
+    "syllable_band_ratio": "syllable-band ratio",
+    "bilabial_closure_rate": "bilabial closures",
+    "true_bilabial_closure_rate": "real mouth's bilabial closures",
     "av_offset_ms": "A/V offset (ms)",
     "mouth_crop_px": "mouth error (crop px)",
     "face_crop_px": "face error (crop px)",
@@ -366,7 +402,8 @@ COLUMN_TITLES = {
 }
 SPACE_COLUMNS = {
     "aligned": ("mouth_open_r", "variance_ratio", "mouth_lmd_iod", "face_lmd_iod",
-                "mouth_jitter_ratio", "av_offset_ms"),
+                "mouth_jitter_ratio", "syllable_band_ratio", "bilabial_closure_rate",
+                "true_bilabial_closure_rate", "av_offset_ms"),
     "frame": ("mouth_crop_px", "face_crop_px", "lve_crop_px2"),
 }  # fmt: skip
 

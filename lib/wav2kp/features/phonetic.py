@@ -37,6 +37,7 @@ import numpy as np
 
 from wav2kp.atomic import write_text
 from wav2kp.config import PHONETIC_DIM, SAMPLE_RATE
+from wav2kp.metrics import BILABIAL_PHONES
 
 SPHINX_FRAME_S = 0.01  # pocketsphinx counts time in 10 ms frames
 
@@ -44,7 +45,7 @@ SPHINX_FRAME_S = 0.01  # pocketsphinx counts time in 10 ms frames
 # fillers (``+NSN+``, ``+SPN+``, ...) are ``silence``.
 VISEME_GROUPS: dict[str, tuple[str, ...]] = {
     "silence": ("SIL",),
-    "bilabial": ("P", "B", "M"),  # lips closed
+    "bilabial": BILABIAL_PHONES,  # lips closed (wav2kp.metrics scores the closures)
     "labiodental": ("F", "V"),  # lower lip to teeth
     "dental": ("TH", "DH"),
     "alveolar": ("T", "D", "N", "L"),

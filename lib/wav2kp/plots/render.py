@@ -36,13 +36,21 @@ METRIC_LABELS = {
     "mouth_open_r": "mouth-opening r",
     "variance_ratio": "variance ratio",
     "mouth_jitter_ratio": "mouth jitter ratio",
+    "syllable_band_ratio": "syllable-band ratio",
+    "bilabial_closure_rate": "bilabial closures",
     "av_offset_ms": "A/V offset (ms)",
     "mouth_crop_px": "mouth error (crop px)",
     "face_crop_px": "face error (crop px)",
     "lve_crop_px2": "lip vertex error (crop px²)",
 }
 # Where the ideal value lies, drawn as a dashed reference line.
-IDEAL = {"mouth_open_r": 1.0, "variance_ratio": 1.0, "mouth_jitter_ratio": 1.0, "av_offset_ms": 0.0}
+IDEAL = {
+    "mouth_open_r": 1.0,
+    "variance_ratio": 1.0,
+    "mouth_jitter_ratio": 1.0,
+    "syllable_band_ratio": 1.0,
+    "av_offset_ms": 0.0,
+}
 PANEL = 256
 
 

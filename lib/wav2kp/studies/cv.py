@@ -71,11 +71,16 @@ METRICS = [
     "variance_ratio",
     "lvd_mouth_iod",
     "mouth_jitter_ratio",
+    "syllable_band_ratio",
+    "bilabial_closure_rate",
+    "true_bilabial_closure_rate",
     "av_offset_frames",
 ]
-# extra scores of proxies and views (module doc): the mouth-opening measures and, where
-# clips carry the truth of who speaks when, the share of silent frames with an open mouth
-EXTRA_METRICS = ("mouth_open_r", "variance_ratio", "mouth_jitter_ratio", "av_offset_frames",
+# extra scores of proxies and views (module doc): the mouth-opening measures, the
+# bilabial closures where clips carry a transcript and, where clips carry the truth of who
+# speaks when, the share of silent frames with an open mouth
+EXTRA_METRICS = ("mouth_open_r", "variance_ratio", "mouth_jitter_ratio", "syllable_band_ratio",
+                 "bilabial_closure_rate", "true_bilabial_closure_rate", "av_offset_frames",
                  "mouth_lmd_iod", "silent_open_share")  # fmt: skip
 
 
@@ -508,9 +513,11 @@ def extra_scores(predictor, heldout, train, views=(), proxies=None) -> dict[str,
 def _sequence_scores(pred: np.ndarray, clip) -> dict[str, float]:
     """The metrics of ``wav2kp.evaluation.evaluate`` in the pose-normalised space for one clip."""
     from wav2kp.evaluation.evaluate import score_landmarks
+    from wav2kp.evaluation.phones import clip_phones
 
     table = score_landmarks(pred, clip.landmarks, clip.frame_times, clip.valid,
-                            spaces=("aligned",), clip_id=clip.clip_id)  # fmt: skip
+                            spaces=("aligned",), clip_id=clip.clip_id,
+                            phones=clip_phones(clip))  # fmt: skip
     row = table.iloc[0]
     return {m: float(row[m]) for m in EXTRA_METRICS if m in row and not row["error"]}
 

@@ -58,6 +58,7 @@ class ClipSource:
     frame_size: tuple[int, int]
     audio_path: Path
     speech: np.ndarray | None = None  # (T,) truth of who speaks when, if known (GRID align)
+    text: str = ""  # the manifest's transcript, if any (bilabial closures)
 
 
 def load_sources(
@@ -105,6 +106,7 @@ def load_sources(
             valid=extraction.valid,
             frame_size=(extraction.width, extraction.height),
             audio_path=paths.audio / f"{cid}.wav",
+            text=_text(row, "text"),
         )
         if align_dir is not None:
             align = Path(align_dir) / f"{source.sentence_id}.align"
@@ -142,7 +144,7 @@ def build_clips(
             frame_size=s.frame_size, audio_path=s.audio_path,
         )  # fmt: skip
         # the gate hears the clip's own (possibly perturbed) audio
-        clip.extra.update(samples=s.samples, sample_rate=SAMPLE_RATE)
+        clip.extra.update(samples=s.samples, sample_rate=SAMPLE_RATE, text=s.text)
         if s.speech is not None:
             clip.extra["speech_truth"] = s.speech
         clips.append(clip)
@@ -195,9 +197,11 @@ BASELINE_NAMES = ("mean_face", "loudness")  # scored beside the model, not judge
 
 def score_set(predictors: Sequence, clips: Sequence[ClipData], normalizer, **meta) -> pd.DataFrame:
     """``wav2kp.evaluation.evaluate.score_landmarks`` of every predictor on every clip (against the
-    clip's own landmarks, both spaces, the normaliser's template), plus each model's
-    ``silent_open_share`` where the clip has speech truth."""
+    clip's own landmarks, both spaces, the normaliser's template; bilabial closures where
+    the clip has a transcript), plus each model's ``silent_open_share`` where the clip has
+    speech truth."""
     from wav2kp.evaluation.evaluate import score_landmarks
+    from wav2kp.evaluation.phones import clip_phones
     from wav2kp.training.vad import clip_silence_share
 
     frames = []
@@ -208,7 +212,8 @@ def score_set(predictors: Sequence, clips: Sequence[ClipData], normalizer, **met
         table = score_landmarks(
             predictions, clip.landmarks, clip.frame_times, clip.valid,
             template=normalizer.template, clip_id=clip.clip_id, speaker=clip.speaker,
-            emotion=clip.emotion, sentence_id=clip.sentence_id, split=clip.split, **meta,
+            emotion=clip.emotion, sentence_id=clip.sentence_id, split=clip.split,
+            phones=clip_phones(clip), **meta,
         )  # fmt: skip
         share = {
             name: clip_silence_share(clip, pred, normalizer) for name, pred in predictions.items()
@@ -263,7 +268,10 @@ def condition_clips(clips: Sequence[ClipData], name: str, condition: Mapping, ro
             write_wav(target, perturb(samples, perturbation, rng), SAMPLE_RATE)
         out.append(dataclasses.replace(
             clip, clip_id=f"{clip.clip_id}~{name}", audio_path=target,
-            extra={k: v for k, v in clip.extra.items() if k not in ("feature_config", "feature_stats")},
+            extra={**{k: v for k, v in clip.extra.items()
+                      if k not in ("feature_config", "feature_stats")},
+                   # phones are where they were said: aligned on the clean recording
+                   "alignment_audio": clip.extra.get("alignment_audio") or clip.audio_path},
         ))  # fmt: skip
     return out
 

@@ -26,6 +26,9 @@ def summary_markdown(sets: Mapping[str, tuple[pd.DataFrame, pd.DataFrame, str]])
     space; no interval over fewer than 5 units), then the chosen model's target verdicts."""
     every_column = [("mouth_open_r", "mouth-opening r", 2), ("variance_ratio", "variance ratio", 2),
                     ("mouth_jitter_ratio", "mouth jitter ratio", 2),
+                    ("syllable_band_ratio", "syllable-band ratio", 2),
+                    ("bilabial_closure_rate", "bilabial closures", 2),
+                    ("true_bilabial_closure_rate", "real mouth's bilabial closures", 2),
                     ("mouth_lmd_iod", "mouth LMD (IOD)", 4),
                     ("av_offset_frames", "lag (frames)", 1)]  # fmt: skip
     out = []
@@ -83,7 +86,10 @@ def final_tables(table: pd.DataFrame, corpus: str) -> tuple[pd.DataFrame, str]:
 # ---------- the lever study ----------
 
 LEVER_COLUMNS = (("mouth_open_r", "r", 3), ("variance_ratio", "var. ratio", 2),
-                 ("mouth_jitter_ratio", "mouth jitter", 2), ("av_offset_frames", "lag", 2),
+                 ("mouth_jitter_ratio", "mouth jitter", 2),
+                 ("syllable_band_ratio", "syllable band", 2),
+                 ("bilabial_closure_rate", "closures", 2),
+                 ("true_bilabial_closure_rate", "real closures", 2), ("av_offset_frames", "lag", 2),
                  ("silent_open_share", "silent open", 3))  # fmt: skip
 
 
