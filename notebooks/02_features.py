@@ -29,6 +29,13 @@
 #   corpus log-mel predicts mouth opening better on held-out sentences
 #   (`wav2kp cv --study design`, shown in notebook 04). Options:
 #   MFCC, more mel bands, delta and delta-delta features.
+# * **Phonetic stream** (`phones="allphone"`, issue 17): log-mel describes one speaker's
+#   spectrum; a phone recogniser trained on many speakers says what is said, whoever says
+#   it. pocketsphinx (its US-English model ships in the wheel) decodes phones without a
+#   transcript; each frame gets its viseme class (one-hot: phones that look alike on the
+#   lips share one) and its position within the phone, appended to the log-mel frame
+#   (`wav2kp.features.phonetic`; `wav2kp bench phones` scores the phones against forced
+#   alignment of GRID's transcripts).
 # * **Split.** Whole sentences are held out (as the original did): a sentence text in
 #   val or test never appears in training, so a model cannot pass by memorising a
 #   text's mouth motion. `split_by="speaker"` holds out whole people instead. The split
@@ -48,6 +55,7 @@ n_mels = None
 deltas = None  # append delta and delta-delta features
 cmvn = None  # sliding per-band normalisation: "none", "mean" or "meanvar"
 floor_db = None  # log-mel level floor, dB below the window's loudest frame (None: off)
+phones = None  # the phonetic stream: "allphone" or "none"
 split_by = None  # "sentence" or "speaker"
 val_fraction = None
 test_fraction = None
@@ -154,6 +162,22 @@ axes[1].legend(loc="upper right")
 fig.tight_layout()
 fig.savefig(out / "features_and_mouth.png", dpi=120)
 plt.show()
+
+# %% [markdown]
+# ## The phonetic stream
+# With `phones="allphone"`, the same clip's decoded viseme classes above its mouth
+# opening: bilabials (p, b, m) should sit on the gap's closures, open vowels on its peaks.
+
+# %%
+if config.phonetic_dim:
+    from wav2kp.plots.phones import plot_phonetic_stream
+
+    fig = plot_phonetic_stream(features, feature_times, config, extraction.times, opening,
+                               title=f"{example}: phonetic stream and mouth opening")  # fmt: skip
+    fig.savefig(out / "phonetic_stream.png", dpi=120)
+    plt.show()
+else:
+    print("phones='none': no phonetic stream in this run's features")
 
 # %% [markdown]
 # ## A/V lag per clip
