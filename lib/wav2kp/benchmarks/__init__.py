@@ -20,6 +20,7 @@ BENCHMARKS = {
     "landmarks": "wav2kp.benchmarks.landmarks",
     "handoff": "wav2kp.benchmarks.handoff",
     "face": "wav2kp.benchmarks.face",
+    "clipping": "wav2kp.benchmarks.clipping",
 }
 
 
