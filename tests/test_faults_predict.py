@@ -8,6 +8,7 @@ The lines the user sees are listed in ``docs/faults.md``.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -74,7 +75,8 @@ ROWS = [
     ("reference missing", ["--reference", "{kit}/nowhere.mp4"], "speech.wav",
      ["--reference", "nowhere.mp4", "not found"]),
     ("speech all silence", [], "silence.wav", ["silence.wav", "silent", "speech in it"]),
-    ("speech clipped", [], "clipped.wav", ["clipped.wav", "clipped", "--allow-clipped"]),
+    ("speech clipped", [], "clipped.wav",
+     ["clipped.wav", "clipped (78.1 % of samples", "--allow-clipped"]),
     ("speech file missing", [], "absent.wav", ["absent.wav", "no such file"]),
     ("checkpoint is not one", ["--checkpoint", "{kit}/README.md"], "speech.wav",
      ["README.md", "not a wav2kp checkpoint", "wav2kp train"]),
@@ -225,6 +227,66 @@ def test_mildly_clipped_speech_is_predicted_with_a_warning(kit, tmp_path, capsys
     captured = capsys.readouterr()
     assert code == 0 and (out / "keypoints.csv").is_file()
     assert "warning: " in captured.err and "hot.wav: 0.50 % of samples clipped" in captured.err
+    (warning,) = json.loads((out / "predict.json").read_text())["warnings"]
+    assert "hot.wav: 0.50 % of samples clipped" in warning
+
+
+def _grid_sentence_clipped(share: float, target: Path) -> Path:
+    """A real GRID recording (../shared/grid-s1) overdriven until ``share`` of its samples
+    sit at full scale, written at its own rate and channels."""
+    from wav2kp.benchmarks.clipping import clip_hard, clipping_gain
+    from wav2kp.media.audio import load_audio
+    from wav2kp.paths import shared_realclips
+
+    source = shared_realclips().parent / "grid-s1" / "bbaf3s.mp4"
+    if not source.is_file():
+        pytest.skip(f"GRID corpus not available at {source.parent}")
+    native, rate = load_audio(source, sample_rate=None, mono=False)
+    sf.write(target, clip_hard(native, clipping_gain(native, share)), rate, subtype="FLOAT")
+    return target
+
+
+def test_real_recording_with_mild_clipping_is_predicted_with_a_warning(kit, tmp_path, capsys):
+    """Issue 17: a GRID sentence at 4.1 % clipped was refused; the mouth still follows it."""
+    speech = _grid_sentence_clipped(0.041, tmp_path / "bbaf3s_hot.wav")
+    out = tmp_path / "out"
+    code = main(["predict", str(speech), "--checkpoint", str(kit / "model" / "best.pt"), "--out",
+                 str(out), "--no-preview", "--format", "npz"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    record = json.loads((out / "predict.json").read_text())
+    assert record["clipped_share"] == pytest.approx(0.041, abs=0.001)
+    (warning,) = record["warnings"]
+    assert warning.startswith(f"{speech}: 4.10 % of samples clipped; predicted anyway")
+    assert f"warning: {warning}" in captured.err.splitlines()
+
+
+def test_speech_clipped_beyond_the_threshold_is_refused_and_the_batch_carries_on(
+    kit, tmp_path, capsys
+):
+    from wav2kp.predict.predict import CLIPPED_REFUSE
+
+    mild = _grid_sentence_clipped(0.02, tmp_path / "mild.wav")
+    share = min(0.95, CLIPPED_REFUSE + 0.05)
+    ruined = _grid_sentence_clipped(share, tmp_path / "ruined.wav")
+    out = tmp_path / "out"
+    code = main(["predict", str(mild), str(ruined), str(kit / "speech.wav"), "--checkpoint",
+                 str(kit / "model" / "best.pt"), "--out", str(out), "--no-preview",
+                 "--format", "npz"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 2
+    errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: {ruined}: clipped ({100 * share:.1f} % of samples at full scale; from "
+        f"{100 * CLIPPED_REFUSE:g} % on the mouth no longer follows the speech); re-record "
+        "or lower the gain, or pass --allow-clipped to predict anyway"
+    ]
+    assert "2 of 3 files done; 1 failed" in captured.out
+    assert (out / "mild" / "keypoints.npz").is_file() and (
+        out / "speech" / "keypoints.npz"
+    ).is_file()
+    assert not (out / "ruined").exists()
+    assert "mild.wav: 2.00 % of samples clipped" in captured.err
 
 
 @pytest.fixture

@@ -89,15 +89,24 @@ def test_final_scores_every_seed_on_test_sentences_and_unseen_voices(corpus, one
     from wav2kp.studies.train_run import train_run
 
     root = corpus.base
+    # two corpora of voices the model never heard: 3 + 4 videos, 7 pooled (>= 5: intervals)
+    write_fake_corpus(root, "other-a", n_sentences=3, speakers=("cat",), seed=1)
+    write_fake_corpus(root, "other-b", n_sentences=2, speakers=("dan", "eve"), seed=2)
     cfg = RunConfig.resolve(corpus="fake", models="default", seeds="0,1", epochs=1, ablation=False)
     run = train_run(cfg, progress=False, root=root)
     assert len(run.checkpoints("default")) == 2
-    table, targets = levers.evaluate_final("fake", unseen_corpus="fake", unseen_exclude="^ann",
+    # the training corpus itself is no unseen voice: refused, naming what it shares
+    with pytest.raises(ValueError, match=r"unseen corpus 'fake' shares 12 clip id\(s\) .*"
+                       r"and speaker\(s\) ann, bob with the training corpus 'fake'"):  # fmt: skip
+        levers.evaluate_final("fake", unseen_corpora=["fake"], unseen_exclude=None,
+                              progress=False, root=root)  # fmt: skip
+    table, targets = levers.evaluate_final("fake", unseen_corpora=["other-a", "other-b"],
                                            progress=False, root=root)  # fmt: skip
     _, text = pages.final_tables(table, "fake")
-    assert set(table["set"]) == {"fake test", "fake (unseen voices)"}
-    unseen = table[table["set"] == "fake (unseen voices)"]
-    assert len(unseen) and not unseen["clip_id"].str.startswith("ann").any()
+    assert list(dict.fromkeys(table["set"])) == [
+        "fake test", "other-a (unseen voices)", "other-b (unseen voices)"]  # fmt: skip
+    unseen = table[table["set"] != "fake test"]
+    assert set(unseen["clip_id"].str.split("_").str[0]) == {"cat", "dan", "eve"}
     assert set(table["model"]) == {"model", "model+gate", "model+calibrated",
                                    "model+calibrated+gate", "mean_face", "loudness"}  # fmt: skip
     # the loudness floor predicts from each clip's own audio, unseen voices included
@@ -108,12 +117,28 @@ def test_final_scores_every_seed_on_test_sentences_and_unseen_voices(corpus, one
     assert list(same["target"]) == [t[0] for t in TARGETS["same_voice"]]
     lmd = same.set_index("target").loc["mouth LMD vs mean face"]
     assert np.isfinite(lmd["estimate"]) and lmd["low"] <= lmd["estimate"] <= lmd["high"]
-    too_few = {
-        "fake test": "too few test sentences to judge",
-        "fake (unseen voices)": "too few videos to judge",
-    }  # one voice per video
-    assert (targets["verdict"] == targets["set"].map(too_few)).all()
-    assert "**fake test** (2 training seeds" in text and "| model+calibrated |" in text
+    pooled = "unseen voices pooled (other-a + other-b)"
+    assert list(dict.fromkeys(targets["set"])) == [*dict.fromkeys(table["set"]), pooled]
+    too_few = "too few test sentences to judge"  # below 20 units no verdict, one video each
+    assert (targets["verdict"] == targets["set"].map(
+        lambda s: too_few if s == "fake test" else "too few videos to judge")).all()  # fmt: skip
+    # the pooled set: every unseen video once, its r minus the loudness envelope's the
+    # mean over the 7 videos of the seed-averaged per-video differences
+    judged = targets[targets["set"] == pooled].set_index(["model", "target"])
+    target = "r minus loudness envelope > 0 (interval above 0)"
+    aligned = unseen[unseen["space"] == "aligned"]
+    r = aligned.groupby(["model", "clip_id"])["mouth_open_r"].mean()
+    for model in ("model", "model+gate"):
+        row = judged.loc[(model, target)]
+        assert row["n_units"] == 7
+        assert row["estimate"] == pytest.approx((r[model] - r["loudness"]).mean(), abs=1e-12)
+        assert row["low"] <= row["estimate"] <= row["high"]
+        assert judged.loc[(model, "mouth-opening r"), "estimate"] == pytest.approx(r[model].mean())
+    assert "**other-a (unseen voices)** (2 training seeds; 3 videos: too few" in text
+    assert f"**{pooled}** (2 training seeds; intervals: 95 % bootstrap over 7 videos" in text
+    delta = judged.loc[("model", target)]
+    assert (f"| model | {delta['estimate']:+.3f} [{delta['low']:+.3f}, {delta['high']:+.3f}] |"
+            in text)  # fmt: skip
     # the markdown is regenerated from the saved clip table alone
     csv = root / "final.csv"
     table.to_csv(csv, index=False)
@@ -121,6 +146,51 @@ def test_final_scores_every_seed_on_test_sentences_and_unseen_voices(corpus, one
         pages.final_tables(pd.read_csv(csv, dtype={"clip_id": str, "sentence_id": str}), "fake")[1]
         == text
     )
+
+
+def test_an_unseen_corpus_sharing_a_clip_or_a_speaker_with_training_is_refused():
+    from types import SimpleNamespace as Clip
+
+    training = [Clip(clip_id="bbaf3s", speaker="s1"), Clip(clip_id="bbaf5a", speaker="s1")]
+    levers.check_unseen("grid-s2", [Clip(clip_id="bbaf2s", speaker="s2")], training, "grid")
+    # realclips' manifests name no speaker: "unknown" on both sides is no shared voice
+    levers.check_unseen("realclips", [Clip(clip_id="face_1", speaker="unknown")],
+                        [*training, Clip(clip_id="x", speaker="unknown")], "grid")  # fmt: skip
+    with pytest.raises(ValueError, match=r"^unseen corpus 'copy' shares 1 clip id\(s\) "
+                       r"\(bbaf3s\) with the training corpus 'grid'"):  # fmt: skip
+        levers.check_unseen("copy", [Clip(clip_id="bbaf3s", speaker="s9")], training, "grid")
+    with pytest.raises(ValueError, match=r"^unseen corpus 'more-s1' shares speaker\(s\) s1 "):
+        levers.check_unseen("more-s1", [Clip(clip_id="new", speaker="s1")], training, "grid")
+
+
+def test_paired_difference_against_the_loudness_envelope_by_hand():
+    """Five videos: the model's r minus the loudness envelope's, clip by clip."""
+    from wav2kp.evaluation.results import paired_differences
+
+    model_r, loud_r = [0.5, 0.6, 0.7, 0.8, 0.9], [0.4, 0.4, 0.5, 0.9, 0.6]  # diffs mean 0.14
+    rows = [{"model": name, "seed": 0, "space": "aligned", "clip_id": f"v{k}", "speaker": "?",
+             "emotion": "", "error": "", "n_frames_scored": 60, "mouth_open_r": r}
+            for name, values in (("model", model_r), ("loudness", loud_r))
+            for k, r in enumerate(values)]  # fmt: skip
+    table = pd.DataFrame(rows)
+    (diff,) = paired_differences(table, reference="loudness", metrics=("mouth_open_r",),
+                                 unit="clip_id", reference_first=False).itertuples()  # fmt: skip
+    assert diff.model == "model" and diff.estimate == pytest.approx(0.14) and diff.n_units == 5
+    assert -0.1 <= diff.low < 0.14 < diff.high <= 0.3  # within the smallest and largest diff
+    checks = target_checks(table, "model", "aligned", "clip_id", targets="unseen_voices",
+                           units_name="videos").set_index("target")  # fmt: skip
+    row = checks.loc["r minus loudness envelope > 0 (interval above 0)"]
+    assert row["estimate"] == pytest.approx(0.14) and (row["low"], row["high"]) == (
+        diff.low, diff.high)  # fmt: skip
+    assert row["verdict"] == "too few videos to judge"  # 5 videos: interval, no verdict
+    # 20 videos, 1,200 frames: judged on the interval's low end
+    for shift, verdict in ((0.0, "met"), (-0.3, "not met")):
+        many = pd.DataFrame([{**row_, "clip_id": f"{row_['clip_id']}-{k}",
+                              "mouth_open_r": row_["mouth_open_r"] + shift * (row_["model"] == "model")}
+                             for k in range(4) for row_ in rows])  # fmt: skip
+        judged = target_checks(many, "model", "aligned", "clip_id", targets="unseen_voices",
+                               units_name="videos").set_index("target")  # fmt: skip
+        assert judged.loc["r minus loudness envelope > 0 (interval above 0)", "verdict"] == verdict
 
 
 def test_checkpoint_with_silence_gate_and_calibration_loads_wrapped(corpus, one_torch_thread):

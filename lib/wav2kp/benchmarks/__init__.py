@@ -21,6 +21,7 @@ BENCHMARKS = {
     "handoff": "wav2kp.benchmarks.handoff",
     "face": "wav2kp.benchmarks.face",
     "phones": "wav2kp.benchmarks.phones",
+    "clipping": "wav2kp.benchmarks.clipping",
 }
 
 

@@ -73,9 +73,11 @@ REAL_COLUMNS = {"bilabial_closure_rate": "true_bilabial_closure_rate"}
 
 # Every target a model is judged against, in one table (notebook 05 and the README block;
 # ``wav2kp.studies.levers``' final check): per kind of held-out set, (name, metric, target,
-# versus). A ratio target compares the model's score with another model's on the same clips
-# (``versus`` a model name) or with the real mouth's (``versus`` REAL_MOUTH): the ratio of
-# the two means over clips, its interval over the same resampled units.
+# versus). With ``versus``, the target compares the model's score with another model's on
+# the same clips (``versus`` a model name) or with the real mouth's (``versus`` REAL_MOUTH):
+# the ratio of the two means over clips, its interval over the same resampled units; for a
+# Target named "difference", the mean of the per-clip differences (model minus ``versus``,
+# paired).
 TARGETS: dict[str, tuple[tuple[str, str, Target, str | None], ...]] = {
     # the project's targets for the default model on a corpus's held-out test sentences
     "test_sentences": (
@@ -112,11 +114,18 @@ TARGETS: dict[str, tuple[tuple[str, str, Target, str | None], ...]] = {
             REAL_MOUTH,
         ),
     ),
-    # issues 10 and 17: the same model on real voices it never heard, one video per voice
+    # issues 10 and 17: the same model on real voices it never heard (units: videos)
     "unseen_voices": (
         ("mouth-opening r", "mouth_open_r", Target("r", 0.6, None), None),
         ("variance ratio", "variance_ratio", Target("variance ratio", 0.8, 1.25), None),
         ("lag (frames)", "av_offset_frames", Target("lag", -1.0, 1.0), None),
+        # it must follow the speech better than the mouth opened by its loudness does
+        (
+            "r minus loudness envelope > 0 (interval above 0)",
+            "mouth_open_r",
+            Target("difference", 0.0, None),
+            "loudness",
+        ),
     ),
 }
 
@@ -219,10 +228,12 @@ def paired_differences(
     unit: str = "sentence_id",
     n_resamples: int = bootstrap.N_RESAMPLES,
     seed: int = bootstrap.SEED,
+    reference_first: bool = True,
 ) -> pd.DataFrame:
-    """``reference`` minus every other model, per space and metric, paired on the same
-    clips (seed-averaged scores), with the bootstrap interval over ``unit``; NaN where a
-    score is undefined (a frozen mouth has no r)."""
+    """``reference`` minus every other model (``reference_first=False``: every other model
+    minus ``reference``, e.g. each model against a baseline), per space and metric, paired
+    on the same clips (seed-averaged scores), with the bootstrap interval over ``unit``;
+    NaN where a score is undefined (a frozen mouth has no r)."""
     scores = clip_scores(table, unit).set_index(["space", "model", "clip_id"])
     rows = []
     for space in scores.index.unique("space"):
@@ -235,12 +246,15 @@ def paired_differences(
                 continue
             other = in_space.loc[model].reindex(ref.index)
             for metric in metrics:
+                first, second = ref[metric].to_numpy(), other[metric].to_numpy()
+                if not reference_first:
+                    first, second = second, first
                 interval = bootstrap.difference_interval(
-                    ref[metric].to_numpy(), other[metric].to_numpy(), ref["unit"].tolist(),
-                    n_resamples, seed,
-                )  # fmt: skip
+                    first, second, ref["unit"].tolist(), n_resamples, seed
+                )
                 rows.append({"space": space, "reference": reference, "model": model,
-                             "metric": metric, **interval.as_dict()})  # fmt: skip
+                             "metric": metric, "reference_first": reference_first,
+                             **interval.as_dict()})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -284,9 +298,12 @@ def target_checks(
                 theirs = mine[REAL_COLUMNS[metric]].to_numpy()
             else:
                 theirs = scores.loc[versus].reindex(mine.index)[metric].to_numpy()
-            interval = bootstrap.ratio_interval(
-                mine[metric].to_numpy(), theirs, units, n_resamples, seed
+            compare = (
+                bootstrap.difference_interval
+                if target.name == "difference"
+                else bootstrap.ratio_interval
             )
+            interval = compare(mine[metric].to_numpy(), theirs, units, n_resamples, seed)
         n_frames = int(mine["n_frames"].sum())
         verdict = bootstrap.verdict(target, interval, n_frames, units_name)
         out.append({**row, **interval.as_dict(), "n_frames": n_frames,

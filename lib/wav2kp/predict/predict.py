@@ -1,7 +1,9 @@
 """``wav2kp predict``: speech files in, keypoints + hand-off folders + a preview out.
 
 1. Speech is read in any format, rate and channel count (``wav2kp.media.audio``); unreadable,
-   empty, silent or badly clipped files fail with one line naming the file.
+   empty or silent files fail with one line naming the file; clipped speech is predicted
+   with a warning (printed and in ``predict.json``), and refused only from
+   ``CLIPPED_REFUSE`` of samples clipped, where the mouth no longer follows the speech.
 2. The trained model predicts keypoints at ``fps`` in chunks of audio (bounded memory on
    long files; each chunk carries extra audio and warm-up frames so seams do not show).
 3. The predicted mouth/jaw motion is composed onto a real reference head track
@@ -53,8 +55,12 @@ from wav2kp.predict.staging import (
 NTSC_FPS = float(NTSC_FRACTION)  # the keypoints' rate: vid2vid's and the original's
 SILENCE_DBFS = -60.0  # loudest 50 ms stretch quieter than this: no speech to follow
 CLIP_LEVEL = 0.99  # |sample| at or above this share of full scale counts as clipped
-CLIPPED_REFUSE = 0.01  # refuse speech with more clipped samples than this (1 %) ...
-CLIPPED_WARN = 0.001  # ... and warn above 0.1 %
+CLIPPED_WARN = 0.001  # predict with a warning from 0.1 % of samples clipped ...
+# ... and refuse from this share on: the lowest share of clipped samples at which the mouth
+# predicted from real speech (GRID, realclips) stops following the one predicted from the
+# same speech unclipped (median file's mouth-opening r below
+# wav2kp.benchmarks.clipping.R_BOUND). Measured by `wav2kp bench clipping`.
+CLIPPED_REFUSE = 0.20
 CHUNK_SECONDS = 30.0
 MARGIN_SECONDS = 2.0  # extra audio each side of a chunk and warm-up frames before it
 
@@ -113,7 +119,7 @@ def read_speech(
     """The file's samples as they are (for the preview) and mono at ``sample_rate`` (for
     the model: the same as ``load_audio(path, sample_rate)``); :class:`PredictError` for
     unreadable, empty, non-finite, silent or badly clipped audio."""
-    from wav2kp.media.audio import load_audio, resample
+    from wav2kp.media.audio import load_audio
 
     path = Path(path)
     try:
@@ -125,17 +131,38 @@ def read_speech(
         raise PredictError(f"{message} (pass a readable audio file)") from error
     if not np.isfinite(native).all():
         raise PredictError(f"{path}: audio holds NaN or infinite samples; re-export it")
-    mono = native.mean(axis=1)
-    samples = mono if native_rate == sample_rate else resample(mono, native_rate, sample_rate)
-    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    samples = model_samples(native, native_rate, sample_rate)
     check_speech(samples, sample_rate, path)
     share = clipped_share(native)
-    if share > CLIPPED_REFUSE and not allow_clipped:
+    if share >= CLIPPED_REFUSE and not allow_clipped:
         raise PredictError(
-            f"{path}: clipped ({100 * share:.1f} % of samples at full scale); re-record "
-            "or lower the gain, or pass --allow-clipped to predict anyway"
+            f"{path}: clipped ({100 * share:.1f} % of samples at full scale; from "
+            f"{100 * CLIPPED_REFUSE:g} % on the mouth no longer follows the speech); "
+            "re-record or lower the gain, or pass --allow-clipped to predict anyway"
         )
     return Speech(path, samples, sample_rate, native, native_rate, share)
+
+
+def model_samples(native: np.ndarray, native_rate: int, sample_rate: int = SAMPLE_RATE):
+    """What the model hears of a file's (N, C) samples: mono at ``sample_rate``, float32."""
+    from wav2kp.media.audio import resample
+
+    mono = native.mean(axis=1)
+    samples = mono if native_rate == sample_rate else resample(mono, native_rate, sample_rate)
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def clipping_warning(path, share: float) -> str | None:
+    """The warning a prediction from clipped speech carries (None below CLIPPED_WARN)."""
+    if share < CLIPPED_WARN:
+        return None
+    if share >= CLIPPED_REFUSE:  # only with --allow-clipped
+        return (f"{path}: {100 * share:.2f} % of samples clipped, beyond the "
+                f"{100 * CLIPPED_REFUSE:g} % from which the mouth no longer follows the "
+                "speech (predicted because --allow-clipped was given)")  # fmt: skip
+    return (f"{path}: {100 * share:.2f} % of samples clipped; predicted anyway (below the "
+            f"{100 * CLIPPED_REFUSE:g} % from which the mouth no longer follows the speech), "
+            "keypoints may be less accurate")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- checkpoint
@@ -462,6 +489,7 @@ class Session:
             if pupils is not None
             else "none (the reference has no iris track)",
             "clipped_share": speech.clipped_share,
+            "warnings": [w for w in [clipping_warning(speech.path, speech.clipped_share)] if w],
             "reference_frames_interpolated": int(composition.reference_missing.sum()),
             "reference_segment": None if reference.segment is None else reference.segment.as_dict(),
             "reference_extraction_seconds": reference.extraction_seconds,
@@ -637,7 +665,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview-edges-only", action="store_true",
                         help="preview shows vid2vid's edge map alone, not beside the frame")  # fmt: skip
     parser.add_argument("--allow-clipped", action="store_true",
-                        help="predict even from badly clipped recordings")  # fmt: skip
+                        help="predict even from recordings clipped beyond CLIPPED_REFUSE "
+                        f"({100 * CLIPPED_REFUSE:g} %% of samples at full scale)")  # fmt: skip
 
 
 def _print_result(result: dict) -> None:
@@ -651,10 +680,8 @@ def _print_result(result: dict) -> None:
     if result.get("replaced"):
         print(f"  replaced the earlier prediction in {result['out_dir']} (from "
               f"{result['replaced']})")  # fmt: skip
-    share = result.get("clipped_share", 0.0)
-    if share > CLIPPED_WARN:
-        print(f"warning: {result['speech']}: {100 * share:.2f} % of samples clipped; "
-              "keypoints may be less accurate", file=sys.stderr)  # fmt: skip
+    for warning in result.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     for problem in result.get("vid2vid_problems", []):
         print(f"vid2vid folder problem: {problem}", file=sys.stderr)
     handoff = result.get("vid2vid")

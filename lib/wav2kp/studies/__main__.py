@@ -13,7 +13,13 @@ import pandas as pd
 from wav2kp.atomic import write_csv, write_text
 from wav2kp.features.splits import ensure_split
 from wav2kp.features.sync import CORRECTION_MAX_LAG_MS, corpus_av_lags
-from wav2kp.studies.levers import evaluate_final, gate_sweep, load_sources
+from wav2kp.studies.levers import (
+    UNSEEN_CORPORA,
+    UNSEEN_EXCLUDE,
+    evaluate_final,
+    gate_sweep,
+    load_sources,
+)
 from wav2kp.studies.pages import (
     FINAL_CSV,
     LEVERS_CSV,
@@ -43,8 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--model", default="default", help="model folder under data/models/<corpus>/"
     )
     parser.add_argument("--align-dir", default=None, help="GRID align/ folder (speech truth)")
-    parser.add_argument("--unseen", default="realclips", help="corpus of unseen voices ('' none)")
-    parser.add_argument("--unseen-exclude", default=r"^grid_s1", help="regex of clip ids")
+    parser.add_argument("--unseen", action="append", default=None, metavar="CORPUS",
+                        help="an extracted corpus of voices the model never heard, repeatable "
+                        "(scored alone and pooled; default: "
+                        f"{' '.join(f'--unseen {c}' for c in UNSEEN_CORPORA)}; '' none)")  # fmt: skip
+    parser.add_argument("--unseen-exclude", default=UNSEEN_EXCLUDE, help="regex of clip ids")
     parser.add_argument("--csv", type=Path, help="final: write the clip table here; "
                         "*-table: read it from here")  # fmt: skip
     args = parser.parse_args(argv)
@@ -63,8 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(final_page(args.csv or FINAL_CSV, args.corpus), end="")
         return 0
     if args.command == "final":
-        table, _ = evaluate_final(args.corpus, args.model, args.align_dir,
-                                  args.unseen or None, args.unseen_exclude)  # fmt: skip
+        unseen = UNSEEN_CORPORA if args.unseen is None else args.unseen
+        try:
+            table, _ = evaluate_final(args.corpus, args.model, args.align_dir, unseen,
+                                      args.unseen_exclude)  # fmt: skip
+        except (ValueError, FileNotFoundError) as error:
+            raise SystemExit(f"error: {error}") from error
         if args.csv:
             write_csv(args.csv, table.round(6))
         print(final_tables(table, args.corpus)[1])

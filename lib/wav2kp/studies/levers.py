@@ -12,8 +12,9 @@ held-out sentences heard through fixed recording conditions the training never d
 motion calibration).
 
 ``evaluate_final`` scores the chosen model (every training seed ``wav2kp train`` wrote)
-on the corpus's test sentences and on the unseen real voices of ``../shared/realclips``,
-each video against its own measured mouth, with the issue-9 protocol (bootstrap
+on the corpus's test sentences and on real voices it never heard (``UNSEEN_CORPORA``: GRID
+speaker 2, the realclips videos; each set alone and pooled), each video against its own
+measured mouth, with the issue-9 protocol (bootstrap
 intervals, verdicts only on the interval's far end, "too few to judge" below the size
 ``wav2kp.evaluation.bootstrap`` states), against the targets of
 ``wav2kp.evaluation.results.TARGETS``. ``gate_sweep`` tunes the silence gate against GRID's word
@@ -223,13 +224,53 @@ def score_set(predictors: Sequence, clips: Sequence[ClipData], normalizer, **met
     return pd.concat(frames, ignore_index=True)
 
 
+# Corpora of voices the final model never heard (``evaluate_final``, ``python -m
+# wav2kp.studies final --unseen ...``): GRID speaker 2 (``wav2kp extract ../shared/grid-s2
+# --corpus grid-s2``) and the realclips videos that are not GRID speaker 1.
+UNSEEN_CORPORA = ("grid-s2", "realclips")
+UNSEEN_EXCLUDE = r"^grid_s1"  # realclips' copy of a GRID speaker 1 sentence
+UNSEEN_SUFFIX = " (unseen voices)"  # a set's name: "<corpus> (unseen voices)"
+POOLED_PREFIX = "unseen voices pooled"  # every unseen set's videos as one set
+UNKNOWN_SPEAKERS = ("", "unknown")  # manifests without a speaker column say nothing
+
+
+def check_unseen(
+    corpus: str, sources: Sequence[ClipSource], training: Sequence[ClipData], trained_on: str
+) -> None:
+    """Refuse an unseen-voice corpus that shares a clip id or a speaker with the corpus the
+    model was trained on (``training``: its clips, every split): its voices would not be
+    unseen."""
+    ids = {c.clip_id for c in training}
+    speakers = {c.speaker for c in training} - set(UNKNOWN_SPEAKERS)
+    shared_ids = sorted({s.clip_id for s in sources} & ids)
+    shared_speakers = sorted({s.speaker for s in sources} & speakers)
+    if shared_ids or shared_speakers:
+        what = []
+        if shared_ids:
+            what.append(f"{len(shared_ids)} clip id(s) ({', '.join(shared_ids[:3])}"
+                        f"{', ...' if len(shared_ids) > 3 else ''})")  # fmt: skip
+        if shared_speakers:
+            what.append(f"speaker(s) {', '.join(shared_speakers)}")
+        raise ValueError(
+            f"unseen corpus {corpus!r} shares {' and '.join(what)} with the training corpus "
+            f"{trained_on!r}: its voices are not unseen; evaluate on another corpus, or leave "
+            "those clips out with --unseen-exclude"
+        )
+
+
 def unseen_voice_clips(
-    predictor, corpus: str = "realclips", exclude: str | None = r"^grid_s1", root=None
+    predictor,
+    corpus: str = "realclips",
+    exclude: str | None = UNSEEN_EXCLUDE,
+    root=None,
+    training: Sequence[ClipData] = (),
+    trained_on: str = "",
 ) -> list[ClipData]:
     """``ClipData`` of another corpus' clips (other people, never trained on) with the
     predictor's own feature config, stats, window and normaliser; each clip keeps its own
     measured landmarks and pose, so a prediction is scored against that video's mouth.
-    ``exclude``: a regex on clip ids to leave out (the trained speaker's own clips)."""
+    ``exclude``: a regex on clip ids to leave out (the trained speaker's own clips);
+    ``training``: the clips of the corpus ``trained_on`` (:func:`check_unseen`)."""
     import re
 
     stats = FeatureStats.from_dict(_plain_state(predictor.context["feature_stats"]))
@@ -238,6 +279,7 @@ def unseen_voice_clips(
         s for s in load_sources(corpus, root=root, progress=False)
         if not (exclude and re.search(exclude, s.clip_id))
     ]  # fmt: skip
+    check_unseen(corpus, sources, training, trained_on)
     features = raw_features(sources, stats.feature_config)
     return build_clips(sources, features, stats, normalizer, predictor.window_config)
 
@@ -376,17 +418,18 @@ def evaluate_final(
     corpus: str,
     model: str = "default",
     align_dir=None,
-    unseen_corpus: str | None = "realclips",
-    unseen_exclude: str | None = r"^grid_s1",
+    unseen_corpora: Sequence[str] | str | None = UNSEEN_CORPORA,
+    unseen_exclude: str | None = UNSEEN_EXCLUDE,
     views: Sequence[str] = ("gate", "calibrated", "calibrated+gate"),
     progress: bool = True,
     root=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every training seed of a trained model (``data/models/<corpus>/<model>/``,
-    as ``wav2kp train`` writes it), each under ``views``, and the true mean face on the
-    corpus's test sentences and on the unseen voices (each video against its own
-    mouth); returns (clip table, target table). ``wav2kp.studies.pages.final_tables``
-    renders them."""
+    as ``wav2kp train`` writes it), each under ``views``, and the baselines on the
+    corpus's test sentences and on each corpus of ``unseen_corpora`` (each video against
+    its own mouth; a corpus sharing a clip or a speaker with ``corpus`` is refused:
+    :func:`check_unseen`); returns (clip table, target table: ``final_targets``, which
+    also pools the unseen sets). ``wav2kp.studies.pages.final_tables`` renders them."""
     from wav2kp.evaluation.baselines import LoudnessBaseline, MeanFaceBaseline
     from wav2kp.evaluation.evaluate import checkpoint_paths
     from wav2kp.training.inference import VIEWS, load_predictor, unwrapped
@@ -409,17 +452,21 @@ def evaluate_final(
     fitted_on = [*data.train, *data.val]
     baselines = [MeanFaceBaseline(normalizer).fit(fitted_on),
                  LoudnessBaseline(normalizer).fit(fitted_on)]  # fmt: skip
+    if isinstance(unseen_corpora, str):
+        unseen_corpora = [unseen_corpora]
+    unseen_corpora = list(dict.fromkeys(c for c in unseen_corpora or () if c))
     frames = []
-    unseen = None
     for path in paths:
         trained = unwrapped(load_predictor(path, name="model", corpus=corpus, root=root))
         seed = trained.train_config.seed
         predictors = [trained, *[VIEWS[v](trained) for v in views]]
         for predictor, view in zip(predictors[1:], views, strict=True):
             predictor.name = f"model+{view}"
-        if unseen_corpus and unseen is None:
-            unseen = unseen_voice_clips(trained, unseen_corpus, unseen_exclude, root)
-            sets[f"{unseen_corpus} (unseen voices)"] = unseen
+        for name in unseen_corpora:  # the first model's features and normaliser: all share them
+            if f"{name}{UNSEEN_SUFFIX}" not in sets:
+                sets[f"{name}{UNSEEN_SUFFIX}"] = unseen_voice_clips(
+                    trained, name, unseen_exclude, root, [*fitted_on, *data.test], corpus
+                )
         for set_name, clips in sets.items():
             scored = score_set([*predictors, *baselines], clips, normalizer, seed=seed)
             frames.append(scored.assign(set=set_name))
@@ -432,12 +479,20 @@ def final_targets(
 ) -> tuple[pd.DataFrame, dict[str, tuple[pd.DataFrame, pd.DataFrame, str]]]:
     """The target table of ``evaluate_final``'s clip table (every judged model of every
     set against ``wav2kp.evaluation.results.TARGETS``: ``same_voice`` on the corpus's test
-    sentences, ``unseen_voices`` on the other voices, one video each) and per set
-    (its clip table, its target rows, its unit)."""
+    sentences, ``unseen_voices`` on the other voices, units = videos) and per set (its
+    clip table, its target rows, its unit). Several unseen sets are also judged as one,
+    ``pooled_set_name``, their clip ids prefixed with their corpus."""
     table = table.copy()
     table["error"] = table["error"].fillna("")
+    groups = dict(list(table.groupby("set", sort=False)))
+    unseen_sets = [name for name in groups if name != f"{corpus} test"]
+    if len(unseen_sets) > 1:  # their videos as one set (ids prefixed: corpora may share them)
+        groups[pooled_set_name(unseen_sets)] = pd.concat([
+            groups[name].assign(clip_id=unseen_corpus_name(name) + "/" + groups[name]["clip_id"])
+            for name in unseen_sets
+        ], ignore_index=True)  # fmt: skip
     sets, targets = {}, []
-    for set_name, group in table.groupby("set", sort=False):
+    for set_name, group in groups.items():
         unseen = set_name != f"{corpus} test"
         unit = "clip_id" if unseen else "sentence_id"
         kind = "unseen_voices" if unseen else "same_voice"
@@ -452,3 +507,12 @@ def final_targets(
         sets[set_name] = (group, chosen, unit)
         targets.append(chosen.assign(set=set_name))
     return pd.concat(targets, ignore_index=True), sets
+
+
+def unseen_corpus_name(set_name: str) -> str:
+    """The corpus of an unseen-voice set ("grid-s2 (unseen voices)" -> "grid-s2")."""
+    return set_name[: -len(UNSEEN_SUFFIX)] if set_name.endswith(UNSEEN_SUFFIX) else set_name
+
+
+def pooled_set_name(unseen_sets: Sequence[str]) -> str:
+    return f"{POOLED_PREFIX} ({' + '.join(unseen_corpus_name(n) for n in unseen_sets)})"

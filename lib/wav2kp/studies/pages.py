@@ -15,8 +15,24 @@ import pandas as pd
 
 from wav2kp.credits import GRID, corpus_credit
 from wav2kp.evaluation.bootstrap import interval_shown
-from wav2kp.evaluation.results import interval_text, summarise
-from wav2kp.studies.levers import LEVER_EPOCHS, LEVERS, final_targets
+from wav2kp.evaluation.results import interval_text, paired_differences, summarise
+from wav2kp.studies.levers import (
+    LEVER_EPOCHS,
+    LEVERS,
+    UNSEEN_SUFFIX,
+    final_targets,
+    pooled_set_name,
+    unseen_corpus_name,
+)
+
+BASELINE = "loudness"  # the floor an unseen voice's model is judged against (TARGETS)
+# what each unseen-voice corpus of the final page is, in words
+UNSEEN_DESCRIPTIONS = {
+    "grid-s2": "the 5 sentences of GRID speaker 2 in `../shared/grid-s2` (one voice; "
+    "never trained on: `evaluate_final` refuses an unseen corpus that shares a clip id or "
+    "a speaker with the training corpus)",
+    "realclips": "the videos of `../shared/realclips` that are not GRID speaker 1 (one voice each)",
+}
 
 # ---------- the final check of a chosen model ----------
 
@@ -37,7 +53,7 @@ def summary_markdown(sets: Mapping[str, tuple[pd.DataFrame, pd.DataFrame, str]])
         summary = summarise(table[table["space"] == "aligned"], unit=unit)
         wide = summary.set_index(["model", "metric"])
         seeds = int(table["seed"].nunique())
-        units = "test sentences" if unit == "sentence_id" else "videos (one voice each)"
+        units = "test sentences" if unit == "sentence_id" else "videos"
         n_units = int(summary["n_units"].max())
         over = (f"intervals: 95 % bootstrap over {n_units} {units}" if interval_shown(n_units)
                 else f"{n_units} {units}: too few for an interval")  # fmt: skip
@@ -62,6 +78,7 @@ def summary_markdown(sets: Mapping[str, tuple[pd.DataFrame, pd.DataFrame, str]])
             cells.append("—" if not np.isfinite(sd) else f"{sd:.3f}")
             out.append(f"| {model} | " + " | ".join(cells) + " |")
         out.append("")
+        out += loudness_differences(table, unit, units)
         out.append(f"| target | threshold | estimate{' [95 %]' * interval_shown(n_units)} | "
                    "verdict |")  # fmt: skip
         out.append("|---|---|---|---|")
@@ -75,6 +92,30 @@ def summary_markdown(sets: Mapping[str, tuple[pd.DataFrame, pd.DataFrame, str]])
                        f"{', '.join(left_out)}.")  # fmt: skip
         out.append("")
     return "\n".join(out)
+
+
+def loudness_differences(table: pd.DataFrame, unit: str, units: str) -> list[str]:
+    """Markdown lines: each model's mouth-opening r minus the loudness envelope's, paired
+    per clip, with its 95 % interval over ``unit`` (none without the loudness rows)."""
+    aligned = table[table["space"] == "aligned"]
+    if BASELINE not in set(aligned["model"]):
+        return []
+    diffs = paired_differences(aligned, reference=BASELINE, metrics=("mouth_open_r",),
+                               unit=unit, reference_first=False)  # fmt: skip
+    diffs = diffs[diffs["model"] != "mean_face"]  # a frozen mouth has no r
+    order = {model: k for k, model in enumerate(dict.fromkeys(aligned["model"]))}
+    diffs = diffs.sort_values("model", key=lambda m: m.map(order), kind="stable")
+    if diffs.empty:
+        return []
+    n_units = int(diffs["n_units"].max())
+    out = [f"Mouth-opening r minus the loudness envelope's, paired on the same {units}"
+           + (f" (95 % interval over {n_units} {units})" if interval_shown(n_units) else "")
+           + ":", "", "| model | Δ r vs loudness envelope |", "|---|---|"]  # fmt: skip
+    for row in diffs.itertuples():
+        cell = "—" if not np.isfinite(row.estimate) else (
+            f"{row.estimate:+.3f}" + interval_text(row.low, row.high, row.n_units, 3, "+"))  # fmt: skip
+        out.append(f"| {row.model} | {cell} |")
+    return [*out, ""]
 
 
 def final_tables(table: pd.DataFrame, corpus: str) -> tuple[pd.DataFrame, str]:
@@ -151,6 +192,12 @@ def final_page(csv: str | Path = FINAL_CSV, corpus: str = "grid") -> str:
     unseen voices, from the committed clip table, with the commands that made it."""
     table = pd.read_csv(csv, dtype={"clip_id": str, "sentence_id": str})
     seeds = sorted(int(s) for s in table["seed"].unique())
+    # the unseen corpora this table was scored on, in its order (the command names them)
+    unseen_sets = [n for n in dict.fromkeys(table["set"]) if n.endswith(UNSEEN_SUFFIX)]
+    unseen = [unseen_corpus_name(n) for n in unseen_sets]
+    described = [UNSEEN_DESCRIPTIONS.get(name, f"the videos of corpus `{name}`") for name in unseen]
+    pooled = (f" Together they form the set `{pooled_set_name(unseen_sets)}` (units: videos)."
+              if len(unseen) > 1 else "")  # fmt: skip
     return "\n".join([
         "# GRID: the default model on held-out sentences and on voices it never heard",
         "",
@@ -160,17 +207,21 @@ def final_page(csv: str | Path = FINAL_CSV, corpus: str = "grid") -> str:
         "```bash",
         "make report-grid   # extracts ../shared/grid-s1, trains GRID's model (profile "
         f"grid) on seeds {', '.join(map(str, seeds))}",
-        "wav2kp extract ../shared/realclips --corpus realclips",
+        *(f"wav2kp extract ../shared/{name} --corpus {name}" for name in unseen),
         "python -m wav2kp.studies final --corpus grid --model default "
-        f"--align-dir ../shared/grid-s1/align --unseen realclips --csv {Path(csv).as_posix()}",
+        "--align-dir ../shared/grid-s1/align "
+        + "".join(f"--unseen {name} " for name in unseen or ["''"])
+        + f"--csv {Path(csv).as_posix()}",
         "```",
         "",
         "GRID's model: the default with the levers the lever study chose for unseen "
         "voices (two waveform-augmented copies of every training clip, the same "
         "optimiser steps; the silence gate). "
         "Trained on GRID speaker 1's train + val sentences; scored on its held-out test "
-        "sentences and on the videos of `../shared/realclips` that are not GRID speaker 1, "
-        "each against its own measured mouth. `model` is the network alone; `+gate` rests "
+        f"sentences and on voices it never heard: {'; '.join(described) or 'none'}; each "
+        f"video against its own measured mouth.{pooled} Each model's mouth-opening r is "
+        "also given minus the loudness envelope's on the same clips (paired). "
+        "`model` is the network alone; `+gate` rests "
         "the mouth on the closed neutral while the energy VAD hears no speech (what "
         "`predict` uses: the checkpoint's `silence_gate`); `+calibrated` rescales each "
         "utterance's motion to the training spread. The loudness envelope and the true "
