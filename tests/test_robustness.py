@@ -208,9 +208,14 @@ def test_checkpoint_with_silence_gate_and_calibration_loads_wrapped(corpus, one_
     gated = load_predictor(result.best_checkpoint)
     assert isinstance(gated, SilenceGate) and gated.window_config == config.window_config
     plain = gated.predictor
-    # a new signal as predict builds it: speech, then a second of silence
-    t = np.arange(32000) / 16000
-    samples = (0.3 * np.sin(2 * np.pi * 200 * t) * (t < 1.0)).astype(np.float32)
+    # a new signal as predict builds it: a second of speech (espeak-ng, which silero-vad
+    # hears as speech; a pure tone it rightly does not), then a second of silence
+    from wav2kp.demo.tts import synthesize
+    from wav2kp.media.audio import resample
+
+    speech = synthesize("O papai bebe mamão com a menina.")
+    voiced = resample(speech.audio, speech.sample_rate, 16000)[:16000]
+    samples = np.r_[voiced, np.zeros(16000, np.float32)]
     clip = clip_from_audio(samples, 16000, np.arange(50) / 25.0, None, plain.feature_stats,
                            plain.window_config)  # fmt: skip
     weights = gated.weights(clip)

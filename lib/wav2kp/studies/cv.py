@@ -408,9 +408,10 @@ def scoring_digest(task: Task | None = None, data=None) -> str:
 
     modules = [metrics, evaluate]
     if task is not None and task.views:
+        from wav2kp.features import voice
         from wav2kp.training import calibration, vad
 
-        modules += [calibration, vad]
+        modules += [calibration, vad, voice]
     digest = hashlib.sha1()
     for module in modules:
         digest.update(Path(module.__file__).read_bytes())

@@ -170,17 +170,19 @@ HELD_OUT_CONDITIONS = {
 def gate_sweep(sources: Sequence[ClipSource], configs: Sequence) -> pd.DataFrame:
     """Per ``VadConfig``: share of truly silent frames where the gate lets the mouth move
     (weight > 0.05) and share of speech frames where it holds the mouth (weight < 0.95),
-    over sources with speech truth."""
-    from wav2kp.training.vad import silence_weights, voice_activity
+    over sources with speech truth (silero's probability computed once per source)."""
+    from wav2kp.features.voice import speech_probability
+    from wav2kp.training.vad import activity_from_probability, silence_weights
 
+    truthful = [s for s in sources if s.speech is not None]
+    probability = {s.clip_id: speech_probability(s.samples, SAMPLE_RATE, s.times)
+                   for s in truthful}  # fmt: skip
     rows = []
     for config in configs:
         silent, speech = [], []
-        for s in sources:
-            if s.speech is None:
-                continue
+        for s in truthful:
             period = metrics.frame_period(s.times)
-            active = voice_activity(s.samples, SAMPLE_RATE, s.times, config)
+            active = activity_from_probability(probability[s.clip_id], s.times, config)
             weights = silence_weights(active, period, config.ramp_s)
             silent.append(weights[~s.speech])
             speech.append(weights[s.speech])

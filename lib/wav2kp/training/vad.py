@@ -1,11 +1,13 @@
 """Voice activity: when is somebody speaking, and a mouth that rests when nobody is.
 
-``voice_activity`` is an energy gate: the speech-band log energy of each keypoint frame
-(``wav2kp.features.sync.audio_envelope``) against the clip's loud level (a high percentile of
-that energy), with short pauses bridged, short bursts dropped, and the mouth's lead over
-the sound kept as a pre-roll. Its settings (``VadConfig``) were chosen against the truth
-of GRID's word alignments (``read_grid_align``; ``gate_accuracy`` scores a gate against
-them, and ``VadConfig`` names the sweep that compares settings).
+``voice_activity`` thresholds silero-vad's speech probability
+(``wav2kp.features.voice.speech_probability``, a network trained on many voices and
+noises) at each keypoint frame, with hysteresis (speech starts at ``threshold`` and lasts
+until the probability drops below ``threshold - hysteresis``), short pauses bridged,
+short bursts dropped, and a pre-roll for the mouth's lead over the sound and a post-roll
+(hangover) for its close after it. Its settings (``VadConfig``) were chosen against the
+truth of GRID's word alignments (``read_grid_align``; ``gate_accuracy`` scores a gate
+against them, and ``VadConfig`` names the sweep that compares settings).
 
 ``silence_weights`` turns activity into a per-frame weight that ramps smoothly between
 0 (silence) and 1 (speech); ``gate_targets`` pulls predicted mouth and jaw targets
@@ -31,21 +33,32 @@ JAW_AND_MOUTH = np.r_[0:17, 48:68]  # iBUG points that speech moves
 
 @dataclass(frozen=True)
 class VadConfig:
-    """Energy-gate settings (defaults chosen on GRID's alignments, see module doc)."""
+    """Silence-gate settings on silero-vad's speech probability (defaults chosen on GRID's
+    alignments, see module doc)."""
 
     # ``python -m wav2kp.studies vad --corpus grid --align-dir ../shared/grid-s1/align``
     # (after ``make report-grid`` has extracted GRID) sweeps these on GRID's train + val
     # sentences against the word alignments and prints, per setting, the share of silent
     # frames the gate leaves open and of speech frames it holds; no sweep table is
     # committed, so run it for the numbers
-    threshold_db: float = 25.0  # active: within this of the clip's loud level
-    loud_percentile: float = 95.0  # the clip's loud level: this percentile of frame energy
-    window_s: float = 0.04  # energy window centred on each frame
+    threshold: float = 0.8  # speech starts where the probability reaches this
+    hysteresis: float = 0.0  # ... and lasts until it drops below threshold - hysteresis
     min_pause_s: float = 0.2  # shorter pauses inside speech count as speech
     min_speech_s: float = 0.06  # shorter bursts count as silence
-    pre_roll_s: float = 0.04  # the mouth opens a little before the sound starts
-    post_roll_s: float = 0.04
+    # the mouth opens before the sound starts, and silero's probability rises a frame or
+    # two after it (its recurrent state needs a few chunks): speech starts this much early
+    pre_roll_s: float = 0.12
+    post_roll_s: float = 0.0  # hangover: the mouth closes this long after the speech ends
     ramp_s: float = 0.04  # gate ramps between silence and speech (no jump in the mouth)
+
+    def __post_init__(self):
+        if not 0.0 < self.threshold <= 1.0 or not 0.0 <= self.hysteresis < self.threshold:
+            raise ValueError(f"VadConfig: need 0 < threshold <= 1 and 0 <= hysteresis < "
+                             f"threshold, got {self.threshold!r}, {self.hysteresis!r}")  # fmt: skip
+        durations = {k: v for k, v in self.to_dict().items() if k.endswith("_s")}
+        negative = [k for k, v in durations.items() if v < 0]
+        if negative:
+            raise ValueError(f"VadConfig: negative durations {negative}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,19 +124,27 @@ def _fill_short(mask: np.ndarray, value: bool, max_len: int, inner_only: bool) -
     return out
 
 
-def voice_activity(
-    samples: np.ndarray, sr: int, times: np.ndarray, config: VadConfig | None = None
-) -> np.ndarray:
-    """(T,) bool: speech at each of ``times`` (seconds) of a mono signal (module doc)."""
-    from wav2kp.features.sync import audio_envelope
+def hysteresis_activity(probability: np.ndarray, on: float, off: float) -> np.ndarray:
+    """(T,) bool: active from where ``probability`` reaches ``on`` until it drops below
+    ``off`` (<= ``on``)."""
+    active = np.zeros(len(probability), dtype=bool)
+    state = False
+    for i, p in enumerate(np.asarray(probability, dtype=np.float64)):
+        state = p >= off if state else p >= on
+        active[i] = state
+    return active
 
+
+def activity_from_probability(
+    probability: np.ndarray, times: np.ndarray, config: VadConfig | None = None
+) -> np.ndarray:
+    """(T,) bool: speech at ``times`` from the speech probability there (module doc)."""
     config = config or VadConfig()
     times = np.asarray(times, dtype=np.float64)
     if len(times) == 0:
         return np.zeros(0, dtype=bool)
-    level = audio_envelope(samples, sr, times, window_s=config.window_s, floor_db=None)
-    loud = float(np.percentile(level, config.loud_percentile))
-    active = level >= loud - config.threshold_db
+    active = hysteresis_activity(probability, config.threshold,
+                                 config.threshold - config.hysteresis)  # fmt: skip
     period = float(np.median(np.diff(times))) if len(times) > 1 else 0.04
     active = _fill_short(active, False, int(round(config.min_pause_s / period)), True)
     active = _fill_short(active, True, int(round(config.min_speech_s / period)), False)
@@ -133,6 +154,16 @@ def voice_activity(
         if v:
             out[max(start - pre, 0) : min(stop + post, len(out))] = True
     return out
+
+
+def voice_activity(
+    samples: np.ndarray, sr: int, times: np.ndarray, config: VadConfig | None = None
+) -> np.ndarray:
+    """(T,) bool: speech at each of ``times`` (seconds) of a mono signal (module doc)."""
+    from wav2kp.features.voice import speech_probability
+
+    times = np.asarray(times, dtype=np.float64)
+    return activity_from_probability(speech_probability(samples, sr, times), times, config)
 
 
 def silence_weights(active: np.ndarray, frame_period: float, ramp_s: float) -> np.ndarray:
