@@ -448,26 +448,30 @@ def test_spread_loss_punishes_damped_motion_not_its_timing():
 
 
 def test_silence_targets_rest_the_mouth_where_nobody_speaks():
+    from wav2kp.media.audio import load_audio
+    from wav2kp.paths import project_root
     from wav2kp.training.train import silenced
-    from wav2kp.training.vad import JAW_AND_MOUTH
+    from wav2kp.training.vad import JAW_AND_MOUTH, read_grid_align
 
-    sr, fps, seconds = 16000, 25.0, 3.0
-    t = np.arange(int(seconds * sr)) / sr
-    voice = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 20))
-    samples = (
-        0.3 * voice * ((t > 1.0) & (t < 2.0))
-        + 1e-3 * np.random.default_rng(0).standard_normal(len(t))
-    ).astype(np.float32)
-    n = int(seconds * fps)
-    clip = synthetic_clips(n_clips=1, seconds=seconds, feature_dim=8, seed=3)[0]
+    grid = project_root().parent / "shared" / "grid-s1"
+    if not (grid / "bbaf3s.mp4").is_file():
+        pytest.skip(f"GRID speaker 1 not available at {grid}")
+    samples, sr = load_audio(grid / "bbaf3s.mp4", sample_rate=16000)
+    words = [(a, b) for a, b, w in read_grid_align(grid / "align" / "bbaf3s.align") if w != "sil"]
+    first, last = words[0][0], words[-1][1]
+    fps = 25.0
+    n = int(len(samples) / sr * fps)
+    clip = synthetic_clips(n_clips=1, seconds=n / fps, feature_dim=8, seed=3)[0]
     clip = dataclasses.replace(
         clip, frame_times=np.arange(n) / fps, targets=np.ones((n, 136), np.float32),
         extra={**clip.extra, "samples": samples, "sample_rate": sr},
     )  # fmt: skip
     out = silenced([clip])[0].targets.reshape(n, 68, 2)
     times = clip.frame_times
-    quiet, speech = (times < 0.6) | (times > 2.4), (times > 1.2) & (times < 1.8)
+    quiet = (times < first - 0.3) | (times > last + 0.3)
+    speech = (times > first + 0.1) & (times < last - 0.1)
+    assert quiet.sum() > 20 and speech.sum() > 20
     assert np.all(out[quiet][:, JAW_AND_MOUTH] == 0.0)
-    assert np.all(out[speech] == 1.0)
+    assert np.mean(out[speech] == 1.0) > 0.95  # pauses inside the sentence may rest
     eyes = np.setdiff1d(np.arange(68), JAW_AND_MOUTH)
     assert np.all(out[:, eyes] == 1.0)  # the rest of the face keeps its motion

@@ -394,6 +394,7 @@ MOUTH_LEVERS: dict[str, dict] = {
     "full-motion losses": {**_BARE, **FULL_MOTION},
     "silence gate": {**_BARE, "silence_gate": True},
     "silence targets": {**_BARE, "silence_targets": True},
+    "phonetic stream + full motion": {**_BARE, **PHONES, **FULL_MOTION},
     "all three": {**_BARE, **PHONES, **FULL_MOTION, "silence_targets": True},
 }
 MOUTH_FOLDS = 3
