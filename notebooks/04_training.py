@@ -32,6 +32,12 @@
 #   neighbouring frames, plus a learnt offset per emotion label; it predicts pose-free
 #   motion relative to the speaker's neutral face (notebook 03's targets), trained on
 #   random 2 s crops with an MSE + velocity loss, AdamW and a one-cycle learning rate.
+#   Issue 17's levers, each one parameter: a speaker-independent phonetic stream beside
+#   log-mel (`phones`, notebook 02), losses on the inner-lip gap itself - its value,
+#   velocity and acceleration (`opening_weight`) and its spread per crop (`spread_weight`),
+#   against motion damped where the model is unsure - and a mouth trained to rest where
+#   silero-vad hears nobody (`silence_targets`) instead of a gate cutting it afterwards.
+#   `wav2kp cv --study mouth` cross-validates them on GRID (docs/results/grid-mouth-cv.md).
 #
 # **One refit rule for every model** (`refit_on_val`, also applied to notebook 05's
 # baselines): the final models train on train + validation sentences for their full
@@ -65,6 +71,9 @@ augment = (
 voices = None  # synthetic voices per training sentence (wav2kp.training.voices; 0: none)
 calibrate = None  # rescale predicted motion to the training spread (wav2kp.training.calibration)
 silence_gate = None  # rest the mouth while nobody speaks (wav2kp.training.vad)
+silence_targets = None  # train the mouth to rest where the VAD hears nobody (no gate needed)
+opening_weight = None  # loss on the inner-lip gap, its velocity and acceleration (full motion)
+spread_weight = None  # loss on the gap's spread per training crop (against damped motion)
 refit_on_val = None  # the refit rule, for every model
 device = None
 workers = None  # Dask worker processes (0: everything in this process)
