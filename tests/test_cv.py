@@ -196,3 +196,35 @@ def test_a_task_lost_on_the_cluster_is_a_failed_row_and_the_others_finish(
         "lost on the cluster: RuntimeError: worker tcp://10.0.0.1:4000 died"
         in (rows.loc["future 0 ms", "error"])
     )
+
+
+def test_mouth_study_is_k_fold_over_seeds_and_each_lever_is_one_setting():
+    from wav2kp.config import TrainConfig
+    from wav2kp.studies.cv import variant_config
+
+    cfg = RunConfig.resolve(profile="grid")
+    options = study(cfg, "mouth")
+    assert options["folds"] >= 3 and len(options["seeds"]) >= 3  # the minimum
+    variants = options["variants"]
+    base = variant_config(cfg, variants["log-mel (default)"], 0, options["budget"])
+    assert isinstance(base, TrainConfig)
+    # whatever the profile adds, the baseline is the bare default: no copies, no gate
+    assert base.augment == {} and not base.silence_gate and base.features is None
+    assert base.epochs == options["budget"]["epochs"]
+    changed = {}
+    for name, overrides in variants.items():
+        config = variant_config(cfg, overrides, 0, options["budget"])
+        changed[name] = {
+            k for k, v in config.to_dict().items() if v != base.to_dict()[k] and k != "seed"
+        }
+    assert changed["log-mel (default)"] == set()
+    assert changed["phonetic stream"] == {"features"}
+    assert changed["full-motion losses"] == {"opening_weight", "spread_weight"}
+    assert changed["silence targets"] == {"silence_targets"}
+    assert changed["silence gate"] == {"silence_gate"}
+    assert changed["all three"] == {
+        "features",
+        "opening_weight",
+        "spread_weight",
+        "silence_targets",
+    }
