@@ -402,16 +402,15 @@ def scoring_digest(task: Task | None = None, data=None) -> str:
     clips. A saved result scored otherwise is scored again (from its finished
     checkpoint, without training again)."""
     import hashlib
+    import sys
 
     from wav2kp import metrics
     from wav2kp.evaluation import evaluate
+    from wav2kp.features import voice
+    from wav2kp.training import calibration, vad
 
-    modules = [metrics, evaluate]
-    if task is not None and task.views:
-        from wav2kp.features import voice
-        from wav2kp.training import calibration, vad
-
-        modules += [calibration, vad, voice]
+    # the gate and calibration score variants too (a checkpoint's silence_gate, calibrate)
+    modules = [metrics, evaluate, calibration, vad, voice, sys.modules[__name__]]
     digest = hashlib.sha1()
     for module in modules:
         digest.update(Path(module.__file__).read_bytes())
@@ -467,11 +466,29 @@ def _execute(task: Task, data) -> dict[str, Any]:
         raise RuntimeError("; ".join(scores["error"].unique()))
     return {
         **scores.loc[~failed, METRICS].mean().to_dict(),
+        "silent_open_share": heldout_silence(predictor, heldout),
         "heldout_clips": int((~failed).sum()),
         **extra_scores(predictor, heldout, train, task.views, getattr(data, "proxies", None)),
         "checkpoint": str(checkpoint),
         **_result_fields(result),
     }
+
+
+def heldout_silence(predictor, heldout) -> float:
+    """Mean ``silent_open_share`` over the held-out clips that carry speech truth (GRID's
+    alignments: ``wav2kp cv --align-dir``); NaN without."""
+    from wav2kp.training.inference import unwrapped
+    from wav2kp.training.vad import clip_silence_share
+
+    normalizer = unwrapped(predictor).normalizer
+    shares = [
+        clip_silence_share(
+            clip, np.asarray(predictor.predict_landmarks(clip), np.float64), normalizer
+        )
+        for clip in heldout
+        if clip.extra.get("speech_truth") is not None
+    ]
+    return float(np.nanmean(shares)) if np.isfinite(shares).any() else float("nan")
 
 
 def extra_scores(predictor, heldout, train, views=(), proxies=None) -> dict[str, float]:
@@ -708,11 +725,17 @@ def run_cli(args: argparse.Namespace) -> int:
         options["views"] = tuple(v for v in args.views.split(",") if v)
     if args.proxy is not None:
         options["proxies"] = tuple(args.proxy)
+    if args.align_dir:  # the silence measure on the held-out sentences too
+        from wav2kp.training.train import load_corpus_for_training
+        from wav2kp.training.vad import attach_speech_truth
+
+        options["data"] = load_corpus_for_training(cfg.corpus)
+        attach_speech_truth([*options["data"].train, *options["data"].val], args.align_dir)
     if options.get("proxies"):
         from wav2kp.studies.levers import proxy_sets
         from wav2kp.training.train import load_corpus_for_training
 
-        options["data"] = load_corpus_for_training(cfg.corpus)
+        options.setdefault("data", load_corpus_for_training(cfg.corpus))
         options["proxies"] = proxy_sets(options["data"], options["proxies"], args.align_dir,
                                         folds=options.get("folds", "val"))  # fmt: skip
     else:

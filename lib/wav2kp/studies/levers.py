@@ -385,6 +385,7 @@ LEVER_PROXIES = ("demo-tiny", "val_voice", "val_phone", "val_room")
 MOUTH_EPOCHS = 20  # the screening budget: half the preset's 40, as the fast ablation's
 PHONES = {"features": {"kind": "logmel", "phones": "allphone"}}
 FULL_MOTION = {"opening_weight": 1.0, "spread_weight": 1.0}
+GENTLE_MOTION = {"opening_weight": 0.3, "spread_weight": 0.3}
 # every variant on the bare default, whatever the profile adds; the gate is a variant too
 # (the baseline's training, gated at inference), so every row is scored the same way
 _BARE = {"augment": {}, "silence_gate": False}
@@ -395,6 +396,14 @@ MOUTH_LEVERS: dict[str, dict] = {
     "silence gate": {**_BARE, "silence_gate": True},
     "silence targets": {**_BARE, "silence_targets": True},
     "phonetic stream + full motion": {**_BARE, **PHONES, **FULL_MOTION},
+    "phonetic stream + gate": {**_BARE, **PHONES, "silence_gate": True},
+    "phonetic stream + full motion (0.3)": {**_BARE, **PHONES, **GENTLE_MOTION},
+    "phonetic stream + full motion + gate": {
+        **_BARE,
+        **PHONES,
+        **FULL_MOTION,
+        "silence_gate": True,
+    },
     "all three": {**_BARE, **PHONES, **FULL_MOTION, "silence_targets": True},
 }
 MOUTH_FOLDS = 3
