@@ -1,9 +1,11 @@
 """The committed result pages under ``docs/results/`` (``make results-docs``: ``python -m
 wav2kp.studies pages``), each regenerated from a committed table under ``results/`` and
 naming the commands that wrote it (``tests/test_results_pages.py`` checks they agree): the
-final check of GRID's model (``final_page``, from ``levers.evaluate_final``'s clip table)
-and the unseen-voice lever study (``levers_page``, from ``wav2kp cv --study levers``'s task
-table)."""
+final check of GRID's model (``final_page``, from ``levers.evaluate_final``'s clip table),
+the unseen-voice lever study (``levers_page``, from ``wav2kp cv --study levers``'s task
+table) and issue 17's k-fold mouth study (``mouth_page``, from ``wav2kp cv --study mouth``'s
+task table, with each lever's verdict). A page whose table is not committed yet (its study
+not run) is not written."""
 
 from __future__ import annotations
 
