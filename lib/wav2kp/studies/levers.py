@@ -405,6 +405,13 @@ MOUTH_LEVERS: dict[str, dict] = {
         "silence_gate": True,
     },
     "all three": {**_BARE, **PHONES, **FULL_MOTION, "silence_targets": True},
+    # the levers the rule keeps, together (docs/results/grid-mouth-cv.md's decision table)
+    "phonetic stream + silence targets + gate": {
+        **_BARE,
+        **PHONES,
+        "silence_targets": True,
+        "silence_gate": True,
+    },
 }
 MOUTH_FOLDS = 3
 
