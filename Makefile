@@ -43,7 +43,7 @@ report: $(STAMP)
 # Cunningham & Shao 2006), read from GRID_DIR (never copied into the repository).
 GRID_DIR ?= ../shared/grid-s1
 # The `grid` profile (wav2kp.config.PROFILES) is the run: GRID's model (the default with
-# the levers the lever study chose for voices it never heard) on 3 seeds beside the
+# the levers `wav2kp cv --study mouth` keeps: GRID_LEVERS) on 3 seeds beside the
 # baselines; the original replica and the ablation are the demo run's. Both targets train
 # the same model into data/models/grid/default/seed-N, which `wav2kp predict` picks first.
 report-grid: $(STAMP)

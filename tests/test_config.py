@@ -111,17 +111,18 @@ def test_each_profile_keeps_its_own_final_models(tmp_path):
     assert grid == {str(tmp_path / "models" / "grid" / "default" / f"seed-{s}") for s in (0, 1, 2)}
 
 
-def test_the_grid_profile_is_the_levers_at_the_presets_optimiser_steps():
-    from wav2kp.config import GRID_AUGMENT, same_steps_epochs
+def test_the_grid_profile_is_the_levers_the_mouth_study_keeps_at_the_presets_budget():
+    from wav2kp.config import GRID_LEVERS, FeatureConfig
 
     cfg = RunConfig.resolve(profile="grid")
     assert (cfg.corpus, cfg.models, cfg.ablation) == ("grid", ("default",), False)
     model = cfg.train_config("default", seed=0)
-    assert model.augment == {"copies": GRID_AUGMENT} and model.silence_gate
-    # (1 + copies) times the clips per epoch, no more steps than the preset's budget
-    preset = TrainConfig.preset("default").epochs
-    assert model.epochs == same_steps_epochs(preset, GRID_AUGMENT) == 13
-    assert model.epochs * (1 + GRID_AUGMENT) <= preset < (model.epochs + 1) * (1 + GRID_AUGMENT)
+    assert model.silence_gate and model.augment == {}
+    assert model.epochs == TrainConfig.preset("default").epochs
+    # the corpus's features carry the phonetic stream; the model without it is one setting away
+    assert FeatureConfig(**cfg.feature_settings).phones == GRID_LEVERS["phones"] == "allphone"
+    plain = RunConfig.resolve(profile="grid", phones="none")
+    assert FeatureConfig(**plain.feature_settings).phonetic_dim == 0
     # a parameter given still wins over the profile
     assert RunConfig.resolve(profile="grid", epochs=2).train_config("default", 0).epochs == 2
 

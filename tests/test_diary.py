@@ -217,3 +217,22 @@ def test_a_run_without_faces_has_no_faces_row(tmp_path: Path):
     brightness_video(run_dir / "evaluation_videos" / "clip.mp4")
     text = diary.write_diary(runs).read_text()
     assert diary.FACES_CAPTION not in text and 'class="faces"' not in text
+
+
+def test_mouth_measures_are_headlines_and_older_runs_simply_lack_them(tmp_path: Path):
+    runs = tmp_path / "reports" / "runs"
+    make_run(runs, "20260101-100000-demo", "demo", metrics=evaluation(0.80))  # predates them
+    make_run(runs, "20260102-100000-grid", "grid", metrics=evaluation(
+        0.90, syllable_band_ratio=0.93, bilabial_closure_rate=float("nan")))  # fmt: skip
+    text = diary.write_diary(runs).read_text()
+    chips = re.findall(r'<div class="chip"><span>(\w+)</span><b>([^<]*)</b>', text)
+    assert ("syllable_band_ratio", "0.93") in chips
+    # NaN is absent, never shown as a number: no chip, no side-by-side row, no trend panel
+    assert "bilabial_closure_rate" not in text
+    side = text[text.index("side by side") : text.index("Runs (newest first)")]
+    row = re.search(r"<tr><th>syllable_band_ratio</th>(.*?)</tr>", side).group(1)
+    assert row == "<td>0.93</td><td></td>"  # the grid run has it, the older demo run not
+    trends = diary.trend_table(diary.load_runs(runs))
+    assert set(trends["metric"]) == {"mouth_open_r", "variance_ratio", "mouth_jitter_ratio",
+                                     "syllable_band_ratio"}  # fmt: skip
+    assert "syllable-band ratio" in diary.trend_svg(trends)

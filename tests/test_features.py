@@ -268,3 +268,23 @@ def test_feature_workers_default_to_the_machine_sized_one(tmp_path, monkeypatch)
     with pytest.warns(UserWarning):
         compute_corpus_features("c", root=tmp_path)
     assert asked == [1]
+
+
+def test_training_commands_bring_the_corpus_features_to_the_runs_settings(tmp_path):
+    """`wav2kp train` on a corpus no notebook prepared (or prepared otherwise) first makes
+    the features its run asks for: a fresh `make model-grid` must not train on MFCC."""
+    from wav2kp.features.features import ensure_corpus_features
+
+    paths = fake_audio_corpus(tmp_path, n=6)
+    with pytest.warns(UserWarning):  # the clip without audio
+        compute_corpus_features("c", FeatureConfig(), root=tmp_path)
+    wanted = FeatureConfig(kind="logmel", n_mels=24)
+    with pytest.warns(UserWarning):
+        stats = ensure_corpus_features("c", wanted, root=tmp_path, workers=0, progress=False)
+    assert stats.feature_config == wanted and len(stats.mean) == 24
+    assert read_features(paths.features / "clip1.npz")[2] == wanted
+    assert paths.split_file.is_file()
+    before = (paths.processed / "feature_stats.json").stat().st_mtime_ns
+    again = ensure_corpus_features("c", wanted, root=tmp_path, workers=0)  # up to date
+    np.testing.assert_array_equal(again.mean, stats.mean)
+    assert (paths.processed / "feature_stats.json").stat().st_mtime_ns == before

@@ -661,12 +661,6 @@ class RunConfig:
         return TrainConfig.preset(model, **values)
 
 
-def same_steps_epochs(epochs: int, copies: int) -> int:
-    """Epochs that keep the optimiser steps of ``epochs`` when every training clip gets
-    ``copies`` augmented copies (an epoch then holds 1 + copies times the clips)."""
-    return int(epochs) // (1 + int(copies))
-
-
 # `make report` on 2 cores: the default on 3 seeds; the replica (ten times the CPU per
 # epoch) on one seed and 5 epochs, far from its plateau (README's generated block names
 # the profile it comes from); the ablation on one seed at 20 epochs, half the preset's:
@@ -678,10 +672,14 @@ _FAST = {
     "ablation_seeds": (0,),
     "ablation_epochs": 20,
 }
-# GRID's model: the default with the levers `wav2kp cv --study levers` chose for voices it
-# never heard (docs/results/grid-levers-cv.md): two waveform-augmented copies of every
-# training clip, at the same optimiser steps as the preset, and the silence gate
-GRID_AUGMENT = 2
+# GRID's model: the default with the levers `wav2kp cv --study mouth` keeps by issue 17's
+# rule - a lever stays on only if it helps the unseen-voice proxies without costing the
+# same voice more than 0.01 r (docs/results/grid-mouth-cv.md): the phonetic stream and the
+# silence gate. Waveform augmentation (issue 10's choice) cost the same voice 0.034 r
+# (docs/results/grid-levers-cv.md) and is off; the losses on the inner-lip gap fix the
+# same voice's damped motion but did not help the proxies, so they are one setting away
+# (`opening_weight=1 spread_weight=1`).
+GRID_LEVERS: dict[str, Any] = {"phones": "allphone", "silence_gate": True}
 
 # Named sets of values applied under the parameters given (RunConfig.resolve).
 PROFILES: dict[str, dict[str, Any]] = {
@@ -695,9 +693,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "corpus": "grid",
         "models": ("default",),
         "ablation": False,
-        "augment": GRID_AUGMENT,
-        "epochs": same_steps_epochs(TrainConfig.epochs, GRID_AUGMENT),
-        "silence_gate": True,
+        **GRID_LEVERS,
     },
 }
 # Profiles whose final models are kept in their own folder (models/<corpus>/<profile>/),

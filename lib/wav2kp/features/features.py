@@ -367,6 +367,26 @@ def fit_feature_stats(
     return stats
 
 
+def ensure_corpus_features(
+    corpus: str, config: FeatureConfig, split_settings: dict | None = None, workers=None,
+    root=None, progress: bool = True,
+) -> FeatureStats:  # fmt: skip
+    """The corpus's pipeline features as ``config`` says (notebook 02's step, for commands
+    that train without the notebooks: ``wav2kp train``): the split made if missing,
+    features computed where missing or made otherwise, stats refitted when they belong to
+    other settings. Returns the stats."""
+    from wav2kp.features.splits import ensure_split
+
+    path = feature_stats_path(corpus, root)
+    if path.is_file():
+        stats = FeatureStats.load(path)
+        if stats.feature_config == config and Path(CorpusPaths(corpus, root).features).is_dir():
+            return stats
+    split = ensure_split(corpus, root=root, **(split_settings or {}))
+    compute_corpus_features(corpus, config, workers=workers, root=root, progress=progress)
+    return fit_feature_stats(corpus, split, config, root=root)
+
+
 def load_feature_stats(corpus: str, root=None) -> FeatureStats:
     path = feature_stats_path(corpus, root)
     if not path.is_file():

@@ -144,14 +144,21 @@ def plot_intervals(
         "variance_ratio",
         "mouth_lmd_iod",
         "mouth_jitter_ratio",
+        "syllable_band_ratio",
+        "bilabial_closure_rate",
     ),
     space: str = "aligned",
     order: Sequence[str] | None = None,
 ):
     """One panel per metric, one row per model (``wav2kp.evaluation.results.summarise`` output):
     the estimate (dot), its 95 % bootstrap interval over test sentences (thick bar) and
-    the range of the per-seed means (thin bar); dashed line = ideal."""
+    the range of the per-seed means (thin bar); dashed line = ideal. A metric the summary
+    does not measure (an older results file, clips without transcripts) gets no panel."""
     data = summary[(summary["space"] == space) & summary["metric"].isin(metric_names)]
+    measured = set(data.loc[np.isfinite(data["estimate"].astype(float)), "metric"])
+    metric_names = [m for m in metric_names if m in measured]
+    if not metric_names:
+        raise ValueError(f"the summary measures none of the metrics to plot in space {space!r}")
     order = list(order) if order else list(dict.fromkeys(data["model"]))
     order = [m for m in order if m in set(data["model"])]
     fig, axes = plt.subplots(1, len(metric_names), figsize=(3.4 * len(metric_names), 0.45 * len(order) + 1.4),

@@ -41,7 +41,8 @@ FACES_CAPTION = (
 )
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".webm", ".mov")
 
-# The headline metrics, in display order; TREND_METRICS get a trend panel.
+# The headline metrics, in display order; TREND_METRICS get a trend panel. A run that
+# predates a metric (or left it NaN) simply lacks it: no chip, cell or panel.
 HEADLINE_METRICS = (
     "mouth_open_r",
     "variance_ratio",
@@ -49,9 +50,12 @@ HEADLINE_METRICS = (
     "face_lmd_iod",
     "lvd_mouth_iod",
     "mouth_jitter_ratio",
+    "syllable_band_ratio",
+    "bilabial_closure_rate",
     "av_offset_ms",
 )
-TREND_METRICS = ("mouth_open_r", "variance_ratio", "mouth_lmd_iod", "mouth_jitter_ratio")
+TREND_METRICS = ("mouth_open_r", "variance_ratio", "mouth_lmd_iod", "mouth_jitter_ratio",
+                 "syllable_band_ratio", "bilabial_closure_rate")  # fmt: skip
 PRIMARY_MODEL = "default"
 # Models evaluated beside the primary one (shown in each run's details).
 BASELINE_MODELS = ("neutral_face", "mean_face", "loudness", "ridge", "original", "seed")
@@ -566,7 +570,8 @@ def _side_by_side(runs: list[Mapping[str, Any]]) -> str:
             name = primary_model(run, models)
             value = models.get(name, {}).get(metric) if name else None
             cells.append(f"<td>{_e(value.text()) if value else ''}</td>")
-        rows.append(f"<tr><th>{_e(metric)}</th>{''.join(cells)}</tr>")
+        if any(cell != "<td></td>" for cell in cells):  # no row for a metric no run measured
+            rows.append(f"<tr><th>{_e(metric)}</th>{''.join(cells)}</tr>")
     return (
         "<section><h2>Latest run of each corpus, side by side</h2>"
         '<p class="muted">The primary model on each corpus\'s held-out sentences.</p>'

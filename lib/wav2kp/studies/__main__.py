@@ -23,10 +23,13 @@ from wav2kp.studies.levers import (
 from wav2kp.studies.pages import (
     FINAL_CSV,
     LEVERS_CSV,
+    MOUTH_CSV,
     PAGES,
     final_page,
     final_tables,
     levers_page,
+    mouth_page,
+    mouth_study_command,
     page_text,
 )
 from wav2kp.training.vad import VadConfig
@@ -34,15 +37,17 @@ from wav2kp.training.vad import VadConfig
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m wav2kp.studies COMMAND``: ``final`` (score a trained model on the
-    test sentences and unseen voices), ``final-table`` / ``levers-table`` (markdown from
-    committed result files; ``pages`` rewrites every page of ``PAGES``), ``vad`` (sweep
+    test sentences and unseen voices), ``final-table`` / ``levers-table`` / ``mouth-table``
+    (markdown from committed result files; ``pages`` rewrites every page of ``PAGES``
+    whose table is committed), ``vad`` (sweep
     the silence gate against GRID's alignments), ``lags`` (A/V lags: quartiles,
     implausible clips)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m wav2kp.studies", description=main.__doc__)
     parser.add_argument(
-        "command", choices=["final", "final-table", "levers-table", "pages", "vad", "lags"]
+        "command",
+        choices=["final", "final-table", "levers-table", "mouth-table", "pages", "vad", "lags"],
     )
     parser.add_argument("--corpus", default="grid")
     parser.add_argument(
@@ -61,9 +66,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(1)  # small models: one thread is as fast, and kind to a busy machine
     if args.command == "pages":  # every committed page, from its committed table
-        for page in PAGES:
+        for page, (_, table) in PAGES.items():
+            if not Path(table).is_file():  # a study not yet run (and committed) has no page
+                print(f"skipped {page}: no {table} yet (its study has not been run)")
+                continue
             write_text(page, page_text(page))
             print(f"wrote {page}")
+        return 0
+    if args.command == "mouth-table":
+        csv = args.csv or Path(MOUTH_CSV)
+        if not Path(csv).is_file():
+            raise SystemExit(f"error: {csv}: no such task table; the mouth study writes it: "
+                             f"{mouth_study_command(csv)}")  # fmt: skip
+        print(mouth_page(csv), end="")
         return 0
     if args.command == "levers-table":
         print(levers_page(args.csv or LEVERS_CSV), end="")

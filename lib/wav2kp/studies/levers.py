@@ -535,3 +535,128 @@ def unseen_corpus_name(set_name: str) -> str:
 
 def pooled_set_name(unseen_sets: Sequence[str]) -> str:
     return f"{POOLED_PREFIX} ({' + '.join(unseen_corpus_name(n) for n in unseen_sets)})"
+
+
+# ---------- the mouth study's summary and decisions (``wav2kp.studies.pages.mouth_page``) ----------
+
+MOUTH_BASELINE = "log-mel (default)"  # every lever is paired against it on fold and seed
+SAME_VOICE = "heldout"  # the set of each fold's held-out sentences (the task's main columns)
+POOLED_PROXIES = "proxies pooled"  # per run, the mean over the unseen-voice proxy sets
+SAME_VOICE_COST = 0.01  # issue 17: a lever may cost the same voice at most this much r
+DELTA_R = "delta_r"  # a run's mouth-opening r minus the baseline's on the same fold and seed
+MOUTH_MEASURES = ("mouth_open_r", "variance_ratio", "syllable_band_ratio", "mouth_jitter_ratio",
+                  "silent_open_share", "bilabial_closure_rate",
+                  "true_bilabial_closure_rate")  # fmt: skip
+# the variants that decide what the mouth does in silence (an inference gate, trained targets)
+SILENCE_OPTIONS = tuple(
+    name for name, overrides in MOUTH_LEVERS.items()
+    if overrides.get("silence_gate") or overrides.get("silence_targets")
+)  # fmt: skip
+
+
+def study_runs(table: pd.DataFrame, proxies: Sequence[str] = LEVER_PROXIES) -> pd.DataFrame:
+    """One row per successful run (variant, fold, seed) and set of a ``wav2kp cv`` task
+    table: ``SAME_VOICE`` (the main columns), each proxy of ``proxies`` it scored, and
+    ``POOLED_PROXIES`` (per run, the mean of each measure over those proxies that measure
+    it); columns ``MOUTH_MEASURES`` (NaN where the table lacks one)."""
+    ok = table[table["error"].fillna("") == ""]
+    keys = ["variant", "fold", "seed"]
+    present = [p for p in proxies if f"{p}:mouth_open_r" in ok.columns]
+    frames = []
+    for set_name in [SAME_VOICE, *present]:
+        prefix = "" if set_name == SAME_VOICE else f"{set_name}:"
+        frame = ok[keys].copy()
+        for metric in MOUTH_MEASURES:
+            column = f"{prefix}{metric}"
+            frame[metric] = ok[column].astype(float) if column in ok.columns else np.nan
+        frames.append(frame.assign(set=set_name))
+    if present:
+        proxy_rows = pd.concat(frames[1:], ignore_index=True)
+        pooled = proxy_rows.groupby(keys, sort=False)[list(MOUTH_MEASURES)].mean()
+        frames.append(pooled.reset_index().assign(set=POOLED_PROXIES))
+    runs = pd.concat(frames, ignore_index=True)
+    return runs[["set", *keys, *MOUTH_MEASURES]]
+
+
+def study_summary(
+    table: pd.DataFrame, baseline: str = MOUTH_BASELINE, proxies: Sequence[str] = LEVER_PROXIES
+) -> pd.DataFrame:
+    """Per set, variant and measure (``MOUTH_MEASURES`` and ``DELTA_R``, the paired
+    difference from ``baseline`` on the same fold and seed): mean, sd (NaN below 2 runs)
+    and the number of runs (``study_runs``; sets, variants in the table's order)."""
+    runs = study_runs(table, proxies)
+    keys = ["set", "fold", "seed"]
+    base = runs[runs["variant"] == baseline].set_index(keys)["mouth_open_r"]
+    paired = base.reindex(pd.MultiIndex.from_frame(runs[keys])).to_numpy()
+    runs[DELTA_R] = np.where(runs["variant"] == baseline, np.nan,
+                             runs["mouth_open_r"].to_numpy() - paired)  # fmt: skip
+    long = runs.melt(id_vars=["set", "variant"], value_vars=[*MOUTH_MEASURES, DELTA_R],
+                     var_name="metric").dropna(subset=["value"])  # fmt: skip
+    grouped = long.groupby(["set", "variant", "metric"], sort=False)["value"]
+    return grouped.agg(mean="mean", sd="std", runs="size").reset_index()
+
+
+def lever_verdicts(
+    summary: pd.DataFrame,
+    baseline: str = MOUTH_BASELINE,
+    cost: float = SAME_VOICE_COST,
+    variants: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Issue 17's rule for every variant but ``baseline`` (``study_summary``'s table): a
+    lever is ``on`` only when it helps unseen voices (its mean paired Δ r over the pooled
+    proxies is above 0) without costing the same voice more than ``cost`` r (its mean
+    paired Δ r on the held-out sentences is at least ``-cost``); otherwise ``off``, with
+    the reason. ``variants``: those to judge (default: the summary's; one without
+    successful runs is ``off``, not measured)."""
+    deltas = summary[summary["metric"] == DELTA_R].set_index(["set", "variant"])
+    rows = []
+    for variant in dict.fromkeys(summary["variant"] if variants is None else variants):
+        if variant == baseline:
+            continue
+        row = {"variant": variant}
+        for name, set_name in (("unseen", POOLED_PROXIES), ("same", SAME_VOICE)):
+            found = (set_name, variant) in deltas.index
+            cell = deltas.loc[(set_name, variant)] if found else None
+            row[f"{name}_delta"] = float(cell["mean"]) if found else np.nan
+            row[f"{name}_sd"] = float(cell["sd"]) if found else np.nan
+            row[f"{name}_runs"] = int(cell["runs"]) if found else 0
+        helps = bool(row["unseen_delta"] > 0)
+        # rounding must not turn a difference of exactly -cost into a cost above it
+        cheap = bool(row["same_delta"] >= -cost - 1e-9)
+        if not (np.isfinite(row["unseen_delta"]) and np.isfinite(row["same_delta"])):
+            why = "not measured (no successful paired run)"
+        elif helps and cheap:
+            why = f"helps unseen voices at a same-voice cost within {cost:g} r"
+        else:
+            why = "; ".join(
+                ([] if helps else ["does not help unseen voices"])
+                + ([] if cheap else [f"costs the same voice more than {cost:g} r"])
+            )
+        rows.append({**row, "helps_unseen": helps, "same_voice_ok": cheap,
+                     "verdict": "on" if helps and cheap else "off", "why": why})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def silence_verdicts(
+    summary: pd.DataFrame, options: Sequence[str] = SILENCE_OPTIONS, limit: float | None = None
+) -> tuple[pd.DataFrame, str]:
+    """Which silence option keeps the mouth closed in silence (share of silent frames
+    with the mouth open <= ``limit``, the same-voice target of ``TARGETS``) on the same
+    voice, and where it was measured: the held-out sentences, or, in a table that did not
+    score their silence, the same sentences heard through ``HELD_OUT_CONDITIONS`` (mean
+    over those sets). Returns (one row per option in the table: variant, share, meets;
+    the place measured, in words)."""
+    if limit is None:
+        limit = next(t.high for _, m, t, _ in TARGETS["same_voice"] if m == "silent_open_share")
+    shares = summary[summary["metric"] == "silent_open_share"]
+    where = "the held-out sentences"
+    chosen = shares[shares["set"] == SAME_VOICE]
+    if chosen.empty:
+        chosen = shares[shares["set"].isin(list(HELD_OUT_CONDITIONS))]
+        where = ("the held-out sentences heard through "
+                 + ", ".join(s for s in HELD_OUT_CONDITIONS if s in set(chosen["set"]))
+                 + " (mean over those sets; the clean sentences' silence was not scored)")  # fmt: skip
+    means = chosen.groupby("variant", sort=False)["mean"].mean()
+    rows = [{"variant": v, "share": float(means[v]), "meets": bool(means[v] <= limit)}
+            for v in options if v in means.index]  # fmt: skip
+    return pd.DataFrame(rows, columns=["variant", "share", "meets"]), where

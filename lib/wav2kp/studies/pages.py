@@ -1,12 +1,15 @@
 """The committed result pages under ``docs/results/`` (``make results-docs``: ``python -m
 wav2kp.studies pages``), each regenerated from a committed table under ``results/`` and
 naming the commands that wrote it (``tests/test_results_pages.py`` checks they agree): the
-final check of GRID's model (``final_page``, from ``levers.evaluate_final``'s clip table)
-and the unseen-voice lever study (``levers_page``, from ``wav2kp cv --study levers``'s task
-table)."""
+final check of GRID's model (``final_page``, from ``levers.evaluate_final``'s clip table),
+the unseen-voice lever study (``levers_page``, from ``wav2kp cv --study levers``'s task
+table) and issue 17's k-fold mouth study (``mouth_page``, from ``wav2kp cv --study mouth``'s
+task table, with each lever's verdict). A page whose table is not committed yet (its study
+not run) is not written."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,10 +21,19 @@ from wav2kp.evaluation.bootstrap import interval_shown
 from wav2kp.evaluation.results import interval_text, paired_differences, summarise
 from wav2kp.studies.levers import (
     LEVER_EPOCHS,
+    LEVER_PROXIES,
     LEVERS,
+    MOUTH_BASELINE,
+    MOUTH_LEVERS,
+    POOLED_PROXIES,
+    SAME_VOICE,
+    SAME_VOICE_COST,
     UNSEEN_SUFFIX,
     final_targets,
+    lever_verdicts,
     pooled_set_name,
+    silence_verdicts,
+    study_summary,
     unseen_corpus_name,
 )
 
@@ -126,6 +138,16 @@ def final_tables(table: pd.DataFrame, corpus: str) -> tuple[pd.DataFrame, str]:
 
 # ---------- the lever study ----------
 
+# the unseen-voice proxies of ``LEVER_PROXIES``, in words (``sentences``: which sentences
+# the ``val_*`` sets hear)
+PROXIES_IN_WORDS = (
+    "proxies for voices it never heard: `demo-tiny` (synthetic voices and faces, each clip "
+    "against its own mouth) and the {sentences} heard through fixed recording conditions "
+    "(`val_voice`: pitch +4 semitones and another EQ; `val_phone`: a telephone band with "
+    "noise; `val_room`: a reverberant room; augmentation draws from similar families, so "
+    "these show invariance to those changes, not to real new voices)"
+)
+
 LEVER_COLUMNS = (("mouth_open_r", "r", 3), ("variance_ratio", "var. ratio", 2),
                  ("mouth_jitter_ratio", "mouth jitter", 2),
                  ("syllable_band_ratio", "syllable band", 2),
@@ -181,9 +203,11 @@ def lever_table(csv: str | Path, baseline: str = "log-mel (default)") -> str:
 
 FINAL_CSV = "results/grid-final.csv"
 LEVERS_CSV = "results/grid-levers.csv"
+MOUTH_CSV = "results/grid-mouth.csv"
 PAGES = {  # page -> (command that prints it, the committed table it reads)
     "docs/results/grid-final.md": ("final-table", FINAL_CSV),
     "docs/results/grid-levers-cv.md": ("levers-table", LEVERS_CSV),
+    "docs/results/grid-mouth-cv.md": ("mouth-table", MOUTH_CSV),
 }
 
 
@@ -261,12 +285,8 @@ def levers_page(csv: str | Path = LEVERS_CSV) -> str:
         f"Variants of the default model ({names}), each trained on GRID's train "
         f"sentences for the screening budget ({LEVER_EPOCHS} epochs; variants that add "
         "clips keep the number of optimiser steps) and scored on the val sentences "
-        "(same voice) and on proxies for voices it never heard: `demo-tiny` (synthetic "
-        "voices and faces, each clip against its own mouth) and the val sentences heard "
-        "through fixed recording conditions (`val_voice`: pitch +4 semitones and another "
-        "EQ; `val_phone`: a telephone band with noise; `val_room`: a reverberant room; "
-        "augmentation draws from similar families, so these show invariance to those "
-        "changes, not to real new voices). The test sentences and the realclips voices are never seen. Views "
+        f"(same voice) and on {PROXIES_IN_WORDS.format(sentences='val sentences')}. "
+        "The test sentences and the realclips voices are never seen. Views "
         "(`gate`, `calibrated`) are inference-time levers scored on each variant's model.",
         "",
         f"{GRID}",
@@ -279,4 +299,166 @@ def levers_page(csv: str | Path = LEVERS_CSV) -> str:
 def page_text(page: str) -> str:
     """The text of a committed result page (a key of ``PAGES``)."""
     command, csv = PAGES[page]
-    return final_page(csv) if command == "final-table" else levers_page(csv)
+    return {"final-table": final_page, "levers-table": levers_page,
+            "mouth-table": mouth_page}[command](csv)  # fmt: skip
+
+
+# ---------- the mouth study (issue 17) ----------
+
+MOUTH_COLUMNS = (("mouth_open_r", "r", 3), ("variance_ratio", "var. ratio", 2),
+                 ("syllable_band_ratio", "syllable band", 2),
+                 ("mouth_jitter_ratio", "jitter", 2), ("silent_open_share", "silent open", 3),
+                 ("bilabial_closure_rate", "closures", 2),
+                 ("true_bilabial_closure_rate", "real closures", 2))  # fmt: skip
+MOUTH_SET_TITLES = {
+    SAME_VOICE: "same voice: each fold's held-out GRID sentences",
+    POOLED_PROXIES: "unseen-voice proxies pooled (per run, the mean over "
+    + ", ".join(LEVER_PROXIES)
+    + ", of the sets that measure it)",
+}
+
+
+def _mean_sd(mean: float, sd: float, digits: int, sign: str = "") -> str:
+    if not np.isfinite(mean):
+        return "—"
+    return f"{mean:{sign}.{digits}f}" + (f" ± {sd:.{digits}f}" if np.isfinite(sd) else "")
+
+
+def mouth_table(csv: str | Path, baseline: str = MOUTH_BASELINE) -> str:
+    """Markdown of the mouth study's task table (``wav2kp cv --study mouth``'s CSV): per set
+    (the held-out folds, each proxy, the proxies pooled) every variant's measures as mean ±
+    sd over its runs (folds x seeds) and its mouth-opening r minus ``baseline``'s on the
+    same fold and seed; then each lever's verdict (``levers.lever_verdicts``) and which
+    silence option keeps silent mouths closed (``levers.silence_verdicts``)."""
+    table = pd.read_csv(csv)
+    summary = study_summary(table, baseline)
+    variants = list(dict.fromkeys(table["variant"]))
+    out = []
+    failed = table[table["error"].fillna("") != ""]
+    for variant, group in failed.groupby("variant", sort=False):
+        total = int((table["variant"] == variant).sum())
+        first = str(group["error"].iloc[0]).splitlines()[0][:200]
+        out.append(f"- **{variant}**: {len(group)} of {total} runs failed, e.g. `{first}`")
+    if out:
+        out = ["Failed runs (left out of every table below):", "", *out, ""]
+    cells = summary.set_index(["set", "variant", "metric"])
+    for set_name in dict.fromkeys(summary["set"]):
+        title = MOUTH_SET_TITLES.get(set_name, set_name)
+        header = ["variant", "runs", *[t for _, t, _ in MOUTH_COLUMNS], f"Δ r vs {baseline}"]
+        out += [f"**{title}**", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        for variant in variants:
+            if (set_name, variant, "mouth_open_r") not in cells.index:
+                continue
+            row = [variant, str(int(cells.loc[(set_name, variant, "mouth_open_r"), "runs"]))]
+            for metric, _, digits in [*MOUTH_COLUMNS, ("delta_r", "", 3)]:
+                key = (set_name, variant, metric)
+                found = key in cells.index
+                sign = "+" if metric == "delta_r" else ""
+                row.append(_mean_sd(cells.loc[key, "mean"], cells.loc[key, "sd"], digits, sign)
+                           if found else "—")  # fmt: skip
+            out.append("| " + " | ".join(row) + " |")
+        measured = set(cells.loc[set_name].index.get_level_values("metric"))
+        absent = [t for m, t, _ in MOUTH_COLUMNS if m not in measured]
+        if absent:
+            out.append(f"\nNot measured on this set: {', '.join(absent)}.")
+        out.append("")
+    verdicts = lever_verdicts(summary, baseline, variants=[v for v in variants if v != baseline])
+    out += [f"**Decision** (issue 17's rule, `wav2kp.studies.levers.lever_verdicts`): a lever "
+            "is on only when it helps unseen voices (its mouth-opening r minus the "
+            f"baseline's, paired on fold and seed, is above 0 on average over the "
+            f"unseen-voice {POOLED_PROXIES}) without costing the same voice more than {SAME_VOICE_COST:g} r "
+            f"(the same paired difference on the held-out folds is at least "
+            f"{-SAME_VOICE_COST:g}). Differences: mean ± sd over the paired runs; the runs "
+            "share folds, so the sd is their spread, not an interval.", "",
+            f"| lever | Δ r, unseen-voice {POOLED_PROXIES} | Δ r, same voice | helps unseen voices | "
+            f"same-voice cost ≤ {SAME_VOICE_COST:g} r | verdict |",
+            "|---|---|---|---|---|---|"]  # fmt: skip
+    for row in verdicts.itertuples():
+        unseen = _mean_sd(row.unseen_delta, row.unseen_sd, 3, "+")
+        same = _mean_sd(row.same_delta, row.same_sd, 3, "+")
+        out.append(f"| {row.variant} | {unseen} ({row.unseen_runs} runs) | {same} "
+                   f"({row.same_runs} runs) | {'yes' if row.helps_unseen else 'no'} | "
+                   f"{'yes' if row.same_voice_ok else 'no'} | **{row.verdict}**: {row.why} |")  # fmt: skip
+    shares, where = silence_verdicts(summary)
+    limit = f"{silence_limit() * 100:g} %"
+    if shares.empty:
+        out += ["", f"Silent frames with the mouth open (target ≤ {limit} on the same voice): "
+                "no silence option of this table was measured."]  # fmt: skip
+    else:
+        meeting = [f"{r.variant} ({r.share * 100:.1f} %)" for r in shares.itertuples() if r.meets]
+        missing = [f"{r.variant} ({r.share * 100:.1f} %)" for r in shares.itertuples()
+                   if not r.meets]  # fmt: skip
+        out += ["", f"Silent frames with the mouth open (target ≤ {limit} on the same voice; "
+                f"measured on {where}): "
+                + (f"met by {', '.join(meeting)}" if meeting else "met by no silence option")
+                + (f"; not by {', '.join(missing)}" if missing else "") + "."]  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+def silence_limit() -> float:
+    """The same-voice target for the share of silent frames with the mouth open."""
+    from wav2kp.evaluation.results import TARGETS
+
+    return next(t.high for _, m, t, _ in TARGETS["same_voice"] if m == "silent_open_share")
+
+
+def mouth_study_command(csv: str | Path = MOUTH_CSV) -> str:
+    """The command that writes the mouth study's task table ``csv`` (and its JSON)."""
+    return ("wav2kp cv --corpus grid --profile grid --study mouth "
+            f"--align-dir ../shared/grid-s1/align --out {Path(csv).with_suffix('').as_posix()}")  # fmt: skip
+
+
+def mouth_page(csv: str | Path = MOUTH_CSV) -> str:
+    """docs/results/grid-mouth-cv.md: issue 17's mouth levers, cross-validated over GRID's
+    train + val sentences, from the committed task table, with the command that made it."""
+    table = pd.read_csv(csv)
+    folds = sorted({str(f).split("/")[-1] for f in table["fold"]})
+    seeds = sorted(int(s) for s in table["seed"].unique())
+    epochs = sorted({int(e) for e in table.get("epochs", pd.Series(dtype=float)).dropna()})
+    runs = table.groupby("variant", sort=False).size()
+    bare = MOUTH_LEVERS[MOUTH_BASELINE]
+    described = []
+    for variant in dict.fromkeys(table["variant"]):
+        changes = {k: v for k, v in MOUTH_LEVERS.get(variant, {}).items() if bare.get(k) != v}
+        described.append(f"- `{variant}`: " + (", ".join(f"`{k}={json.dumps(v)}`"
+                                                        for k, v in changes.items())
+                                               or "nothing (the baseline)"))  # fmt: skip
+    return "\n".join([
+        "# GRID: the mouth levers of issue 17 (k-fold over train + val sentences)",
+        "",
+        f"Generated by `python -m wav2kp.studies mouth-table --csv {Path(csv).as_posix()}` "
+        "(`make results-docs`) from the committed task table, which these commands wrote "
+        "(after `make report-grid`):",
+        "",
+        "```bash",
+        "wav2kp demo --corpus demo-tiny --size tiny && wav2kp extract --corpus demo-tiny",
+        mouth_study_command(csv),
+        "```",
+        "",
+        f"{' and '.join(folds)} folds of GRID speaker 1's train + val sentences (whole "
+        "sentences held out in turn, the feature statistics and target normaliser refitted "
+        "on each fold's training clips; the test sentences are never used) x training seeds "
+        f"{', '.join(map(str, seeds))}: {runs.max()} runs per variant, "
+        f"{len(table)} in all, each trained for "
+        f"{' or '.join(map(str, epochs)) or 'an unrecorded number of'} epochs (the "
+        "screening budget). Each run is scored on its fold's held-out sentences (same "
+        f"voice) and on {PROXIES_IN_WORDS.format(sentences='same held-out sentences')}. "
+        "Every variant starts from the bare default "
+        f"({', '.join(f'`{k}={json.dumps(v)}`' for k, v in bare.items())}: no waveform "
+        "augmentation, no gate, whatever the profile adds) and changes:",
+        "",
+        *described,
+        "",
+        "Measures (pose-normalised space, means over a set's clips): mouth-opening r; the "
+        "variance ratio; the syllable-band ratio (predicted / real amplitude of the mouth "
+        "opening at 2-7 Hz); the jitter ratio (reported, not chased: the real track's jitter "
+        "includes the tracker's noise); the share of truly silent frames (GRID's word "
+        "alignments) with the mouth open; the rate of /p/, /b/, /m/ at which the lips close "
+        "(`closures`) beside the real mouth's rate on the same clips (`real closures`, the "
+        "ceiling). Cells: mean ± sd over the runs.",
+        "",
+        f"{GRID}",
+        "",
+        mouth_table(csv).rstrip(),
+        "",
+    ])  # fmt: skip

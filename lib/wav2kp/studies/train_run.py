@@ -116,6 +116,14 @@ def run_cli(args: argparse.Namespace) -> int:
 
     cfg = run_config_from_args(args)
     print(json.dumps(cfg.to_dict(), indent=1))
+    if not args.dry_run:
+        # the run's own features (notebook 02's step), so `make model-grid` trains on what
+        # the profile says even where no notebook ran
+        from wav2kp.config import FeatureConfig
+        from wav2kp.features.features import ensure_corpus_features
+
+        ensure_corpus_features(cfg.corpus, FeatureConfig(**cfg.feature_settings),
+                               cfg.split_settings, cfg.workers)  # fmt: skip
     if args.dry_run:
         for task in final_tasks(cfg):
             print(f"{task.name} seed {task.config.seed} -> {task.out_dir}")
