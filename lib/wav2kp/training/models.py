@@ -11,6 +11,9 @@ Two families live here:
   frames, a learnt offset per emotion label, and an optional PCA output head.
   Convolutional, so chunked inference with an overlap of its receptive radius is exact
   (``wav2kp bench training`` times it per audio hour).
+  Its input frames are whatever ``FeatureConfig`` makes: log-mel, and with
+  ``phones="allphone"`` the phonetic stream beside it (``wav2kp.features.phonetic``: GRID's
+  model, ``wav2kp cv --study mouth``).
 
 Why this default: the choices are compared on held-out sentences by commands. Committed
 and shown by notebook 04: the ablation (future context, alignment, pose-free targets,
