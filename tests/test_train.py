@@ -468,9 +468,13 @@ def test_silence_targets_rest_the_mouth_where_nobody_speaks():
     )  # fmt: skip
     out = silenced([clip])[0].targets.reshape(n, 68, 2)
     times = clip.frame_times
-    quiet = (times < first - 0.3) | (times > last + 0.3)
+    from wav2kp.training.vad import GATE_CONFIG
+
+    # the gate's rolls and ramps keep the mouth free around speech; beyond them it rests
+    reach = max(GATE_CONFIG.pre_roll_s, GATE_CONFIG.post_roll_s) + GATE_CONFIG.ramp_s + 0.08
+    quiet = (times < first - reach) | (times > last + reach)
     speech = (times > first + 0.1) & (times < last - 0.1)
-    assert quiet.sum() > 20 and speech.sum() > 20
+    assert quiet.sum() >= 8 and speech.sum() > 20
     assert np.all(out[quiet][:, JAW_AND_MOUTH] == 0.0)
     assert np.mean(out[speech] == 1.0) > 0.95  # pauses inside the sentence may rest
     eyes = np.setdiff1d(np.arange(68), JAW_AND_MOUTH)
