@@ -219,7 +219,7 @@ def test_checkpoint_with_silence_gate_and_calibration_loads_wrapped(corpus, one_
     clip = clip_from_audio(samples, 16000, np.arange(50) / 25.0, None, plain.feature_stats,
                            plain.window_config)  # fmt: skip
     weights = gated.weights(clip)
-    assert weights[:20].min() == 1.0 and weights[-15:].max() == 0.0
+    assert weights[:20].min() == 1.0 and weights[-10:].max() == 0.0  # past the rolls
     diff = np.abs(gated.predict_targets(clip) - plain.predict_targets(clip)).reshape(-1, 68, 2)
     assert diff[weights == 1].max() < 1e-6  # speech untouched
     assert diff[weights < 1][:, 48:68].max() > 0  # silence pulled towards closed
