@@ -49,6 +49,7 @@
 
 # %% tags=["parameters"]
 corpus = None  # None everywhere: the default in wav2kp.config.RunConfig
+profile = None  # a named set of run values (wav2kp.config.PROFILES: fast, full, grid)
 output_dir = "reports/scratch"
 seed = None  # the demo corpus's generation; which clips get plots
 input_dir = None  # None: the demo corpus named `corpus` (generated if missing)

@@ -48,6 +48,7 @@
 
 # %% tags=["parameters"]
 corpus = None  # None: the default in wav2kp.config.RunConfig (for every run parameter)
+profile = None  # a named set of run values (wav2kp.config.PROFILES: fast, full, grid)
 output_dir = "reports/scratch"
 feature_kind = None  # "logmel" or "mfcc" (the original's)
 n_mfcc = None

@@ -39,6 +39,7 @@
 
 # %% tags=["parameters"]
 corpus = None  # None everywhere: the default in wav2kp.config.RunConfig
+profile = None  # a named set of run values (wav2kp.config.PROFILES: fast, full, grid)
 output_dir = "reports/scratch"
 past_ms = None  # the default model's audio window (notebook 04 trains with it)
 future_ms = None

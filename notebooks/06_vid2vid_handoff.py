@@ -53,6 +53,7 @@
 
 # %% tags=["parameters"]
 corpus = None  # None everywhere: the default in wav2kp.config.RunConfig
+profile = None  # a named set of run values (wav2kp.config.PROFILES: fast, full, grid)
 output_dir = "reports/scratch"
 seed = None  # picks the speech clip when none is given
 model = "default"

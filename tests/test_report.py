@@ -487,3 +487,17 @@ def test_ctrl_c_keeps_a_resumable_run_and_no_partial_file(resumable: Path, tmp_p
     assert hidden == {".lock"}, f"half-written files left: {hidden}"
     kernel_pid = int(next(pid for step, pid in _log(log) if step == "02"))
     _wait_for(lambda: not _alive(kernel_pid), 30, "the kernel to stop")
+
+
+def test_every_notebook_that_resolves_the_run_declares_its_profile():
+    """`make report-grid` passes `profile=grid`; the runner gives each notebook only the
+    parameters it declares, so a notebook resolving RunConfig without declaring `profile`
+    silently ran the demo corpus (01-03, 06 did: GRID was extracted into `demo`)."""
+    from wav2kp.paths import project_root
+    from wav2kp.report.report import declared_parameters
+
+    notebooks = sorted((project_root() / "notebooks").glob("0*.py"))
+    resolving = [p for p in notebooks if "RunConfig.from_parameters" in p.read_text()]
+    assert len(resolving) == 6
+    missing = [p.name for p in resolving if "profile" not in declared_parameters(p)]
+    assert not missing
