@@ -171,10 +171,11 @@ plt.show()
 
 # %%
 if config.phonetic_dim:
+    from wav2kp.features.phonetic import VISEMES
     from wav2kp.plots.phones import plot_phonetic_stream
 
     fig = plot_phonetic_stream(features, feature_times, config, extraction.times, opening,
-                               title=f"{example}: phonetic stream and mouth opening")  # fmt: skip
+                               VISEMES, title=f"{example}: phonetic stream and mouth opening")  # fmt: skip
     fig.savefig(out / "phonetic_stream.png", dpi=120)
     plt.show()
 else:

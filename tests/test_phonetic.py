@@ -123,3 +123,25 @@ def test_features_carry_the_stream_and_stats_leave_it_raw(grid_sentence, monkeyp
     # a config without the stream stays what it was before the field existed
     assert "phones" not in FeatureConfig().to_dict()
     assert FeatureConfig.from_dict(config.to_dict()) == config
+
+
+def test_the_stream_plot_names_each_viseme_and_refuses_features_without_it():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from wav2kp.plots.phones import plot_phonetic_stream
+
+    config = FeatureConfig(kind="logmel", phones="allphone")
+    times = np.arange(40) * config.hop_seconds
+    stream = phonetic_frames([PhoneSegment("M", 0.1, 0.2), PhoneSegment("AA", 0.2, 0.4)], times)
+    features = np.concatenate([np.zeros((40, config.spectral_dim), np.float32), stream], axis=1)
+    fig = plot_phonetic_stream(features, times, config, times, np.sin(times), VISEMES)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == list(VISEMES)
+    # the drawn image is the one-hot part: bilabial where M was, open where AA was
+    image = fig.axes[0].images[0].get_array()
+    assert image.shape == (len(VISEMES), 40)
+    assert image[VISEMES.index("bilabial"), 10] == 1 and image[VISEMES.index("open"), 20] == 1
+    with pytest.raises(ValueError, match="no phonetic stream"):
+        plot_phonetic_stream(features[:, :40], times, FeatureConfig(kind="logmel"), times,
+                             np.sin(times), VISEMES)  # fmt: skip

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def plot_phonetic_stream(features, feature_times, config, mouth_times, opening, title=""):
+def plot_phonetic_stream(features, feature_times, config, mouth_times, opening, visemes, title=""):
     """A figure: the viseme class of each feature frame (``config.phones``' part of
-    ``features``), the position within each phone, and the measured inner-lip gap."""
+    ``features``; ``visemes`` names the classes: ``wav2kp.features.phonetic.VISEMES``), the
+    position within each phone, and the measured inner-lip gap."""
     import matplotlib.pyplot as plt
 
-    from wav2kp.features.phonetic import VISEMES
+    names = tuple(visemes)
 
     if not config.phonetic_dim:
         raise ValueError(f"features of {config} carry no phonetic stream (phones='none')")
@@ -21,10 +22,10 @@ def plot_phonetic_stream(features, feature_times, config, mouth_times, opening, 
     )
     hop = feature_times[1] - feature_times[0]
     axes[0].imshow(classes.T, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest",
-                   extent=[feature_times[0] - hop / 2, feature_times[-1] + hop / 2, -0.5, len(VISEMES) - 0.5])  # fmt: skip
+                   extent=[feature_times[0] - hop / 2, feature_times[-1] + hop / 2, -0.5, len(names) - 0.5])  # fmt: skip
     axes[0].plot(feature_times, position * 0.8 - 0.4 + classes.argmax(axis=1), color="tab:orange",
                  lw=0.8, label="position within the phone")  # fmt: skip
-    axes[0].set_yticks(range(len(VISEMES)), VISEMES)
+    axes[0].set_yticks(range(len(names)), names)
     axes[0].grid(False)
     axes[0].legend(loc="upper right", fontsize="small")
     axes[0].set_title(title or "phonetic stream (pocketsphinx allphone, viseme classes)")
