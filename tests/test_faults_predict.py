@@ -381,3 +381,18 @@ def test_symlinked_summary_is_not_taken_for_an_earlier_run(kit, tmp_path, capsys
                  "--out", str(out), "--no-preview", "--format", "csv"])  # fmt: skip
     assert code != 0 and "did not write" in capsys.readouterr().err
     assert (out / "keypoints.csv").read_text() == "not predict's"
+
+
+def test_the_predict_bench_times_the_model_predict_picks(tmp_path, monkeypatch):
+    """`wav2kp bench predict` must time what users run: predict's default model (GRID's
+    when `make model-grid` made it), not a demo-only lookup that fell back to a tiny
+    model while GRID's phonetic model was the default."""
+    from wav2kp.benchmarks.predict import _default_checkpoint
+    from wav2kp.predict.predict import resolve_checkpoint
+
+    monkeypatch.setenv("WAV2KP_DATA", str(tmp_path))
+    assert _default_checkpoint() is None  # nothing trained: the bench trains a tiny model
+    grid = tmp_path / "models" / "grid" / "default" / "seed-0"
+    tiny_checkpoint(grid, epochs=1)
+    assert _default_checkpoint() == resolve_checkpoint(None)
+    assert _default_checkpoint().is_relative_to(tmp_path / "models" / "grid")
