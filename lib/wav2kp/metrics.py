@@ -582,6 +582,10 @@ def av_offset_frames(pred, true, valid=None, max_lag_frames: int = DEFAULT_MAX_L
 # Names of the numbers evaluate_sequence (pose-normalised space) and
 # evaluate_frame_sequence (frame coordinates) return, in display order, with a lower/
 # higher/"closer to 1"/"closer to 0" reading for plots and checks.
+# The mouth's measures that summaries, paired differences and trend plots show by default
+MOUTH_METRICS = ("mouth_open_r", "variance_ratio", "mouth_lmd_iod", "mouth_jitter_ratio",
+                 "syllable_band_ratio", "bilabial_closure_rate")  # fmt: skip
+
 METRIC_DIRECTIONS: dict[str, str] = {
     "mouth_lmd_iod": "lower",
     "mouth_lmd_px256": "lower",

@@ -33,7 +33,7 @@ import pandas as pd
 from wav2kp.atomic import write_text
 from wav2kp.evaluation import bootstrap
 from wav2kp.evaluation.bootstrap import Target
-from wav2kp.metrics import METRIC_DIRECTIONS
+from wav2kp.metrics import METRIC_DIRECTIONS, MOUTH_METRICS
 
 RESULTS_FORMAT = "wav2kp-results-1"
 RESULTS_FILE = "results.json"  # its name inside a run folder
@@ -217,14 +217,7 @@ def wide(summary: pd.DataFrame, value: str = "estimate") -> pd.DataFrame:
 def paired_differences(
     table: pd.DataFrame,
     reference: str = REFERENCE,
-    metrics: Sequence[str] = (
-        "mouth_open_r",
-        "variance_ratio",
-        "mouth_lmd_iod",
-        "mouth_jitter_ratio",
-        "syllable_band_ratio",
-        "bilabial_closure_rate",
-    ),  # fmt: skip
+    metrics: Sequence[str] = MOUTH_METRICS,
     unit: str = "sentence_id",
     n_resamples: int = bootstrap.N_RESAMPLES,
     seed: int = bootstrap.SEED,

@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -60,7 +59,6 @@ VISEME_GROUPS: dict[str, tuple[str, ...]] = {
 }
 VISEMES: tuple[str, ...] = tuple(VISEME_GROUPS)
 VISEME_OF: dict[str, str] = {p: v for v, phones in VISEME_GROUPS.items() for p in phones}
-BILABIALS = frozenset(VISEME_GROUPS["bilabial"])
 # per frame: one value per viseme, then the position within the phone (config.PHONETIC_DIM,
 # which FeatureConfig.dim counts without importing this module)
 assert PHONETIC_DIM == len(VISEMES) + 1, "config.PHONETIC_DIM is out of date"
@@ -81,8 +79,6 @@ def viseme_of(phone: str) -> str:
 
 # ---------- decoding ----------
 
-_LOCAL = threading.local()  # a pocketsphinx Decoder is not thread-safe: one per thread
-
 
 def _model_files() -> dict[str, str]:
     from pocketsphinx import get_model_path
@@ -99,21 +95,18 @@ def _model_files() -> dict[str, str]:
     return {k: str(v) for k, v in files.items()}
 
 
-def _decoder(kind: str):
-    decoders = getattr(_LOCAL, "decoders", None)
-    if decoders is None:
-        decoders = _LOCAL.decoders = {}
-    if kind not in decoders:
-        from pocketsphinx import Decoder
+def _new_decoder(kind: str):
+    """A fresh pocketsphinx decoder (0.2 s; the aligner's dictionary 0.7 s). Never reused
+    across utterances: a decoder's cepstral mean carries over from one utterance to the
+    next, so a reused one decodes the same audio differently (and one is not thread-safe)."""
+    from pocketsphinx import Decoder
 
-        files = _model_files()
-        if kind == "allphone":
-            # the settings dependencies.md records for phone decoding
-            decoders[kind] = Decoder(hmm=files["hmm"], allphone=files["phone_lm"], lw=2.0,
-                                     beam=1e-20, pbeam=1e-20, loglevel="FATAL")  # fmt: skip
-        else:
-            decoders[kind] = Decoder(hmm=files["hmm"], dict=files["dict"], loglevel="FATAL")
-    return decoders[kind]
+    files = _model_files()
+    if kind == "allphone":
+        # the settings dependencies.md records for phone decoding
+        return Decoder(hmm=files["hmm"], allphone=files["phone_lm"], lw=2.0,
+                       beam=1e-20, pbeam=1e-20, loglevel="FATAL")  # fmt: skip
+    return Decoder(hmm=files["hmm"], dict=files["dict"], loglevel="FATAL")
 
 
 def _pcm16(samples: np.ndarray) -> bytes:
@@ -130,12 +123,10 @@ def _decode(decoder, raw: bytes) -> None:
 
 
 def allphone_segments(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> list[PhoneSegment]:
-    """Phones recognised in a mono signal with no transcript, covering it end to end.
-    A fresh decoder each time (0.2 s): a decoder's cepstral mean carries over from one
-    utterance to the next, so a reused one decodes the same audio differently."""
+    """Phones recognised in a mono signal with no transcript, covering it end to end
+    (a fresh decoder each time: ``_new_decoder`` says why)."""
     _check_rate(sample_rate)
-    _LOCAL.decoders = {k: v for k, v in getattr(_LOCAL, "decoders", {}).items() if k != "allphone"}
-    decoder = _decoder("allphone")
+    decoder = _new_decoder("allphone")
     _decode(decoder, _pcm16(samples))
     segments = [
         PhoneSegment(
@@ -163,17 +154,16 @@ def aligned_phones(
     words = [w for w in text.lower().split() if w and w not in PAUSE_TOKENS]
     if not words:
         raise ValueError(f"{source}: empty transcript")
-    _LOCAL.decoders = {k: v for k, v in getattr(_LOCAL, "decoders", {}).items() if k != "align"}
-    unknown = [w for w in words if _decoder("align").lookup_word(w) is None]
+    decoder = _new_decoder("align")
+    unknown = [w for w in words if decoder.lookup_word(w) is None]
     if unknown:
         raise ValueError(f"{source}: words not in CMUdict: {', '.join(sorted(set(unknown)))}")
     samples = np.asarray(samples, dtype=np.float32)
     for pad in ALIGN_PADS:
         silence = np.zeros(int(round(pad * SAMPLE_RATE)), np.float32)
         raw = _pcm16(np.concatenate([silence, samples, silence]))
-        if pad:  # fresh after a failed search, and as allphone_segments says
-            _LOCAL.decoders.pop("align", None)
-        decoder = _decoder("align")
+        if pad:  # a failed search leaves the decoder's state behind
+            decoder = _new_decoder("align")
         try:
             decoder.set_align_text(" ".join(words))
             _decode(decoder, raw)

@@ -139,14 +139,7 @@ def plot_lag_curves(curves: pd.DataFrame, order: Sequence[str] | None = None):
 
 def plot_intervals(
     summary: pd.DataFrame,
-    metric_names: Sequence[str] = (
-        "mouth_open_r",
-        "variance_ratio",
-        "mouth_lmd_iod",
-        "mouth_jitter_ratio",
-        "syllable_band_ratio",
-        "bilabial_closure_rate",
-    ),
+    metric_names: Sequence[str] = metrics.MOUTH_METRICS,
     space: str = "aligned",
     order: Sequence[str] | None = None,
 ):

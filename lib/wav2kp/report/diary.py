@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from wav2kp.atomic import write_bytes, write_text
+from wav2kp.metrics import MOUTH_METRICS
 from wav2kp.paths import reports_root
 
 RUN_FILE = "run.json"
@@ -54,8 +55,7 @@ HEADLINE_METRICS = (
     "bilabial_closure_rate",
     "av_offset_ms",
 )
-TREND_METRICS = ("mouth_open_r", "variance_ratio", "mouth_lmd_iod", "mouth_jitter_ratio",
-                 "syllable_band_ratio", "bilabial_closure_rate")  # fmt: skip
+TREND_METRICS = MOUTH_METRICS
 PRIMARY_MODEL = "default"
 # Models evaluated beside the primary one (shown in each run's details).
 BASELINE_MODELS = ("neutral_face", "mean_face", "loudness", "ridge", "original", "seed")

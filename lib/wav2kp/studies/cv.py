@@ -725,17 +725,17 @@ def run_cli(args: argparse.Namespace) -> int:
         options["views"] = tuple(v for v in args.views.split(",") if v)
     if args.proxy is not None:
         options["proxies"] = tuple(args.proxy)
-    if args.align_dir:  # the silence measure on the held-out sentences too
+    if args.align_dir or options.get("proxies"):
         from wav2kp.training.train import load_corpus_for_training
-        from wav2kp.training.vad import attach_speech_truth
 
         options["data"] = load_corpus_for_training(cfg.corpus)
+    if args.align_dir:  # the silence measure on the held-out sentences too
+        from wav2kp.training.vad import attach_speech_truth
+
         attach_speech_truth([*options["data"].train, *options["data"].val], args.align_dir)
     if options.get("proxies"):
         from wav2kp.studies.levers import proxy_sets
-        from wav2kp.training.train import load_corpus_for_training
 
-        options.setdefault("data", load_corpus_for_training(cfg.corpus))
         options["proxies"] = proxy_sets(options["data"], options["proxies"], args.align_dir,
                                         folds=options.get("folds", "val"))  # fmt: skip
     else:
